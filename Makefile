@@ -1,0 +1,51 @@
+# SpineWatch -- every target creates .venv when it is missing and installs the pinned dependencies.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= spinewatch-demo
+PG_URL ?= postgres://postgres@127.0.0.1:5432/spinewatch
+
+.PHONY: install demo test test-sqlite test-postgres lint format bench clean lock
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+
+$(STAMP): $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/spinewatch demo --dir $(DEMO_DIR)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src/spinewatch/core src/spinewatch/imaging
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+test-sqlite: $(STAMP)
+	$(BIN)/pytest -n 2 -q
+
+# The registry tests again against a real PostgreSQL server (a throwaway one when none runs).
+test-postgres: $(STAMP)
+	$(BIN)/python scripts/with_postgres.py $(BIN)/pytest -q -m postgres_ready tests/registry tests/test_cli_registry.py
+
+test: lint test-sqlite test-postgres
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+# Re-pin the transitive dependencies after changing pyproject.toml.
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^-e' > requirements.lock
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from spinewatch.cli import main
+
+sys.exit(main())

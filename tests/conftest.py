@@ -1,0 +1,46 @@
+"""Shared test fixtures.
+
+Tier three of the test data (house style 10): real scans in ``../shared/data`` beside the repo.
+When ``SPINEWATCH_REQUIRE_SHARED_DATA=1`` (CI) a missing file fails the test instead of skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SPINEWATCH_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def _require_shared() -> bool:
+    return os.environ.get("SPINEWATCH_REQUIRE_SHARED_DATA", "") == "1"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The root of ``../shared/data``; skips (or fails in CI) when it is absent."""
+    if not SHARED_DATA.is_dir():
+        msg = f"shared test data not found at {SHARED_DATA}"
+        if _require_shared():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_file(shared_data: Path):
+    """``shared_file("ct/verse004/x.nii.gz")`` -> Path, failing in CI when the file is missing."""
+
+    def get(relative: str) -> Path:
+        path = shared_data / relative
+        if not path.exists():
+            msg = f"shared test file missing: {path}"
+            if _require_shared():
+                pytest.fail(msg)
+            pytest.skip(msg)
+        return path
+
+    return get

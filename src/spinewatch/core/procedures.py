@@ -1,0 +1,431 @@
+"""Procedures of a vertebroplasty programme: type, approach, guidance, anaesthesia, treated levels.
+
+Sources for the rules: the approaches per level follow the project's clinical background
+(transpedicular or parapedicular in the thoracolumbar spine and sacrum; at the upper cervical
+spine anterolateral, transoral or posterolateral -- Sun et al., Pain Physician 2013, for the
+anterolateral approach at C2). The transoral route reaches only the atlas and axis (C1-C2).
+
+Cement volume: a vertebral body takes a few millilitres of PMMA (typically 2-8 ml, rarely more
+than 10 ml in a large lumbar body), and pulmonary cement embolism rises with volume; 15 ml is
+therefore the plausibility ceiling for one vertebra -- larger values are refused as data-entry
+errors, not as clinical judgement. Needle gauge: vertebroplasty needles are 8-13 G, cervical and
+laser-disc needles up to 22 G, so 8-22 G is accepted.
+
+>>> TreatedLevel("L1", Approach.TRANSPEDICULAR, needle_gauge=11, cement_volume_ml=4.5).level
+<VertebralLevel.L1: 'L1'>
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import numbers
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from spinewatch.core._enum import parse_enum
+from spinewatch.core.errors import InputError
+from spinewatch.core.levels import LevelError, Region, VertebralLevel
+
+__all__ = [
+    "MAX_CEMENT_VOLUME_ML",
+    "NEEDLE_GAUGE_RANGE",
+    "AblationModality",
+    "Anaesthesia",
+    "Approach",
+    "CementoplastySite",
+    "DiscLevel",
+    "Guidance",
+    "ProcedureError",
+    "ProcedureType",
+    "TreatedLevel",
+    "validate_procedure",
+]
+
+MAX_CEMENT_VOLUME_ML = 15.0
+"""Largest cement volume accepted for one vertebra (ml); see the module docstring."""
+NEEDLE_GAUGE_RANGE = (8, 22)
+"""Accepted needle gauges (G), inclusive."""
+
+
+class ProcedureError(InputError):
+    """An unknown procedure vocabulary value or an invalid treated level."""
+
+
+class ProcedureType(enum.Enum):
+    """What was done."""
+
+    VERTEBROPLASTY = "vertebroplasty"
+    KYPHOPLASTY = "kyphoplasty"
+    CEMENTOPLASTY = "cementoplasty"
+    ABLATION_VERTEBROPLASTY = "ablation_vertebroplasty"
+    LASER_DISC_DECOMPRESSION = "laser_disc_decompression"
+
+    @property
+    def label(self) -> str:
+        """Human-readable name."""
+        return {
+            "vertebroplasty": "Vertebroplasty",
+            "kyphoplasty": "Kyphoplasty",
+            "cementoplasty": "Extraspinal cementoplasty",
+            "ablation_vertebroplasty": "Thermal ablation followed by vertebroplasty",
+            "laser_disc_decompression": "Percutaneous laser disc decompression (PLDD)",
+        }[self.value]
+
+    @property
+    def requires_site(self) -> bool:
+        """True for cementoplasty (an extraspinal site instead of vertebral levels)."""
+        return self is ProcedureType.CEMENTOPLASTY
+
+    @property
+    def requires_ablation(self) -> bool:
+        """True for ablation followed by cement (each treated level needs a modality)."""
+        return self is ProcedureType.ABLATION_VERTEBROPLASTY
+
+    @property
+    def at_disc(self) -> bool:
+        """True for laser disc decompression (treats a disc level, no cement)."""
+        return self is ProcedureType.LASER_DISC_DECOMPRESSION
+
+    @property
+    def treats_vertebrae(self) -> bool:
+        """True for the procedures that put cement into vertebral bodies."""
+        return self in (
+            ProcedureType.VERTEBROPLASTY,
+            ProcedureType.KYPHOPLASTY,
+            ProcedureType.ABLATION_VERTEBROPLASTY,
+        )
+
+    @classmethod
+    def parse(cls, value: ProcedureType | str) -> ProcedureType:
+        """A member, its value or name (any case); else :class:`ProcedureError`."""
+        return parse_enum(cls, value, what="procedure type", error=ProcedureError)
+
+
+class AblationModality(enum.Enum):
+    """Thermal ablation done through the vertebroplasty needle before the cement."""
+
+    RADIOFREQUENCY = "radiofrequency"
+    MICROWAVE = "microwave"
+    CRYO = "cryo"
+
+    @property
+    def label(self) -> str:
+        """Human-readable name."""
+        return {
+            "radiofrequency": "Radiofrequency ablation",
+            "microwave": "Microwave ablation",
+            "cryo": "Cryoablation",
+        }[self.value]
+
+    @classmethod
+    def parse(cls, value: AblationModality | str) -> AblationModality:
+        """A member, its value or name (any case); else :class:`ProcedureError`."""
+        return parse_enum(cls, value, what="ablation modality", error=ProcedureError)
+
+
+class CementoplastySite(enum.Enum):
+    """Extraspinal cementoplasty site."""
+
+    PELVIS = "pelvis"
+    ACETABULUM = "acetabulum"
+    SACRUM = "sacrum"
+    FEMUR = "femur"
+    HUMERUS = "humerus"
+    RIB = "rib"
+    STERNUM = "sternum"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        """Human-readable name."""
+        return self.value.capitalize()
+
+    @classmethod
+    def parse(cls, value: CementoplastySite | str) -> CementoplastySite:
+        """A member, its value or name (any case); else :class:`ProcedureError`."""
+        return parse_enum(cls, value, what="cementoplasty site", error=ProcedureError)
+
+
+_CERVICAL_ONLY = {"anterolateral", "posterolateral"}
+_TRANSORAL_LEVELS = (VertebralLevel.C1, VertebralLevel.C2)
+_PEDICULAR_REGIONS = (Region.THORACIC, Region.LUMBAR, Region.SACRAL)
+
+
+class Approach(enum.Enum):
+    """Needle route into the vertebral body."""
+
+    TRANSPEDICULAR = "transpedicular"
+    PARAPEDICULAR = "parapedicular"
+    ANTEROLATERAL = "anterolateral"
+    TRANSORAL = "transoral"
+    POSTEROLATERAL = "posterolateral"
+
+    @property
+    def label(self) -> str:
+        """Human-readable name."""
+        return self.value.capitalize()
+
+    def allowed_at(self, level: VertebralLevel | str) -> bool:
+        """Whether this approach is used at ``level``.
+
+        Anterolateral and posterolateral: cervical only; transoral: C1-C2 only; transpedicular
+        and parapedicular: thoracic, lumbar and sacral. (See the module docstring for sources.)
+        """
+        lv = VertebralLevel.parse(level)
+        if self is Approach.TRANSORAL:
+            return lv in _TRANSORAL_LEVELS
+        if self.value in _CERVICAL_ONLY:
+            return lv.region is Region.CERVICAL
+        return lv.region in _PEDICULAR_REGIONS
+
+    @classmethod
+    def parse(cls, value: Approach | str) -> Approach:
+        """A member, its value or name (any case); else :class:`ProcedureError`."""
+        return parse_enum(cls, value, what="approach", error=ProcedureError)
+
+
+class Guidance(enum.Enum):
+    """Imaging guidance."""
+
+    FLUOROSCOPY = "fluoroscopy"
+    CT = "ct"
+    CT_FLUOROSCOPY = "ct_fluoroscopy"
+
+    @property
+    def label(self) -> str:
+        """Human-readable name."""
+        return {"fluoroscopy": "Fluoroscopy", "ct": "CT", "ct_fluoroscopy": "CT-fluoroscopy"}[
+            self.value
+        ]
+
+    @classmethod
+    def parse(cls, value: Guidance | str) -> Guidance:
+        """A member, its value or name (any case; ``"CT-fluoroscopy"`` too); else
+        :class:`ProcedureError`."""
+        return parse_enum(cls, value, what="guidance", error=ProcedureError)
+
+
+class Anaesthesia(enum.Enum):
+    """Anaesthesia."""
+
+    LOCAL = "local"
+    LOCAL_WITH_SEDATION = "local_with_sedation"
+    GENERAL = "general"
+
+    @property
+    def label(self) -> str:
+        """Human-readable name."""
+        return {
+            "local": "Local anaesthesia",
+            "local_with_sedation": "Local anaesthesia with sedation",
+            "general": "General anaesthesia",
+        }[self.value]
+
+    @classmethod
+    def parse(cls, value: Anaesthesia | str) -> Anaesthesia:
+        """A member, its value or name (any case); else :class:`ProcedureError`."""
+        return parse_enum(cls, value, what="anaesthesia", error=ProcedureError)
+
+
+def _positive(value: object, field: str, unit: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ProcedureError(f"{field} {value!r} is not a number; expected a positive {unit}")
+    result = float(value)
+    if not math.isfinite(result) or result <= 0.0:
+        raise ProcedureError(f"{field} {value!r} is invalid; expected a positive {unit}")
+    return result
+
+
+@dataclass(frozen=True)
+class TreatedLevel:
+    """One vertebra treated with cement (optionally after thermal ablation).
+
+    ``needle_gauge`` in G (8-22); ``cement_volume_ml`` in ml (0 < v <= 15, see the module
+    docstring); ``ablation`` the modality or None; ``ablation_power_w`` (W) and
+    ``ablation_duration_s`` (s) are positive numbers, given only with an ablation. Level and
+    enum fields accept their names; everything is validated here (:class:`ProcedureError`,
+    or :class:`~spinewatch.core.levels.LevelError` for a non-level).
+    """
+
+    level: VertebralLevel
+    approach: Approach
+    needle_gauge: int
+    cement_volume_ml: float
+    ablation: AblationModality | None = None
+    ablation_power_w: float | None = None
+    ablation_duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            level = VertebralLevel.parse(self.level)
+        except LevelError as exc:
+            raise ProcedureError(f"level: {exc}") from None
+        object.__setattr__(self, "level", level)
+        approach = Approach.parse(self.approach)
+        object.__setattr__(self, "approach", approach)
+        if not approach.allowed_at(level):
+            raise ProcedureError(
+                f"approach {approach.value!r} is not used at level {level}; expected one of "
+                + ", ".join(repr(a.value) for a in Approach if a.allowed_at(level))
+            )
+        gauge = self.needle_gauge
+        low, high = NEEDLE_GAUGE_RANGE
+        if (
+            isinstance(gauge, bool)
+            or not isinstance(gauge, numbers.Integral)
+            or not low <= gauge <= high
+        ):
+            raise ProcedureError(
+                f"needle_gauge {gauge!r} is invalid; expected an integer gauge from {low} to "
+                f"{high} G"
+            )
+        object.__setattr__(self, "needle_gauge", int(gauge))
+        volume = _positive(self.cement_volume_ml, "cement_volume_ml", "volume in ml")
+        if volume > MAX_CEMENT_VOLUME_ML:
+            raise ProcedureError(
+                f"cement_volume_ml {self.cement_volume_ml!r} is invalid; expected at most "
+                f"{MAX_CEMENT_VOLUME_ML:g} ml for one vertebra"
+            )
+        object.__setattr__(self, "cement_volume_ml", volume)
+        if self.ablation is not None:
+            object.__setattr__(self, "ablation", AblationModality.parse(self.ablation))
+        for field, unit in (
+            ("ablation_power_w", "power in W"),
+            ("ablation_duration_s", "time in s"),
+        ):
+            value = getattr(self, field)
+            if value is None:
+                continue
+            if self.ablation is None:
+                raise ProcedureError(
+                    f"{field} {value!r} given without an ablation modality; expected "
+                    "ablation to be set"
+                )
+            object.__setattr__(self, field, _positive(value, field, unit))
+
+
+_DISC = re.compile(r"(?:disc_)?(?P<upper>[A-Za-z]\d{1,2})\s*[-/]\s*(?P<lower>(?:[A-Za-z])?\d{1,2})")
+
+
+@dataclass(frozen=True)
+class DiscLevel:
+    """An intervertebral disc between two adjacent vertebrae (``L4-L5``), for laser disc
+    decompression. ``lower`` must be the vertebra directly caudal to ``upper`` (variants T13/L6
+    allowed where present)."""
+
+    upper: VertebralLevel
+    lower: VertebralLevel
+
+    def __post_init__(self) -> None:
+        upper = VertebralLevel.parse(self.upper)
+        lower = VertebralLevel.parse(self.lower)
+        object.__setattr__(self, "upper", upper)
+        object.__setattr__(self, "lower", lower)
+        ok = _adjacent(upper, lower)
+        if not ok:
+            raise ProcedureError(
+                f"disc level {upper}-{lower} is invalid; expected two adjacent vertebrae, "
+                "upper first (e.g. 'L4-L5')"
+            )
+
+    def __str__(self) -> str:
+        return f"{self.upper}-{self.lower}"
+
+    @classmethod
+    def parse(cls, value: DiscLevel | str) -> DiscLevel:
+        """``"L4-L5"``, ``"L4/L5"``, ``"L4-5"``, ``"l5-s1"``; else :class:`ProcedureError`."""
+        if isinstance(value, DiscLevel):
+            return value
+        match = _DISC.fullmatch(value.strip()) if isinstance(value, str) else None
+        if match is None:
+            raise ProcedureError(
+                f"disc level {value!r} is not recognised; expected two adjacent vertebrae such "
+                "as 'L4-L5' or 'L5-S1'"
+            )
+        upper_text, lower_text = match["upper"], match["lower"]
+        if lower_text[0].isdigit():
+            lower_text = upper_text[0] + lower_text
+        try:
+            return cls(VertebralLevel.parse(upper_text), VertebralLevel.parse(lower_text))
+        except LevelError as exc:
+            raise ProcedureError(f"disc level {value!r}: {exc}") from None
+
+
+def _adjacent(upper: VertebralLevel, lower: VertebralLevel) -> bool:
+    if lower.rank - upper.rank == 1:
+        return True
+    # Skipping a variant: T12-L1 without T13, L5-S1 without L6.
+    return lower.rank - upper.rank == 2 and (
+        (upper is VertebralLevel.T12 and lower is VertebralLevel.L1)
+        or (upper is VertebralLevel.L5 and lower is VertebralLevel.S1)
+    )
+
+
+def validate_procedure(
+    procedure_type: ProcedureType | str,
+    *,
+    treated_levels: Sequence[TreatedLevel] = (),
+    site: CementoplastySite | str | None = None,
+    disc: DiscLevel | str | None = None,
+) -> ProcedureType:
+    """Check that a procedure's parts fit its type; return the parsed type.
+
+    * vertebroplasty, kyphoplasty: at least one treated level, no site, no disc, no ablation;
+    * ablation followed by vertebroplasty: at least one treated level, each with a modality;
+    * cementoplasty: a site, no treated vertebral levels, no disc;
+    * laser disc decompression: a disc level, nothing else.
+
+    Each treated level appears once. Raises :class:`ProcedureError` naming what is wrong.
+    """
+    ptype = ProcedureType.parse(procedure_type)
+    levels = list(treated_levels)
+    for tl in levels:
+        if not isinstance(tl, TreatedLevel):
+            raise ProcedureError(f"treated level {tl!r} is not a TreatedLevel")
+    if site is not None:
+        site = CementoplastySite.parse(site)
+    if disc is not None:
+        disc = DiscLevel.parse(disc)
+    name = ptype.value
+    if ptype.requires_site:
+        if site is None:
+            raise ProcedureError(f"procedure {name!r} needs a cementoplasty site; got none")
+    elif site is not None:
+        raise ProcedureError(
+            f"cementoplasty site {site.value!r} given for procedure {name!r}; a site is only "
+            "expected for 'cementoplasty'"
+        )
+    if ptype.at_disc:
+        if disc is None:
+            raise ProcedureError(f"procedure {name!r} needs a disc level (e.g. 'L4-L5'); got none")
+    elif disc is not None:
+        raise ProcedureError(
+            f"disc level {disc} given for procedure {name!r}; a disc is only expected for "
+            "'laser_disc_decompression'"
+        )
+    if ptype.treats_vertebrae:
+        if not levels:
+            raise ProcedureError(f"procedure {name!r} needs at least one treated level; got none")
+    elif levels:
+        raise ProcedureError(
+            f"treated levels {[str(tl.level) for tl in levels]} given for procedure {name!r}; "
+            "expected none"
+        )
+    seen: set[VertebralLevel] = set()
+    for tl in levels:
+        if tl.level in seen:
+            raise ProcedureError(f"level {tl.level} is treated twice in one procedure")
+        seen.add(tl.level)
+        if ptype.requires_ablation and tl.ablation is None:
+            raise ProcedureError(
+                f"level {tl.level}: procedure {name!r} needs an ablation modality; expected one "
+                "of " + ", ".join(repr(m.value) for m in AblationModality)
+            )
+        if not ptype.requires_ablation and tl.ablation is not None:
+            raise ProcedureError(
+                f"level {tl.level}: ablation {tl.ablation.value!r} given for procedure "
+                f"{name!r}; expected 'ablation_vertebroplasty'"
+            )
+    return ptype

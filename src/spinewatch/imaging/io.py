@@ -1,0 +1,508 @@
+"""Reading a CT and its vertebra label map into the canonical geometry of :mod:`.volume`.
+
+Entry points:
+
+- :func:`load_ct` -- a CT from NIfTI (``.nii``, ``.nii.gz``), a DICOM series directory or a
+  ``.zip`` of one (see :mod:`.dicom`), in Hounsfield units. The array keeps the order stored in
+  the file (NIfTI) or the order ``[column, row, slice]`` with slices ascending along the slice
+  normal (DICOM); the affine always maps voxel ``(i, j, k)`` to world RAS+ mm.
+- :func:`load_labels` -- an integer label map (NIfTI; float-stored whole numbers accepted).
+- :func:`align_labels` -- re-index a label map stored in another voxel order (flipped and/or
+  permuted axes) onto the CT's grid, without interpolation; a grid that really differs is refused.
+- :func:`load_study` -- both of the above, labels aligned to the CT.
+
+Memory: a 512x512x600 int16 CT is ~300 MB; values are converted slab by slab along the last
+axis so no float64 copy of the whole volume is ever made.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from spinewatch.core.errors import InputError
+from spinewatch.imaging.volume import CtVolume, GeometryError, Grid, LabelVolume
+
+__all__ = [
+    "ALIGN_TOLERANCE_VOXELS",
+    "GridMismatchError",
+    "ImageReadError",
+    "SeriesSelectionError",
+    "align_labels",
+    "load_ct",
+    "load_labels",
+    "load_study",
+    "orientation_code",
+]
+
+log = logging.getLogger(__name__)
+
+#: Largest distance (in voxels) a voxel centre may move when a label map is re-indexed onto the
+#: CT grid; beyond it the two grids differ and :class:`GridMismatchError` is raised.
+ALIGN_TOLERANCE_VOXELS = 1e-3
+
+_NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_READ_CHUNK_BYTES = 16 << 20  # gzip's readinto allocates its request as bytes: keep it small
+_SLAB_VOXELS = 8_000_000  # voxels converted per step (~64 MB of float64 temporaries at most)
+
+
+class ImageReadError(InputError):
+    """A CT or label file that cannot be read as an image: missing, corrupt, truncated, 4D..."""
+
+
+class GridMismatchError(InputError):
+    """A label map whose voxel grid is not the CT's grid (in any voxel order)."""
+
+
+class SeriesSelectionError(InputError):
+    """Several DICOM series where one was expected, or a requested series UID that is absent."""
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+
+
+def orientation_code(affine: npt.NDArray[np.float64]) -> str:
+    """Axis codes such as ``"RAS"`` or ``"LPS"``: the world direction each voxel axis points to."""
+    from nibabel.orientations import aff2axcodes
+
+    codes = aff2axcodes(affine)  # type: ignore[no-untyped-call]
+    return "".join(str(c) for c in codes)
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(_NIFTI_SUFFIXES)
+
+
+def _slabs(shape: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+    """Index tuples cutting a 3D array into slabs along its last axis."""
+    per_slice = max(1, int(np.prod(shape[:-1])))
+    step = max(1, _SLAB_VOXELS // per_slice)
+    for k0 in range(0, shape[-1], step):
+        yield (slice(None), slice(None), slice(k0, min(shape[-1], k0 + step)))
+
+
+def _first_voxel(mask: npt.NDArray[np.bool_], sl: tuple[slice, ...]) -> tuple[int, int, int]:
+    """Full-volume index of the first True voxel of a slab mask."""
+    idx = np.argwhere(mask)[0]
+    k0 = sl[2].start or 0
+    return (int(idx[0]), int(idx[1]), int(idx[2]) + k0)
+
+
+def _value_scan(
+    raw: npt.NDArray[Any], slope: float, inter: float, path: Path, what: str
+) -> tuple[float, float, bool]:
+    """Min, max and whether every scaled value is a whole number; refuses non-finite values.
+
+    Works slab by slab so a float64 copy of the volume is never made.
+    """
+    lo, hi = np.inf, -np.inf
+    integral = True
+    is_int = np.issubdtype(raw.dtype, np.integer)
+    for sl in _slabs(raw.shape):
+        block = raw[sl]
+        if is_int and slope == 1.0 and inter == 0.0:
+            if block.size:
+                lo = min(lo, float(block.min()))
+                hi = max(hi, float(block.max()))
+            continue
+        vals = block.astype(np.float64) * slope + inter
+        finite = np.isfinite(vals)
+        if not finite.all():
+            i, j, k = _first_voxel(~finite, sl)
+            raise ImageReadError(
+                f"{path}: {what} has non-finite value {vals[i, j, k - (sl[2].start or 0)]} at "
+                f"voxel ({i}, {j}, {k}); expected finite numbers"
+            )
+        if vals.size:
+            lo = min(lo, float(vals.min()))
+            hi = max(hi, float(vals.max()))
+        if integral and not np.array_equal(vals, np.round(vals)):
+            integral = False
+    return lo, hi, integral
+
+
+def _convert(
+    raw: npt.NDArray[Any], slope: float, inter: float, dtype: npt.DTypeLike
+) -> npt.NDArray[Any]:
+    """``raw * slope + inter`` as ``dtype``, slab by slab (no whole-volume float64 copy)."""
+    target = np.dtype(dtype)
+    if slope == 1.0 and inter == 0.0:
+        out = raw.astype(target, copy=False)
+        return out if out.dtype.isnative else out.astype(target.newbyteorder("="))
+    out = np.empty(raw.shape, dtype=target, order="F")
+    for sl in _slabs(raw.shape):
+        block = raw[sl].astype(np.float64) * slope + inter
+        if np.issubdtype(target, np.integer):
+            block = np.round(block)
+        out[sl] = block
+    return out
+
+
+_NIBABEL_READ_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    EOFError,
+    ValueError,
+    TypeError,
+    zlib.error,
+    struct.error,
+)
+
+
+def _nibabel_errors() -> tuple[type[BaseException], ...]:
+    from nibabel.filebasedimages import ImageFileError
+    from nibabel.spatialimages import HeaderDataError
+
+    return (*_NIBABEL_READ_ERRORS, ImageFileError, HeaderDataError)
+
+
+def _read_voxels(
+    path: Path, offset: int, dtype: np.dtype[Any], shape: tuple[int, ...]
+) -> npt.NDArray[Any]:
+    """The stored (unscaled) voxels, read straight into their final array.
+
+    nibabel's reader holds the decompressed bytes and the array at once (2x the volume); reading
+    the (gzip) stream into a pre-allocated Fortran-ordered array keeps the peak at 1x.
+    """
+    from nibabel.openers import ImageOpener
+
+    out = np.empty(shape[::-1], dtype=dtype).T  # Fortran order, as NIfTI stores voxels
+    buf = memoryview(out.T).cast("B")  # type: ignore[arg-type]
+    with ImageOpener(str(path), "rb") as fh:
+        fh.seek(offset)
+        filled = 0
+        while filled < buf.nbytes:
+            n = fh.readinto(buf[filled : filled + _READ_CHUNK_BYTES])
+            if not n:
+                raise EOFError(
+                    f"voxel data ends after {filled} of {buf.nbytes} bytes (truncated file)"
+                )
+            filled += n
+    return out
+
+
+def _read_nifti(path: Path, what: str) -> tuple[npt.NDArray[Any], float, float, Grid, str]:
+    """Raw (unscaled) voxel array, slope, intercept, grid and affine source of a 3D NIfTI file."""
+    import nibabel as nib
+
+    if not path.exists():
+        raise ImageReadError(f"{path}: {what} file not found")
+    if not path.is_file():
+        raise ImageReadError(f"{path}: {what} must be a NIfTI file (.nii or .nii.gz)")
+    errors = _nibabel_errors()
+    try:
+        img = nib.load(str(path), mmap=False)
+    except errors as exc:
+        raise ImageReadError(
+            f"{path}: cannot read {what} as NIfTI ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
+        raise ImageReadError(
+            f"{path}: {what} is a {type(img).__name__}, expected a NIfTI-1/NIfTI-2 image"
+        )
+    shape = tuple(int(s) for s in img.shape)
+    if len(shape) < 3 or any(s != 1 for s in shape[3:]):
+        raise ImageReadError(
+            f"{path}: {what} has shape {shape}; expected a 3D volume "
+            "(a 4th dimension is accepted only when it has size 1)"
+        )
+    header = img.header
+    sform_code = int(header["sform_code"])
+    qform_code = int(header["qform_code"])
+    if sform_code > 0:
+        affine_source = "sform"
+    elif qform_code > 0:
+        affine_source = "qform"
+    else:
+        affine_source = "pixdim"
+        log.warning(
+            "%s: neither sform nor qform is set; using the voxel sizes only (orientation unknown)",
+            path,
+        )
+    affine = np.asarray(img.affine, dtype=np.float64)
+    try:
+        grid = Grid(shape[:3], affine)  # type: ignore[arg-type]
+    except GeometryError as exc:
+        raise ImageReadError(f"{path}: {what} has an unusable affine: {exc}") from exc
+    proxy: Any = img.dataobj
+    dtype = np.dtype(img.get_data_dtype())  # type: ignore[no-untyped-call]
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise ImageReadError(
+            f"{path}: {what} has voxel type {dtype}; expected integer or real numbers"
+        )
+    try:
+        raw = _read_voxels(path, int(proxy.offset), dtype, shape)
+    except errors as exc:
+        raise ImageReadError(
+            f"{path}: {what} voxel data cannot be read -- truncated or corrupt file "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    raw = raw.reshape(shape[:3], order="F")
+    slope, inter = float(proxy.slope), float(proxy.inter)
+    if not (np.isfinite(slope) and np.isfinite(inter)) or slope == 0.0:
+        raise ImageReadError(
+            f"{path}: {what} has scl_slope={slope}, scl_inter={inter}; "
+            "expected a finite, non-zero slope"
+        )
+    return raw, slope, inter, grid, affine_source
+
+
+# --------------------------------------------------------------------------------------------
+# CT
+
+
+def _ct_dtype(lo: float, hi: float, integral: bool) -> np.dtype[Any]:
+    if integral:
+        for dt in (np.int16, np.int32):
+            info = np.iinfo(dt)
+            if info.min <= lo and hi <= info.max:
+                return np.dtype(dt)
+    return np.dtype(np.float32)
+
+
+def _load_nifti_ct(path: Path) -> CtVolume:
+    raw, slope, inter, grid, affine_source = _read_nifti(path, "CT")
+    integral_scale = float(slope).is_integer() and float(inter).is_integer()
+    if np.issubdtype(raw.dtype, np.integer) and integral_scale:
+        lo_raw, hi_raw = int(raw.min()), int(raw.max())
+        ends = (lo_raw * slope + inter, hi_raw * slope + inter)
+        lo, hi, integral = min(ends), max(ends), True
+    else:
+        lo, hi, integral = _value_scan(raw, slope, inter, path, "CT")
+    dtype = _ct_dtype(lo, hi, integral)
+    hu = _convert(raw, slope, inter, dtype)
+    del raw
+    meta: dict[str, Any] = {
+        "format": "nifti",
+        "series_uid": None,
+        "study_uid": None,
+        "modality": None,
+        "manufacturer": None,
+        "kernel": None,
+        "slice_spacing_mm": float(grid.spacing_mm[2]),
+        "n_slices": int(grid.shape[2]),
+        "orientation": orientation_code(grid.affine),
+        "affine_source": affine_source,
+    }
+    log.debug("%s: CT %s, %s, HU %s..%s", path, grid.describe(), hu.dtype, lo, hi)
+    return CtVolume(hu=hu, grid=grid, source=str(path), meta=meta)
+
+
+def load_ct(path: Path | str, *, series_uid: str | None = None) -> CtVolume:
+    """Read a CT in Hounsfield units.
+
+    ``path`` is a NIfTI file (``.nii``/``.nii.gz``; the sform when its code is > 0, else the
+    qform), a directory holding a DICOM series (searched recursively) or a ``.zip`` of one.
+    ``series_uid`` picks one series when a DICOM input holds several.
+
+    Returns a :class:`CtVolume` whose ``hu`` is int16 when the rescaled values are whole numbers
+    that fit (int32 when they need it), else float32; axis order as stored (NIfTI) or
+    ``[column, row, slice]`` (DICOM).
+
+    Raises :class:`ImageReadError` for missing, unreadable, truncated, non-3D or non-image input,
+    :class:`SeriesSelectionError` when the series to read is ambiguous or absent.
+    """
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        from spinewatch.imaging.dicom import load_dicom_series
+
+        return load_dicom_series(path, series_uid=series_uid)
+    if _is_nifti(path):
+        if series_uid is not None:
+            raise SeriesSelectionError(
+                f"{path}: a series UID ({series_uid!r}) applies to DICOM input only; "
+                "a NIfTI file holds one series"
+            )
+        return _load_nifti_ct(path)
+    if not path.exists():
+        raise ImageReadError(f"{path}: CT file or directory not found")
+    hint = ""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(132)[128:132] == b"DICM":
+                hint = " (this is one DICOM file: pass the directory holding its series)"
+    except OSError:
+        pass
+    raise ImageReadError(
+        f"{path}: unsupported CT input; expected a .nii/.nii.gz file, a DICOM directory or a "
+        f".zip{hint}"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# labels
+
+
+def _label_dtype(hi: float) -> np.dtype[Any]:
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if hi <= np.iinfo(dt).max:
+            return np.dtype(dt)
+    raise OverflowError(hi)
+
+
+def load_labels(path: Path | str) -> LabelVolume:
+    """Read an integer label map (NIfTI), 0 = background.
+
+    Integer voxels and float-stored whole numbers are accepted; a non-integral or negative
+    value is refused with :class:`ImageReadError` naming one offending voxel (index and value).
+    The result uses the smallest unsigned dtype that holds the largest label (uint8, uint16,
+    uint32), in the voxel order stored in the file.
+    """
+    path = Path(path)
+    if path.is_dir() or not _is_nifti(path):
+        if not path.exists():
+            raise ImageReadError(f"{path}: label map file not found")
+        raise ImageReadError(
+            f"{path}: unsupported label map; expected a NIfTI file (.nii or .nii.gz)"
+        )
+    raw, slope, inter, grid, _ = _read_nifti(path, "label map")
+    lo, hi, integral = _value_scan(raw, slope, inter, path, "label map")
+    if not integral:
+        _raise_bad_label(raw, slope, inter, path, lambda v: v != np.round(v), "a whole number")
+    if lo < 0:
+        _raise_bad_label(raw, slope, inter, path, lambda v: v < 0, "a label >= 0")
+    if hi > np.iinfo(np.uint32).max:
+        raise ImageReadError(f"{path}: label map holds label {hi:g}; expected labels < 2**32")
+    labels = _convert(raw, slope, inter, _label_dtype(hi))
+    return LabelVolume(labels=labels, grid=grid, source=str(path))
+
+
+def _raise_bad_label(
+    raw: npt.NDArray[Any],
+    slope: float,
+    inter: float,
+    path: Path,
+    bad: Any,
+    expected: str,
+) -> None:
+    for sl in _slabs(raw.shape):
+        vals = raw[sl].astype(np.float64) * slope + inter
+        mask = bad(vals)
+        if mask.any():
+            i, j, k = _first_voxel(mask, sl)
+            value = vals[i, j, k - (sl[2].start or 0)]
+            raise ImageReadError(
+                f"{path}: label map voxel ({i}, {j}, {k}) has value {value:g}; expected {expected}"
+            )
+    raise AssertionError("unreachable: a bad label value was found but not located")
+
+
+# --------------------------------------------------------------------------------------------
+# alignment
+
+
+def _grid_text(grid: Grid) -> str:
+    return f"{grid.describe()}, orientation {orientation_code(grid.affine)}"
+
+
+def align_labels(
+    labels: LabelVolume, grid: Grid, *, tol_voxels: float = ALIGN_TOLERANCE_VOXELS
+) -> LabelVolume:
+    """The label map re-indexed onto ``grid`` (normally the CT's), by views -- no interpolation.
+
+    A label map often describes the CT's voxels in another order (a flipped or permuted axis).
+    With ``M = inv(labels.affine) @ grid.affine`` (CT voxel -> label voxel), the maps are the same
+    physical grid exactly when ``M`` is a signed permutation whose offsets put every voxel centre
+    on a voxel centre (within ``tol_voxels``); the label array is then transposed and flipped so
+    that ``result.labels[i, j, k]`` is the label of CT voxel ``(i, j, k)``.
+
+    The result always carries ``grid`` itself (the very object), and shares the label array.
+    Raises :class:`GridMismatchError`, showing both grids, when the grids really differ.
+
+    >>> g = Grid((4, 3, 2), np.diag([1.0, 1.0, 2.0, 1.0]))
+    >>> flipped = Grid((4, 3, 2), g.affine @ np.array(
+    ...     [[-1, 0, 0, 3], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1.0]]))
+    >>> lab = LabelVolume(np.arange(24, dtype=np.uint8).reshape(4, 3, 2), flipped, "x")
+    >>> int(align_labels(lab, g).labels[0, 0, 0])  # CT voxel 0 is label voxel 3
+    18
+    """
+    if labels.grid is grid:
+        return labels
+    if labels.grid.same_as(grid):
+        return LabelVolume(labels=labels.labels, grid=grid, source=labels.source)
+    src = labels.grid
+
+    def mismatch(reason: str) -> GridMismatchError:
+        return GridMismatchError(
+            f"label map {labels.source} does not describe the CT's voxel grid ({reason}): "
+            f"labels {_grid_text(src)}; CT {_grid_text(grid)}"
+        )
+
+    m = np.linalg.solve(src.affine, grid.affine)  # CT voxel index -> label voxel index
+    rot = m[:3, :3]
+    perm = np.round(rot)
+    if not (
+        np.all(np.isin(perm, (-1.0, 0.0, 1.0)))
+        and np.all(np.abs(perm).sum(axis=0) == 1)
+        and np.all(np.abs(perm).sum(axis=1) == 1)
+    ):
+        return_reason = "axes are not a flip/permutation of the CT's (rotated or rescaled)"
+        raise mismatch(return_reason)
+    # label axis feeding each CT axis, and whether it runs backwards
+    src_axis = [int(np.flatnonzero(perm[:, p])[0]) for p in range(3)]
+    flips = [bool(perm[src_axis[p], p] < 0) for p in range(3)]
+    shape_in_ct_order = tuple(src.shape[a] for a in src_axis)
+    if shape_in_ct_order != grid.shape:
+        raise mismatch(
+            f"shape {src.shape} re-ordered to {shape_in_ct_order} differs from {grid.shape}"
+        )
+    # the integer re-indexing we are about to apply, as a CT-voxel -> label-voxel matrix
+    t = np.zeros((4, 4))
+    t[3, 3] = 1.0
+    for p in range(3):
+        a = src_axis[p]
+        t[a, p] = -1.0 if flips[p] else 1.0
+        t[a, 3] = src.shape[a] - 1 if flips[p] else 0.0
+    corners = np.array(
+        [
+            [i, j, k, 1.0]
+            for i in (0, grid.shape[0] - 1)
+            for j in (0, grid.shape[1] - 1)
+            for k in (0, grid.shape[2] - 1)
+        ]
+    ).T
+    err = float(np.abs((m - t) @ corners)[:3].max())
+    if err > tol_voxels:
+        raise mismatch(
+            f"voxel centres are {err:.3g} voxels apart after re-ordering, tolerance {tol_voxels:g}"
+        )
+    arr = np.transpose(labels.labels, src_axis)
+    for p in range(3):
+        if flips[p]:
+            arr = np.flip(arr, axis=p)
+    log.debug(
+        "%s: label map re-indexed onto the CT grid (axes %s, flipped %s)",
+        labels.source,
+        src_axis,
+        flips,
+    )
+    return LabelVolume(labels=arr, grid=grid, source=labels.source)
+
+
+def load_study(
+    ct_path: Path | str | None,
+    labels_path: Path | str,
+    *,
+    series_uid: str | None = None,
+) -> tuple[CtVolume | None, LabelVolume]:
+    """Read a CT (optional) and its label map, the labels re-indexed onto the CT's grid.
+
+    Without a CT the labels are returned in their stored order. Errors as :func:`load_ct`,
+    :func:`load_labels` and :func:`align_labels`.
+    """
+    labels = load_labels(labels_path)
+    if ct_path is None:
+        if series_uid is not None:
+            raise SeriesSelectionError(
+                f"a series UID ({series_uid!r}) was given without a CT to pick it from"
+            )
+        return None, labels
+    ct = load_ct(ct_path, series_uid=series_uid)
+    return ct, align_labels(labels, ct.grid)

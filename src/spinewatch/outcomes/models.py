@@ -1,0 +1,283 @@
+"""A linear mixed model of VAS over the follow-up time points, using every available value.
+
+Follow-up length varies (fewer patients reach 6 and 12 months), so the per-time-point raw
+means describe different patients. The model ``vas ~ C(timepoint)`` with a random intercept per
+patient (statsmodels :class:`~statsmodels.regression.mixed_linear_model.MixedLM`, REML) uses
+every value and borrows each patient's level from their other visits: a patient who dropped out
+after 3 months still informs the 6- and 12-month estimates through their intercept.
+
+Per time point the model gives the estimated mean VAS (the fixed-effect contrast
+``intercept + effect``), its standard error from the fixed-effects covariance, and a Wald 95%
+CI with the normal quantile (as statsmodels' ``conf_int``).
+
+Fitting robustly: the REML surface of a small cohort often has its optimum at or near a zero
+random-intercept variance, where statsmodels' default gradient optimisers stop short. The
+default fit is tried first; if it does not converge cleanly, Powell's and Nelder-Mead's
+derivative-free methods are tried and the converged fit with the highest REML log-likelihood is
+kept. Warnings never escape: they are recorded in ``note``. A model that cannot be fitted
+(too few patients or values, an error, no converged fit) gives ``fitted=False`` with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+__all__ = [
+    "FORMULA",
+    "MixedModelEstimate",
+    "MixedModelResult",
+    "fit_mixed_model",
+]
+
+FORMULA = "vas ~ C(timepoint)"
+_CONFIDENCE = 0.95
+_OPTIMIZERS: tuple[str | None, ...] = (None, "powell", "nm")  # None = statsmodels' default
+_BOUNDARY_RATIO = 1e-6  # group variance / residual variance below this = on the boundary
+
+
+@dataclass(frozen=True)
+class MixedModelEstimate:
+    """The model's mean VAS (points 0-10) at one time point, its SE and Wald 95% CI."""
+
+    timepoint: str
+    estimate: float
+    se: float
+    ci95: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class MixedModelResult:
+    """A fitted (or refused) random-intercept model.
+
+    ``estimates`` are in the order of the time points present; ``group_var`` is the
+    between-patient (random intercept) variance and ``residual_var`` the within-patient
+    variance, both in VAS points squared. When ``fitted`` is False every numeric field is None
+    and ``note`` says why.
+    """
+
+    fitted: bool
+    formula: str
+    method: str
+    n_obs: int
+    n_patients: int
+    estimates: tuple[MixedModelEstimate, ...]
+    group_var: float | None
+    residual_var: float | None
+    log_likelihood: float | None
+    converged: bool | None
+    optimizer: str | None
+    note: str | None
+
+    def estimate_for(self, code: str) -> MixedModelEstimate | None:
+        """The estimate at time point ``code``, or ``None`` (not fitted / not present)."""
+        for estimate in self.estimates:
+            if estimate.timepoint == code:
+                return estimate
+        return None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """JSON-able summary (without the per-time-point estimates, which live in the rows)."""
+        return {
+            "fitted": self.fitted,
+            "formula": self.formula,
+            "random_effects": "intercept per patient",
+            "method": self.method,
+            "n_obs": self.n_obs,
+            "n_patients": self.n_patients,
+            "group_var": self.group_var,
+            "residual_var": self.residual_var,
+            "log_likelihood": self.log_likelihood,
+            "converged": self.converged,
+            "optimizer": self.optimizer,
+            "ci_method": "Wald, normal quantile",
+            "note": self.note,
+        }
+
+
+def _refused(n_obs: int, n_patients: int, note: str) -> MixedModelResult:
+    return MixedModelResult(
+        fitted=False,
+        formula=FORMULA,
+        method="REML",
+        n_obs=n_obs,
+        n_patients=n_patients,
+        estimates=(),
+        group_var=None,
+        residual_var=None,
+        log_likelihood=None,
+        converged=None,
+        optimizer=None,
+        note=note,
+    )
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    optimizer: str
+    result: Any
+    warnings: tuple[str, ...]
+
+
+def _try_fit(data: pd.DataFrame, optimizer: str | None) -> _Attempt | str:
+    import statsmodels.formula.api as smf
+
+    name = optimizer or "default"
+    kwargs: dict[str, Any] = {"reml": True}
+    if optimizer is not None:
+        kwargs["method"] = optimizer
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            model = smf.mixedlm(FORMULA, data, groups=data["patient_id"])
+            result = model.fit(**kwargs)
+        except (np.linalg.LinAlgError, ValueError, ZeroDivisionError) as exc:
+            return f"{name}: {type(exc).__name__}: {exc}"
+    texts: list[str] = []
+    for w in caught:
+        text = f"{w.category.__name__}: {w.message}"
+        if text not in texts:
+            texts.append(text)
+    return _Attempt(optimizer=name, result=result, warnings=tuple(texts))
+
+
+def _usable(attempt: _Attempt) -> bool:
+    result = attempt.result
+    if not bool(result.converged) or not math.isfinite(float(result.llf)):
+        return False
+    k_fe = int(result.model.k_fe)
+    cov = np.asarray(result.cov_params(), dtype=float)[:k_fe, :k_fe]
+    return bool(np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0))
+
+
+def fit_mixed_model(frame: pd.DataFrame, *, codes: tuple[str, ...]) -> MixedModelResult:
+    """Fit ``vas ~ C(timepoint)`` + random intercept per patient (REML) to a long frame.
+
+    ``frame`` has columns ``patient_id``, ``timepoint`` (codes) and ``vas`` (points 0-10), one
+    row per patient and time point. ``codes`` is the protocol order; the time points present are
+    modelled in that order (the first present one is the reference level; the estimated means
+    do not depend on that choice).
+    """
+    data = pd.DataFrame(
+        {
+            "patient_id": frame["patient_id"].astype(str).to_numpy(),
+            "timepoint": frame["timepoint"].astype(str).to_numpy(),
+            "vas": frame["vas"].astype(float).to_numpy(),
+        }
+    )
+    present = [c for c in codes if (data["timepoint"] == c).any()]
+    data["timepoint"] = pd.Categorical(data["timepoint"], categories=present, ordered=True)
+    data = data.sort_values(["patient_id", "timepoint"], kind="stable").reset_index(drop=True)
+    n_obs = len(data)
+    sizes = data.groupby("patient_id").size()
+    n_patients = int(sizes.size)
+    k_fe = len(present)
+
+    if n_patients < 3:
+        return _refused(
+            n_obs, n_patients, f"too few patients for a random intercept ({n_patients}; need 3)"
+        )
+    if int((sizes >= 2).sum()) < 2:
+        return _refused(
+            n_obs,
+            n_patients,
+            "fewer than 2 patients have more than one value; the between- and within-patient "
+            "variances cannot be separated",
+        )
+    if n_obs <= k_fe + 1:
+        return _refused(
+            n_obs,
+            n_patients,
+            f"too few values ({n_obs}) for {k_fe} time point means and 2 variances",
+        )
+
+    cell_means = data.groupby("timepoint", observed=True)["vas"].transform("mean")
+    if float(np.max(np.abs(data["vas"].to_numpy() - cell_means.to_numpy()))) < 1e-9:
+        return _refused(
+            n_obs,
+            n_patients,
+            "the values do not vary around the time point means; the variances cannot be estimated",
+        )
+
+    attempts: list[_Attempt] = []
+    failures: list[str] = []
+    for optimizer in _OPTIMIZERS:
+        outcome = _try_fit(data, optimizer)
+        if isinstance(outcome, str):
+            failures.append(outcome)
+            continue
+        attempts.append(outcome)
+        if optimizer is None and _usable(outcome) and not outcome.warnings:
+            break  # the default fit converged cleanly: nothing to improve on
+    usable = [a for a in attempts if _usable(a)]
+    if not usable:
+        tried = ", ".join(o or "default" for o in _OPTIMIZERS)
+        reasons = list(dict.fromkeys(failures + [w for a in attempts for w in a.warnings]))
+        detail = "; ".join(reasons[:3]) + (" ..." if len(reasons) > 3 else "")
+        return _refused(
+            n_obs,
+            n_patients,
+            f"no optimizer converged (tried {tried})" + (f": {detail}" if detail else ""),
+        )
+
+    best = max(usable, key=lambda a: float(a.result.llf))
+    result = best.result
+    notes: list[str] = list(best.warnings)
+    if best.optimizer != "default":
+        notes.insert(
+            0,
+            f"statsmodels' default optimizer did not converge cleanly; used {best.optimizer} "
+            "(highest REML log-likelihood)",
+        )
+
+    fe = np.asarray(result.fe_params, dtype=float)
+    cov = np.asarray(result.cov_params(), dtype=float)[:k_fe, :k_fe]
+    exog = np.asarray(result.model.exog, dtype=float)
+    z = float(sps.norm.ppf(0.5 + _CONFIDENCE / 2.0))
+    estimates: list[MixedModelEstimate] = []
+    timepoints = data["timepoint"].astype(str).to_numpy()
+    for code in present:
+        row = exog[int(np.flatnonzero(timepoints == code)[0])]
+        estimate = float(row @ fe)
+        se = math.sqrt(float(row @ cov @ row))
+        estimates.append(
+            MixedModelEstimate(
+                timepoint=code,
+                estimate=estimate,
+                se=se,
+                ci95=(estimate - z * se, estimate + z * se),
+            )
+        )
+
+    group_var = float(np.asarray(result.cov_re, dtype=float)[0, 0])
+    residual_var = float(result.scale)
+    if residual_var <= _BOUNDARY_RATIO * max(group_var, 1.0):
+        notes.append(
+            "the within-patient (residual) variance is estimated at 0: the values fit the model "
+            "exactly, so the SEs and CIs rest on the between-patient variance alone"
+        )
+    if group_var <= _BOUNDARY_RATIO * residual_var:
+        notes.append(
+            "the between-patient variance is estimated at 0 (boundary): the estimates equal "
+            "ordinary least squares"
+        )
+    return MixedModelResult(
+        fitted=True,
+        formula=FORMULA,
+        method="REML",
+        n_obs=n_obs,
+        n_patients=n_patients,
+        estimates=tuple(estimates),
+        group_var=group_var,
+        residual_var=residual_var,
+        log_likelihood=float(result.llf),
+        converged=bool(result.converged),
+        optimizer=best.optimizer,
+        note="; ".join(dict.fromkeys(notes)) if notes else None,
+    )

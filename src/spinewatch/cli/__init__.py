@@ -23,6 +23,7 @@ _COMMANDS: tuple[str, ...] = (
     "_outcomes",
     "_importer",
     "_demo",
+    "_manage",
 )
 
 EXIT_INPUT_ERROR = 2
@@ -31,7 +32,7 @@ EXIT_INPUT_ERROR = 2
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spinewatch",
-        description="SpineWatch: vertebroplasty surveillance, treatment record, follow-up, results.",
+        description="SpineWatch: vertebroplasty surveillance, treatment, follow-up, results.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMANDS:

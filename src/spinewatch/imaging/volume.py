@@ -111,7 +111,8 @@ class CtVolume:
     def __post_init__(self) -> None:
         if self.hu.shape != self.grid.shape:
             raise GeometryError(
-                f"{self.source}: voxel array shape {self.hu.shape} does not match grid {self.grid.shape}"
+                f"{self.source}: voxel array shape {self.hu.shape} "
+                f"does not match grid {self.grid.shape}"
             )
 
 
@@ -130,5 +131,6 @@ class LabelVolume:
     def __post_init__(self) -> None:
         if self.labels.shape != self.grid.shape:
             raise GeometryError(
-                f"{self.source}: label array shape {self.labels.shape} does not match grid {self.grid.shape}"
+                f"{self.source}: label array shape {self.labels.shape} "
+                f"does not match grid {self.grid.shape}"
             )

@@ -1,0 +1,83 @@
+"""The registry's service layer: every write to the registry goes through these functions.
+
+Keyword-only functions, each in one transaction, validating through the clinical core and raising
+:class:`~spinewatch.registry.errors.RegistryError` (an ``InputError``) naming field and value.
+Updates take ``expected_version`` (the version the caller read) and refuse a stale edit with
+:class:`~spinewatch.registry.errors.StaleEditError`; a successful update bumps the version.
+All writes funnel through :mod:`spinewatch.registry.services._base` (``created`` / ``changed`` /
+``deleted``) -- the one place where an audit trail will be added.
+"""
+
+from spinewatch.registry.errors import NotFoundError, RegistryError, StaleEditError
+from spinewatch.registry.services._base import UNCHANGED
+from spinewatch.registry.services.cohort import (
+    COHORT_COLUMNS,
+    ImportSummary,
+    cohort_frame,
+    import_cohort,
+)
+from spinewatch.registry.services.follow_ups import (
+    FollowUpResult,
+    find_follow_up,
+    record_follow_up,
+)
+from spinewatch.registry.services.imaging import (
+    add_imaging_study,
+    findings_from_report,
+    set_finding_decision,
+    store_analysis,
+)
+from spinewatch.registry.services.patients import (
+    IdentityData,
+    add_diagnosis,
+    create_patient,
+    next_study_id,
+    update_patient,
+    update_patient_identity,
+)
+from spinewatch.registry.services.procedures import (
+    ComplicationRecord,
+    LeakageRecord,
+    procedure_protocol,
+    record_procedure,
+    update_procedure,
+)
+from spinewatch.registry.services.surveillance import (
+    DEFAULT_INTERVAL_DAYS,
+    HIGH_RISK_INTERVAL_DAYS,
+    default_interval_days,
+    set_surveillance_plan,
+)
+
+__all__ = [
+    "COHORT_COLUMNS",
+    "DEFAULT_INTERVAL_DAYS",
+    "HIGH_RISK_INTERVAL_DAYS",
+    "UNCHANGED",
+    "ComplicationRecord",
+    "FollowUpResult",
+    "IdentityData",
+    "ImportSummary",
+    "LeakageRecord",
+    "NotFoundError",
+    "RegistryError",
+    "StaleEditError",
+    "add_diagnosis",
+    "add_imaging_study",
+    "cohort_frame",
+    "create_patient",
+    "default_interval_days",
+    "find_follow_up",
+    "findings_from_report",
+    "import_cohort",
+    "next_study_id",
+    "procedure_protocol",
+    "record_follow_up",
+    "record_procedure",
+    "set_finding_decision",
+    "set_surveillance_plan",
+    "store_analysis",
+    "update_patient",
+    "update_patient_identity",
+    "update_procedure",
+]

@@ -1,0 +1,196 @@
+"""The one funnel every registry write goes through, and small shared helpers.
+
+:func:`created`, :func:`changed` and :func:`deleted` are the only functions in SpineWatch that
+write registry rows. They validate the row (``full_clean``: field choices, lengths and the
+model's constraints, turned into :class:`RegistryError` naming field and value) and implement
+optimistic locking: :func:`changed` issues ``UPDATE ... SET version = version + 1 WHERE pk = %s AND
+version = %s`` and refuses the edit (:class:`StaleEditError`) when no row matched, which is
+race-free on PostgreSQL as on SQLite. An audit trail is to be added here, in these three functions,
+and nowhere else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models
+from django.db.models import F
+from django.utils import timezone
+
+from spinewatch.core.errors import InputError
+from spinewatch.registry.errors import NotFoundError, RegistryError, StaleEditError
+
+__all__ = [
+    "UNCHANGED",
+    "Unchanged",
+    "changed",
+    "check_date",
+    "check_version",
+    "created",
+    "deleted",
+    "get",
+    "parse_field",
+    "today",
+]
+
+logger = logging.getLogger("spinewatch.registry")
+
+M = TypeVar("M", bound=models.Model)
+T = TypeVar("T")
+
+
+class Unchanged(enum.Enum):
+    """The default of update arguments: leave the field as it is (``None`` may be a real value)."""
+
+    UNCHANGED = "unchanged"
+
+    def __repr__(self) -> str:
+        return "UNCHANGED"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+
+
+def today() -> dt.date:
+    """Today's date in the programme's time zone (``settings.TIME_ZONE``)."""
+    return timezone.localdate()
+
+
+def get(model: type[M], ref: M | int, what: str) -> M:
+    """The ``model`` row ``ref`` (an instance, re-read, or a primary key); else NotFoundError."""
+    if isinstance(ref, model):
+        pk = ref.pk
+    elif isinstance(ref, int) and not isinstance(ref, bool):
+        pk = ref
+    else:
+        raise RegistryError(f"{what} {ref!r}: expected a {model.__name__} or its id")
+    try:
+        return model.objects.get(pk=pk)  # type: ignore[attr-defined,no-any-return]
+    except model.DoesNotExist:  # type: ignore[attr-defined]
+        raise NotFoundError(f"{what} {pk!r} does not exist") from None
+
+
+def check_version(value: object) -> int:
+    """``expected_version`` must be a positive int (the version the caller read)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RegistryError(f"expected_version {value!r}: expected a positive integer")
+    return value
+
+
+def check_date(
+    field: str, value: object, *, allow_none: bool = False, not_future: bool = False
+) -> dt.date | None:
+    """A calendar date (not a datetime, not a string); optionally not after today."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
+        raise RegistryError(f"{field} {value!r}: expected a date (datetime.date)")
+    if not_future and value > today():
+        raise RegistryError(f"{field} {value.isoformat()} is in the future (today is {today()})")
+    return value
+
+
+def parse_field(field: str, parse: Callable[[Any], T], value: object) -> T:
+    """Parse ``value`` with a core parser; its error becomes a RegistryError naming the field."""
+    try:
+        return parse(value)
+    except InputError as exc:
+        raise RegistryError(f"{field}: {exc}") from exc
+
+
+def _validation_message(obj: models.Model, exc: ValidationError) -> str:
+    parts = []
+    for field, messages in exc.message_dict.items():
+        text = "; ".join(str(m) for m in messages)
+        if field == "__all__":
+            parts.append(text)
+        else:
+            parts.append(f"{field} {getattr(obj, field, None)!r}: {text}")
+    return f"{obj._meta.verbose_name}: " + "; ".join(parts)
+
+
+def _full_clean(obj: models.Model) -> None:
+    # Field checks (choices, lengths, formats) and unique fields in Python, for clear messages;
+    # the Meta constraints are left to the database (one query each in Python would make an
+    # import of a few thousand rows crawl) and reported by _integrity().
+    # Relations are not re-read here: the services pass rows they fetched, and the database's
+    # foreign keys refuse a dangling one anyway.
+    relations = [f.name for f in obj._meta.fields if f.is_relation]
+    try:
+        obj.full_clean(exclude=relations, validate_constraints=False)
+    except ValidationError as exc:
+        raise RegistryError(_validation_message(obj, exc)) from exc
+
+
+@contextmanager
+def _integrity(obj: models.Model) -> Iterator[None]:
+    """Turn a database constraint violation into RegistryError (the service's atomic rolls back)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise RegistryError(
+            f"{obj._meta.verbose_name}: refused by the database ({exc})".strip()
+        ) from exc
+
+
+def created(obj: M) -> M:
+    """Validate and INSERT a new row (the audit trail hooks in here)."""
+    _full_clean(obj)
+    with _integrity(obj):
+        obj.save(force_insert=True)
+    logger.debug("created %s %s", obj._meta.label, obj.pk)
+    return obj
+
+
+def changed(
+    obj: M,
+    *,
+    what: str,
+    changes: Mapping[str, Any],
+    expected_version: int | None,
+) -> M:
+    """Apply ``changes`` to ``obj``'s row if it is still at ``expected_version``; bump its version.
+
+    Models without a ``version`` column (the identity, child rows of a procedure) are changed
+    under their parent's lock and pass ``expected_version=None``. Returns the refreshed object.
+    Raises StaleEditError when the row moved on, NotFoundError when it is gone.
+    """
+    model = type(obj)
+    versioned = any(f.name == "version" for f in model._meta.fields)
+    current = model.objects.filter(pk=obj.pk).order_by().first()  # type: ignore[attr-defined]
+    if current is None:
+        raise NotFoundError(f"{what} no longer exists")
+    if versioned:
+        expected = check_version(expected_version)
+        if current.version != expected:
+            raise StaleEditError(what, current_version=current.version, expected_version=expected)
+    for name, value in changes.items():
+        setattr(current, name, value)
+    _full_clean(current)
+    rows = model.objects.filter(pk=obj.pk)  # type: ignore[attr-defined]
+    if versioned:
+        with _integrity(current):
+            updated = rows.filter(version=expected).update(version=F("version") + 1, **changes)
+        if updated == 0:  # lost a race between the read above and this UPDATE
+            now = model.objects.filter(pk=obj.pk).values_list("version", flat=True).first()  # type: ignore[attr-defined]
+            if now is None:
+                raise NotFoundError(f"{what} no longer exists")
+            raise StaleEditError(what, current_version=now, expected_version=expected)
+        current.version = expected + 1
+    elif changes:
+        with _integrity(current):
+            rows.update(**changes)
+    logger.debug("changed %s %s: %s", model._meta.label, obj.pk, sorted(changes))
+    return current  # type: ignore[no-any-return]
+
+
+def deleted(obj: models.Model) -> None:
+    """DELETE a row (and its cascade) -- the audit trail hooks in here."""
+    logger.debug("deleted %s %s", obj._meta.label, obj.pk)
+    obj.delete()

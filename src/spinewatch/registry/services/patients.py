@@ -1,0 +1,222 @@
+"""Patients, their identity (kept apart) and their diagnoses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, fields
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+
+from spinewatch.core.diagnoses import Diagnosis as CoreDiagnosis
+from spinewatch.registry import models as m
+from spinewatch.registry.choices import Sex
+from spinewatch.registry.errors import RegistryError
+from spinewatch.registry.services._base import (
+    UNCHANGED,
+    Unchanged,
+    changed,
+    check_date,
+    created,
+    get,
+    parse_field,
+)
+
+__all__ = [
+    "STUDY_ID_PATTERN",
+    "IdentityData",
+    "add_diagnosis",
+    "create_patient",
+    "next_study_id",
+    "update_patient",
+    "update_patient_identity",
+    "validate_study_id",
+]
+
+#: A study id: letters, digits, ``.``, ``_``, ``-``; 1-64 characters (``/`` is reserved for
+#: numbering a patient's procedures in cohort tables: ``SW-000012/2``).
+STUDY_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_GENERATED = re.compile(r"SW-(\d+)")
+
+
+@dataclass(frozen=True)
+class IdentityData:
+    """Input schema of the identifying data (the ``PatientIdentity`` row)."""
+
+    family_name: str
+    given_name: str
+    hospital_number: str
+    birth_date: dt.date | None = None
+    sex: str = Sex.UNKNOWN.value
+    phone: str = ""
+    email: str = ""
+
+
+def validate_study_id(value: object) -> str:
+    """A study id as given (stripped) or RegistryError naming it and the accepted form."""
+    if not isinstance(value, str) or not STUDY_ID_PATTERN.fullmatch(value.strip()):
+        raise RegistryError(
+            f"study_id {value!r}: expected 1-64 letters, digits, '.', '_' or '-' (e.g. 'SW-000123')"
+        )
+    return value.strip()
+
+
+def next_study_id() -> str:
+    """The next generated study id: ``SW-`` and six digits, one above the highest in use."""
+    used = m.Patient.objects.filter(study_id__regex=r"^SW-[0-9]+$").values_list(
+        "study_id", flat=True
+    )
+    highest = max(
+        (int(match.group(1)) for s in used if (match := _GENERATED.fullmatch(s))), default=0
+    )
+    return f"SW-{highest + 1:06d}"
+
+
+def _check_user(field: str, user: object) -> Any:
+    user_model = get_user_model()
+    if user is None:
+        return None
+    if not isinstance(user, user_model) or user.pk is None:
+        raise RegistryError(f"{field} {user!r}: expected a saved {user_model.__name__} or None")
+    return user
+
+
+def _identity_values(data: IdentityData) -> dict[str, Any]:
+    values = {f.name: getattr(data, f.name) for f in fields(data)}
+    for name in ("family_name", "given_name", "hospital_number", "phone", "email"):
+        if not isinstance(values[name], str):
+            raise RegistryError(f"{name} {values[name]!r}: expected text")
+        values[name] = values[name].strip()
+    for name in ("family_name", "given_name", "hospital_number"):
+        if not values[name]:
+            raise RegistryError(f"{name} {getattr(data, name)!r}: must not be empty")
+    check_date("birth_date", values["birth_date"], allow_none=True, not_future=True)
+    if values["sex"] not in Sex.values:
+        raise RegistryError(f"sex {values['sex']!r}: expected one of {', '.join(Sex.values)}")
+    return values
+
+
+def create_patient(
+    *,
+    study_id: str | None = None,
+    case_manager: Any = None,
+    identity: IdentityData | None = None,
+) -> m.Patient:
+    """Create a patient; ``study_id`` is generated (``SW-000123``) when not given.
+
+    ``identity`` is optional: a pseudonymous patient (an imported cohort, a research copy) has
+    none. A duplicate study id or hospital number raises RegistryError naming it.
+    """
+    _check_user("case_manager", case_manager)
+    values = _identity_values(identity) if identity is not None else None
+    given = validate_study_id(study_id) if study_id is not None else None
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                patient = created(
+                    m.Patient(study_id=given or next_study_id(), case_manager=case_manager)
+                )
+                if values is not None:
+                    created(m.PatientIdentity(patient=patient, **values))
+                return patient
+        except IntegrityError:
+            if given is not None:
+                raise
+            # a concurrent writer took the generated id: generate the next one
+    raise RegistryError("could not generate a unique study id; try again")
+
+
+def update_patient(
+    *, patient: m.Patient | int, expected_version: int, case_manager: Any = UNCHANGED
+) -> m.Patient:
+    """Change the patient's case manager (the only editable field besides the identity)."""
+    with transaction.atomic():
+        row = get(m.Patient, patient, "patient")
+        changes: dict[str, Any] = {}
+        if not isinstance(case_manager, Unchanged):
+            changes["case_manager"] = _check_user("case_manager", case_manager)
+        return changed(
+            row, what=f"patient {row.study_id}", changes=changes, expected_version=expected_version
+        )
+
+
+def update_patient_identity(
+    *,
+    patient: m.Patient | int,
+    expected_version: int,
+    family_name: str | Unchanged = UNCHANGED,
+    given_name: str | Unchanged = UNCHANGED,
+    hospital_number: str | Unchanged = UNCHANGED,
+    birth_date: dt.date | Unchanged | None = UNCHANGED,
+    sex: str | Unchanged = UNCHANGED,
+    phone: str | Unchanged = UNCHANGED,
+    email: str | Unchanged = UNCHANGED,
+) -> m.Patient:
+    """Change (or add) the patient's identifying data under the patient's version.
+
+    The identity has no version of its own: it is part of the patient, whose ``version`` is
+    checked and bumped. Adding an identity to a pseudonymous patient needs family name, given
+    name and hospital number. Returns the patient at its new version.
+    """
+    with transaction.atomic():
+        row = get(m.Patient, patient, "patient")
+        what = f"patient {row.study_id}"
+        given = {
+            "family_name": family_name,
+            "given_name": given_name,
+            "hospital_number": hospital_number,
+            "birth_date": birth_date,
+            "sex": sex,
+            "phone": phone,
+            "email": email,
+        }
+        given = {k: v for k, v in given.items() if not isinstance(v, Unchanged)}
+        identity = m.PatientIdentity.objects.filter(patient=row).first()
+        if identity is None:
+            base = {"birth_date": None, "sex": Sex.UNKNOWN.value, "phone": "", "email": ""}
+            missing = [
+                k for k in ("family_name", "given_name", "hospital_number") if k not in given
+            ]
+            if missing:
+                raise RegistryError(
+                    f"{what} has no identity yet: {', '.join(missing)} must be given"
+                )
+        else:
+            base = {f.name: getattr(identity, f.name) for f in fields(IdentityData)}
+        values = _identity_values(IdentityData(**{**base, **given}))
+        row = changed(row, what=what, changes={}, expected_version=expected_version)
+        if identity is None:
+            created(m.PatientIdentity(patient=row, **values))
+        else:
+            changed(identity, what=f"identity of {what}", changes=values, expected_version=None)
+        return row
+
+
+def add_diagnosis(
+    *,
+    patient: m.Patient | int,
+    kind: str,
+    primary_tumour: str | None = None,
+    diagnosed_on: dt.date | None = None,
+    notes: str = "",
+) -> m.Diagnosis:
+    """Record a diagnosis (core ``Diagnosis``: the primary tumour is required iff metastasis)."""
+    diagnosis = parse_field(
+        "diagnosis", lambda _: CoreDiagnosis.parse(kind, primary_tumour), (kind, primary_tumour)
+    )
+    check_date("diagnosed_on", diagnosed_on, allow_none=True, not_future=True)
+    if not isinstance(notes, str):
+        raise RegistryError(f"notes {notes!r}: expected text")
+    with transaction.atomic():
+        row = get(m.Patient, patient, "patient")
+        return created(
+            m.Diagnosis(
+                patient=row,
+                kind=diagnosis.kind.value,
+                primary_tumour=diagnosis.primary.value if diagnosis.primary else None,
+                diagnosed_on=diagnosed_on,
+                notes=notes,
+            )
+        )

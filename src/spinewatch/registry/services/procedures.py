@@ -1,0 +1,481 @@
+"""Procedures: one treatment session, its levels, leakages, complications and follow-up schedule."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+
+from spinewatch.core.complications import ComplicationClass
+from spinewatch.core.leakage import CementLeakage
+from spinewatch.core.levels import VertebralLevel
+from spinewatch.core.procedures import (
+    Anaesthesia,
+    CementoplastySite,
+    DiscLevel,
+    Guidance,
+    ProcedureType,
+    TreatedLevel,
+    validate_procedure,
+)
+from spinewatch.core.protocol import DEFAULT_PROTOCOL, FollowUpProtocol
+from spinewatch.registry import models as m
+from spinewatch.registry.choices import EnteredVia, RecordedVia
+from spinewatch.registry.errors import RegistryError
+from spinewatch.registry.services._base import (
+    UNCHANGED,
+    Unchanged,
+    changed,
+    check_date,
+    created,
+    deleted,
+    get,
+    parse_field,
+)
+from spinewatch.registry.services.patients import _check_user
+
+__all__ = [
+    "ComplicationRecord",
+    "LeakageRecord",
+    "procedure_protocol",
+    "record_procedure",
+    "update_procedure",
+]
+
+
+@dataclass(frozen=True)
+class LeakageRecord:
+    """A cement leakage and, when known, the treated level it came from."""
+
+    leakage: CementLeakage
+    level: VertebralLevel | str | None = None
+
+
+@dataclass(frozen=True)
+class ComplicationRecord:
+    """A complication: SIR class (``"A"``..``"F"`` or the enum), description, date when known."""
+
+    sir_class: ComplicationClass | str
+    description: str = ""
+    occurred_on: dt.date | None = None
+
+
+def procedure_protocol(procedure: m.Procedure) -> FollowUpProtocol:
+    """The follow-up protocol stored with ``procedure`` (not today's programme protocol)."""
+    return FollowUpProtocol.from_dict(procedure.protocol)
+
+
+def _visit_code(visit: Any) -> str:
+    timepoint = visit.timepoint
+    return timepoint if isinstance(timepoint, str) else str(timepoint.code)
+
+
+def _check_parts(
+    procedure_type: ProcedureType,
+    levels: Sequence[TreatedLevel],
+    site: object,
+    disc: object,
+    *,
+    levels_required: bool,
+) -> tuple[list[TreatedLevel], CementoplastySite | None, DiscLevel | None]:
+    """The core's rules for a procedure's parts (``core.procedures.validate_procedure``).
+
+    ``levels_required=False`` (an imported cohort) lets a vertebral procedure have no level.
+    """
+    if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence):
+        raise RegistryError(f"levels {levels!r}: expected a list of core TreatedLevel")
+    for i, item in enumerate(levels):
+        if not isinstance(item, TreatedLevel):
+            raise RegistryError(f"levels[{i}] {item!r}: expected a core TreatedLevel")
+    parsed_site = (
+        None if site is None else parse_field("cementoplasty_site", CementoplastySite.parse, site)
+    )
+    parsed_disc = None if disc is None else parse_field("disc_level", DiscLevel.parse, disc)
+    if levels or levels_required or not procedure_type.treats_vertebrae:
+        parse_field(
+            "procedure",
+            lambda _: validate_procedure(
+                procedure_type, treated_levels=levels, site=parsed_site, disc=parsed_disc
+            ),
+            procedure_type,
+        )
+    return list(levels), parsed_site, parsed_disc
+
+
+def _check_leakages(
+    leakages: Sequence[CementLeakage | LeakageRecord], levels: Sequence[TreatedLevel]
+) -> list[LeakageRecord]:
+    if isinstance(leakages, (str, bytes)) or not isinstance(leakages, Sequence):
+        raise RegistryError(f"leakages {leakages!r}: expected a list")
+    treated = {t.level for t in levels}
+    out = []
+    for i, item in enumerate(leakages):
+        record = LeakageRecord(item) if isinstance(item, CementLeakage) else item
+        if not isinstance(record, LeakageRecord) or not isinstance(record.leakage, CementLeakage):
+            raise RegistryError(f"leakages[{i}] {item!r}: expected a core CementLeakage")
+        if record.level is not None:
+            level = parse_field(f"leakages[{i}].level", VertebralLevel.parse, record.level)
+            if level not in treated:
+                raise RegistryError(
+                    f"leakages[{i}].level {level}: not a treated level of this procedure "
+                    f"(treated: {', '.join(sorted(str(t) for t in treated)) or 'none'})"
+                )
+            record = LeakageRecord(record.leakage, level)
+        out.append(record)
+    return out
+
+
+def _check_complications(
+    complications: Sequence[ComplicationRecord], performed_on: dt.date
+) -> list[tuple[ComplicationClass, str, dt.date | None]]:
+    if isinstance(complications, (str, bytes)) or not isinstance(complications, Sequence):
+        raise RegistryError(f"complications {complications!r}: expected a list")
+    out = []
+    for i, item in enumerate(complications):
+        if not isinstance(item, ComplicationRecord):
+            raise RegistryError(f"complications[{i}] {item!r}: expected a ComplicationRecord")
+        sir = parse_field(f"complications[{i}].sir_class", ComplicationClass.parse, item.sir_class)
+        when = check_date(
+            f"complications[{i}].occurred_on", item.occurred_on, allow_none=True, not_future=True
+        )
+        if when is not None and when < performed_on:
+            raise RegistryError(
+                f"complications[{i}].occurred_on {when.isoformat()} is before the procedure "
+                f"({performed_on.isoformat()})"
+            )
+        if not isinstance(item.description, str):
+            raise RegistryError(
+                f"complications[{i}].description {item.description!r}: expected text"
+            )
+        out.append((sir, item.description.strip(), when))
+    return out
+
+
+def _write_children(
+    procedure: m.Procedure,
+    levels: Sequence[TreatedLevel],
+    leakages: Sequence[LeakageRecord],
+) -> None:
+    rows: dict[VertebralLevel, m.TreatedLevel] = {}
+    for t in levels:
+        rows[t.level] = created(
+            m.TreatedLevel(
+                procedure=procedure,
+                level=str(t.level),
+                approach=t.approach.value,
+                needle_gauge=t.needle_gauge,
+                cement_volume_ml=float(t.cement_volume_ml),
+                ablation_modality=t.ablation.value if t.ablation is not None else None,
+                ablation_power_w=t.ablation_power_w,
+                ablation_duration_s=t.ablation_duration_s,
+            )
+        )
+    for record in leakages:
+        created(
+            m.CementLeakage(
+                procedure=procedure,
+                treated_level=rows[record.level] if record.level is not None else None,  # type: ignore[index]
+                leakage_type=record.leakage.type.value,
+                site=record.leakage.site.value,
+                symptomatic=bool(record.leakage.symptomatic),
+            )
+        )
+
+
+def _write_complications(
+    procedure: m.Procedure, complications: Sequence[tuple[ComplicationClass, str, dt.date | None]]
+) -> None:
+    for sir, description, when in complications:
+        created(
+            m.Complication(
+                procedure=procedure, sir_class=sir.value, description=description, occurred_on=when
+            )
+        )
+
+
+def _check_text(field: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise RegistryError(f"{field} {value!r}: expected text")
+    return value.strip()
+
+
+def _check_day_case(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise RegistryError(f"day_case {value!r}: expected True or False")
+    return value
+
+
+def _schedule(
+    procedure: m.Procedure,
+    protocol: FollowUpProtocol,
+    imported_vas: Mapping[str, float] | None = None,
+) -> int:
+    """Create the visits of ``protocol``; those in ``imported_vas`` are created completed
+    (nominally on their due date, ``entered_via="import"``). Returns the number created."""
+    imported_vas = imported_vas or {}
+    n = 0
+    for visit in protocol.schedule(procedure.performed_on):
+        code = _visit_code(visit)
+        vas = imported_vas.get(code)
+        created(
+            m.FollowUp(
+                procedure=procedure,
+                timepoint=code,
+                due_date=visit.due,
+                window_start=visit.window_start,
+                window_end=visit.window_end,
+                completed_on=visit.due if vas is not None else None,
+                vas=vas,
+                entered_via=EnteredVia.IMPORT.value if vas is not None else None,
+            )
+        )
+        n += 1
+    return n
+
+
+def create_procedure_row(
+    *,
+    patient: m.Patient,
+    performed_on: dt.date,
+    procedure_type: ProcedureType,
+    protocol: FollowUpProtocol,
+    recorded_via: str,
+    imported_vas: Mapping[str, float] | None = None,
+    **fields: Any,
+) -> m.Procedure:
+    """INSERT a procedure and its follow-up schedule (internal: callers validated the input).
+
+    ``imported_vas`` (time point code -> VAS) completes those visits at creation (cohort import).
+    """
+    procedure = created(
+        m.Procedure(
+            patient=patient,
+            performed_on=performed_on,
+            procedure_type=procedure_type.value,
+            protocol=protocol.to_dict(),
+            recorded_via=recorded_via,
+            **fields,
+        )
+    )
+    _schedule(procedure, protocol, imported_vas)
+    return procedure
+
+
+def record_procedure(
+    *,
+    patient: m.Patient | int,
+    performed_on: dt.date,
+    procedure_type: ProcedureType | str,
+    guidance: Guidance | str,
+    anaesthesia: Anaesthesia | str,
+    day_case: bool,
+    levels: Sequence[TreatedLevel] = (),
+    leakages: Sequence[CementLeakage | LeakageRecord] = (),
+    complications: Sequence[ComplicationRecord] = (),
+    operator: str = "",
+    operator_user: Any = None,
+    cementoplasty_site: CementoplastySite | str | None = None,
+    disc_level: DiscLevel | str | None = None,
+    protocol: FollowUpProtocol = DEFAULT_PROTOCOL,
+    notes: str = "",
+) -> m.Procedure:
+    """Record one treatment session with its levels, leakages and complications.
+
+    Creates the follow-up schedule of ``protocol`` (baseline ``pre`` included: due on the
+    procedure date, window from 30 days before with the default protocol), and stores the protocol
+    with the procedure. Rules (the core's ``validate_procedure``): a vertebral procedure
+    (vertebroplasty, kyphoplasty, ablation vertebroplasty) needs at least one level, each level
+    once (the approach fitting the level is checked by the core ``TreatedLevel``); an ablation
+    vertebroplasty needs each level's ablation modality and no other type may carry one; a
+    cementoplasty (extraspinal) needs its ``cementoplasty_site``; a laser disc decompression needs
+    its ``disc_level`` (``"L4-L5"``) and nothing else. Leakages may name a treated level.
+    ``operator`` is the name as recorded (taken from ``operator_user`` when empty); one of them
+    is required.
+    """
+    kind = parse_field("procedure_type", ProcedureType.parse, procedure_type)
+    when = check_date("performed_on", performed_on, not_future=True)
+    assert when is not None
+    checked_levels, site, disc = _check_parts(
+        kind, levels, cementoplasty_site, disc_level, levels_required=True
+    )
+    checked_leakages = _check_leakages(leakages, checked_levels)
+    checked_complications = _check_complications(complications, when)
+    user = _check_user("operator_user", operator_user)
+    name = _check_text("operator", operator)
+    if not name and user is not None:
+        name = user.get_full_name() or user.get_username()
+    if not name:
+        raise RegistryError("operator '': the operator's name (or operator_user) is required")
+    if not isinstance(protocol, FollowUpProtocol):
+        raise RegistryError(f"protocol {protocol!r}: expected a FollowUpProtocol")
+    fields = {
+        "guidance": parse_field("guidance", Guidance.parse, guidance).value,
+        "anaesthesia": parse_field("anaesthesia", Anaesthesia.parse, anaesthesia).value,
+        "day_case": _check_day_case(day_case),
+        "cementoplasty_site": site.value if site is not None else None,
+        "disc_level": str(disc) if disc is not None else None,
+        "operator": name,
+        "operator_user": user,
+        "notes": _check_text("notes", notes),
+    }
+    with transaction.atomic():
+        row = get(m.Patient, patient, "patient")
+        procedure = create_procedure_row(
+            patient=row,
+            performed_on=when,
+            procedure_type=kind,
+            protocol=protocol,
+            recorded_via=RecordedVia.STAFF.value,
+            **fields,
+        )
+        _write_children(procedure, checked_levels, checked_leakages)
+        _write_complications(procedure, checked_complications)
+        return procedure
+
+
+def _core_levels(procedure: m.Procedure) -> list[TreatedLevel]:
+    from spinewatch.core.procedures import AblationModality, Approach
+
+    return [
+        TreatedLevel(
+            level=VertebralLevel.parse(row.level),
+            approach=Approach.parse(row.approach),
+            needle_gauge=row.needle_gauge,
+            cement_volume_ml=row.cement_volume_ml,
+            ablation=AblationModality.parse(row.ablation_modality)
+            if row.ablation_modality
+            else None,
+            ablation_power_w=row.ablation_power_w,
+            ablation_duration_s=row.ablation_duration_s,
+        )
+        for row in procedure.levels.all()
+    ]
+
+
+def _core_leakages(procedure: m.Procedure) -> list[LeakageRecord]:
+    from spinewatch.core.leakage import LeakageSite, LeakageType
+
+    return [
+        LeakageRecord(
+            CementLeakage(
+                type=LeakageType.parse(row.leakage_type),
+                site=LeakageSite.parse(row.site),
+                symptomatic=row.symptomatic,
+            ),
+            VertebralLevel.parse(row.treated_level.level) if row.treated_level else None,
+        )
+        for row in procedure.leakages.select_related("treated_level")
+    ]
+
+
+def update_procedure(
+    *,
+    procedure: m.Procedure | int,
+    expected_version: int,
+    performed_on: dt.date | Unchanged = UNCHANGED,
+    procedure_type: ProcedureType | str | Unchanged = UNCHANGED,
+    guidance: Guidance | str | Unchanged = UNCHANGED,
+    anaesthesia: Anaesthesia | str | Unchanged = UNCHANGED,
+    day_case: bool | Unchanged = UNCHANGED,
+    operator: str | Unchanged = UNCHANGED,
+    operator_user: Any = UNCHANGED,
+    cementoplasty_site: CementoplastySite | str | Unchanged | None = UNCHANGED,
+    disc_level: DiscLevel | str | Unchanged | None = UNCHANGED,
+    notes: str | Unchanged = UNCHANGED,
+    levels: Sequence[TreatedLevel] | Unchanged = UNCHANGED,
+    leakages: Sequence[CementLeakage | LeakageRecord] | Unchanged = UNCHANGED,
+    complications: Sequence[ComplicationRecord] | Unchanged = UNCHANGED,
+) -> m.Procedure:
+    """Correct a recorded procedure; only the arguments given change.
+
+    ``levels``, ``leakages`` and ``complications`` replace the whole list when given; when the
+    levels are replaced but the leakages are not, the leakages keep their level (refused if that
+    level is no longer treated). A new ``performed_on`` moves the follow-up schedule (due dates
+    and windows, from the protocol stored with the procedure); completed visits keep their date
+    and value. The same rules as :func:`record_procedure` apply to the result.
+    """
+    with transaction.atomic():
+        row = get(m.Procedure, procedure, "procedure")
+        what = f"procedure {row.pk} of patient {row.patient.study_id}"
+        kind = parse_field(
+            "procedure_type",
+            ProcedureType.parse,
+            row.procedure_type if isinstance(procedure_type, Unchanged) else procedure_type,
+        )
+        when = old_date = row.performed_on
+        if not isinstance(performed_on, Unchanged):
+            when = check_date("performed_on", performed_on, not_future=True)
+        imported = row.recorded_via == RecordedVia.IMPORT.value
+        new_levels = _core_levels(row) if isinstance(levels, Unchanged) else levels
+        site_value = (
+            row.cementoplasty_site
+            if isinstance(cementoplasty_site, Unchanged)
+            else cementoplasty_site
+        )
+        disc_value = row.disc_level if isinstance(disc_level, Unchanged) else disc_level
+        checked_levels, site, disc = _check_parts(
+            kind,
+            new_levels,
+            site_value,
+            disc_value,
+            levels_required=not (imported and isinstance(levels, Unchanged)),
+        )
+        new_leakages = _core_leakages(row) if isinstance(leakages, Unchanged) else leakages
+        checked_leakages = _check_leakages(new_leakages, checked_levels)
+        changes: dict[str, Any] = {
+            "procedure_type": kind.value,
+            "performed_on": when,
+            "cementoplasty_site": site.value if site is not None else None,
+            "disc_level": str(disc) if disc is not None else None,
+        }
+        if not isinstance(guidance, Unchanged):
+            changes["guidance"] = parse_field("guidance", Guidance.parse, guidance).value
+        if not isinstance(anaesthesia, Unchanged):
+            changes["anaesthesia"] = parse_field(
+                "anaesthesia", Anaesthesia.parse, anaesthesia
+            ).value
+        if not isinstance(day_case, Unchanged):
+            changes["day_case"] = _check_day_case(day_case)
+        if not isinstance(operator_user, Unchanged):
+            changes["operator_user"] = _check_user("operator_user", operator_user)
+        if not isinstance(operator, Unchanged):
+            changes["operator"] = _check_text("operator", operator)
+            if not changes["operator"]:
+                raise RegistryError("operator '': the operator's name is required")
+        if not isinstance(notes, Unchanged):
+            changes["notes"] = _check_text("notes", notes)
+        new_complications = None
+        if not isinstance(complications, Unchanged):
+            new_complications = _check_complications(complications, when)
+        row = changed(row, what=what, changes=changes, expected_version=expected_version)
+
+        if not isinstance(levels, Unchanged) or not isinstance(leakages, Unchanged):
+            for leak in row.leakages.all():
+                deleted(leak)
+            for level_row in row.levels.all():
+                deleted(level_row)
+            _write_children(row, checked_levels, checked_leakages)
+        if new_complications is not None:
+            for comp in row.complications.all():
+                deleted(comp)
+            _write_complications(row, new_complications)
+        if when != old_date:
+            visits = {_visit_code(v): v for v in procedure_protocol(row).schedule(when)}
+            for fu in row.follow_ups.all():
+                visit = visits.get(fu.timepoint)
+                if visit is None:
+                    continue
+                changed(
+                    fu,
+                    what=f"follow-up {fu.timepoint} of {what}",
+                    changes={
+                        "due_date": visit.due,
+                        "window_start": visit.window_start,
+                        "window_end": visit.window_end,
+                    },
+                    expected_version=fu.version,
+                )
+        return row

@@ -1,0 +1,27 @@
+"""The admin lists render for clinic browsing and refuse writes (writes go through the services)."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib import admin
+from django.urls import reverse
+
+from spinewatch.registry import models as m
+from spinewatch.registry.services import IdentityData, create_patient
+
+pytestmark = pytest.mark.django_db
+
+
+def test_changelists_render_and_search(client, django_user_model, procedure):
+    create_patient(identity=IdentityData("Fictional", "Ada", "H-77"))
+    user = django_user_model.objects.create_superuser("admin", "a@example.org", "x" * 16)
+    client.force_login(user)
+    for model in (m.Patient, m.Procedure, m.FollowUp, m.VertebraFinding, m.SurveillancePlan):
+        assert model in admin.site._registry
+        url = reverse(f"admin:registry_{model._meta.model_name}_changelist")
+        assert client.get(url).status_code == 200, url
+    found = client.get(reverse("admin:registry_patient_changelist"), {"q": "H-77"})
+    assert b"Fictional" in found.content
+    detail = reverse("admin:registry_procedure_change", args=[procedure.pk])
+    assert client.get(detail).status_code == 200
+    assert client.get(reverse("admin:registry_patient_add")).status_code == 403

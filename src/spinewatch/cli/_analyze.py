@@ -1,0 +1,140 @@
+"""``spinewatch analyze [CT] --labels LABELS``: measure every vertebra of one study."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="analyse a spine CT and its vertebra label map (heights, Genant, density, lesions)",
+        description=(
+            "Per vertebra: body centroid and volume, anterior/middle/posterior heights in the "
+            "vertebra's own frame, Genant grade and deformity, trabecular HU, lytic lesions, "
+            "cement, collapse risk with its reasons and the imaging part of SINS. Without a CT "
+            "only the geometry is measured."
+        ),
+    )
+    parser.add_argument(
+        "ct",
+        nargs="?",
+        type=Path,
+        default=None,
+        metavar="CT",
+        help="CT: .nii/.nii.gz, a DICOM directory or a .zip (optional)",
+    )
+    parser.add_argument(
+        "--labels", type=Path, default=None, metavar="LABELS", help="vertebra label map (NIfTI)"
+    )
+    parser.add_argument(
+        "--labels-convention",
+        choices=("auto", "totalsegmentator", "verse"),
+        default="auto",
+        help="label numbering (default auto: decided from the labels when unambiguous)",
+    )
+    parser.add_argument("--series", default=None, metavar="UID", help="DICOM series to read")
+    parser.add_argument("--format", choices=("json", "text"), default="json")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write report.json and spine.png (sagittal reformat coloured by risk) here",
+    )
+    parser.add_argument(
+        "--prior",
+        type=Path,
+        default=None,
+        metavar="PRIOR.json",
+        help="report of an earlier scan: add the comparison to the output",
+    )
+    parser.add_argument(
+        "--segment",
+        choices=("totalsegmentator",),
+        default=None,
+        help="segment the CT first (needs TotalSegmentator with its weights installed)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import sys
+    import tempfile
+
+    from spinewatch.core.errors import InputError
+
+    class UsageError(InputError):
+        """Arguments that do not fit together."""
+
+    if args.labels is None and args.segment is None:
+        raise UsageError("--labels LABELS is required (or --segment totalsegmentator with a CT)")
+    if args.segment is not None and args.ct is None:
+        raise UsageError("--segment needs the CT to segment")
+    if args.labels is not None and args.segment is not None:
+        raise UsageError("give either --labels or --segment, not both")
+
+    from spinewatch.imaging.analysis import analyze
+    from spinewatch.imaging.io import load_study
+
+    prior = None
+    if args.prior is not None:
+        from spinewatch.imaging.compare import load_report
+
+        prior = load_report(args.prior)
+
+    with tempfile.TemporaryDirectory(prefix="spinewatch-seg-") as work:
+        labels_path: Path = args.labels
+        convention = args.labels_convention
+        if args.segment == "totalsegmentator":
+            from spinewatch.imaging.segmenters import run_totalsegmentator
+
+            labels_path = run_totalsegmentator(args.ct, Path(work))
+            convention = "totalsegmentator"
+        ct, labels = load_study(args.ct, labels_path, series_uid=args.series)
+        report = analyze(
+            ct,
+            labels,
+            convention=convention,
+            ct_path=None if args.ct is None else str(args.ct),
+            labels_path=str(labels_path),
+        )
+    result = report.to_json_dict()
+    if prior is not None:
+        from spinewatch.imaging.compare import compare_reports
+
+        result["comparison"] = compare_reports(
+            prior, result, prior_source=str(args.prior), current_source="this analysis"
+        )
+    text = json.dumps(result, indent=2, allow_nan=False)
+    if args.out is not None:
+        from spinewatch.imaging.render import render_sagittal
+
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "report.json").write_text(text + "\n", encoding="utf-8")
+        render_sagittal(
+            ct,
+            labels,
+            result,
+            args.out / "spine.png",
+            convention=result["scan"]["labels_convention"],
+        )
+    if args.format == "json":
+        print(text)
+    else:
+        from spinewatch.imaging.report import format_text
+
+        print(format_text(result))
+        if prior is not None:
+            from spinewatch.imaging.compare import format_comparison_text
+
+            print()
+            print(format_comparison_text(result["comparison"]))
+        if args.out is not None:
+            print(f"\nwritten: {args.out / 'report.json'}, {args.out / 'spine.png'}")
+    sys.stdout.flush()
+    return 0

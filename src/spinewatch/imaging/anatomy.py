@@ -1,0 +1,575 @@
+"""Vertebrae in a label map: bounding boxes, body vs posterior elements, each vertebra's own frame.
+
+:func:`find_vertebrae` finds every vertebra label of a label map (one
+:func:`scipy.ndimage.find_objects` pass for all bounding boxes) and, per vertebra, works in a crop
+padded by :data:`PAD_VOXELS` voxels:
+
+1. **Body separation** (a morphological opening in mm, so anisotropic voxels are handled): the
+   vertebra mask is eroded by a radius ``r`` that grows with the vertebra's size
+   (``r = OPENING_FACTOR * V**(1/3)``, V = label volume in mm^3, clipped to
+   [``MIN_OPENING_MM``, ``MAX_OPENING_MM``]: ~6 mm for a lumbar, ~3 mm for a cervical vertebra).
+   Pedicles, laminae and processes are thinner than ``2 r`` and vanish; the largest surviving
+   component is the core of the body, and the body is the vertebra's voxels within ``r`` (plus
+   one voxel diagonal) of that core. Both steps are Euclidean distance transforms with the voxel
+   spacing as sampling. The posterior elements are ``mask & ~body``.
+2. **Frame**: ``superior`` starts as the spine's local tangent through the neighbours' label
+   centroids (cranial minus caudal; world +z without neighbours) and is then refined to be
+   perpendicular to the endplates: the body's voxel centres are projected into the current frame,
+   binned on a 2 mm grid across the endplate (the central 75 % of the body's footprint), the
+   highest and lowest voxel of each bin give the superior and inferior endplate surfaces, a plane
+   is fitted to each (least squares, one pass of outlier rejection at 3 MAD) and ``superior`` is
+   the bisector of the two plane normals (twice). For a wedge fracture the bisector is the axis of
+   symmetry of the body; for a normal body it is the common normal of both endplates.
+   ``anterior`` is the direction from the posterior elements' centroid to the body centroid,
+   made perpendicular to ``superior`` (world +y when the label has almost no posterior elements);
+   ``right = cross(anterior, superior)``.
+3. **Truncation**: a vertebra whose label touches the first or last slice of the volume along the
+   voxel axis closest to the spine's direction at that vertebra (or the axis closest to world S)
+   is cut by the scan's edge (``truncated``).
+4. **Quality flags**: ``small_label`` (label volume below a level-dependent minimum),
+   ``fragmented_label`` (largest connected piece < 90 % of the label; the smaller pieces are
+   ignored), ``implausible_size`` (body volume or extent outside a broad adult range),
+   ``body_not_separated`` (the opening left nothing), ``touches_scan_edge`` (cut along another
+   axis), ``body_by_canal`` (the opening had eroded a thin, collapsed body away: the body is the
+   part in front of the canal), ``frame_unreliable`` (the endplate fit disagreed with the spine
+   by > 45 degrees), ``coarse_slices`` (voxels > 2.5 mm along ``superior``: heights are good
+   to about half a voxel per endplate only).
+
+All coordinates are world RAS+ mm; arrays are indexed like the label map (``[i, j, k]``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+from spinewatch.core.conventions import LabelConvention, vertebra_labels
+from spinewatch.core.errors import InputError
+from spinewatch.core.levels import Region, VertebralLevel, neighbours
+from spinewatch.imaging.volume import Grid, LabelVolume
+
+__all__ = [
+    "MAX_OPENING_MM",
+    "MIN_OPENING_MM",
+    "OPENING_FACTOR",
+    "PAD_VOXELS",
+    "LabelMapError",
+    "VertebraFrame",
+    "VertebraRegion",
+    "crop_grid",
+    "find_vertebrae",
+    "label_bounding_boxes",
+    "present_labels",
+    "separate_body",
+]
+
+logger = logging.getLogger(__name__)
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+PAD_VOXELS = 3
+OPENING_FACTOR = 0.16
+MIN_OPENING_MM = 2.0
+MAX_OPENING_MM = 9.0
+_ENDPLATE_BIN_MM = 2.0
+#: Body voxels may lie this far behind the canal's front on the mid-sagittal line (0: the cut
+#: plane through the front of the canal; pedicle roots behind it belong to the posterior elements).
+WALL_TOLERANCE_MM = 0.0
+#: When the opened body holds less than this share of the voxels in front of the canal, the
+#: opening has eroded a thin (collapsed) body away and the part in front of the canal is used.
+BODY_SHARE_OF_FRONT = 0.7
+#: Mask voxels in front of the canal within this distance of the opened body are body (the
+#: opening rounds the endplates' rims off by about 0.3 r).
+RIM_REGROW_MM = 2.0
+_FRAGMENT_FRACTION = 0.9
+# Broad plausibility limits per region: (min label ml, min body ml, max body ml).
+_SIZE_LIMITS: dict[Region, tuple[float, float, float]] = {
+    Region.CERVICAL: (1.0, 0.5, 25.0),
+    Region.THORACIC: (3.0, 1.5, 60.0),
+    Region.LUMBAR: (8.0, 4.0, 90.0),
+    Region.SACRAL: (5.0, 2.0, 150.0),
+}
+_MAX_EXTENT_MM = 160.0
+
+
+class LabelMapError(InputError):
+    """A label map that cannot be analysed (not integer, no vertebra in the convention...)."""
+
+
+@dataclass(frozen=True)
+class VertebraFrame:
+    """A vertebra's own orthonormal frame in world RAS+ mm.
+
+    ``origin_mm`` is the body centroid; ``superior`` is perpendicular to the endplates, pointing
+    cranially; ``anterior`` is perpendicular to it, pointing anteriorly; ``right`` =
+    ``cross(anterior, superior)`` (the patient's right). All are shape (3,) float64.
+    """
+
+    origin_mm: FloatArray
+    superior: FloatArray
+    anterior: FloatArray
+    right: FloatArray
+
+    @classmethod
+    def from_axes(
+        cls, origin_mm: npt.ArrayLike, superior: npt.ArrayLike, anterior: npt.ArrayLike
+    ) -> VertebraFrame:
+        """A frame from a superior and a rough anterior direction (made orthonormal)."""
+        sup = _unit(np.asarray(superior, dtype=np.float64))
+        ant = np.asarray(anterior, dtype=np.float64)
+        ant = _unit(ant - (ant @ sup) * sup)
+        right = np.cross(ant, sup)
+        return cls(np.asarray(origin_mm, dtype=np.float64), sup, ant, right)
+
+    @property
+    def rotation(self) -> FloatArray:
+        """3x3 matrix whose columns are right, anterior, superior (local -> world)."""
+        return np.stack([self.right, self.anterior, self.superior], axis=1)
+
+    def to_local(self, xyz_mm: npt.ArrayLike) -> FloatArray:
+        """World mm, shape (..., 3) -> local (right, anterior, superior) mm, shape (..., 3)."""
+        pts = np.asarray(xyz_mm, dtype=np.float64)
+        return np.asarray((pts - self.origin_mm) @ self.rotation, dtype=np.float64)
+
+    def to_world(self, local_mm: npt.ArrayLike) -> FloatArray:
+        """Local (right, anterior, superior) mm, shape (..., 3) -> world mm, shape (..., 3)."""
+        pts = np.asarray(local_mm, dtype=np.float64)
+        return np.asarray(pts @ self.rotation.T + self.origin_mm, dtype=np.float64)
+
+
+@dataclass(frozen=True, eq=False)
+class VertebraRegion:
+    """One vertebra: its crop of the full grid, masks in the crop and its frame.
+
+    ``bbox`` indexes the full grid (padded by a few voxels); ``grid`` is the crop's grid (the
+    affine shifted to the crop); ``mask``, ``body`` and ``posterior`` are boolean arrays of the
+    crop's shape. ``label_centroid_mm`` is the centroid of the whole label, world mm.
+    """
+
+    level: VertebralLevel
+    label: int
+    bbox: tuple[slice, slice, slice]
+    grid: Grid
+    mask: BoolArray
+    body: BoolArray
+    posterior: BoolArray
+    frame: VertebraFrame
+    truncated: bool
+    quality_flags: tuple[str, ...]
+    label_centroid_mm: FloatArray | None = None
+    opening_mm: float = 0.0
+
+    @property
+    def body_volume_ml(self) -> float:
+        """Body volume in ml."""
+        return float(np.count_nonzero(self.body) * self.grid.voxel_volume_ml)
+
+
+def _unit(vec: FloatArray) -> FloatArray:
+    norm = float(np.linalg.norm(vec))
+    if not np.isfinite(norm) or norm < 1e-12:
+        raise ValueError(f"cannot normalise the zero vector {vec.tolist()}")
+    return np.asarray(vec / norm, dtype=np.float64)
+
+
+def crop_grid(grid: Grid, bbox: tuple[slice, slice, slice]) -> Grid:
+    """The grid of ``bbox`` (slices with explicit starts/stops) inside ``grid``."""
+    start = np.array([s.start for s in bbox], dtype=np.float64)
+    affine = grid.affine.copy()
+    affine[:3, 3] = grid.affine[:3, :3] @ start + grid.affine[:3, 3]
+    shape = (
+        bbox[0].stop - bbox[0].start,
+        bbox[1].stop - bbox[1].start,
+        bbox[2].stop - bbox[2].start,
+    )
+    return Grid(shape, affine)
+
+
+def _voxel_world(grid: Grid, mask: BoolArray) -> FloatArray:
+    """World mm of the centres of the True voxels, shape (n, 3)."""
+    return grid.to_world(np.argwhere(mask).astype(np.float64))
+
+
+def _largest_component(mask: BoolArray) -> tuple[BoolArray, float]:
+    """The largest 26-connected component and its share of the True voxels."""
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    if n <= 1:
+        return mask, 1.0
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    best = int(np.argmax(counts))
+    return np.asarray(lab == best), float(counts[best] / counts.sum())
+
+
+def separate_body(
+    mask: BoolArray, spacing_mm: tuple[float, float, float], radius_mm: float
+) -> BoolArray:
+    """The vertebral body of a vertebra mask by a morphological opening (see module docstring).
+
+    ``mask`` is the vertebra (any axis order), ``spacing_mm`` its voxel size per array axis,
+    ``radius_mm`` the opening radius. Returns a boolean array of ``mask``'s shape, empty when
+    nothing survives the erosion.
+    """
+    padded = np.pad(mask, 1)
+    depth = ndimage.distance_transform_edt(padded, sampling=spacing_mm)
+    core = np.asarray(depth > radius_mm)
+    if not core.any():
+        return np.zeros_like(mask)
+    core, _share = _largest_component(core)
+    dist = ndimage.distance_transform_edt(~core, sampling=spacing_mm)
+    diag = float(np.linalg.norm(spacing_mm))
+    body = padded & np.asarray(dist <= radius_mm + 0.5 * diag)
+    body, _share = _largest_component(body)
+    return np.asarray(body[1:-1, 1:-1, 1:-1])
+
+
+def _plane_normal(points: FloatArray) -> FloatArray | None:
+    """Unit normal (third component > 0) of the plane w = a u + b v + c fitted to (n, 3) points."""
+    if len(points) < 6:
+        return None
+    design = np.column_stack([points[:, 0], points[:, 1], np.ones(len(points))])
+    keep = np.ones(len(points), dtype=bool)
+    coef = np.zeros(3)
+    for _ in range(2):
+        coef, *_ = np.linalg.lstsq(design[keep], points[keep, 2], rcond=None)
+        resid = points[:, 2] - design @ coef
+        mad = float(np.median(np.abs(resid - np.median(resid)))) + 1e-6
+        keep = np.abs(resid) <= 3.0 * 1.4826 * mad + 0.5
+        if keep.sum() < 6:
+            break
+    return _unit(np.array([-coef[0], -coef[1], 1.0]))
+
+
+def _endplate_normal(local: FloatArray) -> FloatArray | None:
+    """Bisector of the superior and inferior endplate normals, in the local frame of ``local``.
+
+    ``local`` holds the body's voxel centres (n, 3) as (right, anterior, superior) mm.
+    """
+    if len(local) < 50:
+        return None
+    u, v, w = local[:, 0], local[:, 1], local[:, 2]
+    # the central part of the footprint, away from the rounded rims
+    cu, cv = np.median(u), np.median(v)
+    hu_ = np.percentile(np.abs(u - cu), 95) + 1e-6
+    hv_ = np.percentile(np.abs(v - cv), 95) + 1e-6
+    central = ((u - cu) / hu_) ** 2 + ((v - cv) / hv_) ** 2 <= 0.75**2
+    if central.sum() < 50:
+        return None
+    iu = np.floor((u[central] - cu) / _ENDPLATE_BIN_MM).astype(np.int64)
+    iv = np.floor((v[central] - cv) / _ENDPLATE_BIN_MM).astype(np.int64)
+    key = (iu - iu.min()) * (iv.max() - iv.min() + 1) + (iv - iv.min())
+    wc = w[central]
+    order = np.lexsort((wc, key))
+    ks, ws = key[order], wc[order]
+    first = np.r_[True, ks[1:] != ks[:-1]]
+    last = np.r_[ks[1:] != ks[:-1], True]
+    pts = np.column_stack([u[central][order], v[central][order], ws])
+    top = _plane_normal(pts[last])
+    bottom = _plane_normal(pts[first])
+    if top is None or bottom is None:
+        return None
+    return _unit(top + bottom)
+
+
+def _size_flags(
+    level: VertebralLevel, label_ml: float, body_ml: float, extent_mm: float
+) -> list[str]:
+    min_label, min_body, max_body = _SIZE_LIMITS[level.region]
+    flags = []
+    if label_ml < min_label:
+        flags.append("small_label")
+    if body_ml < min_body or body_ml > max_body or extent_mm > _MAX_EXTENT_MM:
+        flags.append("implausible_size")
+    return flags
+
+
+def _opening_radius(label_volume_mm3: float) -> float:
+    return float(
+        np.clip(OPENING_FACTOR * label_volume_mm3 ** (1.0 / 3.0), MIN_OPENING_MM, MAX_OPENING_MM)
+    )
+
+
+def _touches(
+    mask: BoolArray, bbox: tuple[slice, slice, slice], shape: tuple[int, ...], axis: int
+) -> bool:
+    """True when ``mask`` (a crop at ``bbox``) has a voxel on the first/last slice of ``axis``."""
+    sl: list[slice] = [slice(None)] * 3
+    hit = False
+    if bbox[axis].start == 0:
+        sl[axis] = slice(0, 1)
+        hit |= bool(mask[tuple(sl)].any())
+    if bbox[axis].stop == shape[axis]:
+        sl[axis] = slice(-1, None)
+        hit |= bool(mask[tuple(sl)].any())
+    return hit
+
+
+@dataclass
+class _Work:
+    level: VertebralLevel
+    label: int
+    bbox: tuple[slice, slice, slice]
+    grid: Grid
+    mask: BoolArray
+    flags: list[str]
+    label_centroid: FloatArray
+    label_ml: float
+    body: BoolArray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=bool))
+    radius: float = 0.0
+    body_direction: FloatArray | None = None  # label centroid -> opened body centroid, unit
+    superior0: FloatArray = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]))
+    anterior: FloatArray = field(default_factory=lambda: np.array([0.0, 1.0, 0.0]))
+
+
+def _as_integer_labels(labels: LabelVolume) -> npt.NDArray[Any]:
+    arr = labels.labels
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise LabelMapError(
+            f"{labels.source}: label array has dtype {arr.dtype}; expected integers "
+            "(load label maps with spinewatch.imaging.io.load_labels)"
+        )
+    if arr.dtype.itemsize > 4 or arr.dtype == np.uint32:
+        return arr.astype(np.int32)
+    return arr
+
+
+Boxes = list[tuple[slice, ...] | None]
+
+
+def label_bounding_boxes(labels: LabelVolume) -> Boxes:
+    """``scipy.ndimage.find_objects`` of the label array: entry ``i`` is the bounding box of label
+    ``i + 1`` or None when absent. One pass; reuse it for :func:`find_vertebrae`."""
+    arr = _as_integer_labels(labels)
+    if arr.size and int(arr.min()) < 0:
+        raise LabelMapError(f"{labels.source}: negative label {int(arr.min())}; expected >= 0")
+    if arr.flags.f_contiguous and not arr.flags.c_contiguous:
+        # NIfTI arrays are Fortran-ordered: scan the C-ordered transpose (4x faster), swap back
+        boxes: Boxes = [None if b is None else b[::-1] for b in ndimage.find_objects(arr.T)]
+    else:
+        boxes = ndimage.find_objects(arr)
+    return boxes
+
+
+def present_labels(boxes: Boxes) -> list[int]:
+    """The label ids present according to ``boxes`` (:func:`label_bounding_boxes`)."""
+    return [i + 1 for i, box in enumerate(boxes) if box is not None]
+
+
+def find_vertebrae(
+    labels: LabelVolume, convention: LabelConvention | str, *, boxes: Boxes | None = None
+) -> list[VertebraRegion]:
+    """All vertebrae of ``labels`` in cranio-caudal order (see the module docstring).
+
+    ``convention`` says which label is which level. Labels that are not vertebrae in that
+    convention (organs, ribs, the sacrum of TotalSegmentator) are ignored. ``boxes`` may pass
+    the result of :func:`label_bounding_boxes` when it is already known. Raises
+    :class:`LabelMapError` when the map holds no vertebra.
+    """
+    conv = LabelConvention.parse(convention)
+    arr = _as_integer_labels(labels)
+    grid = labels.grid
+    slices = label_bounding_boxes(labels) if boxes is None else boxes
+    present = present_labels(slices)
+    mapping = vertebra_labels(present, conv)
+    if not mapping:
+        raise LabelMapError(
+            f"{labels.source}: no vertebra label in the {conv.value} convention among labels "
+            f"{present[:20]}{'...' if len(present) > 20 else ''}"
+        )
+    shape = grid.shape
+    works: list[_Work] = []
+    for label, level in mapping.items():
+        sl = slices[label - 1]
+        assert sl is not None
+        bbox = tuple(
+            slice(max(s.start - PAD_VOXELS, 0), min(s.stop + PAD_VOXELS, n))
+            for s, n in zip(sl, shape, strict=True)
+        )
+        bbox3 = (bbox[0], bbox[1], bbox[2])
+        mask = np.asarray(arr[bbox3] == label)
+        flags: list[str] = []
+        main, share = _largest_component(mask)
+        if share < _FRAGMENT_FRACTION:
+            flags.append("fragmented_label")
+            mask = main
+        cgrid = crop_grid(grid, bbox3)
+        centroid = cgrid.to_world(np.argwhere(mask).mean(axis=0))
+        works.append(
+            _Work(
+                level,
+                label,
+                bbox3,
+                cgrid,
+                mask,
+                flags,
+                centroid,
+                float(np.count_nonzero(mask) * grid.voxel_volume_ml),
+            )
+        )
+
+    levels_present = [w.level for w in works]
+    by_level = {w.level: w for w in works}
+    for w in works:
+        _open_body(w)
+        w.superior0 = _initial_superior(w, by_level, levels_present)
+    for w in works:
+        # the anterior direction: the mean of this vertebra's and its neighbours' body directions
+        near = [w.level, *neighbours(w.level, levels_present, max_distance=2)]
+        dirs = [d for lv in near if (d := by_level[lv].body_direction) is not None]
+        mean = np.sum(dirs, axis=0) if dirs else np.zeros(3)
+        mean = mean - (mean @ w.superior0) * w.superior0
+        if float(np.linalg.norm(mean)) < 0.3 * max(len(dirs), 1):
+            mean = np.array([0.0, 1.0, 0.0])  # no agreement: patients lie supine, face +y
+        w.anterior = _unit(mean - (mean @ w.superior0) * w.superior0)
+    return [_analyse_one(w, by_level, levels_present, shape) for w in works]
+
+
+def _open_body(w: _Work) -> None:
+    """First body estimate by the opening: sets ``body``, ``radius`` and ``body_direction``."""
+    spacing = w.grid.spacing_mm
+    radius = _opening_radius(w.label_ml * 1000.0)
+    body = separate_body(w.mask, spacing, radius)
+    while not body.any() and radius > 1.0:
+        radius /= 2.0
+        body = separate_body(w.mask, spacing, radius)
+    w.body, w.radius = body, radius
+    if body.any():
+        delta = w.grid.to_world(np.argwhere(body).mean(axis=0)) - w.label_centroid
+        if float(np.linalg.norm(delta)) > 1.0:
+            w.body_direction = _unit(delta)
+
+
+def _initial_superior(
+    w: _Work, by_level: dict[VertebralLevel, _Work], present: list[VertebralLevel]
+) -> FloatArray:
+    near = neighbours(w.level, present, max_distance=2)
+    cranial = [lv for lv in near if lv < w.level]
+    caudal = [lv for lv in near if lv > w.level]
+    up = by_level[cranial[0]].label_centroid if cranial else w.label_centroid
+    down = by_level[caudal[0]].label_centroid if caudal else w.label_centroid
+    if up is down:
+        return np.array([0.0, 0.0, 1.0])
+    return _unit(up - down)
+
+
+def _canal_wall_mm(local: FloatArray, bin_mm: float = 1.0, strip_mm: float = 4.0) -> float | None:
+    """Anterior position (local v, mm) of the spinal canal's front: the posterior body wall.
+
+    ``local`` holds the vertebra's voxel centres (n, 3) as (right, anterior, superior) mm in a
+    frame centred near the vertebra; ``bin_mm`` is at least the voxel's extent along v. Along the
+    mid-sagittal strip (|right| < ``strip_mm``) the canal is the longest run of empty bins between
+    occupied ones (at least 3 mm and two bins); None without such a gap.
+    """
+    mid = np.abs(local[:, 0]) < max(strip_mm, bin_mm)
+    if mid.sum() < 10:
+        return None
+    v = local[mid, 1]
+    lo = float(np.floor(v.min()))
+    counts = np.bincount(np.floor((v - lo) / bin_mm).astype(np.int64))
+    occupied = np.flatnonzero(counts > 0)
+    if len(occupied) < 2:
+        return None
+    gaps = np.diff(occupied)
+    best = int(np.argmax(gaps))
+    if gaps[best] < 3 or (gaps[best] - 1) * bin_mm < 3.0:
+        return None  # no canal seen (a body-only label, or a closed ring)
+    return lo + float(occupied[best + 1]) * bin_mm
+
+
+def _analyse_one(
+    w: _Work,
+    by_level: dict[VertebralLevel, _Work],
+    present: list[VertebralLevel],
+    shape: tuple[int, int, int],
+) -> VertebraRegion:
+    flags = list(w.flags)
+    body, radius, anterior, sup0 = w.body, w.radius, w.anterior, w.superior0
+    pts = _voxel_world(w.grid, w.mask)
+    frame = VertebraFrame.from_axes(w.label_centroid, sup0, anterior)
+    local = frame.to_local(pts)
+    spacing = np.asarray(w.grid.spacing_mm)
+    bin_mm = max(1.0, float(np.sum(spacing * np.abs(w.grid.axis_directions.T @ frame.anterior))))
+    wall = _canal_wall_mm(local, bin_mm)
+    if wall is not None:
+        in_front = np.zeros_like(w.mask)
+        in_front[tuple(np.argwhere(w.mask).T)] = local[:, 1] >= wall - WALL_TOLERANCE_MM
+        candidate = body & in_front
+        own = w.body_direction
+        if (
+            not candidate.any()
+            or own is None
+            or float(own @ anterior) < np.cos(np.deg2rad(60.0))
+            or np.count_nonzero(candidate) < 0.5 * np.count_nonzero(body)
+            or np.count_nonzero(candidate) < BODY_SHARE_OF_FRONT * np.count_nonzero(in_front)
+        ):
+            # the opening found the wrong blob (e.g. a collapsed body thinner than 2 r):
+            # the body is what lies in front of the canal
+            flags.append("body_by_canal")
+            candidate = in_front
+        else:
+            # give back the rims the opening rounded off (the corners of the endplates)
+            near = ndimage.distance_transform_edt(~body, sampling=w.grid.spacing_mm)
+            candidate = in_front & np.asarray(near <= RIM_REGROW_MM)
+        body, _share = _largest_component(candidate)
+    if not body.any():
+        flags.append("body_not_separated")
+        body = w.mask.copy()
+    posterior = w.mask & ~body
+
+    body_pts = _voxel_world(w.grid, body)
+    origin = body_pts.mean(axis=0)
+    ant0 = anterior
+    if np.count_nonzero(posterior) * 20 >= np.count_nonzero(w.mask):
+        delta = origin - _voxel_world(w.grid, posterior).mean(axis=0)
+        delta = delta - (delta @ sup0) * sup0
+        if float(np.linalg.norm(delta)) > 1.0 and float(_unit(delta) @ anterior) >= 0.5:
+            ant0 = _unit(delta)
+    frame = VertebraFrame.from_axes(origin, sup0, ant0)
+    for _ in range(2):
+        normal = _endplate_normal(frame.to_local(body_pts))
+        if normal is None:
+            break
+        sup = frame.rotation @ normal
+        if sup @ sup0 < 0:
+            sup = -sup
+        if sup @ sup0 < np.cos(np.deg2rad(45.0)):
+            flags.append("frame_unreliable")
+            break
+        frame = VertebraFrame.from_axes(origin, sup, frame.anterior)
+
+    # truncation along the voxel axis closest to the vertebra's superior direction
+    # (the spine's direction from the neighbours: a small cut piece has no reliable own axis)
+    # and the axis closest to world S, for a piece whose neighbour direction is off)
+    sup_axes = {
+        int(np.argmax(np.abs(w.grid.axis_directions.T @ sup0))),
+        w.grid.axis_closest_to(2),
+    }
+    truncated = any(_touches(w.mask, w.bbox, shape, ax) for ax in sup_axes)
+    if any(_touches(w.mask, w.bbox, shape, ax) for ax in range(3) if ax not in sup_axes):
+        flags.append("touches_scan_edge")
+    extent = float(np.ptp(pts @ frame.rotation, axis=0).max())
+    body_ml = float(np.count_nonzero(body) * w.grid.voxel_volume_ml)
+    if not truncated:
+        flags.extend(_size_flags(w.level, w.label_ml, body_ml, extent))
+    if float(np.sum(spacing * np.abs(w.grid.axis_directions.T @ frame.superior))) > 2.5:
+        flags.append("coarse_slices")  # heights good to about half a slice per endplate
+    return VertebraRegion(
+        level=w.level,
+        label=w.label,
+        bbox=w.bbox,
+        grid=w.grid,
+        mask=w.mask,
+        body=body,
+        posterior=posterior,
+        frame=frame,
+        truncated=truncated,
+        quality_flags=tuple(dict.fromkeys(flags)),
+        label_centroid_mm=w.label_centroid,
+        opening_mm=radius,
+    )

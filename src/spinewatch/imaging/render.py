@@ -1,0 +1,604 @@
+"""The picture a radiologist recognises: a curved sagittal reformat along the spine, by risk.
+
+Method (all in world millimetres, RAS+):
+
+1. The body centroids of the report's vertebrae, in cranio-caudal level order, are fitted with a
+   smoothing parametric cubic spline (:func:`scipy.interpolate.make_splprep`, parameterised by
+   chord length, a residual of about :data:`CENTROID_SD_MM` per point allowed), resampled at equal
+   arc length (``px_mm``, default 0.75 mm) and extended along its end tangents by ``extend_mm``.
+   One vertebra gives a straight line along its own superior axis.
+2. The left-right axis ``r`` is the mean of the vertebrae's own right axes (world +x without
+   frames). At each curve sample with cranial unit tangent ``t`` the in-plane anterior direction
+   is ``a = t x r`` (normalised): perpendicular to the curve, inside the sagittal plane the curve
+   and ``r`` define.
+3. Each output row samples the line ``c + d * a`` for ``d`` from ``+anterior_mm`` (left column:
+   anterior on the left, as radiologists view a sagittal) to ``-posterior_mm``; row 0 is the most
+   cranial sample (head at the top). World points go to voxel indices with
+   :meth:`~spinewatch.imaging.volume.Grid.to_voxel` and are sampled with
+   :func:`scipy.ndimage.map_coordinates` (linear for CT, nearest for labels) from the smallest
+   voxel box that holds them: the volume is never resampled (memory stays that of the picture).
+4. Bone window (W 1800 / L 400) grey; each vertebra outlined and filled semi-transparently in the
+   colour of its ``collapse_risk`` (low green, moderate amber, high red, grey when not assessed);
+   level name, Genant grade and lytic % beside each body; title with the scan.
+
+Drawn with :class:`matplotlib.figure.Figure` on an Agg canvas (no pyplot global state).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+from scipy.interpolate import make_interp_spline, make_splprep
+
+from spinewatch.core.errors import InputError
+from spinewatch.imaging.volume import CtVolume, Grid, LabelVolume
+
+__all__ = [
+    "BONE_WINDOW",
+    "CENTROID_SD_MM",
+    "RISK_COLOURS",
+    "CurvedReformat",
+    "RenderError",
+    "curved_sagittal",
+    "render_sagittal",
+    "spine_curve",
+]
+
+logger = logging.getLogger(__name__)
+
+BONE_WINDOW: tuple[float, float] = (1800.0, 400.0)
+"""(width, level) in HU of the grey-scale window."""
+CENTROID_SD_MM = 1.5
+"""Expected scatter (mm) of a body centroid about the smooth spinal curve (spline smoothing)."""
+RISK_COLOURS: dict[str | None, str] = {
+    "low": "#2ca02c",
+    "moderate": "#ff9f1c",
+    "high": "#e3262b",
+    None: "#9aa5b1",
+}
+"""Overlay colour per ``collapse_risk`` (None: in the label map but not assessed)."""
+
+_OUTSIDE_HU = np.nan
+
+
+class RenderError(InputError):
+    """A report or volume the reformat cannot be drawn from (names the key or value)."""
+
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class CurvedReformat:
+    """A curved sagittal reformat, sampled.
+
+    ``hu``: (rows, cols) float32 HU, NaN outside the CT (None without a CT); ``labels``: (rows,
+    cols) label values (0 outside); row 0 is cranial, column 0 anterior; both axes ``px_mm`` mm
+    per pixel. ``points_mm`` (rows, 3) are the curve samples in world mm, ``anterior`` (rows, 3)
+    the unit sampling directions, ``offsets_mm`` (cols,) the signed distance along ``anterior`` of
+    each column. ``level_rows`` maps each vertebra level drawn to its row (nearest curve sample to
+    its body centroid).
+    """
+
+    hu: npt.NDArray[np.float32] | None
+    labels: npt.NDArray[np.int64]
+    points_mm: FloatArray
+    anterior: FloatArray
+    offsets_mm: FloatArray
+    px_mm: float
+    level_rows: dict[str, int]
+
+
+# -- geometry ---------------------------------------------------------------------------------
+
+
+def _unit(v: FloatArray) -> FloatArray:
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return np.asarray(v / np.where(n > 0, n, 1.0), dtype=np.float64)
+
+
+def spine_curve(
+    centroids_mm: npt.ArrayLike,
+    *,
+    px_mm: float = 0.75,
+    extend_mm: float = 25.0,
+    superior: npt.ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """A smooth curve through body centroids, resampled every ``px_mm`` of arc length.
+
+    ``centroids_mm`` (n, 3) world mm, cranial first. Returns ``(points, tangents)``, each
+    (m, 3): points from ``extend_mm`` above the first centroid to ``extend_mm`` below the last,
+    and unit tangents pointing cranially. With one centroid the curve is the straight line along
+    ``superior`` (default world +z).
+    """
+    pts = np.asarray(centroids_mm, dtype=np.float64).reshape(-1, 3)
+    if len(pts) == 0:
+        raise RenderError("no body centroid to draw the spine through")
+    if px_mm <= 0 or not np.isfinite(px_mm):
+        raise RenderError(f"px_mm must be a positive number of mm, got {px_mm!r}")
+    # Drop repeated points (two levels at one place would make the chord parameter degenerate).
+    keep = np.ones(len(pts), dtype=bool)
+    keep[1:] = np.linalg.norm(np.diff(pts, axis=0), axis=1) > 1e-6
+    pts = pts[keep]
+
+    if len(pts) == 1:
+        up = _unit(np.asarray(superior if superior is not None else (0.0, 0.0, 1.0), float))
+        dense = pts[0] + np.outer(np.array([1.0, -1.0]), up)  # a 2 mm segment, cranial first
+    else:
+        u = np.linspace(0.0, 1.0, max(200, 20 * len(pts)))
+        if len(pts) >= 4:
+            weights = np.full(len(pts), 1.0 / CENTROID_SD_MM)
+            spl, _ = make_splprep(pts.T, w=weights, s=float(len(pts)), k=3)
+            dense = np.asarray(spl(u), dtype=np.float64).T
+        else:  # two or three points: the interpolating line or parabola (chord-length parameter)
+            chord = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
+            interp = make_interp_spline(chord / chord[-1], pts, k=len(pts) - 1)
+            dense = np.asarray(interp(u), dtype=np.float64)
+
+    seg = np.linalg.norm(np.diff(dense, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    total = float(arc[-1])
+    # Resample at equal arc length; extend linearly beyond both ends along the end tangents.
+    s = np.arange(-extend_mm, total + extend_mm + 1e-9, px_mm)
+    inner = np.clip(s, 0.0, total)
+    points = np.stack([np.interp(inner, arc, dense[:, d]) for d in range(3)], axis=1)
+    head_dir = _unit(dense[0] - dense[min(1, len(dense) - 1)])  # cranial
+    tail_dir = _unit(dense[-1] - dense[max(len(dense) - 2, 0)])  # caudal
+    before, after = s < 0, s > total
+    points[before] = dense[0] + np.outer(-s[before], head_dir)
+    points[after] = dense[-1] + np.outer(s[after] - total, tail_dir)
+    tangents = -np.gradient(points, axis=0)  # points run caudally; tangents point cranially
+    return points, _unit(tangents)
+
+
+# -- report parsing ---------------------------------------------------------------------------
+
+
+def _level_sort_key(name: str) -> Any:
+    from spinewatch.core.levels import VertebralLevel
+
+    try:
+        return VertebralLevel.parse(name)
+    except (InputError, ValueError, KeyError) as exc:
+        raise RenderError(
+            f"report vertebra level {name!r} is not a vertebral level ({exc})"
+        ) from None
+
+
+def _report_vertebrae(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    vertebrae = report.get("vertebrae") if isinstance(report, Mapping) else None
+    if not isinstance(vertebrae, Sequence) or isinstance(vertebrae, str):
+        raise RenderError("report: key 'vertebrae' missing or not a list: not a SpineWatch report")
+    out = []
+    for i, v in enumerate(vertebrae):
+        if not isinstance(v, Mapping) or not isinstance(v.get("level"), str):
+            raise RenderError(f"report: vertebrae[{i}]: expected an object with a 'level' name")
+        c = v.get("body_centroid_mm")
+        if c is None:
+            continue
+        try:
+            arr = np.asarray(c, dtype=np.float64) if isinstance(c, Sequence) else np.array([])
+        except (TypeError, ValueError):
+            arr = np.array([])
+        if arr.shape != (3,) or not np.all(np.isfinite(arr)):
+            raise RenderError(
+                f"report: vertebrae[{i}] ({v['level']}).body_centroid_mm: expected [x, y, z] mm, "
+                f"got {c!r:.60}"
+            )
+        out.append(v)
+    return sorted(out, key=lambda v: _level_sort_key(str(v["level"])))
+
+
+def _frame_axis(vertebrae: Sequence[Mapping[str, Any]], which: str) -> FloatArray | None:
+    """Mean of the vertebrae's frame axes ('superior', 'anterior' or 'right'), or None."""
+    vectors = []
+    for v in vertebrae:
+        frame = v.get("frame")
+        if not isinstance(frame, Mapping):
+            continue
+        try:
+            sup = np.asarray(frame["superior"], dtype=np.float64)
+            ant = np.asarray(frame["anterior"], dtype=np.float64)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if sup.shape != (3,) or ant.shape != (3,) or not np.all(np.isfinite([sup, ant])):
+            continue
+        vec = {"superior": sup, "anterior": ant, "right": np.cross(ant, sup)}[which]
+        if np.linalg.norm(vec) > 1e-6:
+            vectors.append(_unit(vec))
+    if not vectors:
+        return None
+    mean = np.mean(vectors, axis=0)
+    return _unit(mean) if np.linalg.norm(mean) > 1e-6 else None
+
+
+# -- sampling ---------------------------------------------------------------------------------
+
+
+def _sample(
+    volume: npt.NDArray[Any], grid: Grid, world: FloatArray, *, order: int, cval: float
+) -> npt.NDArray[Any]:
+    """Sample ``volume`` at world points (..., 3) from the smallest voxel box holding them."""
+    vox = grid.to_voxel(world)
+    flat = vox.reshape(-1, 3)
+    shape = np.asarray(grid.shape)
+    lo = np.clip(np.floor(flat.min(axis=0)).astype(int) - 1, 0, shape)
+    hi = np.clip(np.ceil(flat.max(axis=0)).astype(int) + 2, 0, shape)
+    out_dtype = np.float32 if order > 0 else np.int64
+    if np.any(hi <= lo):  # the picture lies entirely outside the volume
+        return np.full(world.shape[:-1], cval, dtype=out_dtype)
+    box = volume[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]]
+    coords = (vox - lo).reshape(-1, 3).T
+    # Points outside the real volume get cval; the box edges inside the volume are padded.
+    inside = np.all((vox >= -0.5) & (vox <= shape - 0.5), axis=-1).reshape(-1)
+    if order == 0:
+        box = box if box.dtype.kind in "iu" and box.dtype.itemsize <= 4 else box.astype(np.int64)
+    values = ndimage.map_coordinates(
+        box, coords, order=order, mode="nearest", output=out_dtype, prefilter=False
+    )
+    values[~inside] = cval
+    result: npt.NDArray[Any] = values.reshape(world.shape[:-1])
+    return result
+
+
+def curved_sagittal(
+    ct: CtVolume | None,
+    labels: LabelVolume,
+    report: Mapping[str, Any],
+    *,
+    px_mm: float = 0.75,
+    anterior_mm: float = 40.0,
+    posterior_mm: float = 60.0,
+    extend_mm: float = 25.0,
+) -> CurvedReformat:
+    """Sample the curved sagittal reformat (see the module docstring for the method).
+
+    ``labels`` (and ``ct`` when given) on any grids; only the points of the picture are sampled.
+    """
+    vertebrae = _report_vertebrae(report)
+    if not vertebrae:
+        raise RenderError("report has no vertebra with a body centroid: nothing to draw")
+    if anterior_mm < 0 or posterior_mm < 0 or anterior_mm + posterior_mm <= 0:
+        raise RenderError(
+            f"anterior_mm and posterior_mm must be >= 0 with a positive sum, got "
+            f"{anterior_mm}, {posterior_mm}"
+        )
+    centroids = np.array([v["body_centroid_mm"] for v in vertebrae], dtype=np.float64)
+    # A vertebra cut by the scan's edge has a displaced centroid: fit without it when we can.
+    whole = np.array([not v.get("truncated") for v in vertebrae])
+    fit = centroids[whole] if whole.sum() >= 2 or whole.sum() == whole.size else centroids
+    superior = _frame_axis(vertebrae, "superior")
+    points, tangents = spine_curve(fit, px_mm=px_mm, extend_mm=extend_mm, superior=superior)
+    right = _frame_axis(vertebrae, "right")
+    if right is None:
+        right = np.array([1.0, 0.0, 0.0])
+    anterior = np.cross(tangents, right)
+    # Where the curve runs along r (never in a spine), fall back to the world anterior axis.
+    degenerate = np.linalg.norm(anterior, axis=1) < 1e-3
+    anterior[degenerate] = np.array([0.0, 1.0, 0.0])
+    anterior = _unit(anterior)
+
+    offsets = np.arange(anterior_mm, -posterior_mm - 1e-9, -px_mm)
+    world = points[:, None, :] + offsets[None, :, None] * anterior[:, None, :]
+    hu = None
+    if ct is not None:
+        hu = _sample(ct.hu, ct.grid, world, order=1, cval=_OUTSIDE_HU).astype(np.float32)
+    lab = _sample(labels.labels, labels.grid, world, order=0, cval=0).astype(np.int64)
+
+    level_rows: dict[str, int] = {}
+    for v, c in zip(vertebrae, centroids, strict=True):
+        level_rows[str(v["level"])] = int(np.argmin(np.linalg.norm(points - c, axis=1)))
+    return CurvedReformat(
+        hu=hu,
+        labels=lab,
+        points_mm=points,
+        anterior=anterior,
+        offsets_mm=offsets,
+        px_mm=float(px_mm),
+        level_rows=level_rows,
+    )
+
+
+# -- drawing ----------------------------------------------------------------------------------
+
+
+def _label_levels(
+    values: npt.NDArray[np.int64],
+    vertebrae: Sequence[Mapping[str, Any]],
+    convention: Any,
+) -> dict[int, str]:
+    """Level name of each *vertebra* label value in the picture (other structures are left out).
+
+    The report's own ``label`` fields come first; ``convention`` names vertebrae the report does
+    not list (e.g. one too truncated to analyse).
+    """
+    names: dict[int, str] = {}
+    for v in vertebrae:
+        lab = v.get("label")
+        if isinstance(lab, int) and not isinstance(lab, bool):
+            names[lab] = str(v["level"])
+    if convention is not None:
+        from spinewatch.core.conventions import vertebra_labels
+
+        for value, level in vertebra_labels((int(x) for x in values), convention).items():
+            names.setdefault(value, str(level))
+    present = {int(x) for x in values}
+    return {value: name for value, name in names.items() if value in present}
+
+
+def _scan_lines(report: Mapping[str, Any], has_ct: bool) -> tuple[str, str]:
+    scan = report.get("scan")
+    scan = scan if isinstance(scan, Mapping) else {}
+    ct = scan.get("ct")
+    if has_ct and ct:
+        name = Path(str(ct)).name
+    else:
+        name = Path(str(scan.get("labels") or "label map")).name
+    if len(name) > 44:
+        name = name[:20] + "…" + name[-22:]
+    title = f"Curved sagittal reformat  ·  {name}"
+    bits = [] if has_ct else ["label map only (no CT)"]
+    if scan.get("study_date"):
+        bits.append(f"study {scan['study_date']}")
+    sp = scan.get("spacing_mm")
+    if isinstance(sp, Sequence) and len(sp) == 3 and all(isinstance(s, int | float) for s in sp):
+        bits.append("voxel " + " x ".join(f"{float(s):.2g}" for s in sp) + " mm")
+    if scan.get("orientation"):
+        bits.append(str(scan["orientation"]))
+    if scan.get("labels_convention"):
+        bits.append(f"labels: {scan['labels_convention']}")
+    if scan.get("analysed_at"):
+        bits.append(f"analysed {str(scan['analysed_at'])[:16].replace('T', ' ')}")
+    if scan.get("spinewatch_version"):
+        bits.append(f"SpineWatch {scan['spinewatch_version']}")
+    return title, "   ·   ".join(bits)
+
+
+def _detail(v: Mapping[str, Any]) -> str:
+    parts = []
+    grade = v.get("genant_grade")
+    if v.get("truncated"):
+        parts.append("cut by scan edge")
+    elif isinstance(grade, int):
+        deformity = v.get("deformity")
+        parts.append(f"G{grade}" + (f" {deformity}" if deformity and deformity != "none" else ""))
+    frac = v.get("lytic_fraction")
+    if isinstance(frac, int | float) and not isinstance(frac, bool):
+        parts.append(f"lytic {frac * 100:.0f}%")
+    cement = v.get("cement_volume_ml")
+    if isinstance(cement, int | float) and not isinstance(cement, bool) and cement > 0:
+        parts.append("cement")
+    return "  ".join(parts)
+
+
+def render_sagittal(
+    ct: CtVolume | None,
+    labels: LabelVolume,
+    report: Mapping[str, Any],
+    path: Path,
+    *,
+    convention: Any = None,
+    px_mm: float = 0.75,
+    anterior_mm: float = 40.0,
+    posterior_mm: float = 60.0,
+    dpi: int = 150,
+) -> Path:
+    """Draw the curved sagittal reformat to a PNG at ``path``; return ``path``.
+
+    ``report`` is the report dict (:meth:`SpineReport.to_json_dict`); ``convention`` (a
+    :class:`~spinewatch.core.conventions.LabelConvention` or its name) names label values the
+    report does not list. ``ct`` may be None: then the label mask alone is drawn.
+    """
+    from matplotlib import patheffects
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgb
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    path = Path(path)
+    reformat = curved_sagittal(
+        ct, labels, report, px_mm=px_mm, anterior_mm=anterior_mm, posterior_mm=posterior_mm
+    )
+    vertebrae = _report_vertebrae(report)
+    by_level = {str(v["level"]): v for v in vertebrae}
+    rows, cols = reformat.labels.shape
+    height_mm, width_mm = rows * px_mm, cols * px_mm
+
+    # Grey base: bone window, or the mask in bone grey without a CT.
+    if reformat.hu is not None:
+        width, level = BONE_WINDOW
+        hu = reformat.hu
+        grey = np.clip((np.nan_to_num(hu, nan=-1024.0) - (level - width / 2)) / width, 0.0, 1.0)
+    else:
+        grey = np.where(reformat.labels > 0, 0.62, 0.04)
+    rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float64)
+
+    present = np.unique(reformat.labels)
+    present = present[present != 0]
+    if convention is None:
+        scan = report.get("scan")
+        convention = scan.get("labels_convention") if isinstance(scan, Mapping) else None
+    names = _label_levels(present, vertebrae, convention)
+    alpha = 0.32 if reformat.hu is not None else 0.55
+    colour_of: dict[int, str] = {}
+    for value, level_name in names.items():
+        entry = by_level.get(level_name)
+        risk = entry.get("collapse_risk") if entry is not None else None
+        colour = RISK_COLOURS.get(risk if isinstance(risk, str) else None, RISK_COLOURS[None])
+        colour_of[int(value)] = colour
+        mask = reformat.labels == value
+        rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.asarray(to_rgb(colour))
+
+    # Layout (inches): label column on the left, image, legend below, title above.
+    img_h_in = float(np.clip(height_mm / 55.0, 5.0, 11.0))
+    img_w_in = img_h_in * width_mm / height_mm
+    left_in, right_in, top_in, bottom_in = 1.9, 0.35, 0.85, 0.75
+    fig_w = left_in + img_w_in + right_in
+    fig_w = max(fig_w, 6.2)
+    fig_h = top_in + img_h_in + bottom_in
+    fig = Figure(figsize=(fig_w, fig_h), dpi=dpi, facecolor="#101418")
+    FigureCanvasAgg(fig)
+    x0 = left_in + (fig_w - left_in - img_w_in - right_in) / 2
+    ax = fig.add_axes((x0 / fig_w, bottom_in / fig_h, img_w_in / fig_w, img_h_in / fig_h))
+    extent = (0.0, width_mm, height_mm, 0.0)
+    ax.imshow(rgb, extent=extent, interpolation="bilinear", aspect="equal")
+    for value, colour in colour_of.items():
+        mask = (reformat.labels == value).astype(np.float64)
+        if mask.sum() >= 4:
+            ax.contour(
+                (np.arange(cols) + 0.5) * px_mm,
+                (np.arange(rows) + 0.5) * px_mm,
+                mask,
+                levels=[0.5],
+                colors=[colour],
+                linewidths=1.1,
+            )
+    ax.set_xlim(0.0, width_mm)
+    ax.set_ylim(height_mm, 0.0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_color("#3a4450")
+
+    outline = [patheffects.withStroke(linewidth=2.5, foreground="black")]
+    # Orientation letters, as on a viewer.
+    for text, x, y, ha, va in (
+        ("A", 2.0, height_mm / 2, "left", "center"),
+        ("P", width_mm - 2.0, height_mm / 2, "right", "center"),
+        ("S", width_mm / 2, 2.0, "center", "top"),
+        ("I", width_mm / 2, height_mm - 2.0, "center", "bottom"),
+    ):
+        ax.text(
+            x,
+            y,
+            text,
+            color="#ffd54a",
+            fontsize=9,
+            fontweight="bold",
+            ha=ha,
+            va=va,
+            path_effects=outline,
+        )
+    # Vertical scale bar (50 mm, or 20 mm on a short picture) along the posterior edge.
+    bar = 50.0 if height_mm > 120 else 20.0
+    bx, by1 = width_mm - 3.0, height_mm - 6.0
+    ax.plot([bx, bx], [by1, by1 - bar], color="white", linewidth=2.0, solid_capstyle="butt")
+    for y in (by1, by1 - bar):
+        ax.plot([bx - 1.5, bx], [y, y], color="white", linewidth=1.2)
+    ax.text(
+        bx - 2.0,
+        by1 - bar / 2,
+        f"{bar:.0f} mm",
+        color="white",
+        fontsize=7,
+        ha="right",
+        va="center",
+        rotation=90,
+        path_effects=outline,
+    )
+
+    # Level names beside each body, outside the image on the anterior side, with a leader line
+    # to the body's anterior edge on that row.
+    placed: list[float] = []
+    min_gap = max(9.0, height_mm / 60.0)
+    label_of_level = {name: value for value, name in names.items()}
+    for level_name, row in sorted(reformat.level_rows.items(), key=lambda kv: kv[1]):
+        v = by_level[level_name]
+        y = (row + 0.5) * px_mm
+        y_text = max(y, placed[-1] + min_gap) if placed else y
+        placed.append(y_text)
+        risk = v.get("collapse_risk")
+        colour = RISK_COLOURS.get(risk if isinstance(risk, str) else None, RISK_COLOURS[None])
+        label_value = label_of_level.get(level_name)
+        hits = (
+            np.flatnonzero(reformat.labels[row] == label_value)
+            if label_value is not None
+            else np.array([], dtype=np.intp)
+        )
+        x_edge = (hits[0] + 0.5) * px_mm if len(hits) else max(anterior_mm - 20.0, 0.0)
+        ax.annotate(
+            level_name,
+            xy=(x_edge, y),
+            xytext=(-0.04, y_text),
+            textcoords=("axes fraction", "data"),
+            ha="right",
+            va="bottom",
+            color=colour,
+            fontsize=10,
+            fontweight="bold",
+            annotation_clip=False,
+            arrowprops={
+                "arrowstyle": "-",
+                "color": colour,
+                "linewidth": 0.7,
+                "alpha": 0.7,
+                "shrinkA": 0.0,
+                "shrinkB": 1.0,
+            },
+        )
+        detail = _detail(v)
+        if detail:
+            ax.annotate(
+                detail,
+                xy=(-0.04, y_text),
+                xycoords=("axes fraction", "data"),
+                xytext=(0.0, -2.0),
+                textcoords="offset points",
+                ha="right",
+                va="top",
+                color="#c8d0d8",
+                fontsize=6.5,
+                annotation_clip=False,
+            )
+
+    title, subtitle = _scan_lines(report, reformat.hu is not None)
+    fig.text(
+        0.5,
+        1 - 0.32 / fig_h,
+        title,
+        ha="center",
+        va="center",
+        color="white",
+        fontsize=11.5,
+        fontweight="bold",
+    )
+    fig.text(0.5, 1 - 0.62 / fig_h, subtitle, ha="center", va="center", color="#9aa5b1", fontsize=7)
+    handles = [
+        Patch(facecolor=RISK_COLOURS[k], edgecolor="none", label=f"{k} collapse risk")
+        for k in ("low", "moderate", "high")
+    ]
+    if any(name not in by_level for name in names.values()):
+        handles.append(Patch(facecolor=RISK_COLOURS[None], edgecolor="none", label="not assessed"))
+    legend = fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        frameon=False,
+        fontsize=7.5,
+        bbox_to_anchor=(0.5, 0.12 / fig_h),
+        handlelength=1.2,
+        columnspacing=1.2,
+    )
+    for legend_text in legend.get_texts():
+        legend_text.set_color("white")
+    window = "bone window W 1800 / L 400" if reformat.hu is not None else "label map"
+    fig.text(
+        0.5,
+        0.5 / fig_h,
+        f"anterior left, cranial up  ·  {window}  ·  {px_mm:g} mm/pixel",
+        ha="center",
+        va="center",
+        color="#7d8793",
+        fontsize=6.5,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, facecolor=fig.get_facecolor())
+    logger.info("wrote curved sagittal reformat %s (%d x %d px samples)", path, rows, cols)
+    return path

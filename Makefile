@@ -4,7 +4,6 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= spinewatch-demo
-PG_URL ?= postgres://postgres@127.0.0.1:5432/spinewatch
 
 .PHONY: install demo test test-sqlite test-postgres lint format bench clean lock
 
@@ -33,9 +32,10 @@ format: $(STAMP)
 test-sqlite: $(STAMP)
 	$(BIN)/pytest -n 2 -q
 
-# The registry tests again against a real PostgreSQL server (a throwaway one when none runs).
+# Every database test (marked django_db) again against a real PostgreSQL server
+# (the one on 127.0.0.1:5432, or a throwaway one started from the PostgreSQL binaries).
 test-postgres: $(STAMP)
-	$(BIN)/python scripts/with_postgres.py $(BIN)/pytest -q -m postgres_ready tests/registry tests/test_cli_registry.py
+	$(BIN)/python scripts/with_postgres.py $(BIN)/pytest -q -m django_db
 
 test: lint test-sqlite test-postgres
 

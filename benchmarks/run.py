@@ -1,0 +1,169 @@
+"""``make bench``: speed and memory as ratios against baselines measured in the same run.
+
+Cases (issue 3):
+- a 0.5 mm lumbar spine volume (T11-L5 phantom, 512 x 512 x 600 voxels at 0.5 mm);
+- a realistic full-spine phantom (C1-L5, 24 vertebrae, 512 x 512 x 600 voxels).
+
+For each case:
+- ``end_to_end_ratio``: wall time of ``spinewatch analyze CT --labels LABELS --format json``
+  in a fresh process, over that of a fresh process that merely loads the CT and the labels
+  with nibabel (target <= 2);
+- ``analysis_ratio``: ``analyze()`` alone on volumes already in memory, over one numpy pass
+  over the CT (``np.count_nonzero(ct > 0)``) (target <= 5);
+- ``memory_ratio``: peak resident memory of the ``spinewatch analyze`` process over the CT
+  array's size in memory (target <= 3).
+Results are printed and written to ``bench-results/results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+BIN = Path(sys.executable).parent
+LOAD_ONLY = (
+    "import sys, nibabel as nib, numpy as np\n"
+    "ct = np.asanyarray(nib.load(sys.argv[1]).dataobj)\n"
+    "lab = np.asanyarray(nib.load(sys.argv[2]).dataobj)\n"
+    "print(ct.shape, lab.shape)\n"
+)
+
+
+def _run(cmd: list[str]) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of a child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    if status != 0:
+        err = proc.stderr.read().decode() if proc.stderr else ""
+        raise SystemExit(f"benchmark command failed ({status}): {' '.join(cmd)}\n{err}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def _best(cmd: list[str], repeat: int) -> tuple[float, int]:
+    runs = [_run(cmd) for _ in range(repeat)]
+    return min(r[0] for r in runs), max(r[1] for r in runs)
+
+
+def bench_case(name: str, spec, workdir: Path, repeat: int) -> dict[str, float | str]:
+    from spinewatch.core.conventions import LabelConvention
+    from spinewatch.imaging.analysis import analyze
+    from spinewatch.imaging.io import load_study
+    from spinewatch.imaging.phantom import make_spine_phantom, write_phantom
+
+    t0 = time.perf_counter()
+    phantom = make_spine_phantom(spec)
+    gen_s = time.perf_counter() - t0
+    ct_path, labels_path, _ = write_phantom(phantom, workdir / name)
+    ct_bytes = phantom.ct.hu.nbytes
+    shape = phantom.ct.hu.shape
+    del phantom
+
+    load_s, load_rss = _best(
+        [sys.executable, "-c", LOAD_ONLY, str(ct_path), str(labels_path)], repeat
+    )
+    cli = [
+        str(BIN / "spinewatch"),
+        "analyze",
+        str(ct_path),
+        "--labels",
+        str(labels_path),
+        "--labels-convention",
+        "totalsegmentator",
+        "--format",
+        "json",
+    ]
+    e2e_s, e2e_rss = _best(cli, repeat)
+
+    ct, labels = load_study(ct_path, labels_path)
+    assert ct is not None
+    passes = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        np.count_nonzero(ct.hu > 0)
+        passes.append(time.perf_counter() - t)
+    analyses = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        report = analyze(ct, labels, convention=LabelConvention.TOTALSEGMENTATOR)
+        analyses.append(time.perf_counter() - t)
+    n_vertebrae = len(report.to_json_dict()["vertebrae"])
+    return {
+        "case": name,
+        "shape": "x".join(map(str, shape)),
+        "vertebrae": n_vertebrae,
+        "ct_mb": round(ct_bytes / 1e6, 1),
+        "phantom_generation_s": round(gen_s, 2),
+        "load_only_s": round(load_s, 3),
+        "analyze_cli_s": round(e2e_s, 3),
+        "end_to_end_ratio": round(e2e_s / load_s, 2),
+        "numpy_pass_s": round(min(passes), 4),
+        "analysis_s": round(min(analyses), 3),
+        "analysis_ratio": round(min(analyses) / min(passes), 2),
+        "load_only_peak_mb": round(load_rss / 1e6, 1),
+        "analyze_peak_mb": round(e2e_rss / 1e6, 1),
+        "memory_ratio": round(e2e_rss / ct_bytes, 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from spinewatch.imaging.phantom import PhantomSpec, full_spine_levels
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--small", action="store_true", help="quick run on small volumes")
+    args = parser.parse_args(argv)
+    shape = (192, 192, 200) if args.small else (512, 512, 600)
+    cases = {
+        "lumbar_0.5mm": PhantomSpec(
+            levels=("T11", "T12", "L1", "L2", "L3", "L4", "L5"),
+            spacing_mm=(0.5, 0.5, 0.5),
+            shape=shape,
+            noise_hu_sd=15.0,
+            deformities={"L1": ("wedge", 30.0)},
+            seed=1,
+        ),
+        "full_spine": PhantomSpec(
+            levels=full_spine_levels(),
+            spacing_mm=(0.8, 0.8, 1.15),
+            shape=shape,
+            noise_hu_sd=15.0,
+            deformities={"T12": ("crush", 35.0), "T8": ("biconcave", 25.0)},
+            seed=2,
+        ),
+    }
+    results = []
+    with tempfile.TemporaryDirectory(prefix="spinewatch-bench-") as tmp:
+        for name, spec in cases.items():
+            row = bench_case(name, spec, Path(tmp), args.repeat)
+            results.append(row)
+            print(json.dumps(row))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(
+        f"{'case':<14}{'shape':>14}{'load s':>9}{'analyze s':>11}{'e2e x':>8}"
+        f"{'analysis x':>12}{'peak MB':>9}{'mem x':>7}"
+    )
+    for r in results:
+        print(
+            f"{r['case']:<14}{r['shape']:>14}{r['load_only_s']:>9}{r['analyze_cli_s']:>11}"
+            f"{r['end_to_end_ratio']:>8}{r['analysis_ratio']:>12}{r['analyze_peak_mb']:>9}"
+            f"{r['memory_ratio']:>7}"
+        )
+    print("targets: end-to-end <= 2x load, analysis <= 5x one numpy pass, peak memory <= 3x CT")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

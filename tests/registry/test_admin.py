@@ -6,6 +6,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
+from spinewatch.accounts.testing import signed_in
 from spinewatch.registry import models as m
 from spinewatch.registry.services import IdentityData, create_patient
 
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.django_db
 def test_changelists_render_and_search(client, django_user_model, procedure):
     create_patient(identity=IdentityData("Fictional", "Ada", "H-77"))
     user = django_user_model.objects.create_superuser("admin", "a@example.org", "x" * 16)
-    client.force_login(user)
+    signed_in(client, user)  # admins must have passed two-factor
     for model in (m.Patient, m.Procedure, m.FollowUp, m.VertebraFinding, m.SurveillancePlan):
         assert model in admin.site._registry
         url = reverse(f"admin:registry_{model._meta.model_name}_changelist")

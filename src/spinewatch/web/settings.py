@@ -31,10 +31,13 @@ DATA_DIR = Path(os.environ.get("SPINEWATCH_DATA_DIR", "spinewatch-data")).resolv
 
 SECRET_KEY = os.environ.get("SPINEWATCH_SECRET_KEY", "")
 if not SECRET_KEY:
-    # Command-line use and tests need no secret; a served application must set one (checked by serve).
-    SECRET_KEY = "spinewatch-insecure-development-key-not-for-deployment"  # noqa: S105
+    # Command-line use and tests need no secret; `spinewatch serve` sets a real one (a key file
+    # created once in the data directory) before Django starts.
+    SECRET_KEY = "spinewatch-insecure-development-key-not-for-deployment"
 
-ALLOWED_HOSTS = [h for h in os.environ.get("SPINEWATCH_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h]
+ALLOWED_HOSTS = [
+    h for h in os.environ.get("SPINEWATCH_ALLOWED_HOSTS", "localhost,127.0.0.1").split(",") if h
+]
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -43,17 +46,27 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
+    "csp",
+    "spinewatch.accounts",
     "spinewatch.registry",
+    "spinewatch.audit",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "spinewatch.web.security.StaticFilesMiddleware",  # WhiteNoise
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "spinewatch.audit.middleware.AuditContextMiddleware",
+    "spinewatch.accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "spinewatch.web.security.SecurityHeadersMiddleware",
+    "axes.middleware.AxesMiddleware",  # must be last
 ]
 
 ROOT_URLCONF = "spinewatch.web.urls"
@@ -91,7 +104,10 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 LANGUAGE_CODE = "en-gb"
@@ -100,3 +116,5 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+
+from spinewatch.web._security_settings import *  # noqa: E402,F403

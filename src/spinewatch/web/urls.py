@@ -1,8 +1,9 @@
 """URL routes."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("accounts/", include("spinewatch.accounts.urls")),
 ]

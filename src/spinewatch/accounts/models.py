@@ -1,0 +1,83 @@
+"""Second factors and API tokens.
+
+- :class:`TotpDevice`: one RFC 6238 authenticator per user (30 s steps, 6 digits, SHA-1: what
+  every authenticator app supports). ``last_used_timecode`` is the 30-second step of the last
+  accepted code, so a code can never be accepted twice (replay).
+- :class:`ApiToken`: a bearer token for the JSON API. Only the SHA-256 of the token is stored;
+  the token itself is shown once when created (:func:`spinewatch.accounts.tokens.create_token`).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+__all__ = ["ApiToken", "TotpDevice"]
+
+
+class TotpDevice(models.Model):
+    """A user's TOTP authenticator; usable for sign-in only once ``confirmed``."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp_device"
+    )
+    secret = models.CharField(max_length=64, help_text="base32 shared secret (160+ bits)")
+    confirmed = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_used_timecode = models.BigIntegerField(
+        default=-1, help_text="30-second step of the last accepted code (replay guard)"
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "TOTP device"
+        constraints = (
+            models.CheckConstraint(condition=~Q(secret=""), name="totp_secret_not_empty"),
+            models.CheckConstraint(
+                condition=Q(confirmed=False) | Q(confirmed_at__isnull=False),
+                name="totp_confirmed_has_date",
+            ),
+        )
+
+    def __str__(self) -> str:
+        state = "confirmed" if self.confirmed else "pending"
+        return f"TOTP device of {self.user} ({state})"
+
+
+class ApiToken(models.Model):
+    """A hashed API bearer token: ``token_hash`` = SHA-256 hex of the token string."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    token_hash = models.CharField(max_length=64, unique=True)
+    prefix = models.CharField(max_length=12, help_text="first characters, to recognise a token")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API token"
+        ordering = ("-created_at",)
+        constraints = (
+            models.CheckConstraint(condition=~Q(name=""), name="apitoken_name_not_empty"),
+            models.CheckConstraint(
+                condition=Q(expires_at__isnull=True) | Q(expires_at__gt=models.F("created_at")),
+                name="apitoken_expires_after_creation",
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name}, {self.user})"
+
+    def is_usable(self, now: object = None) -> bool:
+        """Not revoked and not expired at ``now`` (default: the current time)."""
+        moment = now if now is not None else timezone.now()
+        if self.revoked_at is not None:
+            return False
+        return self.expires_at is None or self.expires_at > moment  # type: ignore[operator]

@@ -24,6 +24,10 @@ _COMMANDS: tuple[str, ...] = (
     "_importer",
     "_demo",
     "_manage",
+    "_user",
+    "_token",
+    "_serve",
+    "_audit",
 )
 
 EXIT_INPUT_ERROR = 2

@@ -19,10 +19,11 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, models
+from django.db import IntegrityError, models, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from spinewatch.audit.trail import diff, model_values, record
 from spinewatch.core.errors import InputError
 from spinewatch.registry.errors import NotFoundError, RegistryError, StaleEditError
 
@@ -139,11 +140,35 @@ def _integrity(obj: models.Model) -> Iterator[None]:
         ) from exc
 
 
+def _study_id(obj: models.Model) -> str | None:
+    """The study id of the patient a row belongs to (for the audit trail's per-patient view)."""
+    for _ in range(4):
+        study_id = getattr(obj, "study_id", None)
+        if isinstance(study_id, str):
+            return study_id
+        for parent in ("patient", "procedure", "study"):
+            if getattr(obj, f"{parent}_id", None) is not None:
+                obj = getattr(obj, parent)
+                break
+        else:
+            return None
+    return None
+
+
 def created(obj: M) -> M:
-    """Validate and INSERT a new row (the audit trail hooks in here)."""
+    """Validate and INSERT a new row, with its audit event in the same transaction."""
     _full_clean(obj)
-    with _integrity(obj):
-        obj.save(force_insert=True)
+    with transaction.atomic():
+        with _integrity(obj):
+            obj.save(force_insert=True)
+        record(
+            actor=None,
+            action="create",
+            object_type=obj,
+            object_id=obj.pk,
+            changes=model_values(obj),
+            patient_study_id=_study_id(obj),
+        )
     logger.debug("created %s %s", obj._meta.label, obj.pk)
     return obj
 
@@ -170,15 +195,39 @@ def changed(
         expected = check_version(expected_version)
         if current.version != expected:
             raise StaleEditError(what, current_version=current.version, expected_version=expected)
+    old = {name: getattr(current, name) for name in changes}
     for name, value in changes.items():
         setattr(current, name, value)
     _full_clean(current)
-    rows = model.objects.filter(pk=obj.pk)  # type: ignore[attr-defined]
-    if versioned:
+    with transaction.atomic():
+        _update_row(model, obj, current, what, changes, expected if versioned else None)
+        if delta := diff(old, changes):
+            record(
+                actor=None,
+                action="update",
+                object_type=current,
+                object_id=current.pk,
+                changes=delta,
+                patient_study_id=_study_id(current),
+            )
+    logger.debug("changed %s %s: %s", model._meta.label, obj.pk, sorted(changes))
+    return current  # type: ignore[no-any-return]
+
+
+def _update_row(
+    model: Any,
+    obj: models.Model,
+    current: Any,
+    what: str,
+    changes: Mapping[str, Any],
+    expected: int | None,
+) -> None:
+    rows = model.objects.filter(pk=obj.pk)
+    if expected is not None:
         with _integrity(current):
             updated = rows.filter(version=expected).update(version=F("version") + 1, **changes)
         if updated == 0:  # lost a race between the read above and this UPDATE
-            now = model.objects.filter(pk=obj.pk).values_list("version", flat=True).first()  # type: ignore[attr-defined]
+            now = model.objects.filter(pk=obj.pk).values_list("version", flat=True).first()
             if now is None:
                 raise NotFoundError(f"{what} no longer exists")
             raise StaleEditError(what, current_version=now, expected_version=expected)
@@ -186,11 +235,20 @@ def changed(
     elif changes:
         with _integrity(current):
             rows.update(**changes)
-    logger.debug("changed %s %s: %s", model._meta.label, obj.pk, sorted(changes))
-    return current  # type: ignore[no-any-return]
 
 
 def deleted(obj: models.Model) -> None:
-    """DELETE a row (and its cascade) -- the audit trail hooks in here."""
-    logger.debug("deleted %s %s", obj._meta.label, obj.pk)
-    obj.delete()
+    """DELETE a row (and its cascade), with its audit event in the same transaction."""
+    values, pk, study_id = model_values(obj), obj.pk, _study_id(obj)
+    with transaction.atomic():
+        _, cascade = obj.delete()
+        record(
+            actor=None,
+            action="delete",
+            object_type=obj,
+            object_id=pk,
+            changes=values,
+            detail={"cascade": cascade},
+            patient_study_id=study_id,
+        )
+    logger.debug("deleted %s %s", obj._meta.label, pk)

@@ -1,0 +1,318 @@
+"""Append to the audit trail and verify it.
+
+:func:`record` appends one event inside the caller's transaction: if the caller's write rolls
+back, so does its event, and if recording fails, the caller's transaction is marked for rollback
+(no savepoint), so a write never lands without its event. Appends are serialised so the chain
+cannot fork: on PostgreSQL with ``pg_advisory_xact_lock(AUDIT_LOCK_KEY)`` (held to the end of the
+transaction) before the head of the chain is read; SQLite serialises writers already (its
+transactions start ``IMMEDIATE``, see the settings). Whatever the vendor, the primary key on
+``seq`` and the unique ``prev_hash`` refuse a forked chain.
+
+:func:`verify` re-reads every event in ``seq`` order (streamed; constant memory) and checks that
+``seq`` runs 1, 2, 3 ... without gaps, that each ``prev_hash`` is the previous event's ``hash``
+(:data:`~spinewatch.audit.canonical.GENESIS_HASH` for the first) and that each ``hash`` is the
+SHA-256 of the event's canonical document (:mod:`spinewatch.audit.canonical`). It thereby finds
+edited, deleted, inserted and reordered events -- except an attacker who can write the table and
+re-hash every event from the point of tampering to the end, or who removes events from the end.
+Against those, keep an *anchor* outside the database (the head ``seq`` and ``hash`` printed by
+``spinewatch audit verify``, e.g. in a daily report) and pass it back: ``verify(anchor=(seq,
+hash))``.
+
+Back up the trail with the database's own tools (``pg_dump``, SQLite's ``.backup``) or
+``spinewatch manage dumpdata audit --format xml``; Django's JSON serialisation keeps timestamps to
+the millisecond only, and :func:`verify` would report every restored event as edited.
+
+In a request, record a view or export *before* returning the response: a streamed response is
+iterated after :class:`~spinewatch.audit.middleware.AuditContextMiddleware` has reset the acting
+context.
+
+Helpers for the service layer: :func:`model_values` (the field values of a row, for a create or
+delete event) and :func:`diff` (``{"field": [old, new]}`` for an update).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
+from django.utils import timezone
+
+from spinewatch.audit.canonical import GENESIS_HASH, json_safe
+from spinewatch.audit.context import (
+    ANONYMOUS,
+    Actor,
+    current_context,
+    parse_ip,
+    parse_via,
+    resolve_actor,
+)
+from spinewatch.audit.errors import AuditError
+from spinewatch.audit.models import Action, AuditEvent
+
+__all__ = [
+    "AUDIT_LOCK_KEY",
+    "VerifyResult",
+    "diff",
+    "model_values",
+    "object_type_of",
+    "record",
+    "verify",
+]
+
+logger = logging.getLogger("spinewatch.audit")
+
+#: The PostgreSQL advisory-lock key that serialises appends (b"SWaudit1" as a big-endian int64).
+AUDIT_LOCK_KEY = int.from_bytes(b"SWaudit1", "big")
+
+_OBJECT_TYPE = re.compile(r"^[a-z_][a-z0-9_]*\.[a-z_][a-z0-9_]*$")
+_ACTIONS = frozenset(Action.values)
+
+
+def _parse_action(value: object) -> str:
+    text = getattr(value, "value", value)
+    if not isinstance(text, str) or text not in _ACTIONS:
+        raise AuditError(f"action {value!r}: expected one of {', '.join(sorted(_ACTIONS))}")
+    return text
+
+
+def _parse_object_type(value: object) -> str:
+    if isinstance(value, type) and issubclass(value, models.Model):
+        return object_type_of(value)
+    if isinstance(value, models.Model):
+        return object_type_of(value)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str) or not _OBJECT_TYPE.match(value) or len(value) > 100:
+        raise AuditError(
+            f"object_type {value!r}: expected 'app_label.model' in lower case "
+            "(e.g. 'registry.patient'), a model or an instance"
+        )
+    return value
+
+
+def _parse_object_id(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise AuditError(f"object_id {value!r}: expected a primary key (int or str) or None")
+    text = str(value)
+    if len(text) > 64:
+        raise AuditError(f"object_id {value!r}: expected at most 64 characters")
+    return text
+
+
+def _parse_study_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise AuditError(f"patient_study_id {value!r}: expected a study id of 1 to 64 characters")
+    return value
+
+
+def _json_object(name: str, value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise AuditError(f"{name} {value!r}: expected a mapping (a dict) or None")
+    return cast(dict[str, Any], json_safe(value, name))
+
+
+def object_type_of(obj: models.Model | type[models.Model]) -> str:
+    """``"app_label.model"`` of a model or instance (``Patient`` -> ``"registry.patient"``)."""
+    return str(obj._meta.label_lower)
+
+
+def model_values(obj: models.Model, *, exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The concrete field values of a row, JSON-safe, keyed by column attribute.
+
+    Foreign keys appear as ``<name>_id`` with the referenced primary key (no query). For the
+    ``changes`` of a create or delete event.
+    """
+    skip = set(exclude)
+    return {
+        f.attname: json_safe(getattr(obj, f.attname), f.attname)
+        for f in obj._meta.concrete_fields
+        if f.attname not in skip and f.name not in skip
+    }
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """``{"field": [old, new]}`` for each field of ``new`` whose JSON-safe value differs.
+
+    A field missing from ``old`` counts as ``None`` before.
+    """
+    out: dict[str, list[Any]] = {}
+    for name, value in new.items():
+        before = json_safe(old.get(name), name)
+        after = json_safe(value, name)
+        if before != after or type(before) is not type(after):
+            out[str(name)] = [before, after]
+    return out
+
+
+def record(
+    *,
+    actor: object,
+    action: str,
+    object_type: object,
+    object_id: object,
+    changes: Mapping[str, Any] | None = None,
+    detail: Mapping[str, Any] | None = None,
+    patient_study_id: str | None = None,
+    via: str | None = None,
+    ip: str | None = None,
+    using: str | None = None,
+) -> AuditEvent:
+    """Append one event to the audit trail, inside the caller's transaction; return it.
+
+    ``actor`` is a Django user, a username, an :class:`~spinewatch.audit.context.Actor`, or
+    ``None`` for the acting user of the current context (the request's user, the command's
+    :func:`~spinewatch.audit.context.acting_as`; anonymous when there is none). ``via`` and
+    ``ip`` default to the context's too (``"system"`` and none outside a context). ``action`` is
+    an :class:`~spinewatch.audit.models.Action` (or its value); ``object_type`` is
+    ``"app_label.model"`` (or a model, or an instance); ``object_id`` the primary key (or
+    ``None``); ``changes`` is ``{"field": [old, new]}`` for an update and ``{"field": value}`` for
+    a create or delete (see :func:`diff`, :func:`model_values`); ``detail`` anything else worth
+    keeping. Values are made JSON-safe (:func:`~spinewatch.audit.canonical.json_safe`: dates in
+    ISO 8601, Decimals as strings, enums as their values).
+
+    Raises :class:`~spinewatch.audit.errors.AuditError` for a bad argument (before touching the
+    database); a database error marks the caller's transaction for rollback.
+    """
+    action_value = _parse_action(action)
+    type_value = _parse_object_type(object_type)
+    id_value = _parse_object_id(object_id)
+    study_value = _parse_study_id(patient_study_id)
+    changes_value = _json_object("changes", changes)
+    detail_value = _json_object("detail", detail)
+    context = current_context()
+    who: Actor
+    if actor is None:
+        who = context.actor() if context is not None else ANONYMOUS
+    else:
+        who = resolve_actor(actor)
+    via_value = parse_via(via if via is not None else (context.via if context else "system"))
+    ip_value = parse_ip(ip if ip is not None else (context.ip if context else None))
+
+    alias = using or router.db_for_write(AuditEvent)
+    connection = connections[alias]
+    with transaction.atomic(using=alias, savepoint=False):
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
+        head = AuditEvent.objects.using(alias).order_by("-seq").values_list("seq", "hash").first()
+        seq, prev_hash = (head[0] + 1, head[1]) if head is not None else (1, GENESIS_HASH)
+        event = AuditEvent(
+            seq=seq,
+            at=timezone.now(),
+            actor_id=who.id,
+            actor_username=who.username,
+            actor_role=who.role,
+            via=via_value,
+            action=action_value,
+            object_type=type_value,
+            object_id=id_value,
+            patient_study_id=study_value,
+            changes=changes_value,
+            detail=detail_value,
+            ip=ip_value,
+            prev_hash=prev_hash,
+        )
+        event.hash = event.compute_hash()
+        event.save(using=alias)
+    logger.debug("audit #%d %s %s %s", seq, action_value, type_value, id_value)
+    return event
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """The outcome of :func:`verify`.
+
+    ``n_events`` counts the events found intact (all of them when ``ok``; those before the first
+    bad one otherwise); ``first_bad_seq`` is the ``seq`` of the first bad or missing event and
+    ``problem`` says what is wrong with it. ``head_seq``/``head_hash`` identify the last intact
+    event: note them outside the database as an anchor for a later :func:`verify`.
+    """
+
+    ok: bool
+    n_events: int
+    first_bad_seq: int | None
+    problem: str | None
+    head_seq: int | None = None
+    head_hash: str | None = None
+
+
+def _short(digest: str) -> str:
+    return f"{digest[:12]}..." if len(digest) > 12 else repr(digest)
+
+
+def verify(*, anchor: tuple[int, str] | None = None, using: str = DEFAULT_DB_ALIAS) -> VerifyResult:
+    """Recompute every hash and link of the audit trail; stop at the first bad event.
+
+    ``anchor`` is an optional ``(seq, hash)`` noted earlier (for example from a previous run):
+    the event ``seq`` must still exist with that hash, which catches events removed from the end
+    and a chain re-hashed from some point on.
+    """
+    if anchor is not None:
+        seq, digest = anchor
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1 or not digest:
+            raise AuditError(f"anchor {anchor!r}: expected (seq >= 1, hash)")
+    expected_seq = 1
+    prev_hash = GENESIS_HASH
+    n = 0
+    head: tuple[int, str] | None = None
+
+    def bad(seq: int, problem: str) -> VerifyResult:
+        logger.warning("audit trail verification failed at event %d: %s", seq, problem)
+        return VerifyResult(
+            False, n, seq, problem, head[0] if head else None, head[1] if head else None
+        )
+
+    events = AuditEvent.objects.using(using).order_by("seq").iterator(chunk_size=2000)
+    for event in events:
+        if event.seq != expected_seq:
+            missing = (
+                f"event {expected_seq} is missing"
+                if event.seq == expected_seq + 1
+                else f"events {expected_seq} to {event.seq - 1} are missing"
+            )
+            return bad(
+                expected_seq,
+                f"{missing}: the trail jumps from event {expected_seq - 1} to event {event.seq} "
+                "(events deleted or renumbered)",
+            )
+        if event.prev_hash != prev_hash:
+            before = f"event {event.seq - 1}" if event.seq > 1 else "the start of the trail"
+            return bad(
+                event.seq,
+                f"event {event.seq}: prev_hash {_short(event.prev_hash)} is not the hash of "
+                f"{before} ({_short(prev_hash)}): events inserted, deleted or reordered before it",
+            )
+        recomputed = event.compute_hash()
+        if recomputed != event.hash:
+            return bad(
+                event.seq,
+                f"event {event.seq}: stored hash {_short(event.hash)} does not match its contents "
+                f"(recomputed {_short(recomputed)}): the event was edited",
+            )
+        if anchor is not None and event.seq == anchor[0] and event.hash != anchor[1]:
+            return bad(
+                event.seq,
+                f"event {event.seq}: hash {_short(event.hash)} is not the anchor "
+                f"{_short(anchor[1])}: the trail was rewritten up to this event",
+            )
+        n += 1
+        head = (event.seq, event.hash)
+        prev_hash = event.hash
+        expected_seq += 1
+    if anchor is not None and anchor[0] >= expected_seq:
+        return bad(
+            expected_seq,
+            f"anchor event {anchor[0]} is missing: the trail ends at event {expected_seq - 1} "
+            "(events removed from the end)",
+        )
+    return VerifyResult(True, n, None, None, head[0] if head else None, head[1] if head else None)

@@ -1,4 +1,4 @@
-"""SpineWatch: software for vertebroplasty programmes -- surveillance, treatment, follow-up, results."""
+"""SpineWatch: vertebroplasty programmes -- surveillance, treatment, follow-up and results."""
 
 __version__ = "0.1.0"
 __all__ = ["__version__"]

@@ -102,9 +102,12 @@ def run(args: argparse.Namespace) -> int:
         )
         reports[name] = report
 
-    summary = build_demo_registry(
-        n_patients=args.patients, seed=args.seed, imaging_report=reports["current"]
-    )
+    from spinewatch.audit.context import acting_as
+
+    with acting_as("demo", via="system"):
+        summary = build_demo_registry(
+            n_patients=args.patients, seed=args.seed, imaging_report=reports["current"]
+        )
     print(
         f"Demo registry: {summary.patients} fictional patients, {summary.procedures} procedures, "
         f"{summary.follow_ups_completed} completed follow-ups ({data_dir / 'registry.sqlite3'})\n"

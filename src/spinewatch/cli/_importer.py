@@ -54,8 +54,12 @@ def run(args: argparse.Namespace) -> int:
     from spinewatch.cli._django import setup_django
 
     setup_django()
+    import getpass
+
+    from spinewatch.audit.context import acting_as
     from spinewatch.registry.services import import_cohort
 
-    summary = import_cohort(args.path, procedure_date=args.procedure_date)
+    with acting_as(getpass.getuser(), via="import"):
+        summary = import_cohort(args.path, procedure_date=args.procedure_date)
     print(summary)
     return 0

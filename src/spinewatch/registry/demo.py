@@ -24,19 +24,57 @@ from spinewatch.registry import services
 __all__ = ["DemoSummary", "build_demo_registry", "demo_vas"]
 
 _GIVEN = (
-    "Ada", "Basil", "Clementine", "Dorian", "Edith", "Felix", "Greta", "Hugo", "Iris", "Jasper",
-    "Kit", "Lavinia", "Magnus", "Nell", "Otto", "Pearl", "Quentin", "Rosa", "Silas", "Tilda",
-    "Ursula", "Victor", "Wren", "Xavier",
+    "Ada",
+    "Basil",
+    "Clementine",
+    "Dorian",
+    "Edith",
+    "Felix",
+    "Greta",
+    "Hugo",
+    "Iris",
+    "Jasper",
+    "Kit",
+    "Lavinia",
+    "Magnus",
+    "Nell",
+    "Otto",
+    "Pearl",
+    "Quentin",
+    "Rosa",
+    "Silas",
+    "Tilda",
+    "Ursula",
+    "Victor",
+    "Wren",
+    "Xavier",
 )
 _FAMILY = (
-    "Demoford", "Testwell", "Samplesby", "Mockridge", "Placeholder", "Fictionby", "Dummington",
-    "Examplar", "Pretendale", "Synthwick", "Notreal", "Madeupson",
+    "Demoford",
+    "Testwell",
+    "Samplesby",
+    "Mockridge",
+    "Placeholder",
+    "Fictionby",
+    "Dummington",
+    "Examplar",
+    "Pretendale",
+    "Synthwick",
+    "Notreal",
+    "Madeupson",
 )
 # (kind, primary tumour, treated levels, approach, procedure type, ablation modality)
 _CASES: tuple[tuple[str, str | None, tuple[str, ...], str, str, str | None], ...] = (
     ("metastasis", "lung", ("C2",), "anterolateral", "vertebroplasty", None),
     ("myeloma", None, ("T11", "T12", "L1"), "transpedicular", "vertebroplasty", None),
-    ("metastasis", "breast", ("L2",), "transpedicular", "ablation_vertebroplasty", "radiofrequency"),
+    (
+        "metastasis",
+        "breast",
+        ("L2",),
+        "transpedicular",
+        "ablation_vertebroplasty",
+        "radiofrequency",
+    ),
     ("myeloma", None, ("T8", "T9"), "parapedicular", "vertebroplasty", None),
     ("metastasis", "kidney", ("L3",), "transpedicular", "ablation_vertebroplasty", "microwave"),
     ("metastasis", "thyroid", ("C2",), "anterolateral", "vertebroplasty", None),
@@ -177,9 +215,7 @@ def build_demo_registry(
             completed += 1
         services.set_surveillance_plan(patient=patient)
     if imaging_report is not None:
-        first_myeloma = (
-            m.Patient.objects.filter(diagnoses__kind="myeloma").order_by("id").first()
-        )
+        first_myeloma = m.Patient.objects.filter(diagnoses__kind="myeloma").order_by("id").first()
         if first_myeloma is not None:
             services.add_imaging_study(
                 patient=first_myeloma,

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "spinewatch.accounts",
     "spinewatch.registry",
     "spinewatch.audit",
+    "spinewatch.web",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,7 @@
+"""Routes of the pages area."""
+
+from django.urls import path  # noqa: F401
+
+app_name = "pages"
+
+urlpatterns: list = []

@@ -1,0 +1,1 @@
+"""spinewatch.web.worklists."""

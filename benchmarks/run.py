@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -37,16 +36,41 @@ LOAD_ONLY = (
 )
 
 
+# Peak RSS of a child: Linux keeps a process's ``ru_maxrss`` across ``execve``, and a child forked
+# from this (large) benchmark process starts as a copy of it, so ``os.wait4`` here would report
+# at least *this* process's resident size for every command (the load-only and analyze processes
+# then showed identical peaks). The command is therefore started by a tiny launcher (a fresh
+# ``python -I -S`` with nothing imported but os/time): the command's ``ru_maxrss`` then includes
+# at most the launcher's few MB, and the launcher times the command itself (excluding its own
+# start-up) and reports both on stdout.
+LAUNCHER = (
+    "import os, sys, time\n"
+    "err = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)\n"
+    "null = os.open(os.devnull, os.O_WRONLY)\n"
+    "t = time.perf_counter()\n"
+    "pid = os.posix_spawn(sys.argv[2], sys.argv[2:], os.environ,\n"
+    "    file_actions=[(os.POSIX_SPAWN_DUP2, null, 1), (os.POSIX_SPAWN_DUP2, err, 2)])\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "elapsed = time.perf_counter() - t\n"
+    "print(elapsed, usage.ru_maxrss * 1024, os.waitstatus_to_exitcode(status))\n"
+)
+
+
 def _run(cmd: list[str]) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of a child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if status != 0:
-        err = proc.stderr.read().decode() if proc.stderr else ""
-        raise SystemExit(f"benchmark command failed ({status}): {' '.join(cmd)}\n{err}")
-    return elapsed, usage.ru_maxrss * 1024
+    """Wall seconds and peak RSS (bytes) of ``cmd`` (``cmd[0]`` an absolute path), measured by
+    :data:`LAUNCHER` in a fresh small process."""
+    with tempfile.NamedTemporaryFile(prefix="bench-stderr-", suffix=".txt") as err_file:
+        out = subprocess.run(
+            [sys.executable, "-I", "-S", "-c", LAUNCHER, err_file.name, *cmd],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        elapsed, rss, code = float(out[0]), int(out[1]), int(out[2])
+        if code != 0:
+            err = Path(err_file.name).read_text(errors="replace")
+            raise SystemExit(f"benchmark command failed ({code}): {' '.join(cmd)}\n{err}")
+    return elapsed, rss
 
 
 def _best(cmd: list[str], repeat: int) -> tuple[float, int]:
@@ -116,7 +140,7 @@ def bench_case(name: str, spec, workdir: Path, repeat: int) -> dict[str, float |
 
 
 def main(argv: list[str] | None = None) -> int:
-    from spinewatch.imaging.phantom import PhantomSpec, full_spine_levels
+    from spinewatch.imaging.phantom import PhantomSpec, full_spine_spec
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=2)
@@ -127,19 +151,18 @@ def main(argv: list[str] | None = None) -> int:
     cases = {
         "lumbar_0.5mm": PhantomSpec(
             levels=("T11", "T12", "L1", "L2", "L3", "L4", "L5"),
-            spacing_mm=(0.5, 0.5, 0.5),
+            spacing_mm=(1.35, 1.35, 1.5) if args.small else (0.5, 0.5, 0.5),
             shape=shape,
             noise_hu_sd=15.0,
             deformities={"L1": ("wedge", 30.0)},
             seed=1,
         ),
-        "full_spine": PhantomSpec(
-            levels=full_spine_levels(),
-            spacing_mm=(0.8, 0.8, 1.15),
+        "full_spine": full_spine_spec(
             shape=shape,
             noise_hu_sd=15.0,
             deformities={"T12": ("crush", 35.0), "T8": ("biconcave", 25.0)},
             seed=2,
+            **({"spacing_mm": (1.9, 1.9, 3.0)} if args.small else {}),
         ),
     }
     results = []

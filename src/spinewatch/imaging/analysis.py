@@ -151,6 +151,7 @@ def analyze(
     heights_of: dict[VertebralLevel, BodyHeights | None] = {}
     for region in regions:
         h = body_heights(region)
+        region.drop_cached()  # one vertebra's derived arrays in memory at a time
         heights_of[region.level] = h
         if h is not None:
             measured[region.level] = h
@@ -164,6 +165,7 @@ def analyze(
         density = lytic = cement = None
         if ct is not None:
             density, lytic, cement = _ct_findings(ct, region)
+            region.drop_cached()
             if cement is not None and cement.present:
                 flags.append("cement_present")
         risk = assess_collapse_risk(

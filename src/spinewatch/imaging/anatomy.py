@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -170,6 +171,35 @@ class VertebraRegion:
         """Body volume in ml."""
         return float(np.count_nonzero(self.body) * self.grid.voxel_volume_ml)
 
+    # Derived arrays that several measurements need (heights, density, lesions): computed once
+    # per region on first use and kept (the masks are never modified after construction).
+
+    def drop_cached(self) -> None:
+        """Forget the cached derived arrays (they are recomputed on demand): keeps the memory
+        of a many-vertebra analysis at one vertebra's worth."""
+        for name in ("body_voxels", "body_local_mm", "body_depth_mm"):
+            self.__dict__.pop(name, None)
+
+    @cached_property
+    def body_voxels(self) -> npt.NDArray[np.intp]:
+        """``np.argwhere(body)``: crop indices ``[i, j, k]`` of the body voxels, shape (n, 3)."""
+        return np.argwhere(self.body)
+
+    @cached_property
+    def body_local_mm(self) -> FloatArray:
+        """The body voxel centres (order of :attr:`body_voxels`) in the vertebra frame: local
+        (right, anterior, superior) mm from the body centroid, shape (n, 3)."""
+        return self.frame.to_local(self.grid.to_world(self.body_voxels.astype(np.float64)))
+
+    @cached_property
+    def body_depth_mm(self) -> FloatArray:
+        """Distance (mm) from each body voxel to the nearest voxel outside the body (0 outside;
+        the crop's border counts as outside), crop shape: one Euclidean distance transform
+        shared by density and lesions (:func:`spinewatch.imaging.density.depth_mm`)."""
+        from spinewatch.imaging.density import depth_mm
+
+        return depth_mm(self.body, self.grid.spacing_mm)
+
 
 def _unit(vec: FloatArray) -> FloatArray:
     norm = float(np.linalg.norm(vec))
@@ -207,6 +237,71 @@ def _largest_component(mask: BoolArray) -> tuple[BoolArray, float]:
     return np.asarray(lab == best), float(counts[best] / counts.sum())
 
 
+def _padded_box(
+    mask: BoolArray, pad_mm: float, spacing_mm: tuple[float, float, float]
+) -> tuple[slice, ...]:
+    """Bounding box of the True voxels of ``mask`` (not empty) grown by ``pad_mm`` (+1 voxel)."""
+    found = ndimage.find_objects(mask.view(np.uint8))[0]
+    assert found is not None
+    out = []
+    for axis, sl in enumerate(found):
+        pad = int(np.ceil(pad_mm / spacing_mm[axis])) + 1
+        out.append(slice(max(sl.start - pad, 0), min(sl.stop + pad, mask.shape[axis])))
+    return tuple(out)
+
+
+def within_mm(
+    mask: BoolArray, spacing_mm: tuple[float, float, float], radius_mm: float
+) -> BoolArray:
+    """Voxels whose centre lies within ``radius_mm`` of a True voxel of ``mask`` (the mask
+    included): ``distance_transform_edt(~mask, sampling=spacing_mm) <= radius_mm``.
+
+    Exact, but the distance transform runs only in the bounding box of ``mask`` grown by the
+    radius (no voxel outside it can be that close), not over the whole array.
+    """
+    out = np.zeros(mask.shape, dtype=np.bool_)
+    if not mask.any():
+        return out
+    box = _padded_box(mask, radius_mm, spacing_mm)
+    dist = ndimage.distance_transform_edt(~mask[box], sampling=spacing_mm)
+    out[box] = dist <= radius_mm
+    return out
+
+
+#: Working resolution (mm) of the opening in :func:`separate_body`: finer voxels are grouped
+#: into blocks of about this size for the two distance transforms (the opening radius is
+#: 2-9 mm, so a 1 mm grid resolves it); the block result is then mapped back to the original
+#: voxels and intersected with the original mask, so the body's outer surface (the endplates,
+#: hence the heights) stays at the original resolution -- only the cut between the body and the
+#: pedicles is placed at the working resolution (within about half a block, <= 0.5 mm).
+OPENING_WORKING_MM = 1.0
+
+
+def _block_factors(spacing_mm: tuple[float, float, float]) -> tuple[int, int, int]:
+    f = [max(1, int(np.floor(OPENING_WORKING_MM / s + 1e-6))) for s in spacing_mm]
+    return (f[0], f[1], f[2])
+
+
+def _block_mean_mask(mask: BoolArray, f: tuple[int, int, int]) -> BoolArray:
+    """Blocks of ``f`` voxels (the array padded with False to whole blocks) that are at least
+    half True."""
+    shape = tuple(-(-n // k) * k for n, k in zip(mask.shape, f, strict=True))
+    padded = np.zeros(shape, dtype=np.uint8)
+    padded[: mask.shape[0], : mask.shape[1], : mask.shape[2]] = mask
+    blocks = padded.reshape(shape[0] // f[0], f[0], shape[1] // f[1], f[1], shape[2] // f[2], f[2])
+    counts = blocks.sum(axis=(1, 3, 5), dtype=np.int32)
+    return np.asarray(2 * counts >= f[0] * f[1] * f[2])
+
+
+def _upsample(mask: BoolArray, f: tuple[int, int, int], shape: tuple[int, ...]) -> BoolArray:
+    """Each block of ``f`` voxels takes its block's value, cut to ``shape``."""
+    up = mask
+    for axis, k in enumerate(f):
+        if k > 1:
+            up = np.repeat(up, k, axis=axis)
+    return np.asarray(up[: shape[0], : shape[1], : shape[2]])
+
+
 def separate_body(
     mask: BoolArray, spacing_mm: tuple[float, float, float], radius_mm: float
 ) -> BoolArray:
@@ -214,17 +309,32 @@ def separate_body(
 
     ``mask`` is the vertebra (any axis order), ``spacing_mm`` its voxel size per array axis,
     ``radius_mm`` the opening radius. Returns a boolean array of ``mask``'s shape, empty when
-    nothing survives the erosion.
+    nothing survives the erosion. Voxels finer than :data:`OPENING_WORKING_MM` are grouped into
+    blocks for the opening (see there); the result is always on ``mask``'s own voxels.
     """
+    f = _block_factors(spacing_mm)
+    if f != (1, 1, 1):
+        coarse_sp = (spacing_mm[0] * f[0], spacing_mm[1] * f[1], spacing_mm[2] * f[2])
+        coarse = _open(_block_mean_mask(mask, f), coarse_sp, radius_mm)
+        if not coarse.any():
+            return np.zeros_like(mask)
+        body = mask & _upsample(coarse, f, mask.shape)
+        if not body.any():
+            return np.zeros_like(mask)
+        return _largest_component(body)[0]
+    return _open(mask, spacing_mm, radius_mm)
+
+
+def _open(mask: BoolArray, spacing_mm: tuple[float, float, float], radius_mm: float) -> BoolArray:
     padded = np.pad(mask, 1)
     depth = ndimage.distance_transform_edt(padded, sampling=spacing_mm)
     core = np.asarray(depth > radius_mm)
+    del depth
     if not core.any():
         return np.zeros_like(mask)
     core, _share = _largest_component(core)
-    dist = ndimage.distance_transform_edt(~core, sampling=spacing_mm)
     diag = float(np.linalg.norm(spacing_mm))
-    body = padded & np.asarray(dist <= radius_mm + 0.5 * diag)
+    body = padded & within_mm(core, spacing_mm, radius_mm + 0.5 * diag)
     body, _share = _largest_component(body)
     return np.asarray(body[1:-1, 1:-1, 1:-1])
 
@@ -514,8 +624,7 @@ def _analyse_one(
             candidate = in_front
         else:
             # give back the rims the opening rounded off (the corners of the endplates)
-            near = ndimage.distance_transform_edt(~body, sampling=w.grid.spacing_mm)
-            candidate = in_front & np.asarray(near <= RIM_REGROW_MM)
+            candidate = in_front & within_mm(body, w.grid.spacing_mm, RIM_REGROW_MM)
         body, _share = _largest_component(candidate)
     if not body.any():
         flags.append("body_not_separated")

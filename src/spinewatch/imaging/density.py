@@ -58,6 +58,7 @@ __all__ = [
     "CropShapeError",
     "ErosionError",
     "TrabecularDensity",
+    "body_depth_mm",
     "check_crop",
     "dense_exclusion",
     "depth_mm",
@@ -131,9 +132,28 @@ def depth_mm(
     The crop's border counts as outside, so a mask cut by the crop is not mistaken for a deep one.
     A surface voxel has depth = one voxel spacing (distance between voxel centres).
     """
-    padded = np.pad(mask, 1, constant_values=False)
+    mask = np.asarray(mask, dtype=np.bool_)
+    out = np.zeros(mask.shape, dtype=np.float64)
+    found = ndimage.find_objects(mask.view(np.uint8))
+    if not found or found[0] is None:
+        return out
+    # Only the mask's bounding box (plus a ring of outside voxels) is transformed: the nearest
+    # outside voxel of any mask voxel is never farther than that ring, so this is exact.
+    box = found[0]
+    padded = np.pad(mask[box], 1, constant_values=False)
     dist = ndimage.distance_transform_edt(padded, sampling=spacing_mm)
-    return np.asarray(dist[1:-1, 1:-1, 1:-1], dtype=np.float64)
+    out[box] = dist[1:-1, 1:-1, 1:-1]
+    return out
+
+
+def body_depth_mm(region: VertebraRegion) -> npt.NDArray[np.float64]:
+    """:func:`depth_mm` of ``region.body``, computed once per region and shared (the region's
+    ``body_depth_mm`` when it has one, as :class:`~spinewatch.imaging.anatomy.VertebraRegion`
+    does)."""
+    cached = getattr(region, "body_depth_mm", None)
+    if cached is not None:
+        return np.asarray(cached, dtype=np.float64)
+    return depth_mm(np.asarray(region.body, dtype=np.bool_), region.grid.spacing_mm)
 
 
 def eroded_mask(
@@ -185,7 +205,7 @@ def trabecular_density(
     if not body.any():
         return None
     spacing = region.grid.spacing_mm
-    depth = depth_mm(body, spacing)
+    depth = body_depth_mm(region)
     half = 0.5 * min(spacing)
     max_depth = float(depth.max()) - half
     used_mm = max(0.0, min(float(erosion_mm), MAX_EROSION_FRACTION_OF_DEPTH * max_depth))

@@ -123,6 +123,14 @@ def _column_height(v: FloatArray, heights: FloatArray, v0: float, tol_mm: float)
     return float(np.mean(heights))
 
 
+def _body_local(region: VertebraRegion) -> FloatArray:
+    cached = getattr(region, "body_local_mm", None)
+    if cached is not None:
+        return np.asarray(cached, dtype=np.float64)
+    idx = np.argwhere(region.body).astype(np.float64)
+    return region.frame.to_local(region.grid.to_world(idx))
+
+
 def body_heights(region: VertebraRegion) -> BodyHeights | None:
     """Anterior, middle and posterior body heights of ``region`` (see the module docstring).
 
@@ -131,8 +139,7 @@ def body_heights(region: VertebraRegion) -> BodyHeights | None:
     if region.truncated or not region.body.any():
         return None
     frame, grid = region.frame, region.grid
-    idx = np.argwhere(region.body)
-    local = frame.to_local(grid.to_world(idx.astype(np.float64)))
+    local = _body_local(region)
     u, v, w = local[:, 0], local[:, 1], local[:, 2]
     ext_v = voxel_extent_mm(grid, frame.anterior)
     in_plane = max(voxel_extent_mm(grid, frame.right), ext_v)

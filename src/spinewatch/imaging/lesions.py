@@ -63,6 +63,7 @@ from scipy import ndimage
 from spinewatch.imaging.density import (
     CEMENT_HU,
     TrabecularDensity,
+    body_depth_mm,
     check_crop,
     dense_exclusion,
     depth_mm,
@@ -212,11 +213,24 @@ def masked_smooth(
     meaningless (set to the nearest-support-weighted value or 0 where no support is near).
     """
     sigma_vox = [sigma_mm / s for s in spacing_mm]
-    weights = support.astype(np.float32)
-    num = ndimage.gaussian_filter(np.asarray(hu, dtype=np.float32) * weights, sigma_vox)
+    support = np.asarray(support, dtype=np.bool_)
+    out = np.zeros(support.shape, dtype=np.float32)
+    found = ndimage.find_objects(support.view(np.uint8))
+    if not found or found[0] is None:
+        return out
+    # Work in the support's bounding box grown by the kernel's reach (gaussian_filter's default
+    # truncate=4 sigma): outside it num = den = 0, and the box's own edges only ever mirror
+    # zeros, so the result is identical to filtering the whole crop.
+    box = tuple(
+        slice(max(sl.start - int(4.0 * sg + 0.5) - 1, 0), min(sl.stop + int(4.0 * sg + 0.5) + 1, n))
+        for sl, sg, n in zip(found[0], sigma_vox, support.shape, strict=True)
+    )
+    weights = support[box].astype(np.float32)
+    num = ndimage.gaussian_filter(np.asarray(hu[box], dtype=np.float32) * weights, sigma_vox)
     den = ndimage.gaussian_filter(weights, sigma_vox)
-    out = np.zeros(num.shape, dtype=np.float32)
-    np.divide(num, den, out=out, where=den > 1e-3)
+    out_box = np.zeros(num.shape, dtype=np.float32)
+    np.divide(num, den, out=out_box, where=den > 1e-3)
+    out[box] = out_box
     return out
 
 
@@ -265,16 +279,17 @@ def posterior_wall_zone(
     the body are the zone. (Columns, not a step test, so a voxel staircase on an oblique endplate
     is not mistaken for the wall.)
     """
-    idx = np.argwhere(body)
+    idx, local = _body_points(body, region)
     zone = np.zeros(body.shape, dtype=np.bool_)
     if idx.size == 0:
         return zone
-    local = _to_local(region, idx)
     r, a, sup = local[:, 0], local[:, 1], local[:, 2]
     bin_mm = max(region.grid.spacing_mm)
-    keys = np.stack([np.floor(r / bin_mm), np.floor(sup / bin_mm)], axis=1).astype(np.int64)
-    _, col = np.unique(keys, axis=0, return_inverse=True)
-    col = col.ravel()
+    kr = np.floor(r / bin_mm).astype(np.int64)
+    ks = np.floor(sup / bin_mm).astype(np.int64)
+    kr -= kr.min()
+    ks -= ks.min()
+    col = kr * (int(ks.max()) + 1) + ks  # one index per (right, superior) column
     wall = np.full(int(col.max()) + 1, np.inf)
     np.minimum.at(wall, col, a)
     # the wall surface lies about half a voxel behind the posterior-most voxel centre
@@ -329,7 +344,7 @@ def detect_lytic_lesions(
     hu_f = np.asarray(hu, dtype=np.float32)
     near_cement = dense_exclusion(hu_f, spacing)
 
-    depth = depth_mm(body, spacing)
+    depth = body_depth_mm(region)
     if float(depth.max()) - half < MIN_BODY_DEPTH_MM:
         # a sliver of a body (cut by the scan, or a thin label at coarse slices): every voxel is
         # partial volume with cortex, endplate or disc, and no background can be measured
@@ -476,11 +491,10 @@ def _pedicle_base(body: npt.NDArray[np.bool_], region: VertebraRegion) -> npt.ND
     body/posterior-element separation may have left in the body (the wall is found at the
     midline, within PEDICLE_MIDLINE_MM of the sagittal plane, and the bases start
     PEDICLE_BASE_BEHIND_WALL_MM behind it)."""
-    idx = np.argwhere(body)
+    idx, local = _body_points(body, region)
     out = np.zeros(body.shape, dtype=np.bool_)
     if idx.size == 0:
         return out
-    local = _to_local(region, idx)
     midline = np.abs(local[:, 0]) <= PEDICLE_MIDLINE_MM
     if not midline.any():
         return out
@@ -488,6 +502,17 @@ def _pedicle_base(body: npt.NDArray[np.bool_], region: VertebraRegion) -> npt.ND
     sel = local[:, 1] < wall - PEDICLE_BASE_BEHIND_WALL_MM
     out[tuple(idx[sel].T)] = True
     return out
+
+
+def _body_points(
+    body: npt.NDArray[np.bool_], region: VertebraRegion
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+    """Indices (n, 3) of the True voxels of ``body`` and their local (right, anterior,
+    superior) mm; the region's cached arrays when ``body`` is the region's own body."""
+    if body is getattr(region, "body", None) and hasattr(region, "body_local_mm"):
+        return region.body_voxels, region.body_local_mm
+    idx = np.argwhere(body)
+    return idx, _to_local(region, idx)
 
 
 def _to_local(region: VertebraRegion, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:

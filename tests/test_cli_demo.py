@@ -16,7 +16,17 @@ import pytest
 def test_demo_builds_registry_prints_table_and_writes_outputs(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "SPINEWATCH_DATA_DIR"}}
     proc = subprocess.run(
-        [sys.executable, "-m", "spinewatch.cli", "demo", "--dir", str(tmp_path), "--patients", "9"],
+        [
+            sys.executable,
+            "-m",
+            "spinewatch.cli",
+            "demo",
+            "--dir",
+            str(tmp_path),
+            "--patients",
+            "9",
+            "--no-serve",
+        ],
         capture_output=True,
         text=True,
         env=env,

@@ -1,9 +1,11 @@
 """``spinewatch demo``: SpineWatch on built-in synthetic data, no set-up.
 
 Creates a fresh demo registry (fictional patients, procedures, follow-ups) in ``DIR/data``,
-prints the cohort's outcome table and writes its plot, then analyses two synthetic spine CTs of
-one patient (a prior and a current scan), writes their reports and pictures, compares them and
-stores the current analysis in the registry.
+analyses two synthetic spine CTs of one patient (a prior and a current scan), writes their
+reports and pictures, compares them and stores the current analysis in the registry, prints the
+cohort's outcome table and writes its plot; then creates one demo log-in per role (fresh random
+passwords, printed) and serves the web application until interrupted (``--no-serve`` to stop
+after the printout).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import argparse
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_parser", "run"]
 
@@ -30,7 +33,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument("--patients", type=int, default=24, help="fictional patients (default 24)")
     parser.add_argument("--seed", type=int, default=2013)
+    parser.add_argument("--port", type=int, default=8000, help="port to serve on (default 8000)")
+    parser.add_argument(
+        "--no-serve", action="store_true", help="build and print only; do not serve the application"
+    )
     parser.set_defaults(run=run)
+
+
+DEMO_ROLES = ("clinician", "case_manager", "researcher", "admin")
+
+
+def _demo_users() -> dict[str, tuple[Any, str]]:
+    """One user per role, ``demo-<role>``, each with a fresh random password."""
+    import secrets
+
+    from spinewatch.accounts.users import create_user
+
+    users = {}
+    for role in DEMO_ROLES:
+        password = "-".join(secrets.token_urlsafe(4) for _ in range(4))
+        name = f"demo-{role.replace('_', '-')}"
+        users[role] = (create_user(username=name, password=password, role=role), password)
+    return users
 
 
 def _phantom_specs():  # type: ignore[no-untyped-def]
@@ -105,8 +129,12 @@ def run(args: argparse.Namespace) -> int:
     from spinewatch.audit.context import acting_as
 
     with acting_as("demo", via="system"):
+        users = _demo_users()
         summary = build_demo_registry(
-            n_patients=args.patients, seed=args.seed, imaging_report=reports["current"]
+            n_patients=args.patients,
+            seed=args.seed,
+            imaging_report=reports["current"],
+            case_managers=[users["case_manager"][0]],
         )
     print(
         f"Demo registry: {summary.patients} fictional patients, {summary.procedures} procedures, "
@@ -128,4 +156,17 @@ def run(args: argparse.Namespace) -> int:
     (out / "phantom" / "comparison.json").write_text(json.dumps(comparison, indent=2) + "\n")
     print("Change since the prior scan:")
     print(format_comparison_text(comparison))
-    return 0
+
+    url = f"http://127.0.0.1:{args.port}/"
+    print(f"\nWeb application: {url}  (demo log-ins, passwords new each run)")
+    for role, (user, password) in users.items():
+        extra = "  (sets up two-factor at first log-in)" if role == "admin" else ""
+        print(f"  {role:<13} {user.get_username():<18} {password}{extra}")
+    if args.no_serve:
+        return 0
+    from spinewatch.cli import _serve
+
+    serve_args = argparse.Namespace(
+        host="127.0.0.1", port=args.port, workers=2, timeout=120, no_worker=False
+    )
+    return int(_serve.run(serve_args) or 0)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,12 +142,14 @@ def build_demo_registry(
     seed: int = 2013,
     today: dt.date | None = None,
     imaging_report: Mapping[str, Any] | None = None,
+    case_managers: Sequence[Any] = (),
 ) -> DemoSummary:
     """Fill an empty registry with ``n_patients`` fictional patients, procedures and follow-ups.
 
     Procedure dates are spread over the last 18 months before ``today``; follow-ups that are not
     yet due stay open (the worklists then have something to show). ``imaging_report`` (a
     SpineWatch analysis JSON) is attached, as a CT study, to the first myeloma patient.
+    Patients are shared out among ``case_managers`` (users), every fourth one left unassigned.
     """
     today = today or dt.date.today()
     rng = random.Random(seed)
@@ -160,14 +162,16 @@ def build_demo_registry(
         given = _GIVEN[i % len(_GIVEN)]
         family = _FAMILY[i % len(_FAMILY)]
         birth = dt.date(1940 + rng.randrange(0, 35), rng.randrange(1, 13), rng.randrange(1, 28))
+        manager = case_managers[i % len(case_managers)] if case_managers and i % 4 else None
         patient = services.create_patient(
+            case_manager=manager,
             identity=services.IdentityData(
                 family_name=family,
                 given_name=given,
                 hospital_number=f"DEMO-{i + 1:05d}",
                 birth_date=birth,
                 sex=rng.choice(("female", "male")),
-            )
+            ),
         )
         study_ids.append(patient.study_id)
         services.add_diagnosis(

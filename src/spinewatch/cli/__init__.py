@@ -27,6 +27,7 @@ _COMMANDS: tuple[str, ...] = (
     "_user",
     "_token",
     "_serve",
+    "_worker",
     "_audit",
 )
 

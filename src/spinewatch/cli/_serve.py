@@ -3,7 +3,10 @@
 Steps: make sure a real secret key exists (``SPINEWATCH_SECRET_KEY`` or, outside debug, the key
 kept in ``SPINEWATCH_DATA_DIR/secret_key``, created once with mode 0600); apply migrations;
 collect static files into ``STATIC_ROOT`` (under the data directory; WhiteNoise serves them);
-then run gunicorn (sync workers) on the Django WSGI application until SIGINT/SIGTERM.
+then start the scan-analysis worker (``spinewatch worker``, a child process; ``--no-worker`` when
+workers run elsewhere) and run gunicorn (sync workers) on the Django WSGI application until
+SIGINT/SIGTERM; the worker is stopped on the way out (SIGTERM, then SIGKILL after 20 s: its job
+goes back to the queue either way).
 """
 
 from __future__ import annotations
@@ -59,7 +62,32 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--timeout", type=int, default=120, help="seconds before a silent worker is restarted"
     )
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="do not start the scan-analysis worker (run `spinewatch worker` elsewhere)",
+    )
     parser.set_defaults(run=run)
+
+
+def _start_worker() -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "spinewatch.cli", "worker"])
+
+
+def _stop_worker(process: Any) -> None:
+    import subprocess
+
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _debug() -> bool:
@@ -115,5 +143,9 @@ def run(args: argparse.Namespace) -> int:
         def load(self) -> Any:
             return application
 
-    SpineWatchServer().run()
+    worker = None if getattr(args, "no_worker", False) else _start_worker()
+    try:
+        SpineWatchServer().run()
+    finally:
+        _stop_worker(worker)
     return 0

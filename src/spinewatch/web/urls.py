@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
+    path("api/", include("spinewatch.web.api.urls")),
     path("", include("spinewatch.web.pages.urls")),
     path("scans/", include("spinewatch.web.scans.urls")),
     path("worklists/", include("spinewatch.web.worklists.urls")),

@@ -1,7 +1,14 @@
 """Routes of the cohort area."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from spinewatch.web.cohort import views
 
 app_name = "cohort"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("plot.png", views.plot_png, name="plot"),
+    path("table.csv", views.table_csv, name="table_csv"),
+    path("data.csv", views.data_csv, name="data_csv"),
+]

@@ -1,7 +1,13 @@
-"""Routes of the portal area."""
+"""Routes of the patient portal (anonymous: the token is the key) and of making links (staff)."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from spinewatch.web.portal import views
 
 app_name = "portal"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("links/new/", views.new_link, name="new_link"),
+    path("thanks/", views.thanks, name="thanks"),
+    path("<str:token>/", views.answer, name="answer"),
+]

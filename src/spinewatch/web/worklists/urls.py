@@ -1,7 +1,12 @@
 """Routes of the worklists area."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from spinewatch.web.worklists import views
 
 app_name = "worklists"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("follow-ups/<int:pk>/record/", views.record_follow_up_view, name="record_follow_up"),
+]

@@ -1,0 +1,204 @@
+"""Cohort page: the outcome table and plot of the filtered registry, and its CSV exports.
+
+Everything here is computed from :func:`spinewatch.registry.deid.deidentified_cohort_frame`
+(study ids, no names, no calendar dates), so clinicians and researchers see and export the same
+de-identified data; the outcome table is the same as on ``cohort_frame`` (the identifiers do not
+enter it). Exports record an ``export`` event (filters and row count) in the audit trail.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import pandas as pd
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_http_methods
+
+from spinewatch.accounts.permissions import Action, requires
+from spinewatch.audit.trail import record
+from spinewatch.core.errors import InputError
+from spinewatch.registry.deid import deidentified_cohort_frame
+from spinewatch.web.cohort.forms import CohortFilterForm
+
+__all__ = ["DATA_COLUMNS", "data_csv", "index", "plot_png", "table_csv"]
+
+log = logging.getLogger(__name__)
+
+#: Columns of /cohort/data.csv (de-identified long data).
+DATA_COLUMNS = (
+    "study_id",
+    "procedure_number",
+    "timepoint",
+    "vas",
+    "days_from_index",
+    "diagnosis",
+    "levels",
+    "approaches",
+    "procedure_type",
+)
+
+
+TEST_LABELS = {"paired-t": "paired t-test", "wilcoxon": "Wilcoxon signed-rank test"}
+_DASH = "\u2014"
+
+
+def _f(value: float | None, digits: int = 1) -> str:
+    return _DASH if value is None else f"{value:.{digits}f}"
+
+
+def _pair(pair: list[float] | None, digits: int = 1) -> str:
+    return _DASH if not pair else f"{pair[0]:.{digits}f} to {pair[1]:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    if value is None:
+        return _DASH
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def display_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One row of ``OutcomeTable.to_json_dict()["timepoints"]`` as the cells of the HTML table."""
+    baseline = "n_paired" not in row
+    cells = {
+        "timepoint": row["timepoint"],
+        "label": row["label"],
+        "baseline": baseline,
+        "n": row["n"],
+        "mean_sd": f"{_f(row['mean'])} \u00b1 {_f(row['sd'])}",
+        "median_iqr": f"{_f(row['median'])} [{_pair(row['iqr'])}]",
+        "n_paired": _DASH,
+        "change": _DASH,
+        "p": _DASH,
+        "p_holm": _DASH,
+        "responders": _DASH,
+        "lmm": _DASH
+        if row["lmm_estimate"] is None
+        else f"{_f(row['lmm_estimate'])} ({_pair(row['lmm_ci95'])})",
+        "note": row["note"],
+    }
+    if not baseline:
+        cells["n_paired"] = _DASH if row["n_paired"] is None else str(row["n_paired"])
+        if row["mean_change"] is not None:
+            cells["change"] = f"{_f(row['mean_change'])} ({_pair(row['ci95'])})"
+        cells["p"] = _p(row["p_value"])
+        cells["p_holm"] = _p(row["p_holm"])
+        if row["responders"] is not None:
+            pct = row["responder_pct"]
+            cells["responders"] = f"{row['responders']}" + ("" if pct is None else f" ({pct:.0f}%)")
+    return cells
+
+
+def _form(request: HttpRequest) -> CohortFilterForm:
+    return CohortFilterForm(request.GET)
+
+
+def _frame(form: CohortFilterForm) -> pd.DataFrame:
+    return deidentified_cohort_frame(**form.filters())
+
+
+def _json_filters(form: CohortFilterForm) -> dict[str, Any]:
+    return {k: str(v) for k, v in form.filters().items()}
+
+
+def _bad(form: CohortFilterForm) -> HttpResponse:
+    text = "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items())
+    return HttpResponse(f"bad filter: {text}\n", status=400, content_type="text/plain")
+
+
+@require_http_methods(["GET"])
+@requires(Action.VIEW_DEIDENTIFIED)
+def index(request: HttpRequest) -> HttpResponse:
+    form = _form(request)
+    context: dict[str, Any] = {"form": form, "query": request.GET.urlencode()}
+    if not form.is_valid():
+        return render(request, "web/cohort/index.html", context, status=400)
+    frame = _frame(form)
+    context["n_rows"] = len(frame)
+    context["n_patients"] = int(frame["study_id"].nunique()) if len(frame) else 0
+    if len(frame):
+        from spinewatch.outcomes import outcome_table
+
+        try:
+            table = outcome_table(frame, test=form.test_name())
+        except InputError as exc:
+            context["problem"] = str(exc)
+        else:
+            context["table"] = table.to_json_dict()
+            context["rows"] = [display_row(r) for r in context["table"]["timepoints"]]
+            context["test_label"] = TEST_LABELS.get(table.test, table.test)
+    return render(request, "web/cohort/index.html", context)
+
+
+@require_http_methods(["GET"])
+@requires(Action.VIEW_DEIDENTIFIED)
+def plot_png(request: HttpRequest) -> HttpResponse:
+    form = _form(request)
+    if not form.is_valid():
+        return _bad(form)
+    frame = _frame(form)
+    if len(frame) == 0:
+        return HttpResponse(
+            "no follow-up data for these filters\n", status=404, content_type="text/plain"
+        )
+    from spinewatch.outcomes import trajectory_figure
+
+    try:
+        fig = trajectory_figure(frame)
+    except InputError as exc:
+        return HttpResponse(f"{exc}\n", status=422, content_type="text/plain")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": "SpineWatch"})
+    return HttpResponse(buffer.getvalue(), content_type="image/png")
+
+
+def _export(request: HttpRequest, form: CohortFilterForm, what: str, rows: int) -> None:
+    record(
+        actor=None,
+        action="export",
+        object_type="registry.followup",
+        object_id=None,
+        detail={"export": what, "filters": _json_filters(form), "rows": rows, "deidentified": True},
+    )
+
+
+def _csv_response(text: str, filename: str) -> HttpResponse:
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@require_http_methods(["GET"])
+@requires(Action.EXPORT_DEIDENTIFIED)
+def table_csv(request: HttpRequest) -> HttpResponse:
+    form = _form(request)
+    if not form.is_valid():
+        return _bad(form)
+    frame = _frame(form)
+    if len(frame) == 0:
+        return HttpResponse(
+            "no follow-up data for these filters\n", status=404, content_type="text/plain"
+        )
+    from spinewatch.outcomes import outcome_table
+
+    try:
+        table = outcome_table(frame, test=form.test_name())
+    except InputError as exc:
+        return HttpResponse(f"{exc}\n", status=422, content_type="text/plain")
+    _export(request, form, "cohort outcome table", len(table.rows))
+    return _csv_response(table.to_csv(), "spinewatch-outcome-table.csv")
+
+
+@require_http_methods(["GET"])
+@requires(Action.EXPORT_DEIDENTIFIED)
+def data_csv(request: HttpRequest) -> HttpResponse:
+    form = _form(request)
+    if not form.is_valid():
+        return _bad(form)
+    frame = _frame(form)[list(DATA_COLUMNS)]
+    _export(request, form, "cohort de-identified data", len(frame))
+    return _csv_response(
+        frame.to_csv(index=False, lineterminator="\n"), "spinewatch-cohort-data.csv"
+    )

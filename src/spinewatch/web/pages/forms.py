@@ -1,0 +1,136 @@
+"""Forms of the pages area: patient search, identity, new patient, finding decision, SINS.
+
+Forms only parse what a person typed; the rules live in the registry's services (whose
+:class:`~spinewatch.registry.errors.RegistryError` messages are put next to the right field).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from spinewatch.accounts.roles import Role
+from spinewatch.core.diagnoses import DiagnosisKind, PrimaryTumour
+from spinewatch.registry.choices import Decision, Sex, enum_choices
+from spinewatch.web.pages.models import SINS_ALIGNMENT_CHOICES, SINS_PAIN_CHOICES
+
+__all__ = [
+    "DecisionForm",
+    "IdentityForm",
+    "NewPatientForm",
+    "PatientSearchForm",
+    "SinsForm",
+    "case_manager_queryset",
+]
+
+_BLANK: list[tuple[Any, str]] = [("", "\u2014")]
+_DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+
+
+def case_manager_queryset() -> Any:
+    """Active users with the case manager role, by name."""
+    return (
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=Role.CASE_MANAGER.value)
+        .order_by("last_name", "first_name", "username")
+    )
+
+
+class CaseManagerField(forms.ModelChoiceField):  # type: ignore[type-arg]
+    def label_from_instance(self, obj: Any) -> str:
+        return str(obj.get_full_name() or obj.get_username())
+
+
+class PatientSearchForm(forms.Form):
+    q = forms.CharField(
+        label="Search patients",
+        required=False,
+        max_length=100,
+        help_text="Name, hospital number or study id.",
+        widget=forms.TextInput(
+            attrs={"type": "search", "autocomplete": "off", "placeholder": "e.g. Smith, H123456"}
+        ),
+    )
+
+
+class IdentityForm(forms.Form):
+    """Who the patient is, and who looks after them."""
+
+    family_name = forms.CharField(label="Family name", max_length=150)
+    given_name = forms.CharField(label="Given name", max_length=150)
+    hospital_number = forms.CharField(label="Hospital number", max_length=64)
+    birth_date = forms.DateField(label="Date of birth", required=False, widget=_DATE)
+    sex = forms.ChoiceField(label="Sex", choices=Sex.choices, initial=Sex.UNKNOWN)
+    case_manager = CaseManagerField(
+        label="Case manager", queryset=None, required=False, empty_label="\u2014 none \u2014"
+    )
+    phone = forms.CharField(label="Phone", max_length=40, required=False)
+    email = forms.EmailField(label="E-mail", required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["case_manager"].queryset = case_manager_queryset()  # type: ignore[attr-defined]
+
+    def clean_birth_date(self) -> dt.date | None:
+        value: dt.date | None = self.cleaned_data.get("birth_date")
+        if value is not None and value > timezone.localdate():
+            raise forms.ValidationError("The date of birth is in the future.")
+        return value
+
+    def identity_kwargs(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        return {
+            name: data[name]
+            for name in (
+                "family_name",
+                "given_name",
+                "hospital_number",
+                "birth_date",
+                "sex",
+                "phone",
+                "email",
+            )
+        }
+
+
+class NewPatientForm(IdentityForm):
+    """A new patient: identity and the first diagnosis."""
+
+    diagnosis_kind = forms.ChoiceField(
+        label="Diagnosis",
+        choices=_BLANK + [(v, str(lbl)) for v, lbl in enum_choices(DiagnosisKind)],
+    )
+    primary_tumour = forms.ChoiceField(
+        label="Primary tumour",
+        required=False,
+        choices=_BLANK + [(v, str(lbl)) for v, lbl in enum_choices(PrimaryTumour)],
+        help_text="For metastases only.",
+    )
+    diagnosed_on = forms.DateField(label="Diagnosed on", required=False, widget=_DATE)
+
+
+class DecisionForm(forms.Form):
+    """The team's decision about one vertebra (with the version it was based on)."""
+
+    decision = forms.ChoiceField(label="Decision", choices=Decision.choices)
+    note = forms.CharField(
+        label="Note",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Why; e.g. MDT of 3 March, for vertebroplasty.",
+    )
+    expected_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+
+class SinsForm(forms.Form):
+    """The clinical part of the SINS."""
+
+    pain = forms.ChoiceField(label="Pain", choices=SINS_PAIN_CHOICES, widget=forms.RadioSelect)
+    alignment = forms.ChoiceField(
+        label="Radiographic alignment", choices=SINS_ALIGNMENT_CHOICES, widget=forms.RadioSelect
+    )

@@ -1,0 +1,147 @@
+"""Completing the SINS of a vertebra: the imaging part from the analysis plus pain and alignment.
+
+:func:`imaging_part_of` reads the four imaging components of a finding from its study's report
+(``vertebrae[i].sins_imaging``); :func:`score_for` completes them (core
+:class:`~spinewatch.core.sins.SinsScore`); :func:`record_sins_assessment` stores the result (a new
+:class:`~spinewatch.web.pages.models.SinsAssessment` row, audited like every registry write).
+When a report carries only the imaging points (no components), the total is points + pain +
+alignment and the category follows from the total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from spinewatch.audit.trail import model_values, record
+from spinewatch.core.errors import InputError
+from spinewatch.core.sins import (
+    SinsAlignment,
+    SinsCategory,
+    SinsImagingPart,
+    SinsPain,
+    SinsScore,
+)
+from spinewatch.registry import models as rm
+from spinewatch.registry.errors import RegistryError
+from spinewatch.web.pages.models import SinsAssessment
+
+__all__ = ["SinsResult", "imaging_part_of", "record_sins_assessment", "score_for"]
+
+
+@dataclass(frozen=True)
+class SinsResult:
+    """A completed SINS: the imaging points, the clinical parts and the total and category."""
+
+    imaging_points: int
+    pain: SinsPain
+    alignment: SinsAlignment
+    total: int
+    category: SinsCategory
+    score: SinsScore | None  # None when the report had the imaging points only
+
+
+def _report_entry(finding: rm.VertebraFinding) -> dict[str, Any] | None:
+    report = finding.study.report or {}
+    for entry in report.get("vertebrae") or ():
+        if isinstance(entry, dict) and entry.get("level") == finding.level:
+            return entry
+    return None
+
+
+def imaging_part_of(finding: rm.VertebraFinding) -> SinsImagingPart | None:
+    """The four imaging components of ``finding`` from its study's report (None if absent)."""
+    entry = _report_entry(finding)
+    sins = entry.get("sins_imaging") if entry else None
+    if not isinstance(sins, dict):
+        return None
+    try:
+        return SinsImagingPart(
+            location=sins["location"],
+            bone_lesion=sins["bone_lesion"],
+            collapse=sins["collapse"],
+            posterolateral=sins["posterolateral"],
+        )
+    except (KeyError, InputError):
+        return None
+
+
+def imaging_points_of(finding: rm.VertebraFinding) -> int | None:
+    """The imaging points of ``finding`` (0-11): its stored points, else the report's part."""
+    if finding.sins_imaging_points is not None:
+        return int(finding.sins_imaging_points)
+    part = imaging_part_of(finding)
+    return part.points if part is not None else None
+
+
+def score_for(finding: rm.VertebraFinding, *, pain: object, alignment: object) -> SinsResult:
+    """Complete the SINS of ``finding``; RegistryError when it has no imaging part or bad input."""
+    try:
+        pain_value = SinsPain.parse(pain)  # type: ignore[arg-type]
+        alignment_value = SinsAlignment.parse(alignment)  # type: ignore[arg-type]
+    except InputError as exc:
+        raise RegistryError(str(exc)) from exc
+    part = imaging_part_of(finding)
+    if part is not None:
+        score = SinsScore.from_imaging(part, pain=pain_value, alignment=alignment_value)
+        return SinsResult(
+            part.points, pain_value, alignment_value, score.total, score.category, score
+        )
+    points = finding.sins_imaging_points
+    if points is None:
+        raise RegistryError(
+            f"finding {finding.level} of imaging study {finding.study_id} has no SINS imaging "
+            "part: analyse the scan first"
+        )
+    total = int(points) + pain_value.points + alignment_value.points
+    return SinsResult(
+        int(points), pain_value, alignment_value, total, SinsCategory.from_total(total), None
+    )
+
+
+def record_sins_assessment(
+    *,
+    finding: rm.VertebraFinding | int,
+    pain: SinsPain | str,
+    alignment: SinsAlignment | str,
+    assessed_by: Any = None,
+) -> SinsAssessment:
+    """Store a completed SINS for ``finding`` (a new row; earlier ones are kept as history)."""
+    with transaction.atomic():
+        if isinstance(finding, rm.VertebraFinding):
+            row = rm.VertebraFinding.objects.select_related("study__patient").get(pk=finding.pk)
+        else:
+            row = (
+                rm.VertebraFinding.objects.select_related("study__patient")
+                .filter(pk=finding)
+                .first()
+            )
+            if row is None:
+                raise RegistryError(f"finding {finding!r} does not exist")
+        result = score_for(row, pain=pain, alignment=alignment)
+        assessment = SinsAssessment(
+            finding=row,
+            pain=result.pain.value,
+            alignment=result.alignment.value,
+            imaging_points=result.imaging_points,
+            total=result.total,
+            category=result.category.value,
+            assessed_by=assessed_by,
+        )
+        try:
+            assessment.full_clean(exclude=["finding", "assessed_by"], validate_constraints=False)
+        except ValidationError as exc:
+            raise RegistryError(f"SINS assessment: {exc.messages}") from exc
+        assessment.save(force_insert=True)
+        record(
+            actor=None,
+            action="create",
+            object_type=assessment,
+            object_id=assessment.pk,
+            changes=model_values(assessment),
+            patient_study_id=row.study.patient.study_id,
+        )
+        return assessment

@@ -1,0 +1,194 @@
+"""What the patient page shows: one timeline (newest first), the latest scan analysis with the
+changes since the prior analysed scan, the follow-up schedule and the pain series.
+
+Pure read functions over the registry (no writes, no requests): the view formats them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from spinewatch.core.errors import InputError
+from spinewatch.registry import models as rm
+from spinewatch.web.pages.models import SinsAssessment
+
+__all__ = [
+    "Analysis",
+    "FindingRow",
+    "PainPoint",
+    "TimelineEntry",
+    "latest_analysis",
+    "pain_series",
+    "patient_timeline",
+    "upcoming_follow_ups",
+]
+
+log = logging.getLogger(__name__)
+
+_KIND_ORDER = {"follow-up": 0, "procedure": 1, "imaging": 2, "diagnosis": 3}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One event: ``kind`` is diagnosis / imaging / procedure / follow-up; ``obj`` the row."""
+
+    date: dt.date | None
+    kind: str
+    title: str
+    obj: Any
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    """A vertebra of the latest analysis, with its latest SINS assessment."""
+
+    finding: rm.VertebraFinding
+    lytic_pct: float | None
+    sins: SinsAssessment | None
+    sins_possible: bool
+
+    @property
+    def is_high(self) -> bool:
+        return self.finding.collapse_risk == "high"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The latest analysed study of a patient, and the comparison with the prior one."""
+
+    study: rm.ImagingStudy
+    rows: list[FindingRow]
+    prior: rm.ImagingStudy | None
+    changes: list[dict[str, Any]] | None
+    changes_error: str | None
+
+
+@dataclass(frozen=True)
+class PainPoint:
+    """A VAS score on a date (a completed follow-up)."""
+
+    date: dt.date
+    vas: float
+    timepoint: str
+    procedure_id: int
+
+
+def patient_timeline(patient: rm.Patient, today: dt.date) -> list[TimelineEntry]:
+    """Diagnoses, imaging studies, procedures and follow-ups (completed, or due by today),
+    newest first. Visits still in the future are in the schedule, not the timeline."""
+    entries: list[TimelineEntry] = []
+    for d in patient.diagnoses.all():
+        entries.append(TimelineEntry(d.diagnosed_on, "diagnosis", str(d), d))
+    for s in patient.imaging_studies.all():
+        title = f"{s.get_modality_display()} {s.description}".strip()
+        entries.append(TimelineEntry(s.study_date, "imaging", title, s))
+    procedures = (
+        patient.procedures.prefetch_related(
+            "levels", "leakages__treated_level", "complications", "follow_ups"
+        )
+        .select_related("operator_user")
+        .all()
+    )
+    for p in procedures:
+        levels = list(p.levels.all())
+        entries.append(
+            TimelineEntry(
+                p.performed_on,
+                "procedure",
+                p.get_procedure_type_display(),
+                p,
+                {
+                    "levels": levels,
+                    "cement_total_ml": round(sum(t.cement_volume_ml for t in levels), 1),
+                    "leakages": list(p.leakages.all()),
+                    "complications": list(p.complications.all()),
+                    "follow_ups": list(p.follow_ups.all()),
+                },
+            )
+        )
+    visits = rm.FollowUp.objects.filter(procedure__patient=patient).select_related(
+        "entered_by", "procedure"
+    )
+    for fu in visits:
+        if fu.completed_on is not None:
+            entries.append(TimelineEntry(fu.completed_on, "follow-up", fu.timepoint, fu))
+        elif fu.due_date <= today:
+            entries.append(TimelineEntry(fu.due_date, "follow-up", fu.timepoint, fu))
+    undated = [e for e in entries if e.date is None]
+    dated = [e for e in entries if e.date is not None]
+    dated.sort(key=lambda e: (e.date, -_KIND_ORDER[e.kind], e.obj.pk), reverse=True)
+    return dated + undated
+
+
+def upcoming_follow_ups(patient: rm.Patient, today: dt.date) -> list[rm.FollowUp]:
+    """Open (not completed) visits, overdue ones first, then the soonest due."""
+    return list(
+        rm.FollowUp.objects.filter(procedure__patient=patient, completed_on__isnull=True)
+        .select_related("procedure")
+        .order_by("due_date", "pk")
+    )
+
+
+def _latest_sins(finding_ids: list[int]) -> dict[int, SinsAssessment]:
+    out: dict[int, SinsAssessment] = {}
+    for a in SinsAssessment.objects.filter(finding_id__in=finding_ids).order_by(
+        "assessed_at", "pk"
+    ):
+        out[a.finding_id] = a
+    return out
+
+
+def latest_analysis(patient: rm.Patient) -> Analysis | None:
+    """The latest analysed study (by date), its findings, and changes since the prior one."""
+    studies = list(
+        patient.imaging_studies.filter(analysed_at__isnull=False, report__isnull=False).order_by(
+            "study_date", "pk"
+        )
+    )
+    if not studies:
+        return None
+    study = studies[-1]
+    prior = studies[-2] if len(studies) > 1 else None
+    findings = list(study.findings.all())
+    sins = _latest_sins([f.pk for f in findings])
+    report_sins = {
+        e.get("level")
+        for e in (study.report or {}).get("vertebrae") or ()
+        if isinstance(e, dict) and isinstance(e.get("sins_imaging"), dict)
+    }
+    rows = [
+        FindingRow(
+            finding=f,
+            lytic_pct=None if f.lytic_fraction is None else round(f.lytic_fraction * 100, 1),
+            sins=sins.get(f.pk),
+            sins_possible=f.sins_imaging_points is not None or f.level in report_sins,
+        )
+        for f in findings
+    ]
+    changes = None
+    error = None
+    if prior is not None:
+        from spinewatch.imaging.compare import compare_reports
+
+        try:
+            changes = compare_reports(prior.report, study.report)["levels"]
+        except InputError as exc:
+            error = str(exc)
+            log.warning("cannot compare studies %s and %s: %s", prior.pk, study.pk, exc)
+    return Analysis(study=study, rows=rows, prior=prior, changes=changes, changes_error=error)
+
+
+def pain_series(patient: rm.Patient) -> list[PainPoint]:
+    """Completed follow-ups with a VAS, oldest first."""
+    visits = rm.FollowUp.objects.filter(
+        procedure__patient=patient, completed_on__isnull=False, vas__isnull=False
+    ).order_by("completed_on", "pk")
+    return [
+        PainPoint(fu.completed_on, float(fu.vas), fu.timepoint, fu.procedure_id)
+        for fu in visits
+        if fu.completed_on is not None and fu.vas is not None
+    ]

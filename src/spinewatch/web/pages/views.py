@@ -1,0 +1,296 @@
+"""Views of the patient list, the patient page and the patient's identity.
+
+Thin edges: parse, ask :mod:`spinewatch.accounts.permissions`, call one service, render. Every
+page that shows identifiable data records an audit "view" event before it returns.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from spinewatch.accounts.permissions import Action, can, require, requires
+from spinewatch.audit.trail import record
+from spinewatch.registry import models as rm
+from spinewatch.registry import services
+from spinewatch.registry.errors import RegistryError
+from spinewatch.web.pages.charts import pain_chart_svg
+from spinewatch.web.pages.forms import IdentityForm, NewPatientForm, PatientSearchForm
+from spinewatch.web.pages.listing import age_years, patient_rows, search_patients
+from spinewatch.web.pages.stale import handle_stale_edits
+from spinewatch.web.pages.timeline import (
+    latest_analysis,
+    pain_series,
+    patient_timeline,
+    upcoming_follow_ups,
+)
+
+__all__ = [
+    "attach_registry_error",
+    "audit_view",
+    "get_patient",
+    "home",
+    "patient_edit",
+    "patient_new",
+    "patient_page",
+]
+
+PAGE_SIZE = 25
+
+
+def get_patient(request: HttpRequest, study_id: str, *args: Any, **kwargs: Any) -> rm.Patient:
+    """The patient with ``study_id`` (404 otherwise), with identity and case manager."""
+    return get_object_or_404(
+        rm.Patient.objects.select_related("identity", "case_manager"), study_id=study_id
+    )
+
+
+def audit_view(patient: rm.Patient, page: str, **detail: Any) -> None:
+    """Record that the current user viewed ``patient``'s identifiable data on ``page``."""
+    record(
+        actor=None,
+        action="view",
+        object_type="registry.patient",
+        object_id=patient.pk,
+        patient_study_id=patient.study_id,
+        detail={"page": page, **detail},
+    )
+
+
+def attach_registry_error(form: Any, message: str, aliases: dict[str, str] | None = None) -> None:
+    """Put a service error next to the field its message names (else above the form)."""
+    for word, name in (aliases or {}).items():
+        if word in message and name in form.fields:
+            form.add_error(name, message)
+            return
+    for name in form.fields:
+        if re.search(rf"\b{re.escape(name)}\b", message):
+            form.add_error(name, message)
+            return
+    form.add_error(None, message)
+
+
+def _identity(patient: rm.Patient) -> rm.PatientIdentity | None:
+    try:
+        return patient.identity
+    except rm.PatientIdentity.DoesNotExist:
+        return None
+
+
+@require_http_methods(["GET", "HEAD"])
+def home(request: HttpRequest) -> HttpResponse:
+    """The patient list (search, pagination); researchers go to the cohort page."""
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    if not can(request.user, Action.VIEW_IDENTIFIABLE):
+        if can(request.user, Action.VIEW_DEIDENTIFIED):
+            return redirect("/cohort/")
+        require(request.user, Action.VIEW_IDENTIFIABLE)
+    form = PatientSearchForm(request.GET or None)
+    query = form.cleaned_data["q"].strip() if form.is_valid() else ""
+    paginator = Paginator(search_patients(query), PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    today = timezone.localdate()
+    rows = patient_rows(list(page.object_list), today)
+    record(
+        actor=None,
+        action="view",
+        object_type="registry.patient",
+        object_id=None,
+        detail={
+            "page": "patient list",
+            "query": query,
+            "page_number": page.number,
+            "study_ids": [r.patient.study_id for r in rows],
+        },
+    )
+    context = {
+        "form": form,
+        "query": query,
+        "page": page,
+        "rows": rows,
+        "today": today,
+        "can_add": can(request.user, Action.EDIT_PATIENT),
+    }
+    if request.headers.get("HX-Request") and request.headers.get("HX-Target") == "patient-results":
+        return render(request, "web/pages/_patient_results.html", context)
+    return render(request, "web/pages/patient_list.html", context)
+
+
+@require_http_methods(["GET", "HEAD"])
+@requires(Action.VIEW_IDENTIFIABLE, get_object=get_patient)
+def patient_page(request: HttpRequest, study_id: str) -> HttpResponse:
+    """Identity, latest analysis, pain chart, schedule and the one timeline."""
+    patient: rm.Patient = request.permission_object  # type: ignore[attr-defined]
+    today = timezone.localdate()
+    identity = _identity(patient)
+    points = pain_series(patient)
+    procedure_dates = list(patient.procedures.values_list("performed_on", flat=True))
+    analysis = latest_analysis(patient)
+    audit_view(patient, "patient page")
+    return render(
+        request,
+        "web/pages/patient_page.html",
+        {
+            "patient": patient,
+            "identity": identity,
+            "age": age_years(identity.birth_date if identity else None, today),
+            "timeline": patient_timeline(patient, today),
+            "upcoming": upcoming_follow_ups(patient, today),
+            "analysis": analysis,
+            "pain_points": points,
+            "pain_chart": pain_chart_svg(points, procedures=procedure_dates),
+            "today": today,
+            "can_edit_patient": can(request.user, Action.EDIT_PATIENT, patient),
+            "can_edit_clinical": can(request.user, Action.EDIT_CLINICAL, patient),
+        },
+    )
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@requires(Action.EDIT_PATIENT)
+def patient_new(request: HttpRequest) -> HttpResponse:
+    """Register a patient: identity, case manager and the first diagnosis."""
+    from spinewatch.accounts.roles import Role, role_or_none
+
+    status = 200
+    if request.method == "POST":
+        form = NewPatientForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                with transaction.atomic():
+                    patient = services.create_patient(
+                        identity=services.IdentityData(**form.identity_kwargs()),
+                        case_manager=data["case_manager"],
+                    )
+                    services.add_diagnosis(
+                        patient=patient,
+                        kind=data["diagnosis_kind"],
+                        primary_tumour=data["primary_tumour"] or None,
+                        diagnosed_on=data["diagnosed_on"],
+                    )
+            except RegistryError as exc:
+                attach_registry_error(
+                    form,
+                    str(exc),
+                    {"primary": "primary_tumour", "diagnosis": "diagnosis_kind"},
+                )
+            else:
+                messages.success(request, f"Patient {patient.study_id} registered.")
+                return redirect("pages:patient", study_id=patient.study_id)
+        status = 400
+    else:
+        initial = {}
+        if role_or_none(request.user) is Role.CASE_MANAGER:
+            initial["case_manager"] = request.user.pk
+        form = NewPatientForm(initial=initial)
+    return render(
+        request, "web/pages/patient_form.html", {"form": form, "new": True}, status=status
+    )
+
+
+def _identity_now(request: HttpRequest, study_id: str) -> dict[str, Any]:
+    patient = get_patient(request, study_id)
+    identity = _identity(patient)
+    values: dict[str, Any] = {}
+    if identity is not None:
+        for name in ("family_name", "given_name", "hospital_number", "birth_date", "sex"):
+            values[name] = getattr(identity, name)
+        values["phone"], values["email"] = identity.phone, identity.email
+    manager = patient.case_manager
+    values["case_manager"] = (
+        (manager.get_full_name() or manager.get_username()) if manager else None
+    )
+    return values
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@requires(Action.EDIT_PATIENT, get_object=get_patient)
+@handle_stale_edits(current=_identity_now)
+def patient_edit(request: HttpRequest, study_id: str) -> HttpResponse:
+    """Edit identity and case manager, under the patient's version."""
+    patient: rm.Patient = request.permission_object  # type: ignore[attr-defined]
+    identity = _identity(patient)
+    status = 200
+    if request.method == "POST":
+        form = IdentityForm(request.POST)
+        version = _version(request)
+        if version is None:
+            form.add_error(None, "The form lost its version number; reload the page.")
+        if form.is_valid() and version is not None:
+            try:
+                with transaction.atomic():
+                    row = services.update_patient_identity(
+                        patient=patient, expected_version=version, **form.identity_kwargs()
+                    )
+                    manager = form.cleaned_data["case_manager"]
+                    if manager != patient.case_manager:
+                        services.update_patient(
+                            patient=row, expected_version=row.version, case_manager=manager
+                        )
+            except RegistryError as exc:
+                if isinstance(exc, services.StaleEditError):
+                    raise
+                attach_registry_error(form, str(exc))
+            else:
+                messages.success(request, "Patient details saved.")
+                return redirect("pages:patient", study_id=patient.study_id)
+        status = 400
+    else:
+        initial: dict[str, Any] = {"case_manager": patient.case_manager_id}
+        if identity is not None:
+            initial.update(
+                {
+                    f: getattr(identity, f)
+                    for f in (
+                        "family_name",
+                        "given_name",
+                        "hospital_number",
+                        "birth_date",
+                        "sex",
+                        "phone",
+                        "email",
+                    )
+                }
+            )
+        form = IdentityForm(initial=initial)
+        audit_view(patient, "identity form")
+    return render(
+        request,
+        "web/pages/patient_form.html",
+        {
+            "form": form,
+            "new": False,
+            "patient": patient,
+            "version": _version(request) if request.method == "POST" else patient.version,
+            "cancel_url": reverse("pages:patient", args=[patient.study_id]),
+        },
+        status=status,
+    )
+
+
+def _version(request: HttpRequest) -> int | None:
+    raw = request.POST.get("expected_version", "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
+def forbid_unless(request: HttpRequest, action: Action, obj: Any = None) -> None:
+    """403 unless the user may do ``action`` (to ``obj``)."""
+    if not can(request.user, action, obj):
+        raise PermissionDenied

@@ -1,0 +1,97 @@
+"""The scan upload form: files, labels convention, study date and description.
+
+Field checks only (types, dates, lengths, file contents); the patient's permission is checked by
+the view, the registry write is :func:`spinewatch.registry.services.add_imaging_study`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.utils import timezone
+
+from spinewatch.core.conventions import LabelConvention
+from spinewatch.registry.models import Patient
+from spinewatch.web.scans.uploads import UploadError, check_ct_file, check_labels_file
+
+__all__ = ["CONVENTION_CHOICES", "UploadForm"]
+
+CONVENTION_CHOICES = [
+    ("auto", "Detect automatically"),
+    *((c.value, c.label) for c in LabelConvention),
+]
+
+
+class _DateInput(forms.DateInput):
+    input_type = "date"
+
+
+class UploadForm(forms.Form):
+    """Upload a CT and its vertebra label map for one patient."""
+
+    patient = forms.CharField(
+        label="Patient study id",
+        max_length=64,
+        help_text="The patient's study id, e.g. SW-0001.",
+    )
+    ct = forms.FileField(
+        label="CT",
+        help_text="A DICOM series as a .zip, or a NIfTI file (.nii or .nii.gz).",
+        widget=forms.ClearableFileInput(attrs={"accept": ".zip,.nii,.gz,application/zip"}),
+    )
+    labels = forms.FileField(
+        label="Vertebra label map",
+        help_text="A NIfTI file (.nii or .nii.gz) on the CT's grid, one label per vertebra.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".nii,.gz"}),
+    )
+    convention = forms.ChoiceField(
+        label="Labels convention",
+        choices=CONVENTION_CHOICES,
+        initial="auto",
+        help_text="How the label values name vertebrae (TotalSegmentator or VerSe).",
+    )
+    study_date = forms.DateField(label="Study date", widget=_DateInput())
+    description = forms.CharField(
+        label="Description",
+        max_length=200,
+        required=False,
+        help_text="Optional, e.g. 'CT thoraco-lumbar spine, surveillance'.",
+    )
+    series_uid = forms.CharField(
+        label="DICOM series instance UID",
+        max_length=64,
+        required=False,
+        help_text="Only when the zip holds several series: the one to analyse.",
+    )
+
+    def clean_patient(self) -> Patient:
+        study_id = self.cleaned_data["patient"].strip()
+        patient = Patient.objects.filter(study_id=study_id).first()
+        if patient is None:
+            raise forms.ValidationError(f"No patient has the study id {study_id!r}.")
+        return patient
+
+    def clean_study_date(self) -> dt.date:
+        value: dt.date = self.cleaned_data["study_date"]
+        today = timezone.localdate()
+        if value > today:
+            raise forms.ValidationError(
+                f"{value.isoformat()} is in the future (today is {today.isoformat()})."
+            )
+        return value
+
+    def _check_file(self, field: str, check: Any) -> Any:
+        upload = self.cleaned_data[field]
+        try:
+            check(upload, upload.name)
+        except UploadError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return upload
+
+    def clean_ct(self) -> Any:
+        return self._check_file("ct", check_ct_file)
+
+    def clean_labels(self) -> Any:
+        return self._check_file("labels", check_labels_file)

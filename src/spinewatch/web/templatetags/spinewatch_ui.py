@@ -1,0 +1,231 @@
+"""Shared template tags and filters of the SpineWatch pages: ``{% load spinewatch_ui %}``.
+
+Badges always carry their meaning in text (``High risk``), colour only reinforces it (WCAG 1.4.1).
+
+- ``{{ finding.collapse_risk|risk_badge }}``: low / moderate / high collapse risk.
+- ``{{ follow_up|due_badge }}`` or ``{% due_badge_for date completed %}``: done / due / overdue.
+- ``{{ finding.decision|decision_badge }}``: none / watch / treat / treated.
+- ``{{ value|sw_date }}``: ``12 Mar 2025`` (dates and datetimes, local time for datetimes).
+- ``{{ value|vas }}``: ``7/10`` for a 0-10 pain score, an em dash when missing.
+- ``{% can "edit_clinical" patient as allowed %}``: the permission module's answer for the user.
+- ``{% user_role %}``: the signed-in user's role label ("case manager").
+- ``{% nav_current "/worklists/" %}``: ``aria-current="page"`` when the request is in that section.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from spinewatch.accounts.permissions import can as _can
+from spinewatch.accounts.roles import role_or_none
+
+__all__ = [
+    "can",
+    "decision_badge",
+    "due_badge",
+    "due_status",
+    "nav_current",
+    "num",
+    "person",
+    "risk_badge",
+    "signed",
+    "sw_date",
+    "sw_datetime",
+    "timepoint_label",
+    "user_role",
+    "vas",
+    "yes_no",
+]
+
+register = template.Library()
+
+_DASH = "\u2014"
+
+_RISK_LABELS = {"low": "Low risk", "moderate": "Moderate risk", "high": "High risk"}
+_DECISION_LABELS = {
+    "none": ("No decision", "neutral"),
+    "watch": ("Watch", "info"),
+    "treat": ("Treat", "warn"),
+    "treated": ("Treated", "ok"),
+}
+
+
+def _value(obj: Any) -> str:
+    return str(getattr(obj, "value", obj) or "").strip().lower()
+
+
+@register.filter
+def risk_badge(value: Any) -> SafeString | str:
+    """A collapse-risk badge (``low``/``moderate``/``high``); an em dash when unknown."""
+    key = _value(value)
+    if key not in _RISK_LABELS:
+        return _DASH
+    return format_html('<span class="badge badge-{}">{}</span>', key, _RISK_LABELS[key])
+
+
+@register.filter
+def decision_badge(value: Any) -> SafeString | str:
+    """A badge for a finding decision (none / watch / treat / treated)."""
+    key = _value(value) or "none"
+    if key not in _DECISION_LABELS:
+        return _DASH
+    label, tone = _DECISION_LABELS[key]
+    return format_html('<span class="badge badge-{}">{}</span>', tone, label)
+
+
+def due_status(due: dt.date | None, completed: Any, today: dt.date | None = None) -> str:
+    """``"done"`` when completed, ``"overdue"`` when the due date has passed, else ``"due"``
+    (due today or within 14 days) or ``"planned"``; ``""`` without a due date."""
+    if completed:
+        return "done"
+    if due is None:
+        return ""
+    today = today or timezone.localdate()
+    if due < today:
+        return "overdue"
+    if (due - today).days <= 14:
+        return "due"
+    return "planned"
+
+
+_DUE_LABELS = {
+    "done": ("Done", "ok"),
+    "overdue": ("Overdue", "high"),
+    "due": ("Due", "moderate"),
+    "planned": ("Planned", "neutral"),
+}
+
+
+@register.simple_tag
+def due_badge(due: dt.date | None, completed: Any = None) -> SafeString | str:
+    """``{% due_badge follow_up.due_date follow_up.completed_on %}``: done/overdue/due/planned."""
+    status = due_status(due, completed)
+    if not status:
+        return _DASH
+    label, tone = _DUE_LABELS[status]
+    return format_html('<span class="badge badge-{}">{}</span>', tone, label)
+
+
+@register.filter
+def sw_date(value: Any) -> str:
+    """``12 Mar 2025`` for a date or datetime (datetimes in local time); em dash for None."""
+    if value is None or value == "":
+        return _DASH
+    if isinstance(value, dt.datetime):
+        if timezone.is_aware(value):
+            value = timezone.localtime(value)
+        value = value.date()
+    if isinstance(value, dt.date):
+        return f"{value.day} {value:%b %Y}"
+    return str(value)
+
+
+@register.filter
+def sw_datetime(value: Any) -> str:
+    """``12 Mar 2025 14:05`` for a datetime (local time); em dash for None."""
+    if value is None or value == "":
+        return _DASH
+    if isinstance(value, dt.datetime):
+        if timezone.is_aware(value):
+            value = timezone.localtime(value)
+        return f"{value.day} {value:%b %Y %H:%M}"
+    return sw_date(value)
+
+
+@register.filter
+def vas(value: Any) -> str:
+    """A 0-10 pain score as ``7/10``; em dash when missing."""
+    if value is None or value == "":
+        return _DASH
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    text = f"{number:g}"
+    return f"{text}/10"
+
+
+@register.simple_tag(takes_context=True)
+def can(context: template.Context, action: str, obj: Any = None) -> bool:
+    """The permission module's answer for the signed-in user (``{% can "x" obj as ok %}``)."""
+    user = context.get("user")
+    if user is None:
+        request = context.get("request")
+        user = getattr(request, "user", None)
+    return _can(user, action, obj)
+
+
+@register.simple_tag(takes_context=True)
+def user_role(context: template.Context) -> str:
+    """The role of the signed-in user as words (``case manager``), or ``""``."""
+    role = role_or_none(context.get("user"))
+    return role.label if role is not None else ""
+
+
+@register.simple_tag(takes_context=True)
+def nav_current(context: template.Context, prefix: str) -> SafeString | str:
+    """``aria-current="page"`` when the current path is in the section ``prefix``."""
+    request = context.get("request")
+    path = getattr(request, "path", "") or ""
+    if prefix == "/":
+        hit = path == "/" or path.startswith("/patients/") or path.startswith("/procedures/")
+    else:
+        hit = path.startswith(prefix)
+    return format_html('aria-current="{}"', "page") if hit else ""
+
+
+@register.filter
+def timepoint_label(follow_up: Any) -> str:
+    """The protocol's label of a follow-up's time point (``3 months``), else its code."""
+    code = getattr(follow_up, "timepoint", "")
+    procedure = getattr(follow_up, "procedure", None)
+    protocol = getattr(procedure, "protocol", None) or {}
+    for tp in protocol.get("timepoints", ()) if isinstance(protocol, dict) else ():
+        if isinstance(tp, dict) and tp.get("code") == code and tp.get("label"):
+            return str(tp["label"])
+    return str(code)
+
+
+@register.filter
+def person(user: Any) -> str:
+    """A user's full name, else username; em dash for None."""
+    if user is None:
+        return _DASH
+    return str(user.get_full_name() or user.get_username())
+
+
+@register.filter
+def signed(value: Any, digits: int = 1) -> str:
+    """``+1.5`` / ``-0.3`` / ``0.0`` for a change; em dash for None."""
+    if value is None or value == "":
+        return _DASH
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return f"{number:+.{int(digits)}f}".replace("-", "\u2212")
+
+
+@register.filter
+def num(value: Any, digits: int = 1) -> str:
+    """A number with ``digits`` decimals; em dash for None."""
+    if value is None or value == "":
+        return _DASH
+    try:
+        return f"{float(value):.{int(digits)}f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+@register.filter
+def yes_no(value: Any) -> str:
+    """``Yes`` / ``No``; em dash for None."""
+    if value is None:
+        return _DASH
+    return "Yes" if value else "No"

@@ -1,0 +1,192 @@
+"""Worklists: follow-ups to chase, surveillance scans due, high-risk vertebrae without a decision.
+
+``/worklists/`` shows the three lists (identifiable: names; recorded in the audit trail as one
+view event listing the study ids shown). ``/worklists/follow-ups/<id>/record/`` is the "record
+follow-up" form (VAS 0-10 with decimals, analgesic use, completed date), saved through
+:func:`spinewatch.registry.services.record_follow_up` with the version the form was read at.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from spinewatch.accounts.permissions import Action, can, requires
+from spinewatch.accounts.roles import Role, role_or_none
+from spinewatch.audit.trail import record
+from spinewatch.registry import models as rm
+from spinewatch.registry.errors import RegistryError, StaleEditError
+from spinewatch.registry.services import record_follow_up
+from spinewatch.web.pages.stale import handle_stale_edits
+from spinewatch.web.worklists.forms import RecordFollowUpForm
+from spinewatch.web.worklists.queries import (
+    follow_ups_due,
+    high_risk_undecided,
+    surveillance_due,
+)
+
+__all__ = ["index", "record_follow_up_view"]
+
+
+def _case_managers() -> list[Any]:
+    User = get_user_model()
+    return list(
+        User.objects.filter(groups__name=Role.CASE_MANAGER.value, is_active=True).order_by(
+            "last_name", "first_name", User.USERNAME_FIELD
+        )
+    )
+
+
+def _manager_filter(request: HttpRequest, managers: list[Any]) -> tuple[str, Any]:
+    """The ``who`` parameter: mine / all / none / a case manager's id (default mine for a CM)."""
+    default = "mine" if role_or_none(request.user) is Role.CASE_MANAGER else "all"
+    who = request.GET.get("who", default) or default
+    if who == "mine":
+        return who, request.user
+    if who in ("all", "none"):
+        return who, who
+    for user in managers:
+        if str(user.pk) == who:
+            return who, user
+    raise Http404(f"who {who!r}: expected mine, all, none or the id of a case manager")
+
+
+def patient_url(patient: rm.Patient) -> str:
+    """The patient page (the pages engineer's ``pages:patient``), by primary key."""
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("pages:patient", args=[patient.pk])
+    except NoReverseMatch:
+        return f"/patients/{patient.pk}/"
+
+
+@require_http_methods(["GET"])
+@requires(Action.VIEW_IDENTIFIABLE)
+def index(request: HttpRequest) -> HttpResponse:
+    managers = _case_managers()
+    who, manager = _manager_filter(request, managers)
+    follow_ups = follow_ups_due(manager=manager)
+    scans = surveillance_due()
+    risks = high_risk_undecided()
+    shown = sorted(
+        {r.patient.study_id for r in follow_ups}
+        | {r.patient.study_id for r in scans}
+        | {f.study.patient.study_id for f in risks}
+    )
+    record(
+        actor=None,
+        action="view",
+        object_type="registry.patient",
+        object_id=None,
+        detail={"page": "worklists", "who": who, "study_ids": shown},
+    )
+    user = request.user
+    rows = [
+        {
+            "row": r,
+            "patient_url": patient_url(r.patient),
+            "can_record": can(user, Action.RECORD_FOLLOW_UP, r.patient),
+            "can_link": can(user, Action.MANAGE_PORTAL_LINKS, r.patient),
+        }
+        for r in follow_ups
+    ]
+    context = {
+        "who": who,
+        "managers": managers,
+        "follow_ups": rows,
+        "overdue_count": sum(r.status == "overdue" for r in follow_ups),
+        "scans": [{"row": r, "patient_url": patient_url(r.patient)} for r in scans],
+        "scans_overdue_count": sum(r.overdue for r in scans),
+        "risks": [{"finding": f, "patient_url": patient_url(f.study.patient)} for f in risks],
+    }
+    return render(request, "web/worklists/index.html", context)
+
+
+def _follow_up(request: HttpRequest, pk: int) -> rm.FollowUp:
+    found = rm.FollowUp.objects.select_related("procedure__patient__identity").filter(pk=pk).first()
+    if found is None:
+        raise Http404(f"follow-up {pk} does not exist")
+    return found
+
+
+def _current(request: HttpRequest, pk: int) -> dict[str, Any]:
+    fu = rm.FollowUp.objects.get(pk=pk)
+    return {
+        "vas": fu.vas,
+        "analgesic_use": fu.get_analgesic_use_display() if fu.analgesic_use else None,
+        "completed_on": fu.completed_on,
+    }
+
+
+@require_http_methods(["GET", "POST"])
+@requires(Action.VIEW_IDENTIFIABLE, Action.RECORD_FOLLOW_UP, get_object=_follow_up)
+@handle_stale_edits(current=_current)
+def record_follow_up_view(request: HttpRequest, pk: int) -> HttpResponse:
+    follow_up: rm.FollowUp = request.permission_object  # type: ignore[attr-defined]
+    patient = follow_up.procedure.patient
+    record(
+        actor=None,
+        action="view",
+        object_type=follow_up,
+        object_id=follow_up.pk,
+        patient_study_id=patient.study_id,
+        detail={"page": "record follow-up"},
+    )
+    status = 200
+    if request.method == "POST":
+        form = RecordFollowUpForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                result = record_follow_up(
+                    follow_up=follow_up,
+                    expected_version=data["expected_version"],
+                    completed_on=data["completed_on"],
+                    vas=None if data["vas"] is None else float(data["vas"]),
+                    analgesic_use=data["analgesic_use"] or None,
+                    entered_by=request.user,
+                    entered_via="staff",
+                )
+            except StaleEditError:
+                raise
+            except RegistryError as exc:
+                form.add_error(_field_of(str(exc)), str(exc))
+            else:
+                messages.success(
+                    request, f"Follow-up {follow_up.timepoint} of {patient.study_id} recorded."
+                )
+                for warning in result.warnings:
+                    messages.warning(request, warning)
+                return redirect("worklists:index")
+        status = 400
+    else:
+        form = RecordFollowUpForm(
+            initial={
+                "expected_version": follow_up.version,
+                "vas": follow_up.vas,
+                "analgesic_use": follow_up.analgesic_use or "",
+                "completed_on": follow_up.completed_on or timezone.localdate(),
+            }
+        )
+    context = {
+        "form": form,
+        "follow_up": follow_up,
+        "patient": patient,
+        "identity": getattr(patient, "identity", None),
+        "patient_url": patient_url(patient),
+    }
+    return render(request, "web/worklists/record_follow_up.html", context, status=status)
+
+
+def _field_of(message: str) -> str | None:
+    for name in ("vas", "completed_on", "analgesic_use"):
+        if message.startswith(name):
+            return name
+    return None

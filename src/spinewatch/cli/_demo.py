@@ -81,6 +81,40 @@ def _phantom_specs():  # type: ignore[no-untyped-def]
     return prior, current
 
 
+def _analyse_demo_scans(folder: Path, *, requested_by: Any) -> None:
+    """Give the first myeloma patient the prior and current phantom CTs, analysed through the
+    same upload -> background job -> stored analysis path the web application uses."""
+    import datetime as dt
+
+    from django.core.files import File
+
+    from spinewatch.registry import models as m
+    from spinewatch.registry.services import add_imaging_study
+    from spinewatch.web.scans.jobs import enqueue_analysis
+    from spinewatch.web.scans.uploads import store_upload
+    from spinewatch.web.scans.worker import run_pending_jobs
+
+    patient = m.Patient.objects.filter(diagnoses__kind="myeloma").order_by("id").first()
+    if patient is None:
+        return
+    today = dt.date.today()
+    for name, days_ago in (("prior", 120), ("current", 0)):
+        study = add_imaging_study(
+            patient=patient,
+            study_date=today - dt.timedelta(days=days_ago),
+            description=f"Demo phantom CT, {name} scan (synthetic)",
+        )
+        with (
+            (folder / name / "ct.nii.gz").open("rb") as ct,
+            (folder / name / "labels.nii.gz").open("rb") as labels,
+        ):
+            upload = store_upload(
+                File(ct, name=f"{name}-ct.nii.gz"), File(labels, name=f"{name}-labels.nii.gz")
+            )
+        enqueue_analysis(study_id=study.pk, upload=upload, requested_by=requested_by)
+        run_pending_jobs()
+
+
 def run(args: argparse.Namespace) -> int:
     out: Path = args.dir.resolve()
     data_dir = out / "data"
@@ -88,6 +122,12 @@ def run(args: argparse.Namespace) -> int:
         shutil.rmtree(data_dir)  # the demo registry is always built afresh
     data_dir.mkdir(parents=True)
     os.environ["SPINEWATCH_DATA_DIR"] = str(data_dir)
+    if not args.no_serve:
+        # The served application needs a real secret key before Django starts (kept, mode 0600,
+        # in the demo's data directory).
+        from spinewatch.web.security import ensure_secret_key
+
+        os.environ["SPINEWATCH_SECRET_KEY"] = ensure_secret_key(data_dir)
 
     import json
 
@@ -133,9 +173,9 @@ def run(args: argparse.Namespace) -> int:
         summary = build_demo_registry(
             n_patients=args.patients,
             seed=args.seed,
-            imaging_report=reports["current"],
             case_managers=[users["case_manager"][0]],
         )
+        _analyse_demo_scans(out / "phantom", requested_by=users["clinician"][0])
     print(
         f"Demo registry: {summary.patients} fictional patients, {summary.procedures} procedures, "
         f"{summary.follow_ups_completed} completed follow-ups ({data_dir / 'registry.sqlite3'})\n"

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from spinewatch.core.leakage import CementLeakage
 from spinewatch.core.procedures import TreatedLevel
 from spinewatch.core.protocol import DEFAULT_PROTOCOL
-from spinewatch.registry import models as m
 from spinewatch.registry import services
 
 __all__ = ["DemoSummary", "build_demo_registry", "demo_vas"]
@@ -141,14 +140,12 @@ def build_demo_registry(
     n_patients: int = 24,
     seed: int = 2013,
     today: dt.date | None = None,
-    imaging_report: Mapping[str, Any] | None = None,
     case_managers: Sequence[Any] = (),
 ) -> DemoSummary:
     """Fill an empty registry with ``n_patients`` fictional patients, procedures and follow-ups.
 
     Procedure dates are spread over the last 18 months before ``today``; follow-ups that are not
-    yet due stay open (the worklists then have something to show). ``imaging_report`` (a
-    SpineWatch analysis JSON) is attached, as a CT study, to the first myeloma patient.
+    yet due stay open (the worklists then have something to show).
     Patients are shared out among ``case_managers`` (users), every fourth one left unassigned.
     """
     today = today or dt.date.today()
@@ -218,15 +215,6 @@ def build_demo_registry(
             )
             completed += 1
         services.set_surveillance_plan(patient=patient)
-    if imaging_report is not None:
-        first_myeloma = m.Patient.objects.filter(diagnoses__kind="myeloma").order_by("id").first()
-        if first_myeloma is not None:
-            services.add_imaging_study(
-                patient=first_myeloma,
-                study_date=today,
-                description="Demo phantom CT (synthetic)",
-                report=imaging_report,
-            )
     return DemoSummary(
         patients=n_patients,
         procedures=procedures,

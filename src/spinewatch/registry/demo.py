@@ -214,7 +214,12 @@ def build_demo_registry(
                 entered_via="staff" if i % 2 else "portal",
             )
             completed += 1
-        services.set_surveillance_plan(patient=patient)
+        # A few surveillance scans fall due around now, so the worklist has something to show.
+        due_in_days = {0: -5, 1: 6, 2: 12}.get(i % 7)
+        services.set_surveillance_plan(
+            patient=patient,
+            next_scan_due=None if due_in_days is None else today + dt.timedelta(days=due_in_days),
+        )
     return DemoSummary(
         patients=n_patients,
         procedures=procedures,

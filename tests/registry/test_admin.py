@@ -26,3 +26,20 @@ def test_changelists_render_and_search(client, django_user_model, procedure):
     detail = reverse("admin:registry_procedure_change", args=[procedure.pk])
     assert client.get(detail).status_code == 200
     assert client.get(reverse("admin:registry_patient_add")).status_code == 403
+
+
+def test_admin_views_are_audited(client, django_user_model, procedure):
+    from spinewatch.audit.models import AuditEvent
+
+    user = django_user_model.objects.create_superuser("root", "r@example.org", "x" * 16)
+    signed_in(client, user)
+    before = AuditEvent.objects.filter(action="view").count()
+    assert client.get(reverse("admin:registry_patient_changelist")).status_code == 200
+    detail = reverse("admin:registry_procedure_change", args=[procedure.pk])
+    assert client.get(detail).status_code == 200
+    views = AuditEvent.objects.filter(action="view").order_by("seq")[before:]
+    assert [(e.object_type, e.actor_username) for e in views] == [
+        ("registry.patient", "root"),
+        ("registry.procedure", "root"),
+    ]
+    assert views[1].object_id == str(procedure.pk)

@@ -13,13 +13,39 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
+from spinewatch.audit.trail import record
 from spinewatch.registry import models as m
 
 __all__ = ["ReadOnlyAdmin"]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """List, search and view; no add, change or delete (writes go through the services)."""
+    """List, search and view; no add, change or delete (writes go through the services).
+
+    Every list or record shown is a view of (possibly identifiable) registry data, so each one
+    records an audit "view" event, like the application's own pages.
+    """
+
+    def _audit_view(self, request: HttpRequest, response: Any, object_id: Any, what: str) -> Any:
+        if getattr(response, "status_code", None) == 200:
+            record(
+                actor=None,
+                action="view",
+                object_type=self.model._meta.label_lower,
+                object_id=object_id or "",
+                detail={"page": f"admin {what}", "query": request.GET.urlencode()},
+            )
+        return response
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        response = super().changelist_view(request, extra_context)
+        return self._audit_view(request, response, None, "list")
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> Any:
+        response = super().change_view(request, object_id, form_url, extra_context)
+        return self._audit_view(request, response, object_id, "record")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

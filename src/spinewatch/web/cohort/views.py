@@ -99,6 +99,18 @@ def _frame(form: CohortFilterForm) -> pd.DataFrame:
     return deidentified_cohort_frame(**form.filters())
 
 
+def _nonempty_frame(form: CohortFilterForm) -> pd.DataFrame | HttpResponse:
+    """The filtered frame, or the plain-text 400 (bad filter) / 404 (no data) to answer with."""
+    if not form.is_valid():
+        return _bad(form)
+    frame = _frame(form)
+    if len(frame) == 0:
+        return HttpResponse(
+            "no follow-up data for these filters\n", status=404, content_type="text/plain"
+        )
+    return frame
+
+
 def _json_filters(form: CohortFilterForm) -> dict[str, Any]:
     return {k: str(v) for k, v in form.filters().items()}
 
@@ -136,13 +148,9 @@ def index(request: HttpRequest) -> HttpResponse:
 @requires(Action.VIEW_DEIDENTIFIED)
 def plot_png(request: HttpRequest) -> HttpResponse:
     form = _form(request)
-    if not form.is_valid():
-        return _bad(form)
-    frame = _frame(form)
-    if len(frame) == 0:
-        return HttpResponse(
-            "no follow-up data for these filters\n", status=404, content_type="text/plain"
-        )
+    frame = _nonempty_frame(form)
+    if isinstance(frame, HttpResponse):
+        return frame
     from spinewatch.outcomes import trajectory_figure
 
     try:
@@ -174,13 +182,9 @@ def _csv_response(text: str, filename: str) -> HttpResponse:
 @requires(Action.EXPORT_DEIDENTIFIED)
 def table_csv(request: HttpRequest) -> HttpResponse:
     form = _form(request)
-    if not form.is_valid():
-        return _bad(form)
-    frame = _frame(form)
-    if len(frame) == 0:
-        return HttpResponse(
-            "no follow-up data for these filters\n", status=404, content_type="text/plain"
-        )
+    frame = _nonempty_frame(form)
+    if isinstance(frame, HttpResponse):
+        return frame
     from spinewatch.outcomes import outcome_table
 
     try:

@@ -149,23 +149,29 @@ def analyze(
     total = len(regions)
     measured: dict[VertebralLevel, BodyHeights] = {}
     heights_of: dict[VertebralLevel, BodyHeights | None] = {}
-    for region in regions:
+    findings: dict[VertebralLevel, tuple[Any, Any, Any]] = {}
+    for done, region in enumerate(regions, start=1):
+        # heights and the CT findings share the region's derived arrays (body voxels, their
+        # local coordinates, the body depth): both run while they are cached, then they go
         h = body_heights(region)
-        region.drop_cached()  # one vertebra's derived arrays in memory at a time
         heights_of[region.level] = h
         if h is not None:
             measured[region.level] = h
+        if ct is not None:
+            findings[region.level] = _ct_findings(ct, region)
+        region.drop_cached()  # one vertebra's derived arrays in memory at a time
+        if progress is not None:
+            progress(done, total)
 
     records: list[VertebraReport] = []
-    for done, region in enumerate(regions, start=1):
+    for region in regions:
         h = heights_of[region.level]
         reference = _reference(region.level, measured) if h is not None else None
         genant = _genant(h, reference)
         flags = list(region.quality_flags)
         density = lytic = cement = None
         if ct is not None:
-            density, lytic, cement = _ct_findings(ct, region)
-            region.drop_cached()
+            density, lytic, cement = findings[region.level]
             if cement is not None and cement.present:
                 flags.append("cement_present")
         risk = assess_collapse_risk(
@@ -198,8 +204,6 @@ def analyze(
                 has_ct=ct is not None,
             )
         )
-        if progress is not None:
-            progress(done, total)
 
     grid = ct.grid if ct is not None else labels.grid
     sp = grid.spacing_mm

@@ -52,6 +52,7 @@ from scipy import ndimage
 from spinewatch.core.conventions import LabelConvention, vertebra_labels
 from spinewatch.core.errors import InputError
 from spinewatch.core.levels import Region, VertebralLevel, neighbours
+from spinewatch.imaging.density import distance_within_mm, mask_box
 from spinewatch.imaging.volume import Grid, LabelVolume
 
 __all__ = [
@@ -65,6 +66,7 @@ __all__ = [
     "crop_grid",
     "find_vertebrae",
     "label_bounding_boxes",
+    "local_coordinates",
     "present_labels",
     "separate_body",
 ]
@@ -189,7 +191,7 @@ class VertebraRegion:
     def body_local_mm(self) -> FloatArray:
         """The body voxel centres (order of :attr:`body_voxels`) in the vertebra frame: local
         (right, anterior, superior) mm from the body centroid, shape (n, 3)."""
-        return self.frame.to_local(self.grid.to_world(self.body_voxels.astype(np.float64)))
+        return local_coordinates(self.grid, self.frame, self.body_voxels)
 
     @cached_property
     def body_depth_mm(self) -> FloatArray:
@@ -221,9 +223,46 @@ def crop_grid(grid: Grid, bbox: tuple[slice, slice, slice]) -> Grid:
     return Grid(shape, affine)
 
 
-def _voxel_world(grid: Grid, mask: BoolArray) -> FloatArray:
-    """World mm of the centres of the True voxels, shape (n, 3)."""
-    return grid.to_world(np.argwhere(mask).astype(np.float64))
+def local_coordinates(
+    grid: Grid, frame: VertebraFrame, idx: npt.NDArray[np.integer[Any]]
+) -> FloatArray:
+    """``frame.to_local(grid.to_world(idx))`` for integer voxel indices ``idx`` (n, 3): local
+    (right, anterior, superior) mm, shape (n, 3).
+
+    The map is affine and separable in the voxel axes, so each axis contributes a row of a small
+    per-axis table: three gathers and adds instead of two (n, 3) x (3, 3) products (the same
+    values up to floating-point rounding, ~1e-12 mm).
+    """
+    idx = np.asarray(idx)
+    n = len(idx)
+    out = np.empty((n, 3), dtype=np.float64)
+    if n == 0:
+        return out
+    rot = frame.rotation
+    per_axis = grid.affine[:3, :3].T @ rot  # row a: local mm per voxel step along axis a
+    const = (grid.affine[:3, 3] - np.asarray(frame.origin_mm, dtype=np.float64)) @ rot
+    for axis in range(3):
+        col = idx[:, axis]
+        lo, hi = int(col.min()), int(col.max())
+        table = np.arange(lo, hi + 1, dtype=np.float64)[:, None] * per_axis[axis][None, :]
+        if axis == 0:
+            table += const
+            np.take(table, col - lo, axis=0, out=out)
+        else:
+            out += np.take(table, col - lo, axis=0)
+    return out
+
+
+def _mean_index(mask: BoolArray) -> FloatArray:
+    """Mean voxel index ``[i, j, k]`` of the True voxels of ``mask`` (not empty), from the three
+    axis projections (no index array of the voxels)."""
+    n = float(np.count_nonzero(mask))
+    out = np.empty(3, dtype=np.float64)
+    for axis in range(3):
+        others = tuple(a for a in range(3) if a != axis)
+        counts = np.count_nonzero(mask, axis=others)
+        out[axis] = float(np.dot(counts.astype(np.float64), np.arange(mask.shape[axis]))) / n
+    return out
 
 
 def _largest_component(mask: BoolArray) -> tuple[BoolArray, float]:
@@ -241,7 +280,7 @@ def _padded_box(
     mask: BoolArray, pad_mm: float, spacing_mm: tuple[float, float, float]
 ) -> tuple[slice, ...]:
     """Bounding box of the True voxels of ``mask`` (not empty) grown by ``pad_mm`` (+1 voxel)."""
-    found = ndimage.find_objects(mask.view(np.uint8))[0]
+    found = mask_box(mask)
     assert found is not None
     out = []
     for axis, sl in enumerate(found):
@@ -263,8 +302,7 @@ def within_mm(
     if not mask.any():
         return out
     box = _padded_box(mask, radius_mm, spacing_mm)
-    dist = ndimage.distance_transform_edt(~mask[box], sampling=spacing_mm)
-    out[box] = dist <= radius_mm
+    out[box] = distance_within_mm(mask[box], spacing_mm, radius_mm) <= radius_mm
     return out
 
 
@@ -327,9 +365,8 @@ def separate_body(
 
 def _open(mask: BoolArray, spacing_mm: tuple[float, float, float], radius_mm: float) -> BoolArray:
     padded = np.pad(mask, 1)
-    depth = ndimage.distance_transform_edt(padded, sampling=spacing_mm)
-    core = np.asarray(depth > radius_mm)
-    del depth
+    # depth > radius: no voxel outside the mask within the radius (exact up to the radius)
+    core = np.asarray(distance_within_mm(~padded, spacing_mm, radius_mm) > radius_mm)
     if not core.any():
         return np.zeros_like(mask)
     core, _share = _largest_component(core)
@@ -454,15 +491,40 @@ Boxes = list[tuple[slice, ...] | None]
 
 def label_bounding_boxes(labels: LabelVolume) -> Boxes:
     """``scipy.ndimage.find_objects`` of the label array: entry ``i`` is the bounding box of label
-    ``i + 1`` or None when absent. One pass; reuse it for :func:`find_vertebrae`."""
+    ``i + 1`` or None when absent. Reuse it for :func:`find_vertebrae`.
+
+    A label map is mostly background: one fast reduction over the whole array (the maximum
+    across the slowest-varying axis) and one over the slab it leaves give the box of all
+    non-zero voxels, and ``find_objects`` scans only that box (C-ordered), not the whole volume.
+    """
     arr = _as_integer_labels(labels)
-    if arr.size and int(arr.min()) < 0:
+    if arr.size and arr.dtype.kind == "i" and int(arr.min()) < 0:
         raise LabelMapError(f"{labels.source}: negative label {int(arr.min())}; expected >= 0")
-    if arr.flags.f_contiguous and not arr.flags.c_contiguous:
-        # NIfTI arrays are Fortran-ordered: scan the C-ordered transpose (4x faster), swap back
-        boxes: Boxes = [None if b is None else b[::-1] for b in ndimage.find_objects(arr.T)]
+    # NIfTI arrays are Fortran-ordered: work on the C-ordered transpose, swap the boxes back
+    transposed = bool(arr.flags.f_contiguous and not arr.flags.c_contiguous)
+    view = arr.T if transposed else arr
+    if view.ndim != 3 or view.size == 0:
+        boxes: Boxes = ndimage.find_objects(view)
     else:
-        boxes = ndimage.find_objects(arr)
+        plane = view.max(axis=0)  # elementwise maximum of the contiguous slices: one pass
+        rows = np.flatnonzero(plane.any(axis=1))
+        cols = np.flatnonzero(plane.any(axis=0))
+        if rows.size == 0:
+            return []
+        box1 = slice(int(rows[0]), int(rows[-1]) + 1)
+        box2 = slice(int(cols[0]), int(cols[-1]) + 1)
+        slabs = np.flatnonzero(view[:, box1, box2].max(axis=(1, 2)))
+        box0 = slice(int(slabs[0]), int(slabs[-1]) + 1)
+        sub = np.ascontiguousarray(view[box0, box1, box2])
+        offset = (box0.start, box1.start, box2.start)
+        boxes = [
+            None
+            if b is None
+            else tuple(slice(s.start + o, s.stop + o) for s, o in zip(b, offset, strict=True))
+            for b in ndimage.find_objects(sub)
+        ]
+    if transposed:
+        boxes = [None if b is None else b[::-1] for b in boxes]
     return boxes
 
 
@@ -509,7 +571,7 @@ def find_vertebrae(
             flags.append("fragmented_label")
             mask = main
         cgrid = crop_grid(grid, bbox3)
-        centroid = cgrid.to_world(np.argwhere(mask).mean(axis=0))
+        centroid = cgrid.to_world(_mean_index(mask))
         works.append(
             _Work(
                 level,
@@ -550,7 +612,7 @@ def _open_body(w: _Work) -> None:
         body = separate_body(w.mask, spacing, radius)
     w.body, w.radius = body, radius
     if body.any():
-        delta = w.grid.to_world(np.argwhere(body).mean(axis=0)) - w.label_centroid
+        delta = w.grid.to_world(_mean_index(body)) - w.label_centroid
         if float(np.linalg.norm(delta)) > 1.0:
             w.body_direction = _unit(delta)
 
@@ -600,15 +662,15 @@ def _analyse_one(
 ) -> VertebraRegion:
     flags = list(w.flags)
     body, radius, anterior, sup0 = w.body, w.radius, w.anterior, w.superior0
-    pts = _voxel_world(w.grid, w.mask)
+    mask_idx = np.argwhere(w.mask)
     frame = VertebraFrame.from_axes(w.label_centroid, sup0, anterior)
-    local = frame.to_local(pts)
+    local = local_coordinates(w.grid, frame, mask_idx)
     spacing = np.asarray(w.grid.spacing_mm)
     bin_mm = max(1.0, float(np.sum(spacing * np.abs(w.grid.axis_directions.T @ frame.anterior))))
     wall = _canal_wall_mm(local, bin_mm)
     if wall is not None:
         in_front = np.zeros_like(w.mask)
-        in_front[tuple(np.argwhere(w.mask).T)] = local[:, 1] >= wall - WALL_TOLERANCE_MM
+        in_front[tuple(mask_idx.T)] = local[:, 1] >= wall - WALL_TOLERANCE_MM
         candidate = body & in_front
         own = w.body_direction
         if (
@@ -631,17 +693,17 @@ def _analyse_one(
         body = w.mask.copy()
     posterior = w.mask & ~body
 
-    body_pts = _voxel_world(w.grid, body)
-    origin = body_pts.mean(axis=0)
+    body_idx = np.argwhere(body)
+    origin = w.grid.to_world(body_idx.mean(axis=0))
     ant0 = anterior
     if np.count_nonzero(posterior) * 20 >= np.count_nonzero(w.mask):
-        delta = origin - _voxel_world(w.grid, posterior).mean(axis=0)
+        delta = origin - w.grid.to_world(_mean_index(posterior))
         delta = delta - (delta @ sup0) * sup0
         if float(np.linalg.norm(delta)) > 1.0 and float(_unit(delta) @ anterior) >= 0.5:
             ant0 = _unit(delta)
     frame = VertebraFrame.from_axes(origin, sup0, ant0)
     for _ in range(2):
-        normal = _endplate_normal(frame.to_local(body_pts))
+        normal = _endplate_normal(local_coordinates(w.grid, frame, body_idx))
         if normal is None:
             break
         sup = frame.rotation @ normal
@@ -662,7 +724,9 @@ def _analyse_one(
     truncated = any(_touches(w.mask, w.bbox, shape, ax) for ax in sup_axes)
     if any(_touches(w.mask, w.bbox, shape, ax) for ax in range(3) if ax not in sup_axes):
         flags.append("touches_scan_edge")
-    extent = float(np.ptp(pts @ frame.rotation, axis=0).max())
+    # the extent is translation invariant: the voxel centres in the final frame, any origin
+    extent = float(np.ptp(local_coordinates(w.grid, frame, mask_idx), axis=0).max())
+    del mask_idx, body_idx
     body_ml = float(np.count_nonzero(body) * w.grid.voxel_volume_ml)
     if not truncated:
         flags.extend(_size_flags(w.level, w.label_ml, body_ml, extent))

@@ -22,9 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
-from spinewatch.imaging.density import CEMENT_HU, check_crop
+from spinewatch.imaging.density import CEMENT_HU, check_crop, distance_within_mm, mask_box
 
 if TYPE_CHECKING:
     from spinewatch.imaging.anatomy import VertebraRegion
@@ -63,7 +62,7 @@ def _search_zone(region: VertebraRegion) -> npt.NDArray[np.bool_]:
     mask = np.asarray(region.mask, dtype=np.bool_)
     if not mask.any():
         return mask
-    to_mask = ndimage.distance_transform_edt(~mask, sampling=region.grid.spacing_mm)
+    to_mask = distance_within_mm(mask, region.grid.spacing_mm, CEMENT_SEARCH_MARGIN_MM + 1e-9)
     return np.asarray(to_mask <= CEMENT_SEARCH_MARGIN_MM + 1e-9, dtype=np.bool_)
 
 
@@ -73,8 +72,8 @@ def _in_zone(region: VertebraRegion, points: npt.NDArray[np.bool_]) -> npt.NDArr
     margin from every point, so the result is exact."""
     mask = np.asarray(region.mask, dtype=np.bool_)
     out = np.zeros(mask.shape, dtype=np.bool_)
-    found = ndimage.find_objects(points.view(np.uint8))
-    if not found or found[0] is None or not mask.any():
+    found = mask_box(points)
+    if found is None or not mask.any():
         return out
     spacing = region.grid.spacing_mm
     box = tuple(
@@ -82,12 +81,12 @@ def _in_zone(region: VertebraRegion, points: npt.NDArray[np.bool_]) -> npt.NDArr
             max(sl.start - int(np.ceil(CEMENT_SEARCH_MARGIN_MM / sp)) - 1, 0),
             min(sl.stop + int(np.ceil(CEMENT_SEARCH_MARGIN_MM / sp)) + 1, n),
         )
-        for sl, sp, n in zip(found[0], spacing, mask.shape, strict=True)
+        for sl, sp, n in zip(found, spacing, mask.shape, strict=True)
     )
     sub = mask[box]
     if not sub.any():
         return out
-    to_mask = ndimage.distance_transform_edt(~sub, sampling=spacing)
+    to_mask = distance_within_mm(sub, spacing, CEMENT_SEARCH_MARGIN_MM + 1e-9)
     out[box] = points[box] & (to_mask <= CEMENT_SEARCH_MARGIN_MM + 1e-9)
     return out
 

@@ -38,7 +38,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from spinewatch.imaging.anatomy import VertebraRegion
+from spinewatch.imaging.anatomy import VertebraRegion, local_coordinates
 from spinewatch.imaging.volume import Grid
 
 __all__ = [
@@ -127,8 +127,7 @@ def _body_local(region: VertebraRegion) -> FloatArray:
     cached = getattr(region, "body_local_mm", None)
     if cached is not None:
         return np.asarray(cached, dtype=np.float64)
-    idx = np.argwhere(region.body).astype(np.float64)
-    return region.frame.to_local(region.grid.to_world(idx))
+    return local_coordinates(region.grid, region.frame, np.argwhere(region.body))
 
 
 def body_heights(region: VertebraRegion) -> BodyHeights | None:

@@ -66,7 +66,8 @@ from spinewatch.imaging.density import (
     body_depth_mm,
     check_crop,
     dense_exclusion,
-    depth_mm,
+    distance_within_mm,
+    mask_box,
 )
 
 if TYPE_CHECKING:
@@ -215,15 +216,15 @@ def masked_smooth(
     sigma_vox = [sigma_mm / s for s in spacing_mm]
     support = np.asarray(support, dtype=np.bool_)
     out = np.zeros(support.shape, dtype=np.float32)
-    found = ndimage.find_objects(support.view(np.uint8))
-    if not found or found[0] is None:
+    found = mask_box(support)
+    if found is None:
         return out
     # Work in the support's bounding box grown by the kernel's reach (gaussian_filter's default
     # truncate=4 sigma): outside it num = den = 0, and the box's own edges only ever mirror
     # zeros, so the result is identical to filtering the whole crop.
     box = tuple(
         slice(max(sl.start - int(4.0 * sg + 0.5) - 1, 0), min(sl.stop + int(4.0 * sg + 0.5) + 1, n))
-        for sl, sg, n in zip(found[0], sigma_vox, support.shape, strict=True)
+        for sl, sg, n in zip(found, sigma_vox, support.shape, strict=True)
     )
     weights = support[box].astype(np.float32)
     num = ndimage.gaussian_filter(np.asarray(hu[box], dtype=np.float32) * weights, sigma_vox)
@@ -430,8 +431,7 @@ def _bbox(
     mask: npt.NDArray[np.bool_], pad_mm: float, spacing: tuple[float, float, float]
 ) -> tuple[slice, slice, slice]:
     """The bounding box of ``mask`` (not empty) padded by ``pad_mm`` (clipped to the array)."""
-    found = ndimage.find_objects(mask.astype(np.uint8))
-    sl = found[0] if found else None
+    sl = mask_box(mask)
     if sl is None:
         raise ValueError("_bbox needs a non-empty mask")
     out = []
@@ -516,10 +516,9 @@ def _body_points(
 
 
 def _to_local(region: VertebraRegion, idx: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
-    frame = region.frame
-    rel = region.grid.to_world(idx) - np.asarray(frame.origin_mm, dtype=np.float64)
-    axes = np.stack([frame.right, frame.anterior, frame.superior], axis=1).astype(np.float64)
-    return np.asarray(rel @ axes, dtype=np.float64)
+    from spinewatch.imaging.anatomy import local_coordinates
+
+    return local_coordinates(region.grid, region.frame, idx)
 
 
 def _lytic_pedicle(
@@ -542,16 +541,60 @@ def _lytic_pedicle(
     post, bod, msk = posterior[box], body[box], mask[box]
     if not bod.any():
         return found
-    to_body = ndimage.distance_transform_edt(~bod, sampling=spacing)
+    # The zone lies within PEDICLE_ZONE_MM of the body: the distance to the body is needed only
+    # in the body's bounding box grown by that much (within `box`). A posterior voxel there that
+    # is within the zone distance of the body has its nearest body voxel in the same box, so the
+    # thresholded distance is exact.
+    near = _grow(_bbox(bod, 0.0, spacing), PEDICLE_ZONE_MM, spacing, bod.shape)
+    to_body = ndimage.distance_transform_edt(~bod[near], sampling=spacing)
     half = 0.5 * min(spacing)
-    inside = depth_mm(msk, spacing) - half > PEDICLE_EDGE_MARGIN_MM - 1e-9
+    # depth_mm(msk) - half > margin (the voxels inside the mask's outer surface by the margin),
+    # with the depth exact up to margin + half (enough for the threshold), in `near` grown by
+    # that reach: the box's edges count as outside, as in depth_mm, and `near`'s own inner
+    # edges are farther than the reach from its voxels.
+    reach_mm = PEDICLE_EDGE_MARGIN_MM + half
+    ext = _grow(near, reach_mm, spacing, bod.shape)
+    depth = distance_within_mm(~np.pad(msk[ext], 1), spacing, reach_mm)
+    inner = tuple(
+        slice(1 + n.start - e.start, 1 + n.stop - e.start) for n, e in zip(near, ext, strict=True)
+    )
+    inside = depth[inner] - half > PEDICLE_EDGE_MARGIN_MM - 1e-9
+    del depth
     support = post & ~excluded[box]
-    zone = post & (to_body <= PEDICLE_ZONE_MM) & inside & support
+    zone = np.zeros(post.shape, dtype=np.bool_)
+    zone[near] = post[near] & (to_body <= PEDICLE_ZONE_MM) & inside & support[near]
+    del to_body, inside
     if not zone.any():
         return found
-    smooth = masked_smooth(hu_f[box], support, spacing)
+    # The smoothed value of a zone voxel depends only on the support within the Gaussian's
+    # reach (gaussian_filter truncates at 4 sigma per axis, reflections included): the support
+    # outside the zone's box grown by that reach is left out.
+    reach_vox = [int(4.0 * SMOOTHING_SIGMA_MM / sp + 0.5) + 1 for sp in spacing]
+    zbox = _bbox(zone, 0.0, spacing)
+    keep = []
+    for axis in range(3):
+        lo = max(zbox[axis].start - reach_vox[axis], 0)
+        keep.append(slice(lo, min(zbox[axis].stop + reach_vox[axis], int(zone.shape[axis]))))
+    keep_t = (keep[0], keep[1], keep[2])
+    local_support = np.zeros(post.shape, dtype=np.bool_)
+    local_support[keep_t] = support[keep_t]
+    smooth = masked_smooth(hu_f[box], local_support, spacing)
     found[box] = zone & (smooth <= seed_thr)
     return found
+
+
+def _grow(
+    box: tuple[slice, slice, slice],
+    pad_mm: float,
+    spacing: tuple[float, float, float],
+    shape: tuple[int, ...],
+) -> tuple[slice, slice, slice]:
+    """``box`` grown by ``pad_mm`` (+1 voxel) on every side, clipped to ``shape``."""
+    out = []
+    for axis in range(3):
+        pad = int(np.ceil(pad_mm / spacing[axis])) + 1
+        out.append(slice(max(box[axis].start - pad, 0), min(box[axis].stop + pad, shape[axis])))
+    return out[0], out[1], out[2]
 
 
 def _sides(

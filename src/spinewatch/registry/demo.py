@@ -65,7 +65,8 @@ _FAMILY = (
 # (kind, primary tumour, treated levels, approach, procedure type, ablation modality)
 _CASES: tuple[tuple[str, str | None, tuple[str, ...], str, str, str | None], ...] = (
     ("metastasis", "lung", ("C2",), "anterolateral", "vertebroplasty", None),
-    ("myeloma", None, ("T11", "T12", "L1"), "transpedicular", "vertebroplasty", None),
+    # the first myeloma patient: treated at L4, which the demo's phantom CTs show cemented
+    ("myeloma", None, ("L4",), "transpedicular", "vertebroplasty", None),
     (
         "metastasis",
         "breast",
@@ -77,7 +78,7 @@ _CASES: tuple[tuple[str, str | None, tuple[str, ...], str, str, str | None], ...
     ("myeloma", None, ("T8", "T9"), "parapedicular", "vertebroplasty", None),
     ("metastasis", "kidney", ("L3",), "transpedicular", "ablation_vertebroplasty", "microwave"),
     ("metastasis", "thyroid", ("C2",), "anterolateral", "vertebroplasty", None),
-    ("myeloma", None, ("L1", "L2", "L4"), "transpedicular", "vertebroplasty", None),
+    ("myeloma", None, ("T11", "T12", "L1"), "transpedicular", "vertebroplasty", None),
     ("metastasis", "prostate", ("T12",), "transpedicular", "kyphoplasty", None),
     ("metastasis", "lung", ("T6", "T7"), "parapedicular", "vertebroplasty", None),
     ("myeloma", None, ("L5",), "transpedicular", "ablation_vertebroplasty", "cryo"),

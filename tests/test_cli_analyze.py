@@ -118,3 +118,22 @@ def test_start_up_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "spinewatch.imaging.analysis" not in out.stdout and "scipy" not in out.stdout
+
+
+def test_fast_flag_uses_the_working_grid(tmp_path, capsys) -> None:
+    phantom = make_spine_phantom(
+        PhantomSpec(levels=("T12", "L1", "L2"), spacing_mm=(0.6, 0.6, 0.6), noise_hu_sd=5.0)
+    )
+    ct, labels, _ = write_phantom(phantom, tmp_path)
+    reports = {}
+    for mode in ("exact", "fast"):
+        argv = ["analyze", str(ct), "--labels", str(labels), "--format", "json"]
+        assert main([*argv, "--fast"] if mode == "fast" else argv) == 0
+        reports[mode] = json.loads(capsys.readouterr().out)
+    exact = {v["level"]: v for v in reports["exact"]["vertebrae"]}
+    fast = {v["level"]: v for v in reports["fast"]["vertebrae"]}
+    assert list(exact) == list(fast) == ["T12", "L1", "L2"]
+    # same answers within the documented tolerance, but a different computation
+    assert any(exact[k]["body_volume_ml"] != fast[k]["body_volume_ml"] for k in exact)
+    for level, truth in phantom.truth.items():
+        assert fast[level]["height_middle_mm"] == pytest.approx(truth.height_middle_mm, abs=1.0)

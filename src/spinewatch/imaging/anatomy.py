@@ -63,12 +63,16 @@ __all__ = [
     "LabelMapError",
     "VertebraFrame",
     "VertebraRegion",
+    "block_fraction",
+    "block_grid",
     "crop_grid",
+    "crop_hu",
     "find_vertebrae",
     "label_bounding_boxes",
     "local_coordinates",
     "present_labels",
     "separate_body",
+    "working_blocks",
 ]
 
 logger = logging.getLogger(__name__)
@@ -153,6 +157,13 @@ class VertebraRegion:
     ``bbox`` indexes the full grid (padded by a few voxels); ``grid`` is the crop's grid (the
     affine shifted to the crop); ``mask``, ``body`` and ``posterior`` are boolean arrays of the
     crop's shape. ``label_centroid_mm`` is the centroid of the whole label, world mm.
+
+    ``block``: (1, 1, 1) normally. On a working grid (:func:`find_vertebrae` with
+    ``working_resolution_mm``) each voxel of ``grid``/``mask`` stands for a block of ``block``
+    voxels of the full grid: ``bbox`` still indexes the full grid (the crop holds
+    ``ceil(length / block)`` blocks per axis) and the matching CT crop is :func:`crop_hu` (the
+    block means). ``full_labels`` is then the whole label map (a reference, not a copy), for
+    measurements that go back to the full resolution (the heights).
     """
 
     level: VertebralLevel
@@ -167,6 +178,8 @@ class VertebraRegion:
     quality_flags: tuple[str, ...]
     label_centroid_mm: FloatArray | None = None
     opening_mm: float = 0.0
+    block: tuple[int, int, int] = (1, 1, 1)
+    full_labels: npt.NDArray[Any] | None = field(default=None, repr=False)
 
     @property
     def body_volume_ml(self) -> float:
@@ -340,6 +353,75 @@ def _upsample(mask: BoolArray, f: tuple[int, int, int], shape: tuple[int, ...]) 
     return np.asarray(up[: shape[0], : shape[1], : shape[2]])
 
 
+def working_blocks(
+    spacing_mm: tuple[float, float, float], working_resolution_mm: float | None
+) -> tuple[int, int, int]:
+    """Block size (voxels per axis) that groups voxels finer than ``working_resolution_mm``
+    into blocks of at most that size (1 on axes already that coarse, or without a resolution)."""
+    if working_resolution_mm is None:
+        return (1, 1, 1)
+    f = [max(1, int(np.floor(working_resolution_mm / s + 1e-6))) for s in spacing_mm]
+    return (f[0], f[1], f[2])
+
+
+def block_grid(grid: Grid, f: tuple[int, int, int]) -> Grid:
+    """The grid of blocks of ``f`` voxels of ``grid`` (block ``c`` covers voxels ``f*c`` to
+    ``f*c + f - 1``; its centre is their mean position)."""
+    shape = tuple(-(-n // k) for n, k in zip(grid.shape, f, strict=True))
+    affine = grid.affine.copy()
+    fk = np.asarray(f, dtype=np.float64)
+    affine[:3, 3] = grid.affine[:3, :3] @ ((fk - 1.0) / 2.0) + grid.affine[:3, 3]
+    affine[:3, :3] = grid.affine[:3, :3] * fk[None, :]
+    return Grid((shape[0], shape[1], shape[2]), affine)
+
+
+def block_fraction(arr: npt.NDArray[Any], f: tuple[int, int, int]) -> npt.NDArray[np.float32]:
+    """Mean of ``arr`` (bool or HU, shape (i, j, k)) over blocks of ``f`` voxels, float32; a
+    block cut by the array's end averages the voxels it has.
+
+    Summed by strided slices, one axis at a time (each pass reads the previous, smaller result),
+    so the full-resolution array is read once.
+    """
+    acc: npt.NDArray[Any] = np.asarray(arr)
+    counts = []
+    for axis, k in enumerate(f):
+        n = acc.shape[axis]
+        m = -(-n // k)
+        member = np.full(m, k, dtype=np.float32)
+        member[-1] = n - (m - 1) * k
+        counts.append(member)
+        if k == 1:
+            continue
+        sl: list[slice] = [slice(None)] * 3
+        sl[axis] = slice(0, None, k)
+        out = np.asarray(acc[tuple(sl)], dtype=np.float32).copy()
+        for r in range(1, k):
+            sl[axis] = slice(r, None, k)
+            part = acc[tuple(sl)]
+            if part.shape[axis] == m:
+                out += part
+            else:  # the last block is partial
+                dst: list[slice] = [slice(None)] * 3
+                dst[axis] = slice(0, part.shape[axis])
+                out[tuple(dst)] += part
+        acc = out
+    total = np.asarray(acc, dtype=np.float32)
+    if any(k > 1 for k in f):
+        total = total / (
+            counts[0][:, None, None] * counts[1][None, :, None] * counts[2][None, None, :]
+        )
+    return np.asarray(total, dtype=np.float32)
+
+
+def crop_hu(hu: npt.NDArray[Any], region: VertebraRegion) -> npt.NDArray[Any]:
+    """The CT crop matching ``region``'s arrays: ``hu[region.bbox]`` (``hu`` the full volume),
+    or its block means (float32 HU) on a working grid (``region.block`` != (1, 1, 1))."""
+    crop = hu[region.bbox]
+    if region.block == (1, 1, 1):
+        return crop
+    return block_fraction(crop, region.block)
+
+
 def separate_body(
     mask: BoolArray, spacing_mm: tuple[float, float, float], radius_mm: float
 ) -> BoolArray:
@@ -472,6 +554,9 @@ class _Work:
     body_direction: FloatArray | None = None  # label centroid -> opened body centroid, unit
     superior0: FloatArray = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]))
     anterior: FloatArray = field(default_factory=lambda: np.array([0.0, 1.0, 0.0]))
+    touch: tuple[bool, bool, bool] = (False, False, False)  # label on the scan's edge, per axis
+    block: tuple[int, int, int] = (1, 1, 1)
+    full_labels: npt.NDArray[Any] | None = None
 
 
 def _as_integer_labels(labels: LabelVolume) -> npt.NDArray[Any]:
@@ -534,7 +619,11 @@ def present_labels(boxes: Boxes) -> list[int]:
 
 
 def find_vertebrae(
-    labels: LabelVolume, convention: LabelConvention | str, *, boxes: Boxes | None = None
+    labels: LabelVolume,
+    convention: LabelConvention | str,
+    *,
+    boxes: Boxes | None = None,
+    working_resolution_mm: float | None = None,
 ) -> list[VertebraRegion]:
     """All vertebrae of ``labels`` in cranio-caudal order (see the module docstring).
 
@@ -542,6 +631,13 @@ def find_vertebrae(
     convention (organs, ribs, the sacrum of TotalSegmentator) are ignored. ``boxes`` may pass
     the result of :func:`label_bounding_boxes` when it is already known. Raises
     :class:`LabelMapError` when the map holds no vertebra.
+
+    ``working_resolution_mm``: None (default) works on the label map's own voxels. A size in mm
+    groups voxels finer than it into blocks of at most that size (:func:`working_blocks`) and
+    works on the blocks: each region's ``mask`` is the blocks at least half inside the label,
+    its ``grid`` the block grid and ``block`` the block size; ``bbox`` still indexes the full
+    grid and :func:`crop_hu` gives the matching CT crop (block means). Truncation is judged on
+    the full-resolution label.
     """
     conv = LabelConvention.parse(convention)
     arr = _as_integer_labels(labels)
@@ -555,6 +651,7 @@ def find_vertebrae(
             f"{present[:20]}{'...' if len(present) > 20 else ''}"
         )
     shape = grid.shape
+    block = working_blocks(grid.spacing_mm, working_resolution_mm)
     works: list[_Work] = []
     for label, level in mapping.items():
         sl = slices[label - 1]
@@ -565,12 +662,21 @@ def find_vertebrae(
         )
         bbox3 = (bbox[0], bbox[1], bbox[2])
         mask = np.asarray(arr[bbox3] == label)
+        cgrid = crop_grid(grid, bbox3)
+        # the scan's edges are judged on the label's own voxels (a block may hide them)
+        touch = (
+            _touches(mask, bbox3, shape, 0),
+            _touches(mask, bbox3, shape, 1),
+            _touches(mask, bbox3, shape, 2),
+        )
+        if block != (1, 1, 1):
+            mask = np.asarray(block_fraction(mask, block) >= 0.5)
+            cgrid = block_grid(cgrid, block)
         flags: list[str] = []
         main, share = _largest_component(mask)
         if share < _FRAGMENT_FRACTION:
             flags.append("fragmented_label")
             mask = main
-        cgrid = crop_grid(grid, bbox3)
         centroid = cgrid.to_world(_mean_index(mask))
         works.append(
             _Work(
@@ -581,7 +687,10 @@ def find_vertebrae(
                 mask,
                 flags,
                 centroid,
-                float(np.count_nonzero(mask) * grid.voxel_volume_ml),
+                float(np.count_nonzero(mask) * cgrid.voxel_volume_ml),
+                touch=touch,
+                block=block,
+                full_labels=None if block == (1, 1, 1) else arr,
             )
         )
 
@@ -721,8 +830,8 @@ def _analyse_one(
         int(np.argmax(np.abs(w.grid.axis_directions.T @ sup0))),
         w.grid.axis_closest_to(2),
     }
-    truncated = any(_touches(w.mask, w.bbox, shape, ax) for ax in sup_axes)
-    if any(_touches(w.mask, w.bbox, shape, ax) for ax in range(3) if ax not in sup_axes):
+    truncated = any(w.touch[ax] for ax in sup_axes)
+    if any(w.touch[ax] for ax in range(3) if ax not in sup_axes):
         flags.append("touches_scan_edge")
     # the extent is translation invariant: the voxel centres in the final frame, any origin
     extent = float(np.ptp(local_coordinates(w.grid, frame, mask_idx), axis=0).max())
@@ -745,4 +854,6 @@ def _analyse_one(
         quality_flags=tuple(dict.fromkeys(flags)),
         label_centroid_mm=w.label_centroid,
         opening_mm=radius,
+        block=w.block,
+        full_labels=w.full_labels,
     )

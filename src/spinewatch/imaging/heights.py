@@ -32,6 +32,7 @@ average the staircase out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,13 +85,62 @@ def voxel_extent_mm(grid: Grid, direction: npt.ArrayLike) -> float:
     return float(np.sum(spacing * np.abs(grid.axis_directions.T @ d)))
 
 
+Sampler = Callable[[FloatArray], FloatArray]
+
+
+def _block_body_sampler(region: VertebraRegion) -> Sampler | None:
+    """On a working grid (``region.block`` != (1, 1, 1)): linear interpolation, at voxel
+    coordinates of ``region.grid``, of the body on the full-resolution voxels -- the label's own
+    voxels within one block of the block body -- so the endplates keep the scan's resolution.
+    None on the scan's own grid or without the full-resolution label map."""
+    if region.block == (1, 1, 1) or region.full_labels is None:
+        return None
+    f = np.asarray(region.block, dtype=np.float64)
+    start = np.array([s.start for s in region.bbox], dtype=np.int64)
+    shape = np.array([s.stop - s.start for s in region.bbox], dtype=np.int64)
+    near_body = ndimage.binary_dilation(region.body, structure=np.ones((3, 3, 3), dtype=bool))
+    labels, label = region.full_labels, region.label
+    fk = np.asarray(region.block, dtype=np.int64)
+
+    def sample(ijk: FloatArray) -> FloatArray:
+        fine = ijk * f[:, None] + ((f - 1.0) / 2.0)[:, None]  # (3, n) full-resolution coords
+        lo = np.clip(np.floor(fine.min(axis=1)).astype(np.int64), 0, shape)
+        hi = np.clip(np.floor(fine.max(axis=1)).astype(np.int64) + 2, 0, shape)
+        if np.any(hi <= lo):
+            return np.zeros(fine.shape[1], dtype=np.float64)
+        # only the rays' box of the full-resolution label map is read
+        sub = np.asarray(
+            labels[
+                start[0] + lo[0] : start[0] + hi[0],
+                start[1] + lo[1] : start[1] + hi[1],
+                start[2] + lo[2] : start[2] + hi[2],
+            ]
+            == label
+        )
+        blocks = [np.arange(lo[a], hi[a]) // fk[a] for a in range(3)]
+        sub &= near_body[np.ix_(blocks[0], blocks[1], blocks[2])]
+        return np.asarray(
+            ndimage.map_coordinates(
+                sub.astype(np.float32), fine - lo[:, None], order=1, mode="constant", cval=0.0
+            ),
+            dtype=np.float64,
+        )
+
+    return sample
+
+
 def _ray_heights(
-    region: VertebraRegion, rays_uv: FloatArray, w_max_mm: float, step_mm: float
+    region: VertebraRegion,
+    rays_uv: FloatArray,
+    w_max_mm: float,
+    step_mm: float,
+    sampler: Sampler | None = None,
 ) -> FloatArray:
     """Length (mm) of body along ``superior`` on rays through the local points ``rays_uv``.
 
     The mask is sampled by nearest neighbour (each voxel a box) every ``step_mm`` from
     ``-w_max_mm`` to ``+w_max_mm``; the length is the number of body samples times the step.
+    ``sampler``: :func:`_block_body_sampler` on a working grid.
     """
     frame, grid = region.frame, region.grid
     ws = np.arange(-w_max_mm, w_max_mm + step_mm / 2, step_mm)
@@ -100,9 +150,12 @@ def _ray_heights(
     local[:, :, 1] = rays_uv[:, 1, None]
     local[:, :, 2] = ws[None, :]
     ijk = grid.to_voxel(frame.to_world(local)).reshape(-1, 3).T
-    values = ndimage.map_coordinates(
-        region.body.astype(np.float32), ijk, order=1, mode="constant", cval=0.0
-    ).reshape(n_r, n_w)
+    if sampler is not None:
+        values = sampler(np.asarray(ijk, dtype=np.float64)).reshape(n_r, n_w)
+    else:
+        values = ndimage.map_coordinates(
+            region.body.astype(np.float32), ijk, order=1, mode="constant", cval=0.0
+        ).reshape(n_r, n_w)
     hit = values >= 0.5
     return np.asarray(hit.sum(axis=1) * step_mm, dtype=np.float64)
 
@@ -150,7 +203,12 @@ def body_heights(region: VertebraRegion) -> BodyHeights | None:
     v_back = float(v[band].min()) - ext_v / 2
     depth = v_front - v_back
     w_max = float(np.abs(w).max()) + 2.0 * max(grid.spacing_mm)
-    step = min(RAY_STEP_MM, min(grid.spacing_mm) / 4)
+    sampler = _block_body_sampler(region)
+    # the resolution of the mask sampled: the scan's own voxels on a working grid too
+    sampled_mm = np.asarray(grid.spacing_mm) / (
+        1.0 if sampler is None else np.asarray(region.block)
+    )
+    step = min(RAY_STEP_MM, float(sampled_mm.min()) / 4)
     offsets = np.linspace(-half, half, RAYS_PER_SIDE)
     du, dv = np.meshgrid(offsets, offsets, indexing="ij")
     out: list[float] = []
@@ -158,8 +216,8 @@ def body_heights(region: VertebraRegion) -> BodyHeights | None:
     for frac in COLUMN_FRACTIONS:
         v0 = v_front - frac * depth
         rays = np.column_stack([du.ravel(), v0 + dv.ravel()])
-        ray_h = _ray_heights(region, rays, w_max, step)
-        h = _column_height(rays[:, 1], ray_h, v0, max(grid.spacing_mm) / 2)
+        ray_h = _ray_heights(region, rays, w_max, step, sampler)
+        h = _column_height(rays[:, 1], ray_h, v0, float(sampled_mm.max()) / 2)
         if h is None or not np.isfinite(h) or h <= 0:
             return None
         out.append(h)

@@ -47,7 +47,7 @@ def test_patient_answers_through_a_portal_link_on_a_phone(
     row = (
         staff.locator("#follow-ups tbody tr")
         .filter(has_text=patient.study_id)
-        .filter(has=staff.get_by_role("cell", name="3d", exact=True))
+        .filter(has=staff.get_by_role("cell", name="3 days", exact=True))
     )
     expect(row).to_have_count(1)
     expect(row).to_contain_text(sw_date(today))

@@ -321,3 +321,29 @@ def test_text_format_lists_levels_and_signal() -> None:
     assert "YES" in l1_row and "new_lesion" in l1_row
     l2_row = next(line for line in text.splitlines() if line.startswith("L2 "))
     assert "YES" not in l2_row
+
+
+def test_reasons_use_one_arrow_and_keys_stay_ascii() -> None:
+    prior = report(
+        vertebra("T12"),
+        vertebra("L1", genant_grade=1, height_loss_pct=22.0, height_anterior_mm=20.0),
+        vertebra("L2", genant_grade=1, height_loss_pct=22.0, height_anterior_mm=20.0),
+        vertebra("L3", trabecular_hu_median=180.0),
+    )
+    current = report(
+        vertebra("T12", genant_grade=2, deformity="wedge", height_loss_pct=30.0),
+        vertebra("L1", genant_grade=2, height_loss_pct=30.0, height_anterior_mm=18.0),
+        vertebra("L2", genant_grade=1, height_loss_pct=28.0, height_anterior_mm=17.5),
+        vertebra("L3", trabecular_hu_median=150.0),
+    )
+    result = compare_reports(prior, current)
+    reasons = {name: level(result, name)["reasons"] for name in ("T12", "L1", "L2", "L3")}
+    assert "new fracture: Genant grade 0 → 2" in reasons["T12"]
+    assert "fracture worse: Genant grade 1 → 2" in reasons["L1"]
+    assert any(r.startswith("fracture progressing: height loss 22% → 28%") for r in reasons["L2"])
+    assert "trabecular attenuation fell 180 → 150 HU" in reasons["L3"]
+    every = [r for rs in reasons.values() for r in rs]
+    assert every and not any("->" in r for r in every)
+    # Only the human-readable text changed: flags and keys are plain ASCII identifiers.
+    assert level(result, "T12")["flags"] == ["new_fracture"]
+    assert all(k.isascii() for k in result) and all(k.isascii() for k in result["summary"])

@@ -19,6 +19,7 @@ from spinewatch.imaging.render import (
     RISK_COLOURS,
     RenderError,
     curved_sagittal,
+    ellipsize_middle,
     render_sagittal,
     spine_curve,
 )
@@ -322,6 +323,42 @@ def test_render_png_is_coloured_by_risk(tmp_path: Path) -> None:
     red = RISK_COLOURS["high"]
     # The legend shows every colour; only the high-risk picture draws red outlines and text.
     assert _count_colour(high_img, red) > 3 * _count_colour(low_img, red) + 100
+
+
+def test_ellipsize_middle_keeps_both_ends() -> None:
+    name = "2026-11-22_ACCESSION-00012345_CT_THORACOLUMBAR_SPINE_series-7.nii.gz"
+    for n in (1, 2, 3, 10, 25, len(name) - 1):
+        cut = ellipsize_middle(name, n)
+        assert len(cut) == n and "…" in cut
+        head, _, tail = cut.partition("…")
+        assert name.startswith(head) and name.endswith(tail)
+        assert abs(len(head) - len(tail)) <= 1
+    assert ellipsize_middle(name, len(name)) == name
+    assert ellipsize_middle("", 5) == ""
+    with pytest.raises(InputError, match="max_chars 0"):
+        ellipsize_middle(name, 0)
+
+
+def test_a_long_source_name_is_not_cut_off_at_the_edges(tmp_path: Path) -> None:
+    phantom = make_spine_phantom(PhantomSpec(levels=("L1", "L2"), spacing_mm=(1.5, 1.5, 1.5)))
+    report = phantom_report(phantom, {})
+    report["scan"]["ct"] = "/export/" + "VERY_LONG_SERIES_DESCRIPTION_" * 8 + "end.nii.gz"
+    report["scan"].update(
+        study_date="2026-11-22",
+        spacing_mm=[1.5, 1.5, 1.5],
+        orientation="RAS",
+        analysed_at="2026-11-22T15:49:00",
+        spinewatch_version="0.1.0-with-a-long-local-version-tag+g0123456789abcdef",
+    )
+    img = imread(render_sagittal(phantom.ct, phantom.labels, report, tmp_path / "long.png"))
+    background = np.asarray(to_rgb("#101418"))
+    ink = np.any(np.abs(img[..., :3] - background) > 0.08, axis=-1)
+    # the title and subtitle band (top 1.15 in at 150 dpi): text, but none in the outer margins
+    band = ink[: int(1.15 * 150)]
+    assert band.sum() > 2000
+    assert not band[:, :10].any() and not band[:, -10:].any()
+    # the footer and legend band likewise
+    assert not ink[-int(0.95 * 150) :, :10].any() and not ink[-int(0.95 * 150) :, -10:].any()
 
 
 def test_render_without_ct_draws_the_mask(tmp_path: Path) -> None:

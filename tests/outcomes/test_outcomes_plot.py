@@ -96,3 +96,20 @@ def test_bad_frame_is_refused(tmp_path):
     frame.loc[3, "vas"] = 12.0
     with pytest.raises(CohortFrameError, match=r"VAS 12\.0"):
         plot_trajectories(frame, tmp_path / "p.png")
+
+
+def test_title_counts_patients_and_treatment_series_apart(cohort):
+    plain = trajectory_figure(cohort).axes[0]
+    n = cohort["patient_id"].nunique()
+    assert plain.get_title(loc="left") == f"Pain after vertebroplasty ({n} patients)"
+    assert "Individual patients" in [t.get_text() for t in plain.get_legend().get_texts()]
+    # the registry's frame: the first patient's rows become a second series of the second one
+    ids = sorted(cohort["patient_id"].unique())
+    frame = cohort.assign(study_id=cohort["patient_id"].replace({ids[0]: ids[1]}))
+    frame["patient_id"] = frame["patient_id"].replace({ids[0]: f"{ids[1]}/2"})
+    ax = trajectory_figure(frame).axes[0]
+    assert ax.get_title(loc="left") == (
+        f"Pain after vertebroplasty ({n - 1} patients, {n} treatment series)"
+    )
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "Individual treatment series" in legend

@@ -168,7 +168,7 @@ def test_changes_since_the_prior_scan(client, patient, phantom, prior_phantom, t
     # L1 broke between the scans: compare_reports flags it; the page says so
     changes = html.split('class="data compact changes-table"', 1)[1]
     l1 = changes.split('<th scope="row">L1</th>', 1)[1].split("</tr>", 1)[0]
-    assert "Signal to treat" in l1 and "new fracture: Genant grade 0 -&gt; 2" in l1
+    assert "Signal to treat" in l1 and "new fracture: Genant grade 0 → 2" in l1
     t12 = changes.split('<th scope="row">T12</th>', 1)[1].split("</tr>", 1)[0]
     assert "Signal to treat" not in t12 and "No change beyond noise" in t12
     # the prior study has nothing earlier to compare with

@@ -77,7 +77,9 @@ def test_follow_ups_ordered_overdue_first():
     statuses = [r.status for r in rows]
     assert statuses == sorted(statuses, key=["overdue", "due_today", "in_window", "upcoming"].index)
     codes = {r.follow_up.timepoint for r in rows}
-    assert {"pre", "3d", "1m"} <= codes  # pre and 3d overdue (not completed), 1m window end +37
+    assert {"3d", "1m"} <= codes  # 3d overdue (not completed), 1m window end +37
+    # the pre-operative baseline's window closed on the day of the procedure: missed, not chased
+    assert "pre" not in codes
     assert "3m" not in codes  # window opens at +77 days, beyond the 7-day horizon
 
 

@@ -342,10 +342,10 @@ def _compare_level(
         if isinstance(p_grade, int) and isinstance(c_grade, int):
             if p_grade == 0 and c_grade >= 1:
                 flags.append("new_fracture")
-                reasons.append(f"new fracture: Genant grade 0 -> {c_grade}")
+                reasons.append(f"new fracture: Genant grade 0 → {c_grade}")
             elif p_grade >= 1 and c_grade > p_grade:
                 flags.append("worse_fracture")
-                reasons.append(f"fracture worse: Genant grade {p_grade} -> {c_grade}")
+                reasons.append(f"fracture worse: Genant grade {p_grade} → {c_grade}")
             elif (
                 p_grade >= 1
                 and big_drop
@@ -355,7 +355,7 @@ def _compare_level(
             ):
                 flags.append("worse_fracture")
                 reasons.append(
-                    f"fracture progressing: height loss {p_loss:.0f}% -> {c_loss:.0f}%, {drop_text}"
+                    f"fracture progressing: height loss {p_loss:.0f}% → {c_loss:.0f}%, {drop_text}"
                 )
             elif p_grade == 0 and c_grade == 0 and big_drop:
                 flags.append("height_loss")
@@ -367,7 +367,7 @@ def _compare_level(
         # Density.
         if p_hu is not None and c_hu is not None and p_hu - c_hu >= DENSITY_DROP_HU:
             flags.append("density_drop")
-            reasons.append(f"trabecular attenuation fell {p_hu:.0f} -> {c_hu:.0f} HU")
+            reasons.append(f"trabecular attenuation fell {p_hu:.0f} → {c_hu:.0f} HU")
         # Treatment.
         if p_cem is False and c_cem is True:
             flags.append("newly_treated")

@@ -47,6 +47,7 @@ __all__ = [
     "CurvedReformat",
     "RenderError",
     "curved_sagittal",
+    "ellipsize_middle",
     "render_sagittal",
     "spine_curve",
 ]
@@ -333,7 +334,25 @@ def _label_levels(
     return {value: name for value, name in names.items() if value in present}
 
 
-def _scan_lines(report: Mapping[str, Any], has_ct: bool) -> tuple[str, str]:
+def ellipsize_middle(text: str, max_chars: int) -> str:
+    """``text`` cut to at most ``max_chars`` characters by replacing its middle with "…" (the
+    start and the end of a file name say the most: the series and the extension).
+
+    >>> ellipsize_middle("patient-0042_thoraco-lumbar_CT.nii.gz", 20)
+    'patient-0…_CT.nii.gz'
+    """
+    if max_chars < 1:
+        raise RenderError(f"max_chars {max_chars!r} is invalid; expected an integer >= 1")
+    if len(text) <= max_chars:
+        return text
+    keep = max_chars - 1
+    head = (keep + 1) // 2
+    tail = keep - head
+    return text[:head] + "…" + (text[len(text) - tail :] if tail else "")
+
+
+def _scan_lines(report: Mapping[str, Any], has_ct: bool) -> tuple[str, list[str]]:
+    """The source's file name (whole: fitted to the picture later) and the subtitle's facts."""
     scan = report.get("scan")
     scan = scan if isinstance(scan, Mapping) else {}
     ct = scan.get("ct")
@@ -341,9 +360,6 @@ def _scan_lines(report: Mapping[str, Any], has_ct: bool) -> tuple[str, str]:
         name = Path(str(ct)).name
     else:
         name = Path(str(scan.get("labels") or "label map")).name
-    if len(name) > 44:
-        name = name[:20] + "…" + name[-22:]
-    title = f"Curved sagittal reformat  ·  {name}"
     bits = [] if has_ct else ["label map only (no CT)"]
     if scan.get("study_date"):
         bits.append(f"study {scan['study_date']}")
@@ -358,7 +374,41 @@ def _scan_lines(report: Mapping[str, Any], has_ct: bool) -> tuple[str, str]:
         bits.append(f"analysed {str(scan['analysed_at'])[:16].replace('T', ' ')}")
     if scan.get("spinewatch_version"):
         bits.append(f"SpineWatch {scan['spinewatch_version']}")
-    return title, "   ·   ".join(bits)
+    return name, bits
+
+
+def _text_width_px(fig: Any, text: str, **props: Any) -> float:
+    """The rendered width of ``text`` in pixels with the text properties ``props``."""
+    artist = fig.text(0.0, 0.0, text, **props)
+    try:
+        return float(artist.get_window_extent(renderer=fig.canvas.get_renderer()).width)
+    finally:
+        artist.remove()
+
+
+def _fit_middle(fig: Any, prefix: str, name: str, max_px: float, **props: Any) -> str:
+    """``prefix + name`` with ``name`` ellipsized in the middle until it fits ``max_px``."""
+    if _text_width_px(fig, prefix + name, **props) <= max_px:
+        return prefix + name
+    lo, hi = 1, len(name)  # the longest cut that fits, by bisection
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _text_width_px(fig, prefix + ellipsize_middle(name, mid), **props) <= max_px:
+            lo = mid
+        else:
+            hi = mid - 1
+    return prefix + ellipsize_middle(name, lo)
+
+
+def _wrap_bits(fig: Any, bits: Sequence[str], sep: str, max_px: float, **props: Any) -> list[str]:
+    """``bits`` joined by ``sep`` into as few lines as fit ``max_px`` each (greedy)."""
+    lines: list[str] = []
+    for bit in bits:
+        if lines and _text_width_px(fig, lines[-1] + sep + bit, **props) <= max_px:
+            lines[-1] += sep + bit
+        else:
+            lines.append(bit)
+    return lines
 
 
 def _detail(v: Mapping[str, Any]) -> str:
@@ -439,9 +489,9 @@ def render_sagittal(
     # Layout (inches): label column on the left, image, legend below, title above.
     img_h_in = float(np.clip(height_mm / 55.0, 5.0, 11.0))
     img_w_in = img_h_in * width_mm / height_mm
-    left_in, right_in, top_in, bottom_in = 1.9, 0.35, 0.85, 0.75
+    left_in, right_in, top_in, bottom_in = 2.2, 0.35, 1.15, 0.95
     fig_w = left_in + img_w_in + right_in
-    fig_w = max(fig_w, 6.2)
+    fig_w = max(fig_w, 6.6)
     fig_h = top_in + img_h_in + bottom_in
     fig = Figure(figsize=(fig_w, fig_h), dpi=dpi, facecolor="#101418")
     FigureCanvasAgg(fig)
@@ -480,7 +530,7 @@ def render_sagittal(
             y,
             text,
             color="#ffd54a",
-            fontsize=9,
+            fontsize=10,
             fontweight="bold",
             ha=ha,
             va=va,
@@ -497,7 +547,7 @@ def render_sagittal(
         by1 - bar / 2,
         f"{bar:.0f} mm",
         color="white",
-        fontsize=7,
+        fontsize=8.5,
         ha="right",
         va="center",
         rotation=90,
@@ -507,7 +557,7 @@ def render_sagittal(
     # Level names beside each body, outside the image on the anterior side, with a leader line
     # to the body's anterior edge on that row.
     placed: list[float] = []
-    min_gap = max(9.0, height_mm / 60.0)
+    min_gap = max(11.0, height_mm / 50.0)
     label_of_level = {name: value for value, name in names.items()}
     for level_name, row in sorted(reformat.level_rows.items(), key=lambda kv: kv[1]):
         v = by_level[level_name]
@@ -516,6 +566,8 @@ def render_sagittal(
         placed.append(y_text)
         risk = v.get("collapse_risk")
         colour = RISK_COLOURS.get(risk if isinstance(risk, str) else None, RISK_COLOURS[None])
+        # The name in a lighter tint of its risk colour: readable on the dark background.
+        text_colour = tuple(0.6 * c + 0.4 for c in to_rgb(colour))
         label_value = label_of_level.get(level_name)
         hits = (
             np.flatnonzero(reformat.labels[row] == label_value)
@@ -530,9 +582,10 @@ def render_sagittal(
             textcoords=("axes fraction", "data"),
             ha="right",
             va="bottom",
-            color=colour,
-            fontsize=10,
+            color=text_colour,
+            fontsize=11.5,
             fontweight="bold",
+            path_effects=outline,
             annotation_clip=False,
             arrowprops={
                 "arrowstyle": "-",
@@ -553,23 +606,27 @@ def render_sagittal(
                 textcoords="offset points",
                 ha="right",
                 va="top",
-                color="#c8d0d8",
-                fontsize=6.5,
+                color="#e8edf2",
+                fontsize=8.5,
                 annotation_clip=False,
             )
 
-    title, subtitle = _scan_lines(report, reformat.hu is not None)
-    fig.text(
-        0.5,
-        1 - 0.32 / fig_h,
-        title,
-        ha="center",
-        va="center",
-        color="white",
-        fontsize=11.5,
-        fontweight="bold",
-    )
-    fig.text(0.5, 1 - 0.62 / fig_h, subtitle, ha="center", va="center", color="#9aa5b1", fontsize=7)
+    # Title: the source name ellipsized in the middle to fit; the facts wrapped onto at most
+    # two lines. Light grey on the dark background (contrast > 7:1), never smaller than 8 pt.
+    name, bits = _scan_lines(report, reformat.hu is not None)
+    max_px = (fig_w - 0.3) * dpi
+    title_props: dict[str, Any] = {"fontsize": 12.5, "fontweight": "bold"}
+    title = _fit_middle(fig, "Curved sagittal reformat  ·  ", name, max_px, **title_props)
+    fig.text(0.5, 1 - 0.3 / fig_h, title, ha="center", va="center", color="white", **title_props)
+    sub_props: dict[str, Any] = {"fontsize": 8.5}
+    lines = _wrap_bits(fig, bits, "  ·  ", max_px, **sub_props)
+    if len(lines) > 2:
+        lines = [lines[0], _fit_middle(fig, "", "  ·  ".join(lines[1:]), max_px, **sub_props)]
+    for i, line in enumerate(lines):
+        y_in = 0.62 + 0.2 * i
+        fig.text(
+            0.5, 1 - y_in / fig_h, line, ha="center", va="center", color="#c9d1d9", **sub_props
+        )
     handles = [
         Patch(facecolor=RISK_COLOURS[k], edgecolor="none", label=f"{k} collapse risk")
         for k in ("low", "moderate", "high")
@@ -581,22 +638,23 @@ def render_sagittal(
         loc="lower center",
         ncol=len(handles),
         frameon=False,
-        fontsize=7.5,
-        bbox_to_anchor=(0.5, 0.12 / fig_h),
-        handlelength=1.2,
-        columnspacing=1.2,
+        fontsize=9.5,
+        bbox_to_anchor=(0.5, 0.1 / fig_h),
+        handlelength=1.3,
+        columnspacing=1.4,
     )
     for legend_text in legend.get_texts():
         legend_text.set_color("white")
     window = "bone window W 1800 / L 400" if reformat.hu is not None else "label map"
+    footer = f"anterior left, cranial up  ·  {window}  ·  {px_mm:g} mm/pixel"
     fig.text(
         0.5,
-        0.5 / fig_h,
-        f"anterior left, cranial up  ·  {window}  ·  {px_mm:g} mm/pixel",
+        0.62 / fig_h,
+        _fit_middle(fig, "", footer, max_px, fontsize=8.5),
         ha="center",
         va="center",
-        color="#7d8793",
-        fontsize=6.5,
+        color="#c9d1d9",
+        fontsize=8.5,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi, facecolor=fig.get_facecolor())

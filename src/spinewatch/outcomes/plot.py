@@ -46,6 +46,24 @@ def short_label(timepoint: TimePoint, *, is_baseline: bool = False) -> str:
     return timepoint.label
 
 
+def _patient_count(frame: pd.DataFrame, data: pd.DataFrame) -> int:
+    """Patients, not series: the registry's frame gives each procedure its own series
+    (``patient_id`` ``"SW-000012/2"``) and names the patient in ``study_id``; without that
+    column each series is a patient. (Every row of ``frame`` is in ``data``: validation refuses
+    rather than drops.)"""
+    if "study_id" in frame.columns and frame["study_id"].notna().all():
+        return int(frame["study_id"].astype(str).nunique())
+    return int(data["patient_id"].nunique())
+
+
+def _count_text(n_patients: int, n_series: int) -> str:
+    """``8 patients, 9 treatment series`` (as the outcome table says), or ``8 patients``."""
+    people = f"{n_patients} patient{'s' if n_patients != 1 else ''}"
+    if n_series == n_patients:
+        return people
+    return f"{people}, {n_series} treatment series"
+
+
 def trajectory_figure(
     frame: pd.DataFrame,
     *,
@@ -57,7 +75,9 @@ def trajectory_figure(
     ``frame`` has columns ``patient_id``, ``timepoint`` (protocol codes) and ``vas`` (0-10); it is
     validated like :func:`spinewatch.outcomes.table.outcome_table`'s input. The axes hold one
     grey line per patient (gid ``"patient:<id>"``) and the mean with SD error bars (gid
-    ``"mean"``), at x = 0, 1, ... for the time points shown.
+    ``"mean"``), at x = 0, 1, ... for the time points shown. With a ``study_id`` column (the
+    registry's frame, where a patient's second procedure is its own series ``"SW-1/2"``) the
+    title counts patients and treatment series apart, like the outcome table.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure as _Figure
@@ -114,7 +134,16 @@ def trajectory_figure(
         label="Mean \u00b1 SD",
     )
     mean_artist.lines[0].set_gid("mean")
-    ax.plot([], [], color=_PATIENT_COLOUR, linewidth=0.8, label="Individual patients")
+    n_series = int(data["patient_id"].nunique())
+    n_patients = _patient_count(frame, data)
+    one_per_patient = n_patients == n_series
+    ax.plot(
+        [],
+        [],
+        color=_PATIENT_COLOUR,
+        linewidth=0.8,
+        label="Individual patients" if one_per_patient else "Individual treatment series",
+    )
 
     ax.set_xticks(range(len(points)))
     ax.set_xticklabels(
@@ -135,9 +164,10 @@ def trajectory_figure(
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="x", length=0, pad=6)
     ax.legend(frameon=False, loc="upper right", fontsize=9)
-    n_patients = data["patient_id"].nunique()
     ax.set_title(
-        title if title is not None else f"Pain after vertebroplasty ({n_patients} patients)",
+        title
+        if title is not None
+        else f"Pain after vertebroplasty ({_count_text(n_patients, n_series)})",
         fontsize=12,
         loc="left",
     )

@@ -1,7 +1,9 @@
 """URL routes: one include per area of the application."""
 
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 
 urlpatterns = [
     path("api/", include("spinewatch.web.api.urls")),
@@ -12,4 +14,6 @@ urlpatterns = [
     path("portal/", include("spinewatch.web.portal.urls")),
     path("accounts/", include("spinewatch.accounts.urls")),
     path("admin/", admin.site.urls),
+    # Browsers ask for /favicon.ico on pages without <link rel="icon"> (the admin, raw files).
+    path("favicon.ico", RedirectView.as_view(url=static("web/favicon.svg"), permanent=True)),
 ]

@@ -59,15 +59,29 @@ def _p(value: float | None) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def _sentence(text: str | None) -> str | None:
+    """A note as a sentence: ending with a full stop."""
+    if not text:
+        return text
+    text = text.strip()
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def display_row(row: dict[str, Any]) -> dict[str, Any]:
-    """One row of ``OutcomeTable.to_json_dict()["timepoints"]`` as the cells of the HTML table."""
+    """One row of ``OutcomeTable.to_json_dict()["timepoints"]`` as the cells of the HTML table.
+
+    A mean without a standard deviation (one value) shows the SD as "n/a" and sets
+    ``sd_missing`` so the template adds the footnote marker.
+    """
     baseline = "n_paired" not in row
+    sd_missing = row["mean"] is not None and row["sd"] is None
     cells = {
         "timepoint": row["timepoint"],
         "label": row["label"],
         "baseline": baseline,
         "n": row["n"],
-        "mean_sd": f"{_f(row['mean'])} \u00b1 {_f(row['sd'])}",
+        "mean_sd": f"{_f(row['mean'])} \u00b1 {'n/a' if sd_missing else _f(row['sd'])}",
+        "sd_missing": sd_missing,
         "median_iqr": f"{_f(row['median'])} [{_pair(row['iqr'])}]",
         "n_paired": _DASH,
         "change": _DASH,
@@ -77,7 +91,7 @@ def display_row(row: dict[str, Any]) -> dict[str, Any]:
         "lmm": _DASH
         if row["lmm_estimate"] is None
         else f"{_f(row['lmm_estimate'])} ({_pair(row['lmm_ci95'])})",
-        "note": row["note"],
+        "note": _sentence(row["note"]),
     }
     if not baseline:
         cells["n_paired"] = _DASH if row["n_paired"] is None else str(row["n_paired"])
@@ -140,6 +154,7 @@ def index(request: HttpRequest) -> HttpResponse:
         else:
             context["table"] = table.to_json_dict()
             context["rows"] = [display_row(r) for r in context["table"]["timepoints"]]
+            context["sd_footnote"] = any(r["sd_missing"] for r in context["rows"])
             context["test_label"] = TEST_LABELS.get(table.test, table.test)
     return render(request, "web/cohort/index.html", context)
 

@@ -105,7 +105,8 @@ def pain_chart_svg(
     for p in points:
         out.append(
             f'<circle cx="{_fmt(x(p.date))}" cy="{_fmt(y(p.vas))}" r="4.5" fill="#fff" '
-            f'stroke="{_LINE}" stroke-width="2.5"><title>{escape(p.timepoint)}: VAS {p.vas:g} '
+            f'stroke="{_LINE}" stroke-width="2.5">'
+            f"<title>{escape(p.label or p.timepoint)}: VAS {p.vas:g} "
             f"on {p.date:%d %b %Y}</title></circle>"
         )
     out.append("</svg>")

@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 
 from spinewatch.registry import models as rm
 from spinewatch.registry.choices import Decision
+from spinewatch.web.followup_status import VisitStatus, visit_status
 
 __all__ = ["RISK_RANK", "PatientRow", "age_years", "patient_rows", "search_patients"]
 
@@ -108,6 +109,8 @@ def patient_rows(patients: Sequence[rm.Patient], today: dt.date) -> list[Patient
         .order_by("-due_date", "-pk")
     )
     for fu in visits:
+        if visit_status(fu, today) is VisitStatus.MISSED:
+            continue  # a baseline never recorded is not a visit to come
         next_visit[fu.procedure.patient_id] = fu  # descending: the earliest open visit wins
     risks = _highest_risks(ids)
     rows = []

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from spinewatch.core.errors import InputError
 from spinewatch.registry import models as rm
+from spinewatch.web.followup_status import VisitStatus, visit_label, visit_status
 from spinewatch.web.pages.models import SinsAssessment
 
 __all__ = [
     "Analysis",
     "FindingRow",
     "PainPoint",
+    "ScheduleGroup",
     "TimelineEntry",
+    "follow_up_schedule",
+    "imaging_title",
     "latest_analysis",
     "pain_series",
     "patient_timeline",
@@ -75,6 +80,7 @@ class PainPoint:
     vas: float
     timepoint: str
     procedure_id: int
+    label: str = ""  # the protocol's label of the time point ("3 months")
 
 
 def patient_timeline(patient: rm.Patient, today: dt.date) -> list[TimelineEntry]:
@@ -84,7 +90,7 @@ def patient_timeline(patient: rm.Patient, today: dt.date) -> list[TimelineEntry]
     for d in patient.diagnoses.all():
         entries.append(TimelineEntry(d.diagnosed_on, "diagnosis", str(d), d))
     for s in patient.imaging_studies.all():
-        title = f"{s.get_modality_display()} {s.description}".strip()
+        title = imaging_title(s.get_modality_display(), s.description)
         entries.append(TimelineEntry(s.study_date, "imaging", title, s))
     procedures = (
         patient.procedures.prefetch_related(
@@ -124,13 +130,85 @@ def patient_timeline(patient: rm.Patient, today: dt.date) -> list[TimelineEntry]
     return dated + undated
 
 
+def imaging_title(modality: str, description: str) -> str:
+    """``CT thoraco-lumbar spine``: the modality once, even when the description names it
+    (``"CT thoraco-lumbar spine"``, ``"Phantom CT, prior scan"``): then the description alone."""
+    modality = (modality or "").strip()
+    description = (description or "").strip()
+    if modality and re.search(rf"(?<!\w){re.escape(modality)}(?!\w)", description, re.IGNORECASE):
+        return description
+    return f"{modality} {description}".strip()
+
+
 def upcoming_follow_ups(patient: rm.Patient, today: dt.date) -> list[rm.FollowUp]:
-    """Open (not completed) visits, overdue ones first, then the soonest due."""
+    """Open (not completed) visits, the soonest due first."""
     return list(
         rm.FollowUp.objects.filter(procedure__patient=patient, completed_on__isnull=True)
         .select_related("procedure")
         .order_by("due_date", "pk")
     )
+
+
+@dataclass(frozen=True)
+class ScheduleGroup:
+    """The open visits of one procedure, for the schedule grouped by procedure."""
+
+    procedure: rm.Procedure
+    levels: list[str]
+    visits: list[rm.FollowUp]
+
+    @property
+    def heading(self) -> str:
+        """``Vertebroplasty · T12, L1`` (the date is formatted by the template)."""
+        p = self.procedure
+        kind = p.get_procedure_type_display()
+        if self.levels:
+            return f"{kind} · {', '.join(self.levels)}"
+        if p.cementoplasty_site:
+            return f"{kind} · {p.get_cementoplasty_site_display()}"
+        if p.disc_level:
+            return f"{kind} · disc {p.disc_level}"
+        return kind
+
+
+def follow_up_schedule(patient: rm.Patient, today: dt.date) -> list[ScheduleGroup]:
+    """The open visits grouped by procedure; the group with the soonest actionable visit first
+    (a baseline never recorded is not actionable), each group's visits by due date."""
+    from spinewatch.core.levels import VertebralLevel
+
+    groups: dict[int, list[rm.FollowUp]] = {}
+    procedures: dict[int, rm.Procedure] = {}
+    for fu in upcoming_follow_ups(patient, today):
+        groups.setdefault(fu.procedure_id, []).append(fu)
+        procedures[fu.procedure_id] = fu.procedure
+    levels: dict[int, list[str]] = {}
+    for pid, level in rm.TreatedLevel.objects.filter(procedure_id__in=list(groups)).values_list(
+        "procedure_id", "level"
+    ):
+        levels.setdefault(pid, []).append(level)
+
+    def rank(level: str) -> int:
+        try:
+            return VertebralLevel.parse(level).rank
+        except InputError:
+            return 10_000
+
+    out = [
+        ScheduleGroup(
+            procedure=procedures[pid],
+            levels=sorted(set(levels.get(pid, [])), key=rank),
+            visits=visits,
+        )
+        for pid, visits in groups.items()
+    ]
+
+    def first_actionable(group: ScheduleGroup) -> tuple[bool, dt.date, dt.date, int]:
+        open_ = [v for v in group.visits if visit_status(v, today) is not VisitStatus.MISSED]
+        due = open_[0].due_date if open_ else dt.date.max
+        return (not open_, due, group.procedure.performed_on, group.procedure.pk)
+
+    out.sort(key=first_actionable)
+    return out
 
 
 def _latest_sins(finding_ids: list[int]) -> dict[int, SinsAssessment]:
@@ -184,11 +262,15 @@ def latest_analysis(patient: rm.Patient) -> Analysis | None:
 
 def pain_series(patient: rm.Patient) -> list[PainPoint]:
     """Completed follow-ups with a VAS, oldest first."""
-    visits = rm.FollowUp.objects.filter(
-        procedure__patient=patient, completed_on__isnull=False, vas__isnull=False
-    ).order_by("completed_on", "pk")
+    visits = (
+        rm.FollowUp.objects.filter(
+            procedure__patient=patient, completed_on__isnull=False, vas__isnull=False
+        )
+        .select_related("procedure")
+        .order_by("completed_on", "pk")
+    )
     return [
-        PainPoint(fu.completed_on, float(fu.vas), fu.timepoint, fu.procedure_id)
+        PainPoint(fu.completed_on, float(fu.vas), fu.timepoint, fu.procedure_id, visit_label(fu))
         for fu in visits
         if fu.completed_on is not None and fu.vas is not None
     ]

@@ -30,10 +30,10 @@ from spinewatch.web.pages.forms import IdentityForm, NewPatientForm, PatientSear
 from spinewatch.web.pages.listing import age_years, patient_rows, search_patients
 from spinewatch.web.pages.stale import handle_stale_edits
 from spinewatch.web.pages.timeline import (
+    follow_up_schedule,
     latest_analysis,
     pain_series,
     patient_timeline,
-    upcoming_follow_ups,
 )
 
 __all__ = [
@@ -147,7 +147,7 @@ def patient_page(request: HttpRequest, study_id: str) -> HttpResponse:
             "identity": identity,
             "age": age_years(identity.birth_date if identity else None, today),
             "timeline": patient_timeline(patient, today),
-            "upcoming": upcoming_follow_ups(patient, today),
+            "schedule": follow_up_schedule(patient, today),
             "analysis": analysis,
             "pain_points": points,
             "pain_chart": pain_chart_svg(points, procedures=procedure_dates),

@@ -3,11 +3,12 @@
 Badges always carry their meaning in text (``High risk``), colour only reinforces it (WCAG 1.4.1).
 
 - ``{{ finding.collapse_risk|risk_badge }}``: low / moderate / high collapse risk.
-- ``{{ follow_up|due_badge }}`` or ``{% due_badge_for date completed %}``: done / due / overdue.
+- ``{% visit_badge follow_up %}``: a follow-up visit's status (one rule: web.followup_status).
 - ``{{ finding.decision|decision_badge }}``: none / watch / treat / treated.
 - ``{{ value|sw_date }}``: ``12 Mar 2025`` (dates and datetimes, local time for datetimes).
 - ``{{ value|vas }}``: ``7/10`` for a 0-10 pain score, an em dash when missing.
 - ``{% can "edit_clinical" patient as allowed %}``: the permission module's answer for the user.
+- ``{% second_factor_pending as pending %}``: the user still owes the second factor (no nav).
 - ``{% user_role %}``: the signed-in user's role label ("case manager").
 - ``{% nav_current "/worklists/" %}``: ``aria-current="page"`` when the request is in that section.
 """
@@ -24,22 +25,23 @@ from django.utils.safestring import SafeString
 
 from spinewatch.accounts.permissions import can as _can
 from spinewatch.accounts.roles import role_or_none
+from spinewatch.web.followup_status import status_label, visit_label
 
 __all__ = [
     "can",
     "decision_badge",
-    "due_badge",
-    "due_status",
     "nav_current",
     "num",
     "person",
     "risk_badge",
+    "second_factor_pending",
     "signed",
     "sw_date",
     "sw_datetime",
     "timepoint_label",
     "user_role",
     "vas",
+    "visit_badge",
     "yes_no",
 ]
 
@@ -79,37 +81,15 @@ def decision_badge(value: Any) -> SafeString | str:
     return format_html('<span class="badge badge-{}">{}</span>', tone, label)
 
 
-def due_status(due: dt.date | None, completed: Any, today: dt.date | None = None) -> str:
-    """``"done"`` when completed, ``"overdue"`` when the due date has passed, else ``"due"``
-    (due today or within 14 days) or ``"planned"``; ``""`` without a due date."""
-    if completed:
-        return "done"
-    if due is None:
-        return ""
-    today = today or timezone.localdate()
-    if due < today:
-        return "overdue"
-    if (due - today).days <= 14:
-        return "due"
-    return "planned"
-
-
-_DUE_LABELS = {
-    "done": ("Done", "ok"),
-    "overdue": ("Overdue", "high"),
-    "due": ("Due", "moderate"),
-    "planned": ("Planned", "neutral"),
-}
-
-
 @register.simple_tag
-def due_badge(due: dt.date | None, completed: Any = None) -> SafeString | str:
-    """``{% due_badge follow_up.due_date follow_up.completed_on %}``: done/overdue/due/planned."""
-    status = due_status(due, completed)
-    if not status:
+def visit_badge(follow_up: Any) -> SafeString | str:
+    """``{% visit_badge follow_up %}``: the visit's status badge by THE one rule of
+    :mod:`spinewatch.web.followup_status` (done / not recorded / overdue / due today / in window /
+    window opens soon / planned); an em dash without a visit."""
+    if follow_up is None or not hasattr(follow_up, "window_end"):
         return _DASH
-    label, tone = _DUE_LABELS[status]
-    return format_html('<span class="badge badge-{}">{}</span>', tone, label)
+    label = status_label(follow_up)
+    return format_html('<span class="badge badge-{}">{}</span>', label.tone, label.text)
 
 
 @register.filter
@@ -162,6 +142,19 @@ def can(context: template.Context, action: str, obj: Any = None) -> bool:
 
 
 @register.simple_tag(takes_context=True)
+def second_factor_pending(context: template.Context) -> bool:
+    """True while the signed-in user still owes the second factor (enrolment or code): the
+    pages then show no navigation, since every link would lead back to the two-factor step."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or not hasattr(request, "session"):
+        return False  # no request (the 500 page), or none with a session (a bare API request)
+    from spinewatch.accounts import totp
+
+    return not totp.session_is_verified(request) and totp.requires_second_factor(user)
+
+
+@register.simple_tag(takes_context=True)
 def user_role(context: template.Context) -> str:
     """The role of the signed-in user as words (``case manager``), or ``""``."""
     role = role_or_none(context.get("user"))
@@ -183,13 +176,7 @@ def nav_current(context: template.Context, prefix: str) -> SafeString | str:
 @register.filter
 def timepoint_label(follow_up: Any) -> str:
     """The protocol's label of a follow-up's time point (``3 months``), else its code."""
-    code = getattr(follow_up, "timepoint", "")
-    procedure = getattr(follow_up, "procedure", None)
-    protocol = getattr(procedure, "protocol", None) or {}
-    for tp in protocol.get("timepoints", ()) if isinstance(protocol, dict) else ():
-        if isinstance(tp, dict) and tp.get("code") == code and tp.get("label"):
-            return str(tp["label"])
-    return str(code)
+    return visit_label(follow_up)
 
 
 @register.filter

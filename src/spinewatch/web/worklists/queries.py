@@ -3,9 +3,10 @@
 Read-only queries returning small row objects for the templates. ``today`` is a parameter
 (default: today in the programme's time zone) so that the boundaries can be tested exactly.
 
-- Follow-ups: visits not completed whose window has opened by ``today + horizon_days``; status
-  ``overdue`` when ``window_end < today``, ``due_today`` when ``due_date == today``, ``in_window``
-  when ``window_start <= today <= window_end``, ``upcoming`` otherwise. Overdue first.
+- Follow-ups: visits not completed whose window has opened by ``today + horizon_days``, with the
+  status of :func:`spinewatch.web.followup_status.visit_status` (``overdue`` / ``due_today`` /
+  ``in_window`` / ``upcoming``). Overdue first. A pre-operative baseline whose window has closed is
+  ``missed`` (no longer actionable) and left out.
 - Surveillance: active plans with ``next_scan_due <= today + 14 days``; patients with a myeloma or
   metastasis diagnosis first, then by due date; ``overdue`` when ``next_scan_due < today``.
 - High risk: findings rated ``collapse_risk == "high"`` with decision ``none`` on each patient's
@@ -23,6 +24,7 @@ from django.utils import timezone
 
 from spinewatch.core.diagnoses import DiagnosisKind
 from spinewatch.registry import models as rm
+from spinewatch.web.followup_status import VisitStatus, visit_status
 
 __all__ = [
     "HIGH_RISK_DIAGNOSES",
@@ -60,17 +62,6 @@ def _today(today: dt.date | None) -> dt.date:
     return today if today is not None else timezone.localdate()
 
 
-def follow_up_status(fu: rm.FollowUp, today: dt.date) -> str:
-    """``overdue`` / ``due_today`` / ``in_window`` / ``upcoming`` for a visit not completed."""
-    if fu.window_end < today:
-        return "overdue"
-    if fu.due_date == today:
-        return "due_today"
-    if fu.window_start <= today:
-        return "in_window"
-    return "upcoming"
-
-
 def follow_ups_due(
     *, manager: Any = "all", today: dt.date | None = None, horizon_days: int = 7
 ) -> list[FollowUpRow]:
@@ -84,15 +75,19 @@ def follow_ups_due(
         rows = rows.filter(procedure__patient__case_manager__isnull=True)
     elif manager != "all":
         rows = rows.filter(procedure__patient__case_manager=manager)
-    out = [
-        FollowUpRow(
-            follow_up=fu,
-            patient=fu.procedure.patient,
-            status=follow_up_status(fu, day),
-            days_overdue=max(0, (day - fu.window_end).days),
+    out = []
+    for fu in rows:
+        status = visit_status(fu, day)
+        if status is VisitStatus.MISSED:
+            continue
+        out.append(
+            FollowUpRow(
+                follow_up=fu,
+                patient=fu.procedure.patient,
+                status=status.value,
+                days_overdue=max(0, (day - fu.window_end).days),
+            )
         )
-        for fu in rows
-    ]
     order = {"overdue": 0, "due_today": 1, "in_window": 2, "upcoming": 3}
     out.sort(key=lambda r: (order[r.status], r.follow_up.due_date, r.patient.study_id))
     return out

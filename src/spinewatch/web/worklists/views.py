@@ -23,6 +23,7 @@ from spinewatch.audit.trail import record
 from spinewatch.registry import models as rm
 from spinewatch.registry.errors import RegistryError, StaleEditError
 from spinewatch.registry.services import record_follow_up
+from spinewatch.web.followup_status import visit_label
 from spinewatch.web.pages.stale import handle_stale_edits
 from spinewatch.web.worklists.forms import RecordFollowUpForm
 from spinewatch.web.worklists.queries import (
@@ -160,7 +161,7 @@ def record_follow_up_view(request: HttpRequest, pk: int) -> HttpResponse:
                 form.add_error(_field_of(str(exc)), str(exc))
             else:
                 messages.success(
-                    request, f"Follow-up {follow_up.timepoint} of {patient.study_id} recorded."
+                    request, f"Follow-up {visit_label(follow_up)} of {patient.study_id} recorded."
                 )
                 for warning in result.warnings:
                     messages.warning(request, warning)

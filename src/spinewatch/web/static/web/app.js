@@ -5,6 +5,14 @@
  * <prefix>-TOTAL_FORMS, instead of submitting the form (the no-JavaScript fallback re-renders the
  * page with one more row). The new row's first field gets the focus.
  */
+/* Scripts run: <html class="js">, so hints meant for browsers without JavaScript (".no-js-only",
+ * e.g. "reload to see the progress") disappear, and controls that need it ("[data-needs-js]",
+ * e.g. the Copy button) appear. */
+document.documentElement.classList.add("js");
+document.querySelectorAll("[data-needs-js][hidden]").forEach(function (el) {
+  el.hidden = false;
+});
+
 (function () {
   "use strict";
 
@@ -63,4 +71,72 @@
     },
     true
   );
+})();
+
+/* Copy buttons: <button data-copy="ID"> copies the value of the field #ID with the clipboard API;
+ * where that is refused (an insecure origin, an old browser), the text is selected and
+ * document.execCommand("copy") tried, else the reader is told to press Ctrl+C. The outcome goes
+ * to the live region [data-copy-status="ID"]. */
+(function () {
+  "use strict";
+
+  function say(id, text) {
+    var status = document.querySelector('[data-copy-status="' + id + '"]');
+    if (status) {
+      status.textContent = text;
+    }
+  }
+
+  function selectAll(field) {
+    field.focus();
+    field.select();
+    if (field.setSelectionRange) {
+      field.setSelectionRange(0, field.value.length);
+    }
+  }
+
+  function fallback(id, field) {
+    selectAll(field);
+    var copied = false;
+    try {
+      copied = document.execCommand("copy");
+    } catch (e) {
+      copied = false;
+    }
+    say(id, copied ? "Copied." : "Selected: press Ctrl+C (or \u2318+C) to copy.");
+  }
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!button) {
+      return;
+    }
+    var id = button.getAttribute("data-copy");
+    var field = document.getElementById(id);
+    if (!field) {
+      return;
+    }
+    event.preventDefault();
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(
+        function () {
+          selectAll(field);
+          say(id, "Copied.");
+        },
+        function () {
+          fallback(id, field);
+        }
+      );
+    } else {
+      fallback(id, field);
+    }
+  });
+
+  /* A click into a read-only copy field selects all of it. */
+  document.addEventListener("focusin", function (event) {
+    var field = event.target;
+    if (field && field.classList && field.classList.contains("copy-text")) {
+      field.select();
+    }
+  });
 })();

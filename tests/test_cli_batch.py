@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from distributed import LocalCluster
 
 from spinewatch.cli import main
 
@@ -35,17 +33,8 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
-    cluster = LocalCluster(
-        processes=False,
-        n_workers=1,
-        threads_per_worker=2,
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
-    )
-    try:
-        yield str(cluster.scheduler_address)
-    finally:
-        cluster.close()
+    with support.inprocess_scheduler() as address:
+        yield address
 
 
 def test_bad_manifest_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

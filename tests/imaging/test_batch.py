@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from distributed import LocalCluster
 from test_batch_support import fake_analysis_module, make_studies
+from test_batch_support import inprocess_scheduler as support_scheduler
 
 from spinewatch.imaging.batch import BatchSummary, SchedulerError, StudyOutcome, run_batch
 
@@ -23,18 +22,8 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def inprocess_scheduler() -> Iterator[str]:
-    """A scheduler whose worker threads run in this process (so a stand-in module is seen)."""
-    cluster = LocalCluster(
-        processes=False,
-        n_workers=1,
-        threads_per_worker=2,
-        dashboard_address="127.0.0.1:0",
-        silence_logs=logging.ERROR,
-    )
-    try:
-        yield str(cluster.scheduler_address)
-    finally:
-        cluster.close()
+    with support_scheduler() as address:
+        yield address
 
 
 def check_common(summary: BatchSummary, out: Path) -> dict[str, StudyOutcome]:

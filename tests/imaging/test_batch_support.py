@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import types
 from collections.abc import Iterator
@@ -14,6 +15,24 @@ import numpy as np
 from scipy import ndimage
 
 from spinewatch.imaging.phantom import LesionSpec, PhantomSpec, make_spine_phantom, write_phantom
+
+
+@contextmanager
+def inprocess_scheduler() -> Iterator[str]:
+    """A Dask scheduler whose worker threads run in this process (so a stand-in module is seen)."""
+    from distributed import LocalCluster
+
+    cluster = LocalCluster(
+        processes=False,
+        n_workers=1,
+        threads_per_worker=2,
+        dashboard_address="127.0.0.1:0",
+        silence_logs=logging.ERROR,
+    )
+    try:
+        yield str(cluster.scheduler_address)
+    finally:
+        cluster.close()
 
 
 def make_studies(root: Path) -> Path:

@@ -19,6 +19,7 @@ from django.db import models
 from django.db.models import Q
 
 from spinewatch.core.levels import ALL_LEVELS
+from spinewatch.imaging.risk import CollapseRisk as ImagingCollapseRisk
 
 __all__ = [
     "LEVEL_CHOICES",
@@ -77,12 +78,10 @@ class Modality(models.TextChoices):
     MR = "mr", "MR"
 
 
-class CollapseRisk(models.TextChoices):
-    """The imaging analysis' impending-collapse estimate (same values as ``imaging.risk``)."""
-
-    LOW = "low", "Low"
-    MODERATE = "moderate", "Moderate"
-    HIGH = "high", "High"
+#: The imaging analysis' impending-collapse estimate: the values of ``imaging.risk.CollapseRisk``.
+CollapseRisk = models.TextChoices(
+    "CollapseRisk", [(r.name, (r.value, r.value.capitalize())) for r in ImagingCollapseRisk]
+)
 
 
 class Decision(models.TextChoices):

@@ -298,3 +298,20 @@ def test_record_follow_up_permissions_and_csrf(users, visit):
     page = strict.get(_url(visit))
     data["csrfmiddlewaretoken"] = page.context["csrf_token"]
     assert strict.post(_url(visit), data).status_code == 302
+
+
+def test_every_patient_link_on_the_worklist_opens_the_patient_page(users):
+    import re
+
+    p1, _ = patient_with_procedure(1, performed_on=TODAY - dt.timedelta(days=30))
+    add_imaging_study(
+        patient=p1,
+        study_date=TODAY - dt.timedelta(days=2),
+        report=_report({"level": "L1", "collapse_risk": "high", "reasons": ["lytic 45%"]}),
+    )
+    client = signed_in(Client(), users["clin"])
+    html = client.get("/worklists/").content.decode()
+    links = set(re.findall(r'href="(/patients/[^"]+)"', html))
+    assert links == {f"/patients/{p1.study_id}/"}  # the follow-up row and the "Decide" row
+    for link in links:
+        assert client.get(link).status_code == 200, link

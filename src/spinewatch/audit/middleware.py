@@ -23,7 +23,11 @@ from spinewatch.audit.errors import AuditError
 
 __all__ = ["DEFAULT_VIA_PREFIXES", "AuditContextMiddleware", "request_context", "via_for_path"]
 
-DEFAULT_VIA_PREFIXES: Mapping[str, str] = {"/api/": "api", "/portal/": "portal"}
+DEFAULT_VIA_PREFIXES: Mapping[str, str] = {
+    "/api/": "api",
+    "/portal/links/": "web",  # staff pages that make portal links
+    "/portal/": "portal",
+}
 
 
 def via_for_path(path: str) -> str:

@@ -13,7 +13,6 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from django.db.models import Q, QuerySet
 
@@ -131,10 +130,3 @@ def patient_rows(patients: Sequence[rm.Patient], today: dt.date) -> list[Patient
             )
         )
     return rows
-
-
-def display_name(identity: Any) -> str:
-    """``FAMILY, Given`` (the clinical convention), or an empty string without an identity."""
-    if identity is None:
-        return ""
-    return f"{identity.family_name.upper()}, {identity.given_name}"

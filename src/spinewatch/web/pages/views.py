@@ -11,7 +11,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
-from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
@@ -202,7 +201,9 @@ def patient_new(request: HttpRequest) -> HttpResponse:
 
 
 def _identity_now(request: HttpRequest, study_id: str) -> dict[str, Any]:
+    """The identity as saved now, shown on the stale-edit page (a view: audited)."""
     patient = get_patient(request, study_id)
+    audit_view(patient, "identity after a stale edit")
     identity = _identity(patient)
     values: dict[str, Any] = {}
     if identity is not None:
@@ -288,9 +289,3 @@ def _version(request: HttpRequest) -> int | None:
     except ValueError:
         return None
     return value if value >= 1 else None
-
-
-def forbid_unless(request: HttpRequest, action: Action, obj: Any = None) -> None:
-    """403 unless the user may do ``action`` (to ``obj``)."""
-    if not can(request.user, action, obj):
-        raise PermissionDenied

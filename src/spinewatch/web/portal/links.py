@@ -123,7 +123,6 @@ def create_link(
                 changes={"revoked_at": [None, now]},
                 detail={"reason": "a new link was made for the same visit"},
                 patient_study_id=study_id,
-                via="web",
             )
         token = secrets.token_urlsafe(32)
         link = PortalLink.objects.create(
@@ -139,7 +138,6 @@ def create_link(
             object_id=link.pk,
             changes=model_values(link),
             patient_study_id=study_id,
-            via="web",
         )
     log.info("portal link %s made for follow-up %s", link.pk, row.pk)
     return NewLink(token, link)

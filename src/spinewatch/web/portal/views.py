@@ -70,7 +70,6 @@ def new_link(request: HttpRequest) -> HttpResponse:
         object_id=patient.pk,
         patient_study_id=patient.study_id,
         detail={"page": "portal link", "follow_up": follow_up.pk},
-        via="web",
     )
     if request.method == "POST":
         try:

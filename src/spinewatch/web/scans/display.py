@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q
-from django.urls import NoReverseMatch, reverse
 
-from spinewatch.registry.models import ImagingStudy, Patient
+from spinewatch.registry.models import ImagingStudy
 from spinewatch.web.scans.models import AnalysisJob, JobStatus
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "compare_with_prior",
     "comparison_rows",
     "level_rows",
-    "patient_url",
     "prior_study",
     "scan_status",
 ]
@@ -66,16 +64,6 @@ def scan_status(study: ImagingStudy, job: AnalysisJob | None) -> ScanStatus:
     if job.status == JobStatus.DONE:
         return ScanStatus("done", "Analysed", "ok", False)
     return ScanStatus("failed", "Analysis failed", "high", False)
-
-
-def patient_url(patient: Patient) -> str | None:
-    """The patient page's URL (the pages area's ``pages:patient``), or None when not routed."""
-    for args in ((patient.study_id,), (patient.pk,)):
-        try:
-            return reverse("pages:patient", args=args)
-        except NoReverseMatch:
-            continue
-    return None
 
 
 def _num(value: Any, digits: int) -> str:

@@ -29,6 +29,7 @@ from spinewatch.audit.trail import record
 from spinewatch.core.errors import InputError
 from spinewatch.registry import services
 from spinewatch.registry.models import ImagingStudy, Patient
+from spinewatch.web.pages.links import patient_url
 from spinewatch.web.scans import display, jobs
 from spinewatch.web.scans.forms import UploadForm
 from spinewatch.web.scans.models import AnalysisJob, JobStatus
@@ -84,7 +85,7 @@ def scan_list(request: HttpRequest) -> HttpResponse:
             "study": s,
             "patient": s.patient,
             "identity": getattr(s.patient, "identity", None),
-            "patient_url": display.patient_url(s.patient),
+            "patient_url": patient_url(s.patient),
             "status": display.scan_status(s, latest.get(s.pk)),
             "job": latest.get(s.pk),
         }
@@ -120,7 +121,7 @@ def _upload_context(form: UploadForm, patient: Patient | None, **extra: Any) -> 
         "form": form,
         "patient": patient,
         "identity": getattr(patient, "identity", None) if patient else None,
-        "patient_url": display.patient_url(patient) if patient else None,
+        "patient_url": patient_url(patient) if patient else None,
         "limit_mb": limit // (1024 * 1024),
         **extra,
     }
@@ -223,7 +224,7 @@ def _detail_context(request: HttpRequest, study: ImagingStudy) -> dict[str, Any]
         "study": study,
         "patient": study.patient,
         "identity": getattr(study.patient, "identity", None),
-        "patient_url": display.patient_url(study.patient),
+        "patient_url": patient_url(study.patient),
         "job": job,
         "status": display.scan_status(study, job),
         "rows": display.level_rows(study.report, display.decisions_of(study)),

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth import get_user_model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -24,6 +23,8 @@ from spinewatch.registry import models as rm
 from spinewatch.registry.errors import RegistryError, StaleEditError
 from spinewatch.registry.services import record_follow_up
 from spinewatch.web.followup_status import visit_label
+from spinewatch.web.pages.forms import case_manager_queryset
+from spinewatch.web.pages.links import patient_url
 from spinewatch.web.pages.stale import handle_stale_edits
 from spinewatch.web.worklists.forms import RecordFollowUpForm
 from spinewatch.web.worklists.queries import (
@@ -33,15 +34,6 @@ from spinewatch.web.worklists.queries import (
 )
 
 __all__ = ["index", "record_follow_up_view"]
-
-
-def _case_managers() -> list[Any]:
-    User = get_user_model()
-    return list(
-        User.objects.filter(groups__name=Role.CASE_MANAGER.value, is_active=True).order_by(
-            "last_name", "first_name", User.USERNAME_FIELD
-        )
-    )
 
 
 def _manager_filter(request: HttpRequest, managers: list[Any]) -> tuple[str, Any]:
@@ -58,20 +50,10 @@ def _manager_filter(request: HttpRequest, managers: list[Any]) -> tuple[str, Any
     raise Http404(f"who {who!r}: expected mine, all, none or the id of a case manager")
 
 
-def patient_url(patient: rm.Patient) -> str:
-    """The patient page (the pages engineer's ``pages:patient``), by primary key."""
-    from django.urls import NoReverseMatch, reverse
-
-    try:
-        return reverse("pages:patient", args=[patient.pk])
-    except NoReverseMatch:
-        return f"/patients/{patient.pk}/"
-
-
 @require_http_methods(["GET"])
 @requires(Action.VIEW_IDENTIFIABLE)
 def index(request: HttpRequest) -> HttpResponse:
-    managers = _case_managers()
+    managers = list(case_manager_queryset())
     who, manager = _manager_filter(request, managers)
     follow_ups = follow_ups_due(manager=manager)
     scans = surveillance_due()

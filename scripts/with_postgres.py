@@ -2,10 +2,11 @@
 
 Order of preference:
 1. ``DATABASE_URL`` already set to a postgres URL -> used as is.
-2. A server answering on 127.0.0.1:5432 (development and CI machines) -> ``postgres`` user, trust auth.
-3. Otherwise a throwaway server is started from the PostgreSQL binaries (initdb + pg_ctl) in a temporary
-   directory on a free port, and stopped afterwards. Nothing is skipped: with no server and no binaries
-   this fails, so CI can never silently skip the PostgreSQL run.
+2. A server answering on 127.0.0.1:5432 (development and CI machines) -> ``postgres`` user,
+   trust auth.
+3. Otherwise a throwaway server is started from the PostgreSQL binaries (initdb + pg_ctl) in a
+   temporary directory on a free port, and stopped afterwards. Nothing is skipped: with no server
+   and no binaries this fails, so CI can never silently skip the PostgreSQL run.
 
 Usage: python scripts/with_postgres.py [--throwaway] COMMAND [ARGS...]
 """
@@ -39,9 +40,14 @@ def _free_port() -> int:
 
 
 def _pg_bin(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None
+    )
     if not found:
-        sys.exit(f"with_postgres: no PostgreSQL server on 127.0.0.1:5432 and no '{name}' binary to start one")
+        sys.exit(
+            "with_postgres: no PostgreSQL server on 127.0.0.1:5432 "
+            f"and no '{name}' binary to start one"
+        )
     return found
 
 
@@ -60,8 +66,19 @@ def _throwaway(command: list[str]) -> int:
     run = lambda cmd: subprocess.run(_as_postgres_user(cmd), check=True, capture_output=True)  # noqa: E731
     try:
         run([_pg_bin("initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"])
-        run([_pg_bin("pg_ctl"), "-D", data, "-w", "-l", os.path.join(tmp, "log"), "-o",
-             f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
+        run(
+            [
+                _pg_bin("pg_ctl"),
+                "-D",
+                data,
+                "-w",
+                "-l",
+                os.path.join(tmp, "log"),
+                "-o",
+                f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c fsync=off",
+                "start",
+            ]
+        )
         for _ in range(50):
             if _port_open("127.0.0.1", port):
                 break
@@ -70,8 +87,10 @@ def _throwaway(command: list[str]) -> int:
         print(f"with_postgres: throwaway server on port {port}", file=sys.stderr)
         return subprocess.call(command, env=env)
     finally:
-        subprocess.run(_as_postgres_user([_pg_bin("pg_ctl"), "-D", data, "-m", "fast", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres_user([_pg_bin("pg_ctl"), "-D", data, "-m", "fast", "stop"]),
+            capture_output=True,
+        )
         shutil.rmtree(tmp, ignore_errors=True)
 
 

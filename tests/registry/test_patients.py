@@ -35,6 +35,24 @@ def test_generated_study_ids_are_sequential():
     assert a.version == 1
 
 
+def test_generated_id_taken_by_a_concurrent_writer_is_skipped(monkeypatch):
+    from spinewatch.registry.services import patients
+
+    create_patient()  # SW-000001
+    stale = iter(["SW-000001"])  # as if another writer took it after our read
+    real = patients.next_study_id
+    monkeypatch.setattr(patients, "next_study_id", lambda: next(stale, None) or real())
+    assert create_patient(identity=_identity()).study_id == "SW-000002"
+    assert m.PatientIdentity.objects.get().patient.study_id == "SW-000002"
+
+
+def test_duplicate_hospital_number_is_not_retried():
+    create_patient(identity=_identity())
+    with pytest.raises(RegistryError, match="H-1"):
+        create_patient(identity=_identity())
+    assert m.Patient.objects.count() == 1
+
+
 def test_given_study_id_and_identity_kept_apart():
     p = create_patient(study_id=" P01 ", identity=_identity(birth_date=dt.date(1950, 5, 1)))
     assert p.study_id == "P01"

@@ -68,10 +68,10 @@ def test_serve_migrates_collects_static_and_serves_with_headers(tmp_path: Path):
         assert headers["Referrer-Policy"] == "same-origin"
         assert "no-store" in headers["Cache-Control"]
         # static files: collected under the data dir, served by WhiteNoise
-        assert (data / "static" / "accounts" / "accounts.css").is_file()
-        status, headers, body = _get(f"{base}/static/accounts/accounts.css")
+        assert (data / "static" / "web" / "app.css").is_file()
+        status, headers, body = _get(f"{base}/static/web/app.css")
         assert status == 200 and headers["Content-Type"].startswith("text/css")
-        assert body == (data / "static" / "accounts" / "accounts.css").read_bytes()
+        assert body == (data / "static" / "web" / "app.css").read_bytes()
         assert headers["X-Content-Type-Options"] == "nosniff"
         status, _, _ = _get(f"{base}/static/admin/css/base.css")
         assert status == 200

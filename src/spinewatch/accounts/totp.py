@@ -67,14 +67,14 @@ def confirmed_device(user: Any) -> TotpDevice | None:
     return TotpDevice.objects.filter(user=user, confirmed=True).first()
 
 
-def start_enrolment(user: Any, *, replace: bool = False) -> TotpDevice:
+def start_enrolment(user: Any) -> TotpDevice:
     """A pending device with a new secret (an earlier pending one is replaced).
 
-    A confirmed device is kept unless ``replace`` (then :class:`TotpError` is not raised and the
-    user must confirm the new one; until then the old secret no longer works).
+    A confirmed device is never replaced here (that would switch the second factor off until the
+    new one is confirmed): :class:`TotpError`; ``spinewatch user reset-2fa`` is the way out.
     """
     existing = TotpDevice.objects.filter(user=user).first()
-    if existing is not None and existing.confirmed and not replace:
+    if existing is not None and existing.confirmed:
         raise TotpError(
             f"user {user.get_username()!r} already has a confirmed authenticator: "
             "reset it first (spinewatch user reset-2fa)"

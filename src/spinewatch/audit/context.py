@@ -76,17 +76,12 @@ def parse_ip(value: object) -> str | None:
 
 
 def role_of(user: Any) -> str:
-    """The role of a Django user: the names of their groups (roles are groups), comma-separated.
+    """The role the permission checks use (:func:`spinewatch.accounts.roles.role_or_none`), or
+    ``""`` for anonymous users and users without a usable role."""
+    from spinewatch.accounts.roles import role_or_none
 
-    A user in no group is ``"superuser"`` when they are one, else ``""``; anonymous users ``""``.
-    """
-    if user is None or not getattr(user, "is_authenticated", False):
-        return ""
-    groups = getattr(user, "groups", None)
-    names = sorted(groups.values_list("name", flat=True)) if groups is not None else []
-    if names:
-        return ",".join(names)[:150]
-    return "superuser" if getattr(user, "is_superuser", False) else ""
+    role = role_or_none(user)
+    return role.value if role is not None else ""
 
 
 def _user_by_name(name: str) -> Any:

@@ -208,7 +208,7 @@ def changed(
                 object_type=current,
                 object_id=current.pk,
                 changes=delta,
-                patient_study_id=_study_id(current),
+                patient_study_id=_study_id(obj),  # obj, not the re-read row: parents loaded
             )
     logger.debug("changed %s %s: %s", model._meta.label, obj.pk, sorted(changes))
     return current  # type: ignore[no-any-return]

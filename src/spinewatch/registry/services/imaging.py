@@ -226,24 +226,19 @@ def add_imaging_study(
     rows = findings_from_report(report) if report is not None else None
     with transaction.atomic():
         row = get(m.Patient, patient, "patient")
-        study = created(
-            m.ImagingStudy(
-                patient=row,
-                study_date=study_date,
-                modality=modality,
-                study_instance_uid=_text("study_instance_uid", study_instance_uid, 64),
-                series_instance_uid=_text("series_instance_uid", series_instance_uid, 64),
-                description=_text("description", description, 200),
-            )
+        study = m.ImagingStudy(
+            patient=row,
+            study_date=study_date,
+            modality=modality,
+            study_instance_uid=_text("study_instance_uid", study_instance_uid, 64),
+            series_instance_uid=_text("series_instance_uid", series_instance_uid, 64),
+            description=_text("description", description, 200),
         )
-        if report is not None and rows is not None:
+        if report is not None:
             _check_series(study, report)
-            study = changed(
-                study,
-                what=f"imaging study {study.pk}",
-                changes={"report": dict(report), "analysed_at": _analysed_at(report)},
-                expected_version=study.version,
-            )
+            study.report, study.analysed_at = dict(report), _analysed_at(report)
+        created(study)
+        if rows is not None:
             _write_findings(study, rows, {})
         return study
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from spinewatch.core.diagnoses import Diagnosis as CoreDiagnosis
 from spinewatch.registry import models as m
@@ -113,16 +113,16 @@ def create_patient(
     values = _identity_values(identity) if identity is not None else None
     given = validate_study_id(study_id) if study_id is not None else None
     for _attempt in range(5):
+        candidate = given or next_study_id()
         try:
             with transaction.atomic():
-                patient = created(
-                    m.Patient(study_id=given or next_study_id(), case_manager=case_manager)
-                )
+                patient = created(m.Patient(study_id=candidate, case_manager=case_manager))
                 if values is not None:
                     created(m.PatientIdentity(patient=patient, **values))
                 return patient
-        except IntegrityError:
-            if given is not None:
+        except RegistryError:
+            clash = m.Patient.objects.filter(study_id=candidate).exists()
+            if given is not None or not clash:
                 raise
             # a concurrent writer took the generated id: generate the next one
     raise RegistryError("could not generate a unique study id; try again")

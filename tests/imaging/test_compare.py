@@ -347,3 +347,15 @@ def test_reasons_use_one_arrow_and_keys_stay_ascii() -> None:
     # Only the human-readable text changed: flags and keys are plain ASCII identifiers.
     assert level(result, "T12")["flags"] == ["new_fracture"]
     assert all(k.isascii() for k in result) and all(k.isascii() for k in result["summary"])
+
+
+def test_cement_threshold_is_the_analysis_own() -> None:
+    from spinewatch.imaging import cement, compare
+
+    assert compare.CEMENT_PRESENT_ML == cement.MIN_CEMENT_ML
+
+
+def test_risk_values_are_the_analysis_own() -> None:
+    from spinewatch.imaging import compare, risk
+
+    assert tuple(r.value for r in risk.CollapseRisk) == compare._RISKS

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 __all__ = ["main"]
 
-# (command, module) -- the order is the order of ``spinewatch --help``.
+# Sub-command modules; the order is the order of ``spinewatch --help``.
 _COMMANDS: tuple[str, ...] = (
     "_analyze",
     "_compare",
@@ -41,13 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _COMMANDS:
-        try:
-            module = importlib.import_module(f"spinewatch.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"spinewatch.cli.{name}":
-                continue  # a command not built yet
-            raise
-        module.add_parser(subparsers)
+        importlib.import_module(f"spinewatch.cli.{name}").add_parser(subparsers)
     return parser
 
 

@@ -81,7 +81,9 @@ HEIGHT_LOSS_PROGRESSION_PCT = 5.0
 DENSITY_DROP_HU = 20.0
 """Fall of the median trabecular attenuation (HU) that flags ``density_drop``."""
 CEMENT_PRESENT_ML = 0.05
-"""Cement volume (ml) from which a vertebra counts as treated."""
+"""Cement volume (ml) from which a vertebra counts as treated: the analysis' own threshold,
+``imaging.cement.MIN_CEMENT_ML`` (repeated, not imported, to keep ``spinewatch compare`` free of
+numpy/scipy start-up; a test keeps the two equal)."""
 COLLAPSED_GRADE = 3
 """Genant grade from which a vertebra counts as collapsed (> 40% height loss): too late."""
 
@@ -96,7 +98,7 @@ _NUMERIC_FIELDS = (
     "lytic_fraction",
     "cement_volume_ml",
 )
-_RISKS = ("low", "moderate", "high")
+_RISKS = ("low", "moderate", "high")  # imaging.risk.CollapseRisk values (light import; tested)
 
 
 class ReportFormatError(InputError):

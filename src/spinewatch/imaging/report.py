@@ -9,7 +9,6 @@ density, lesion and cement fields are null.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -156,10 +155,6 @@ class SpineReport:
             "scan": self.scan.to_json_dict(),
             "vertebrae": [v.to_json_dict() for v in self.vertebrae],
         }
-
-    def to_json(self, *, indent: int | None = 2) -> str:
-        """The JSON text (``allow_nan=False``: a NaN would be a bug)."""
-        return json.dumps(self.to_json_dict(), indent=indent, allow_nan=False)
 
     def vertebra(self, level: VertebralLevel | str) -> VertebraReport:
         """The record of ``level`` (KeyError when the level is not in the report)."""

@@ -195,8 +195,8 @@ def assess_collapse_risk(
     reasons: list[str] = []
 
     if genant is not None:
-        grade = GenantGrade(genant.grade)
-        if grade >= GenantGrade.MILD:
+        grade = genant.grade
+        if genant.is_fracture:
             kind = genant.deformity.value
             text = (
                 f"Genant grade {int(grade)} {kind} deformity "

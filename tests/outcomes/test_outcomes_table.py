@@ -320,8 +320,8 @@ POST_KEYS = {
 def test_json_shape_order_and_plain_types(reference_cohort):
     table = outcome_table(reference_cohort)
     data = json.loads(json.dumps(table.to_json_dict(), allow_nan=False))
-    assert set(data) == {"timepoints", "test", "n_patients", "protocol", "mixed_model"}
-    assert data["test"] == "paired-t" and data["n_patients"] == 13
+    assert set(data) == {"timepoints", "test", "n_patients", "n_series", "protocol", "mixed_model"}
+    assert data["test"] == "paired-t" and data["n_patients"] == data["n_series"] == 13
     assert [tp["timepoint"] for tp in data["timepoints"]] == list(CODES)
     assert set(data["timepoints"][0]) == BASE_KEYS | LMM_KEYS
     for tp in data["timepoints"][1:]:
@@ -394,3 +394,19 @@ def test_text_table_is_aligned_and_readable(reference_cohort):
     # right-aligned numeric columns: every body line has the same length as the header
     assert {len(line) for line in body[1:]} == {len(header)}
     assert "13 patients" in lines[0] and lines[1].startswith("Paired t-test vs baseline")
+
+
+def test_patients_and_treatment_series_counted_apart() -> None:
+    """The registry's frame names a second procedure "SW-1/2" and keeps the patient in study_id."""
+    frame = pd.DataFrame(
+        {
+            "patient_id": ["SW-1", "SW-1", "SW-1/2", "SW-1/2", "SW-2", "SW-2", "SW-3", "SW-3"],
+            "study_id": ["SW-1", "SW-1", "SW-1", "SW-1", "SW-2", "SW-2", "SW-3", "SW-3"],
+            "timepoint": ["pre", "3d"] * 4,
+            "vas": [8.0, 2.0, 7.0, 3.0, 6.0, 1.0, 9.0, 4.0],
+        }
+    )
+    table = outcome_table(frame, mixed_model=False)
+    assert (table.n_patients, table.n_series) == (3, 4)
+    assert "3 patients, 4 treatment series" in table.to_text()
+    assert table.to_json_dict()["n_series"] == 4

@@ -18,7 +18,7 @@ import pandas as pd
 
 from spinewatch.core.errors import InputError
 from spinewatch.core.protocol import DEFAULT_PROTOCOL, FollowUpProtocol, TimePoint
-from spinewatch.outcomes.table import validate_cohort_frame
+from spinewatch.outcomes.table import count_patients, count_text, validate_cohort_frame
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -44,24 +44,6 @@ def short_label(timepoint: TimePoint, *, is_baseline: bool = False) -> str:
     if match:
         return f"{match.group(1)} {_UNITS[match.group(2)]}"
     return timepoint.label
-
-
-def _patient_count(frame: pd.DataFrame, data: pd.DataFrame) -> int:
-    """Patients, not series: the registry's frame gives each procedure its own series
-    (``patient_id`` ``"SW-000012/2"``) and names the patient in ``study_id``; without that
-    column each series is a patient. (Every row of ``frame`` is in ``data``: validation refuses
-    rather than drops.)"""
-    if "study_id" in frame.columns and frame["study_id"].notna().all():
-        return int(frame["study_id"].astype(str).nunique())
-    return int(data["patient_id"].nunique())
-
-
-def _count_text(n_patients: int, n_series: int) -> str:
-    """``8 patients, 9 treatment series`` (as the outcome table says), or ``8 patients``."""
-    people = f"{n_patients} patient{'s' if n_patients != 1 else ''}"
-    if n_series == n_patients:
-        return people
-    return f"{people}, {n_series} treatment series"
 
 
 def trajectory_figure(
@@ -135,7 +117,7 @@ def trajectory_figure(
     )
     mean_artist.lines[0].set_gid("mean")
     n_series = int(data["patient_id"].nunique())
-    n_patients = _patient_count(frame, data)
+    n_patients = count_patients(frame, data)
     one_per_patient = n_patients == n_series
     ax.plot(
         [],
@@ -167,7 +149,7 @@ def trajectory_figure(
     ax.set_title(
         title
         if title is not None
-        else f"Pain after vertebroplasty ({_count_text(n_patients, n_series)})",
+        else f"Pain after vertebroplasty ({count_text(n_patients, n_series)})",
         fontsize=12,
         loc="left",
     )

@@ -167,6 +167,9 @@ class OutcomeTable:
     n_patients: int
     protocol_name: str
     mixed_model: MixedModelResult | None
+    n_series: int = 0
+    """Treatment series (the frame's ``patient_id``): a patient's second procedure is a second
+    series; equal to ``n_patients`` when every patient was treated once."""
 
     def row(self, code: str) -> TimePointRow:
         """The row of time point ``code``; :class:`KeyError` when absent from the table."""
@@ -176,7 +179,7 @@ class OutcomeTable:
         raise KeyError(code)
 
     def to_json_dict(self) -> dict[str, Any]:
-        """``{"timepoints": [...], "test", "n_patients", "protocol", "mixed_model"}``."""
+        """``{"timepoints", "test", "n_patients", "n_series", "protocol", "mixed_model"}``."""
         if self.mixed_model is None:
             mixed: dict[str, Any] = {
                 "fitted": False,
@@ -189,6 +192,7 @@ class OutcomeTable:
             "timepoints": [row.to_json_dict() for row in self.rows],
             "test": self.test,
             "n_patients": self.n_patients,
+            "n_series": self.n_series,
             "protocol": self.protocol_name,
             "mixed_model": mixed,
         }
@@ -308,7 +312,8 @@ def _render_text(table: OutcomeTable) -> str:
     rule = "-" * max(len(r) for r in rendered)
 
     n_post = sum(1 for row in table.rows if not row.is_baseline)
-    title = f"VAS pain (0-10): {table.n_patients} patients, protocol {table.protocol_name!r}"
+    counts = count_text(table.n_patients, table.n_series)
+    title = f"VAS pain (0-10): {counts}, protocol {table.protocol_name!r}"
     subtitle = (
         f"{TEST_LABELS[table.test].capitalize()} vs baseline; p Holm adjusted over {n_post} "
         f"post-operative time point{'s' if n_post != 1 else ''}"
@@ -511,7 +516,26 @@ def outcome_table(
     return OutcomeTable(
         rows=tuple(rows),
         test=test,
-        n_patients=int(data["patient_id"].nunique()),
+        n_patients=count_patients(frame, data),
         protocol_name=protocol.name,
         mixed_model=mm,
+        n_series=int(data["patient_id"].nunique()),
     )
+
+
+def count_patients(frame: pd.DataFrame, data: pd.DataFrame) -> int:
+    """Patients, not series: the registry's frame gives each procedure its own series
+    (``patient_id`` ``"SW-000012/2"``) and names the patient in ``study_id``; without that
+    column each series is a patient. (Every row of ``frame`` is in ``data``: validation refuses
+    rather than drops.)"""
+    if "study_id" in frame.columns and frame["study_id"].notna().all():
+        return int(frame["study_id"].astype(str).nunique())
+    return int(data["patient_id"].nunique())
+
+
+def count_text(n_patients: int, n_series: int) -> str:
+    """``8 patients, 9 treatment series``, or ``8 patients`` when every patient was treated once."""
+    people = f"{n_patients} patient{'s' if n_patients != 1 else ''}"
+    if n_series == n_patients:
+        return people
+    return f"{people}, {n_series} treatment series"

@@ -42,6 +42,7 @@ def outcomes(request: HttpRequest, filters: Query[s.OutcomeFiltersIn]) -> dict[s
             "timepoints": [],
             "test": filters.test,
             "n_patients": 0,
+            "n_series": 0,
             "protocol": "",
             "mixed_model": {
                 "fitted": False,

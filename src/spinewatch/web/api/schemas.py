@@ -518,5 +518,6 @@ class OutcomeTableOut(Schema):
     timepoints: list[TimePointOut]
     test: Literal["paired-t", "wilcoxon"]
     n_patients: int
+    n_series: int
     protocol: str
     mixed_model: dict[str, Any]

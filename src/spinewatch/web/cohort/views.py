@@ -143,7 +143,6 @@ def index(request: HttpRequest) -> HttpResponse:
         return render(request, "web/cohort/index.html", context, status=400)
     frame = _frame(form)
     context["n_rows"] = len(frame)
-    context["n_patients"] = int(frame["study_id"].nunique()) if len(frame) else 0
     if len(frame):
         from spinewatch.outcomes import outcome_table
 

@@ -81,23 +81,29 @@ def _phantom_specs():  # type: ignore[no-untyped-def]
     return prior, current
 
 
-def _analyse_demo_scans(folder: Path, *, requested_by: Any) -> None:
+def _analyse_demo_scans(folder: Path, *, requested_by: Any) -> dict[str, dict[str, Any]]:
     """Give the first myeloma patient the prior and current phantom CTs, analysed through the
-    same upload -> background job -> stored analysis path the web application uses."""
+    same upload -> background job -> stored analysis path the web application uses.
+
+    Returns the stored report of each scan (``prior``, ``current``) and copies its sagittal
+    picture next to the phantom as ``spine.png``; writes ``report.json`` there too.
+    """
     import datetime as dt
+    import json
 
     from django.core.files import File
 
     from spinewatch.registry import models as m
     from spinewatch.registry.services import add_imaging_study
-    from spinewatch.web.scans.jobs import enqueue_analysis
+    from spinewatch.web.scans.jobs import enqueue_analysis, latest_job
     from spinewatch.web.scans.uploads import store_upload
-    from spinewatch.web.scans.worker import run_pending_jobs
+    from spinewatch.web.scans.worker import picture_path, run_pending_jobs
 
     patient = m.Patient.objects.filter(diagnoses__kind="myeloma").order_by("id").first()
     if patient is None:
-        return
+        raise RuntimeError("the demo registry has no myeloma patient to attach the scans to")
     today = dt.date.today()
+    studies = {}
     for name, days_ago in (("prior", 120), ("current", 0)):
         study = add_imaging_study(
             patient=patient,
@@ -112,7 +118,20 @@ def _analyse_demo_scans(folder: Path, *, requested_by: Any) -> None:
                 File(ct, name=f"{name}-ct.nii.gz"), File(labels, name=f"{name}-labels.nii.gz")
             )
         enqueue_analysis(study_id=study.pk, upload=upload, requested_by=requested_by)
-        run_pending_jobs()
+        studies[name] = study
+    run_pending_jobs()
+    reports = {}
+    for name, study in studies.items():
+        study.refresh_from_db()
+        job = latest_job(study.pk)
+        picture = picture_path(job) if job is not None else None
+        if study.report is None or picture is None:
+            message = job.message if job is not None else "no job"
+            raise RuntimeError(f"demo {name} scan was not analysed: {message}")
+        reports[name] = study.report
+        (folder / name / "report.json").write_text(json.dumps(study.report, indent=2) + "\n")
+        shutil.copyfile(picture, folder / name / "spine.png")
+    return reports
 
 
 def run(args: argparse.Namespace) -> int:
@@ -135,11 +154,8 @@ def run(args: argparse.Namespace) -> int:
 
     setup_django()
 
-    from spinewatch.core.conventions import LabelConvention
-    from spinewatch.imaging.analysis import analyze
     from spinewatch.imaging.compare import compare_reports, format_comparison_text
     from spinewatch.imaging.phantom import make_spine_phantom, write_phantom
-    from spinewatch.imaging.render import render_sagittal
     from spinewatch.imaging.report import format_text
     from spinewatch.outcomes.plot import plot_trajectories
     from spinewatch.outcomes.table import outcome_table
@@ -148,23 +164,8 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"SpineWatch demo -- everything below is synthetic; outputs in {out}\n")
 
-    reports = {}
     for name, spec in zip(("prior", "current"), _phantom_specs(), strict=True):
-        phantom = make_spine_phantom(spec)
-        folder = out / "phantom" / name
-        write_phantom(phantom, folder)
-        report = analyze(
-            phantom.ct, phantom.labels, convention=LabelConvention.TOTALSEGMENTATOR
-        ).to_json_dict()
-        (folder / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        render_sagittal(
-            phantom.ct,
-            phantom.labels,
-            report,
-            folder / "spine.png",
-            convention=LabelConvention.TOTALSEGMENTATOR,
-        )
-        reports[name] = report
+        write_phantom(make_spine_phantom(spec), out / "phantom" / name)
 
     from spinewatch.audit.context import acting_as
 
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             case_managers=[users["case_manager"][0]],
         )
-        _analyse_demo_scans(out / "phantom", requested_by=users["clinician"][0])
+        reports = _analyse_demo_scans(out / "phantom", requested_by=users["clinician"][0])
     print(
         f"Demo registry: {summary.patients} fictional patients, {summary.procedures} procedures, "
         f"{summary.follow_ups_completed} completed follow-ups ({data_dir / 'registry.sqlite3'})\n"

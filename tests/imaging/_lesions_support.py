@@ -64,29 +64,11 @@ def make_region_obj(
     superior: npt.NDArray[np.float64],
     anterior: npt.NDArray[np.float64],
 ) -> Any:
-    """The real VertebraRegion/VertebraFrame when anatomy.py exists, else a minimal stand-in."""
+    """A VertebraRegion of the drawn vertebra (its frame set by hand)."""
     right = np.cross(anterior, superior)
     bbox = (slice(0, mask.shape[0]), slice(0, mask.shape[1]), slice(0, mask.shape[2]))
-    try:
-        from spinewatch.imaging.anatomy import VertebraFrame, VertebraRegion
-    except ImportError:  # pragma: no cover - until anatomy lands
-        from types import SimpleNamespace
+    from spinewatch.imaging.anatomy import VertebraFrame, VertebraRegion
 
-        frame = SimpleNamespace(
-            origin_mm=origin_mm, superior=superior, anterior=anterior, right=right
-        )
-        return SimpleNamespace(
-            level=level,
-            label=0,
-            bbox=bbox,
-            grid=grid,
-            mask=mask,
-            body=body,
-            posterior=mask & ~body,
-            frame=frame,
-            truncated=False,
-            quality_flags=(),
-        )
     frame = VertebraFrame(origin_mm=origin_mm, superior=superior, anterior=anterior, right=right)
     return VertebraRegion(
         level=level,

@@ -59,7 +59,6 @@ __all__ = [
     "CropShapeError",
     "ErosionError",
     "TrabecularDensity",
-    "body_depth_mm",
     "check_crop",
     "dense_exclusion",
     "depth_mm",
@@ -232,16 +231,6 @@ def distance_within_mm(
     return np.asarray(np.sqrt(d2, out=d2), dtype=np.float64)
 
 
-def body_depth_mm(region: VertebraRegion) -> npt.NDArray[np.float64]:
-    """:func:`depth_mm` of ``region.body``, computed once per region and shared (the region's
-    ``body_depth_mm`` when it has one, as :class:`~spinewatch.imaging.anatomy.VertebraRegion`
-    does)."""
-    cached = getattr(region, "body_depth_mm", None)
-    if cached is not None:
-        return np.asarray(cached, dtype=np.float64)
-    return depth_mm(np.asarray(region.body, dtype=np.bool_), region.grid.spacing_mm)
-
-
 def eroded_mask(
     mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float], erosion_mm: float
 ) -> npt.NDArray[np.bool_]:
@@ -291,7 +280,7 @@ def trabecular_density(
     if not body.any():
         return None
     spacing = region.grid.spacing_mm
-    depth = body_depth_mm(region)
+    depth = region.body_depth_mm
     half = 0.5 * min(spacing)
     max_depth = float(depth.max()) - half
     used_mm = max(0.0, min(float(erosion_mm), MAX_EROSION_FRACTION_OF_DEPTH * max_depth))

@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from spinewatch.imaging.anatomy import VertebraRegion, local_coordinates
+from spinewatch.imaging.anatomy import VertebraRegion
 from spinewatch.imaging.volume import Grid
 
 __all__ = [
@@ -176,13 +176,6 @@ def _column_height(v: FloatArray, heights: FloatArray, v0: float, tol_mm: float)
     return float(np.mean(heights))
 
 
-def _body_local(region: VertebraRegion) -> FloatArray:
-    cached = getattr(region, "body_local_mm", None)
-    if cached is not None:
-        return np.asarray(cached, dtype=np.float64)
-    return local_coordinates(region.grid, region.frame, np.argwhere(region.body))
-
-
 def body_heights(region: VertebraRegion) -> BodyHeights | None:
     """Anterior, middle and posterior body heights of ``region`` (see the module docstring).
 
@@ -191,7 +184,7 @@ def body_heights(region: VertebraRegion) -> BodyHeights | None:
     if region.truncated or not region.body.any():
         return None
     frame, grid = region.frame, region.grid
-    local = _body_local(region)
+    local = region.body_local_mm
     u, v, w = local[:, 0], local[:, 1], local[:, 2]
     ext_v = voxel_extent_mm(grid, frame.anterior)
     in_plane = max(voxel_extent_mm(grid, frame.right), ext_v)

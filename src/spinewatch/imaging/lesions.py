@@ -63,7 +63,6 @@ from scipy import ndimage
 from spinewatch.imaging.density import (
     CEMENT_HU,
     TrabecularDensity,
-    body_depth_mm,
     check_crop,
     dense_exclusion,
     distance_within_mm,
@@ -345,7 +344,7 @@ def detect_lytic_lesions(
     hu_f = np.asarray(hu, dtype=np.float32)
     near_cement = dense_exclusion(hu_f, spacing)
 
-    depth = body_depth_mm(region)
+    depth = region.body_depth_mm
     if float(depth.max()) - half < MIN_BODY_DEPTH_MM:
         # a sliver of a body (cut by the scan, or a thin label at coarse slices): every voxel is
         # partial volume with cortex, endplate or disc, and no background can be measured
@@ -509,7 +508,7 @@ def _body_points(
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
     """Indices (n, 3) of the True voxels of ``body`` and their local (right, anterior,
     superior) mm; the region's cached arrays when ``body`` is the region's own body."""
-    if body is getattr(region, "body", None) and hasattr(region, "body_local_mm"):
+    if body is region.body:
         return region.body_voxels, region.body_local_mm
     idx = np.argwhere(body)
     return idx, _to_local(region, idx)

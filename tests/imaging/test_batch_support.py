@@ -79,7 +79,7 @@ def fake_analyze(
     convention: str = "auto",
     ct_path: str | None = None,
     labels_path: str | None = None,
-) -> dict[str, Any]:
+) -> types.SimpleNamespace:
     """A stand-in for analysis.analyze: reports the label centroids of the vertebrae.
 
     L1 is always "high" risk so the batch's high-risk counting can be checked.
@@ -101,7 +101,7 @@ def fake_analyze(
                 "trabecular_hu_median": None,
             }
         )
-    return {
+    report = {
         "scan": {
             "ct": ct_path,
             "labels": labels_path,
@@ -109,6 +109,7 @@ def fake_analyze(
         },
         "vertebrae": vertebrae,
     }
+    return types.SimpleNamespace(to_json_dict=lambda: report)  # like a SpineReport
 
 
 @contextmanager

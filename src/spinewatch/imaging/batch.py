@@ -315,14 +315,6 @@ def _error_message(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def _report_dict(result: Any) -> dict[str, Any]:
-    if hasattr(result, "to_json_dict"):
-        result = result.to_json_dict()
-    if not isinstance(result, Mapping):
-        raise TypeError(f"analyze_files returned {type(result).__name__}, not a report")
-    return dict(result)
-
-
 def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, Any]:
     """Analyse one study; never raises for a study's own failure.
 
@@ -347,14 +339,13 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
         # analyze_files() = load_study() + analyze(); done in two steps here so the picture
         # reuses the loaded volumes instead of reading the scan twice.
         ct, labels = load_study(entry.ct, entry.labels, series_uid=entry.series_uid)
-        result = analyze(
+        report = analyze(
             ct,
             labels,
             convention=entry.convention,
             ct_path=None if entry.ct is None else str(entry.ct),
             labels_path=str(entry.labels),
-        )
-        report = _report_dict(result)
+        ).to_json_dict()
         json.dumps(report, allow_nan=False)  # the contract: JSON without NaN
         out["report"] = report
         out["status"] = "ok"

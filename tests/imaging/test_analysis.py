@@ -77,6 +77,11 @@ def test_contract_order_and_json(treated_phantom) -> None:
     scan = rep["scan"]
     assert scan["labels_convention"] == "totalsegmentator"
     assert scan["orientation"] == "RAS" and scan["shape"] == list(ph.ct.hu.shape)
+    assert rep["report_version"] == 2
+    # no acquisition given: CT, native, and the report says both were assumed
+    assert (scan["modality"], scan["modality_source"]) == ("CT", "assumed")
+    assert (scan["contrast_phase"], scan["contrast_source"]) == ("native", "assumed")
+    assert scan["density_offset_hu"] == 0.0
     for v in rep["vertebrae"]:
         assert set(v) >= CONTRACT_KEYS
         assert v["collapse_risk"] in {"low", "moderate", "high"}

@@ -6,6 +6,13 @@ once at the boundary into these types; a wrong value raises an :class:`InputErro
 whose message names it and what was expected.
 """
 
+from spinewatch.core.acquisition import (
+    MRI_NOT_ASSESSED,
+    Acquisition,
+    AcquisitionError,
+    ContrastPhase,
+    Modality,
+)
 from spinewatch.core.complications import ComplicationClass, ComplicationError
 from spinewatch.core.conventions import (
     ConventionError,
@@ -75,14 +82,18 @@ from spinewatch.core.sins import (
 __all__ = [
     "ALL_LEVELS",
     "DEFAULT_PROTOCOL",
+    "MRI_NOT_ASSESSED",
     "STANDARD_LEVELS",
     "AblationModality",
+    "Acquisition",
+    "AcquisitionError",
     "Anaesthesia",
     "Approach",
     "CementLeakage",
     "CementoplastySite",
     "ComplicationClass",
     "ComplicationError",
+    "ContrastPhase",
     "ConventionError",
     "DeformityType",
     "Diagnosis",
@@ -100,6 +111,7 @@ __all__ = [
     "LeakageSite",
     "LeakageType",
     "LevelError",
+    "Modality",
     "PainScore",
     "PainScoreError",
     "PrimaryTumour",

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from spinewatch import __version__
+from spinewatch.core.acquisition import Acquisition
 from spinewatch.core.conventions import LabelConvention, detect_convention
 from spinewatch.core.genant import GenantAssessment, assess_vertebra, reference_height_mm
 from spinewatch.core.levels import VertebralLevel, neighbours
@@ -154,8 +155,12 @@ def analyze(
     ct_path: str | None = None,
     labels_path: str | None = None,
     working_resolution_mm: float | None = None,
+    acquisition: Acquisition | None = None,
 ) -> SpineReport:
     """Analyse every vertebra of ``labels`` (and ``ct`` when given; same grid required).
+
+    ``acquisition``: the scan's modality and contrast phase (default: CT, native, assumed),
+    recorded in the report's ``scan`` record.
 
     ``working_resolution_mm`` (None: every voxel as it is) trades exactness for speed on
     sub-millimetre scans; see :data:`FAST_WORKING_RESOLUTION_MM`.
@@ -243,6 +248,7 @@ def analyze(
         series_uid=None if ct is None else ct.meta.get("series_uid"),
         spinewatch_version=__version__,
         analysed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        acquisition=acquisition if acquisition is not None else Acquisition(),
     )
     return SpineReport(scan=scan, vertebrae=tuple(records))
 

@@ -14,10 +14,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from spinewatch.core.acquisition import Acquisition
 from spinewatch.core.genant import GenantAssessment
 from spinewatch.core.levels import VertebralLevel
 
-__all__ = ["ScanInfo", "SpineReport", "VertebraReport", "format_text"]
+__all__ = ["REPORT_VERSION", "ScanInfo", "SpineReport", "VertebraReport", "format_text"]
+
+#: Version of the JSON contract, written as the top-level ``report_version``. Version 1 reports
+#: (no such key) are still read. 2: the scan's modality and contrast phase (``scan.modality``,
+#: ``scan.contrast_phase`` with their sources and evidence, ``scan.density_offset_hu``).
+REPORT_VERSION = 2
 
 
 def _r(value: float | None, digits: int) -> float | None:
@@ -50,6 +56,7 @@ class ScanInfo:
     spinewatch_version: str
     analysed_at: str
     extra: dict[str, Any] = field(default_factory=dict)
+    acquisition: Acquisition = field(default_factory=Acquisition)
 
     def to_json_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -62,6 +69,13 @@ class ScanInfo:
             "series_uid": self.series_uid,
             "spinewatch_version": self.spinewatch_version,
             "analysed_at": self.analysed_at,
+            "modality": self.acquisition.modality.value,
+            "modality_source": self.acquisition.modality_source,
+            "modality_evidence": self.acquisition.modality_evidence,
+            "contrast_phase": self.acquisition.contrast_phase.value,
+            "contrast_source": self.acquisition.contrast_source,
+            "contrast_evidence": self.acquisition.contrast_evidence,
+            "density_offset_hu": _r(self.acquisition.contrast_phase.density_offset_hu, 2),
         }
         out.update(self.extra)
         return out
@@ -152,6 +166,7 @@ class SpineReport:
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON contract (plain dicts, lists, str, int, float, bool, None; no NaN)."""
         return {
+            "report_version": REPORT_VERSION,
             "scan": self.scan.to_json_dict(),
             "vertebrae": [v.to_json_dict() for v in self.vertebrae],
         }

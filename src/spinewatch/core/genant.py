@@ -20,8 +20,10 @@ anterior and middle expectations is ``P = max(Hp, (1 - NEIGHBOUR_TOLERANCE) * E_
 vertebra's own posterior wall, unless that wall itself falls more than
 :data:`NEIGHBOUR_TOLERANCE` short of its neighbours (then the neighbours, less the tolerance,
 say better what it was); anterior ``E_a = r_a * P``; middle
-``E_m = r_m * (1 + r_a) / 2 * max(P, Ha / r_a)`` (against the taller of the two walls, so a
-crushed posterior wall cannot hide a central depression). The reductions, in percent:
+``E_m = r_m * (1 + r_a) / 2 * W`` where ``W`` is the wall height in posterior-equivalent mm:
+the mean of ``P`` and ``Ha / r_a`` while they agree, ``(1 - NEIGHBOUR_TOLERANCE)`` times the
+taller one once one wall is itself reduced (``W = max(mean, 0.9 * max)``, continuous), so a
+crushed wall cannot hide a central depression. The reductions, in percent:
 
 * ``anterior_loss_pct`` = 1 - Ha / E_a (decides WEDGE);
 * ``middle_loss_pct``   = 1 - Hm / E_m (decides BICONCAVE);
@@ -34,7 +36,7 @@ wedge > biconcave; when every one of the three heights is reduced by 20 % or mor
 compressed as a whole and the type is CRUSH whichever height is reduced most.
 
 The descriptive within-vertebra losses are kept too: ``wedge_loss_pct``
-= 1 - (Ha / Hp) / r_a, ``biconcave_loss_pct`` = 1 - Hm / (r_m (1 + r_a) / 2 max(Hp, Ha / r_a))
+= 1 - (Ha / Hp) / r_a, ``biconcave_loss_pct`` = 1 - Hm / (r_m (1 + r_a) / 2 W(Hp, Ha / r_a))
 and ``crush_loss_pct`` = 1 - Hp / E_p (None without a reference). Without a reference, or when
 the own posterior wall is within the tolerance, these equal the anterior and middle losses.
 
@@ -220,6 +222,14 @@ def height_loss_pct(height_mm: float, reference_mm: float) -> float:
 _MILD_PCT = 20.0
 
 
+def _walls(posterior: float, anterior: float) -> float:
+    """The posterior-equivalent wall height the middle is expected from: the mean of the two
+    walls while they agree, the taller one (less the tolerance) once one wall is itself reduced
+    by more than twice the tolerance -- so a crushed wall cannot hide a central depression and
+    the noise of two agreeing walls is averaged rather than maximised."""
+    return max((posterior + anterior) / 2.0, (1.0 - NEIGHBOUR_TOLERANCE) * max(posterior, anterior))
+
+
 def _loss(height: float, expected: float) -> float:
     return round(100.0 * (expected - height) / expected, 9)
 
@@ -253,13 +263,13 @@ def assess_vertebra(
 
     # within the vertebra, against the level's normal shape
     wedge = _loss(ha, r_a * hp)
-    biconcave = _loss(hm, wall * max(hp, ha / r_a))
+    biconcave = _loss(hm, wall * _walls(hp, ha / r_a))
     crush = None if ref is None else _loss(hp, ref)
 
     # each height against its expected value
     p_wall = hp if ref is None else max(hp, (1.0 - NEIGHBOUR_TOLERANCE) * ref)
     e_a = r_a * p_wall
-    e_m = wall * max(p_wall, ha / r_a)
+    e_m = wall * _walls(p_wall, ha / r_a)
     anterior = _loss(ha, e_a)
     middle = _loss(hm, e_m)
     posterior = crush if crush is not None else _loss(hp * r_a, ha)

@@ -182,6 +182,9 @@ def analyze(
                 height_middle_mm=None if h is None else h.middle_mm,
                 height_posterior_mm=None if h is None else h.posterior_mm,
                 reference_height_mm=reference,
+                reference_levels=()
+                if graded is None
+                else tuple(str(lv.value) for lv in graded.reference_levels),
                 genant=genant,
                 density=density,
                 lytic=lytic,

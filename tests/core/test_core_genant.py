@@ -104,18 +104,19 @@ def test_exact_boundaries_are_not_lost_to_float_noise(
 
 def test_normal_vertebra() -> None:
     result = assess_vertebra(anterior_mm=25.0, middle_mm=24.0, posterior_mm=26.0, reference_mm=26.0)
+    # the middle against the mean of the two walls, which agree
     assert result == GenantAssessment(
         grade=G.NORMAL,
         deformity=D.NONE,
-        height_loss_pct=pytest.approx(100 * (1 - 24 / 26)),  # type: ignore[arg-type]
+        height_loss_pct=pytest.approx(100 * (1 - 24 / 25.5)),  # type: ignore[arg-type]
         wedge_loss_pct=pytest.approx(100 * (1 - 25 / 26)),  # type: ignore[arg-type]
-        biconcave_loss_pct=pytest.approx(100 * (1 - 24 / 26)),  # type: ignore[arg-type]
+        biconcave_loss_pct=pytest.approx(100 * (1 - 24 / 25.5)),  # type: ignore[arg-type]
         crush_loss_pct=0.0,
         anterior_loss_pct=pytest.approx(100 * (1 - 25 / 26)),  # type: ignore[arg-type]
-        middle_loss_pct=pytest.approx(100 * (1 - 24 / 26)),  # type: ignore[arg-type]
+        middle_loss_pct=pytest.approx(100 * (1 - 24 / 25.5)),  # type: ignore[arg-type]
         posterior_loss_pct=0.0,
         expected_anterior_mm=26.0,
-        expected_middle_mm=26.0,
+        expected_middle_mm=25.5,
         expected_posterior_mm=26.0,
         level=None,
     )
@@ -127,10 +128,15 @@ def test_biconcave_uses_taller_wall() -> None:
     result = assess_vertebra(anterior_mm=28.0, middle_mm=18.0, posterior_mm=28.0)
     assert (result.grade, result.deformity) == (G.MODERATE, D.BICONCAVE)
     assert result.biconcave_loss_pct == pytest.approx(100 * (1 - 18 / 28))
-    # Posterior wall crushed too: Hm/Hp alone (18/20 = 10 %) would hide the central depression.
-    crushed = assess_vertebra(anterior_mm=28.0, middle_mm=18.0, posterior_mm=20.0)
-    assert crushed.biconcave_loss_pct == pytest.approx(100 * (1 - 18 / 28))
+    # Posterior wall crushed too: Hm/Hp alone (17/20 = 15 %) would hide the central depression;
+    # the walls disagree by more than twice the tolerance, so the taller one (less the
+    # tolerance) is the reference.
+    crushed = assess_vertebra(anterior_mm=28.0, middle_mm=17.0, posterior_mm=20.0)
+    assert crushed.biconcave_loss_pct == pytest.approx(100 * (1 - 17 / (0.9 * 28)))
     assert crushed.deformity is D.BICONCAVE
+    # walls that agree: their mean (noise averaged, not maximised)
+    agree = assess_vertebra(anterior_mm=27.0, middle_mm=18.0, posterior_mm=25.0)
+    assert agree.expected_middle_mm == pytest.approx(26.0)
 
 
 def test_crush_when_all_heights_reduced_against_reference() -> None:
@@ -152,7 +158,7 @@ def test_tie_prefers_crush_then_wedge() -> None:
     assert tie.posterior_loss_pct == tie.crush_loss_pct == pytest.approx(30.0)
     assert tie.deformity is D.CRUSH
     # wedge vs biconcave tie -> wedge.
-    wb = assess_vertebra(anterior_mm=15.0, middle_mm=15.0, posterior_mm=20.0)
+    wb = assess_vertebra(anterior_mm=15.0, middle_mm=13.5, posterior_mm=20.0)
     assert wb.wedge_loss_pct == wb.biconcave_loss_pct == 25.0
     assert wb.deformity is D.WEDGE
 
@@ -171,6 +177,10 @@ def test_posterior_collapse_without_reference_is_crush() -> None:
     assert result.crush_loss_pct is None
 
 
+def _walls(a: float, b: float) -> float:
+    return max((a + b) / 2, (1 - NEIGHBOUR_TOLERANCE) * max(a, b))
+
+
 def _independent_rule(
     ha: float, hm: float, hp: float, ref: float | None, r_a: float, r_m: float
 ) -> tuple[float, DeformityType]:
@@ -180,7 +190,7 @@ def _independent_rule(
     losses = {
         D.CRUSH: (ref - hp) / ref if ref is not None else (ha - hp * r_a) / ha,
         D.WEDGE: (r_a * p - ha) / (r_a * p),
-        D.BICONCAVE: 1 - hm / (r_m * (1 + r_a) / 2 * max(p, ha / r_a)),
+        D.BICONCAVE: 1 - hm / (r_m * (1 + r_a) / 2 * _walls(p, ha / r_a)),
     }
     kind = max(losses, key=lambda k: losses[k])
     if min(losses.values()) >= 0.2:
@@ -256,7 +266,7 @@ def test_normal_endplate_concavity_is_expected_in_the_middle() -> None:
     l3 = assess_vertebra(anterior_mm=27.0, middle_mm=21.6, posterior_mm=27.0, level="L3")
     assert l3.grade is G.NORMAL
     r_a, r_m = (normal_shape("L3").anterior_ratio.mean, normal_shape("L3").middle_ratio.mean)
-    assert l3.expected_middle_mm == pytest.approx(r_m * (1 + r_a) / 2 * max(27.0, 27.0 / r_a))
+    assert l3.expected_middle_mm == pytest.approx(r_m * (1 + r_a) / 2 * (27.0 + 27.0 / r_a) / 2)
 
 
 def test_posterior_wall_within_tolerance_anchors_its_own_vertebra() -> None:

@@ -98,9 +98,12 @@ def test_fractured_neighbour_does_not_hide_a_crush() -> None:
         v["level"]: v
         for v in analyze(None, ph.labels, convention="totalsegmentator").to_json_dict()["vertebrae"]
     }
-    # L2's neighbours are L1 (collapsed) and L3: the reference must come from L3, not the mean
+    # L2's neighbours are L1 (collapsed) and L3: the reference must not come from L1; it is the
+    # posterior height a normal L2 would have (from L3 and, two levels up, T12)
+    assert "L1" not in got["L2"]["reference_levels"]
+    assert "L3" in got["L2"]["reference_levels"]
     assert got["L2"]["reference_height_mm"] == pytest.approx(
-        ph.truth["L3"].height_posterior_mm, abs=1
+        ph.truth["L2"].normal_posterior_mm, abs=1
     )
     assert (got["L2"]["genant_grade"], got["L2"]["deformity"]) == (2, "crush")
     assert (got["L1"]["genant_grade"], got["L1"]["deformity"]) == (3, "crush")

@@ -12,6 +12,7 @@ from nibabel import orientations as nio
 
 from spinewatch.core.conventions import LabelConvention, label_for_level
 from spinewatch.core.errors import InputError
+from spinewatch.core.vertebral_shape import normal_shape, posterior_scale
 from spinewatch.imaging.phantom import (
     CEMENT_HU,
     LesionSpec,
@@ -53,7 +54,7 @@ def test_body_volume_matches_the_elliptic_cylinder() -> None:
     for name, t in ph.truth.items():
         g = geo[name]
         analytic_ml = math.pi * g.a * g.b * g.h / 1000.0
-        # the rounded rim removes a little; voxelisation adds +-1 %
+        # the rounded rim and the normal endplate concavity remove a little; voxels add +-1 %
         assert 0.93 * analytic_ml < t.body_volume_ml < 1.01 * analytic_ml, name
 
 
@@ -64,13 +65,40 @@ def test_truth_heights_follow_the_deformity() -> None:
         )
     )
     t12, l1, l2 = ph.truth["T12"], ph.truth["L1"], ph.truth["L2"]
-    assert t12.height_anterior_mm == pytest.approx(0.70 * t12.height_posterior_mm)
+    # deformities are relative to the level's normal shape
+    r_a = {name: normal_shape(name).anterior_ratio.mean for name in SMALL}
+    assert t12.height_anterior_mm == pytest.approx(0.70 * r_a["T12"] * t12.height_posterior_mm)
+    assert t12.height_posterior_mm == pytest.approx(t12.normal_posterior_mm)
     assert (t12.deformity, t12.genant_grade) == ("wedge", 2)
-    assert l1.height_middle_mm == pytest.approx(0.78 * l1.height_posterior_mm)
-    assert l1.height_anterior_mm == pytest.approx(l1.height_posterior_mm)
+    assert l1.height_middle_mm == pytest.approx(0.78 * l1.normal_middle_mm)
+    assert l1.height_anterior_mm == pytest.approx(r_a["L1"] * l1.height_posterior_mm)
     assert (l1.deformity, l1.genant_grade) == ("biconcave", 1)
-    assert l2.height_posterior_mm == pytest.approx(0.55 * l2.nominal_height_mm)
+    for key in ("anterior", "middle", "posterior"):
+        assert getattr(l2, f"height_{key}_mm") == pytest.approx(
+            0.55 * getattr(l2, f"normal_{key}_mm")
+        )
     assert (l2.deformity, l2.genant_grade) == ("crush", 3)
+
+
+def test_normal_shapes_follow_the_published_ratios() -> None:
+    """Undeformed bodies: Ha/Hp of the level (L5 taller in front, T7 lower in front), the
+    normal endplate concavity, and posterior heights growing by the normal step T9..L1."""
+    ph = make_spine_phantom(
+        _spec(levels=("T6", "T7", "T8", "T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"))
+    )
+    for name, t in ph.truth.items():
+        shape = normal_shape(name)
+        assert t.height_anterior_mm / t.height_posterior_mm == pytest.approx(
+            shape.anterior_ratio.mean
+        ), name
+        walls = (t.height_anterior_mm + t.height_posterior_mm) / 2
+        assert t.height_middle_mm / walls == pytest.approx(shape.middle_ratio.mean), name
+        assert t.nominal_height_mm == pytest.approx(walls)
+    assert ph.truth["L5"].height_anterior_mm > 1.05 * ph.truth["L5"].height_posterior_mm
+    assert ph.truth["T7"].height_anterior_mm < 0.95 * ph.truth["T7"].height_posterior_mm
+    for upper, lower in (("T9", "T10"), ("T11", "T12"), ("T12", "L1"), ("L3", "L4")):
+        ratio = ph.truth[lower].height_posterior_mm / ph.truth[upper].height_posterior_mm
+        assert ratio == pytest.approx(posterior_scale(upper, lower)), (upper, lower)
 
 
 def test_drawn_heights_match_truth_on_the_midline() -> None:

@@ -1,6 +1,7 @@
 """spinewatch.core -- the clinical concepts as types (standard library only).
 
-Levels and label conventions, Genant grading, SINS, pain scores, the follow-up protocol and the
+Levels and label conventions, Genant grading and the normal vertebral shapes it grades
+against, SINS, pain scores, the follow-up protocol and the
 vocabularies of diagnoses, procedures, cement leakage and complications. Every value is parsed
 once at the boundary into these types; a wrong value raises an :class:`InputError` subclass
 whose message names it and what was expected.
@@ -78,6 +79,14 @@ from spinewatch.core.sins import (
     SinsScore,
     sins_collapse_from,
 )
+from spinewatch.core.vertebral_shape import (
+    LevelShape,
+    NormalRatio,
+    column_ratio,
+    normal_shape,
+    posterior_scale,
+    posterior_step,
+)
 
 __all__ = [
     "ALL_LEVELS",
@@ -111,7 +120,9 @@ __all__ = [
     "LeakageSite",
     "LeakageType",
     "LevelError",
+    "LevelShape",
     "Modality",
+    "NormalRatio",
     "PainScore",
     "PainScoreError",
     "PrimaryTumour",
@@ -134,6 +145,7 @@ __all__ = [
     "TreatedLevel",
     "VertebralLevel",
     "assess_vertebra",
+    "column_ratio",
     "detect_convention",
     "height_loss_pct",
     "is_responder",
@@ -141,8 +153,11 @@ __all__ = [
     "level_for_label",
     "level_from_totalsegmentator_name",
     "neighbours",
+    "normal_shape",
     "pain_change",
     "parse_level",
+    "posterior_scale",
+    "posterior_step",
     "reference_height_mm",
     "sins_collapse_from",
     "totalsegmentator_name",

@@ -6,13 +6,9 @@ Per vertebra (:func:`analyze`), in cranio-caudal order:
    truncation, quality flags;
 2. :func:`spinewatch.imaging.heights.body_heights` -- anterior/middle/posterior heights (not for a
    truncated vertebra);
-3. Genant (:func:`spinewatch.core.genant.assess_vertebra`) with the reference height from the
-   posterior heights of the nearest non-truncated neighbours: the mean of the cranial and the
-   caudal neighbour when both were measured and agree within :data:`AGREEMENT_RATIO` (heights
-   grow caudally, so the mean is the unbiased expectation), otherwise
-   :func:`spinewatch.core.genant.reference_height_mm` (the taller neighbour, so a fractured
-   neighbour never lowers the reference); the next neighbours are used only when no immediate
-   neighbour was measured;
+3. Genant grades of the whole spine (:func:`spinewatch.imaging.grading.grade_spine`): each
+   vertebra against its level's normal shape and the posterior height expected from its
+   nearest unfractured neighbours, scaled by the normal level-to-level ratios;
 4. with a CT: trabecular density, cement (> 1500 HU; reported, never called bone), lytic lesions;
 5. collapse risk and the imaging part of SINS.
 
@@ -30,8 +26,7 @@ from typing import Any
 from spinewatch import __version__
 from spinewatch.core.acquisition import Acquisition
 from spinewatch.core.conventions import LabelConvention, detect_convention
-from spinewatch.core.genant import GenantAssessment, assess_vertebra, reference_height_mm
-from spinewatch.core.levels import VertebralLevel, neighbours
+from spinewatch.core.levels import VertebralLevel
 from spinewatch.imaging.anatomy import (
     Boxes,
     VertebraRegion,
@@ -40,6 +35,7 @@ from spinewatch.imaging.anatomy import (
     label_bounding_boxes,
 )
 from spinewatch.imaging.anatomy import present_labels as anatomy_present_labels
+from spinewatch.imaging.grading import grade_spine
 from spinewatch.imaging.heights import BodyHeights, body_heights
 from spinewatch.imaging.report import ScanInfo, SpineReport, VertebraReport
 from spinewatch.imaging.volume import CtVolume, GeometryError, LabelVolume
@@ -55,11 +51,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-
-#: Two immediate neighbours whose posterior heights agree within this ratio are both taken as
-#: intact and their mean is the reference; otherwise the robust rule of
-#: :func:`spinewatch.core.genant.reference_height_mm` (the taller one) applies.
-AGREEMENT_RATIO = 0.85
 
 #: Suggested working resolution (mm) for fast runs on sub-millimetre scans (``analyze(...,
 #: working_resolution_mm=FAST_WORKING_RESOLUTION_MM)``, ``spinewatch analyze --fast``). Off by
@@ -99,39 +90,6 @@ def _orientation(affine: Any) -> str:
     from spinewatch.imaging.io import orientation_code
 
     return orientation_code(affine)
-
-
-def _reference(
-    level: VertebralLevel,
-    measured: dict[VertebralLevel, BodyHeights],
-) -> float | None:
-    present = list(measured)
-    for distance in (1, 2):
-        near = [lv for lv in neighbours(level, present, max_distance=distance) if lv in measured]
-        if not near:
-            continue
-        heights = [measured[lv].posterior_mm for lv in near]
-        cranial = [measured[lv].posterior_mm for lv in near if lv < level]
-        caudal = [measured[lv].posterior_mm for lv in near if lv > level]
-        if distance == 1 and cranial and caudal:
-            pair = (cranial[0], caudal[0])
-            if min(pair) >= AGREEMENT_RATIO * max(pair):
-                # two intact neighbours: interpolate (heights grow caudally, so the taller
-                # one alone would overestimate the expected height)
-                return (pair[0] + pair[1]) / 2.0
-        return reference_height_mm(heights)
-    return None
-
-
-def _genant(heights: BodyHeights | None, reference: float | None) -> GenantAssessment | None:
-    if heights is None:
-        return None
-    return assess_vertebra(
-        anterior_mm=heights.anterior_mm,
-        middle_mm=heights.middle_mm,
-        posterior_mm=heights.posterior_mm,
-        reference_mm=reference,
-    )
 
 
 def _ct_findings(ct: CtVolume, region: VertebraRegion) -> tuple[Any, Any, Any]:
@@ -194,11 +152,13 @@ def analyze(
         if progress is not None:
             progress(done, total)
 
+    grades = grade_spine(measured)
     records: list[VertebraReport] = []
     for region in regions:
         h = heights_of[region.level]
-        reference = _reference(region.level, measured) if h is not None else None
-        genant = _genant(h, reference)
+        graded = grades.get(region.level)
+        genant = None if graded is None else graded.assessment
+        reference = None if graded is None else graded.reference_mm
         flags = list(region.quality_flags)
         density = lytic = cement = None
         if ct is not None:
@@ -227,6 +187,9 @@ def analyze(
                 height_middle_mm=None if h is None else h.middle_mm,
                 height_posterior_mm=None if h is None else h.posterior_mm,
                 reference_height_mm=reference,
+                reference_levels=()
+                if graded is None
+                else tuple(str(lv.value) for lv in graded.reference_levels),
                 genant=genant,
                 density=density,
                 lytic=lytic,

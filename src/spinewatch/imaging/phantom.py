@@ -5,17 +5,26 @@ the voxel grid:
 
 * a spine curve in the sagittal plane (a mild lordosis/kyphosis, +-10 degrees) along which the
   vertebrae sit, each with its own frame: ``right`` = +x, ``superior`` = the curve's tangent,
-  ``anterior`` = ``cross(superior, right)``; sizes grow caudally (C small, L big);
-* vertebral bodies: elliptic cylinders (half-width ``a``, half-depth ``b``, height ``H``) with
-  rounded rims, a ~1 mm cortical shell at 850 HU and trabecular bone at ``trabecular_hu``;
+  ``anterior`` = ``cross(superior, right)``; sizes grow caudally (C small, L big), and from T9
+  to L5 the posterior heights follow the normal level-to-level ratios of
+  :mod:`spinewatch.core.vertebral_shape`;
+* vertebral bodies: elliptic cylinders (half-width ``a``, half-depth ``b``) with rounded rims,
+  a ~1 mm cortical shell at 850 HU and trabecular bone at ``trabecular_hu``, in the **normal
+  shape of their level** (:func:`spinewatch.core.vertebral_shape.normal_shape`): the height
+  varies linearly across the depth so that ``Ha / Hp`` at the measuring columns is the level's
+  normal ratio (mid-thoracic bodies slightly lower in front, L5 taller in front), with mean
+  height ``H`` there, and both endplates are concave so that the middle height is the level's
+  normal middle ratio times ``H``;
 * posterior elements: pedicles (left/right), a lamina arch around the canal, a spinous process
   sloping caudally and transverse processes, at 500 HU;
 * intervertebral discs (80 HU) between the endplates, soft tissue (40 HU) in an elliptic torso,
   air (-1000 HU) outside;
-* deformities, symmetric about the body's mid-plane so the frame's ``superior`` axis stays the
-  bisector of the endplate normals: ``wedge`` (anterior height reduced, endplates tilted),
-  ``biconcave`` (middle height reduced, both endplates concave with a flat bottom),
-  ``crush`` (all heights reduced);
+* deformities **relative to that normal shape**, symmetric about the body's mid-plane so the
+  frame's ``superior`` axis stays the bisector of the endplate normals: ``wedge`` (anterior
+  height reduced by the loss, endplates tilted further), ``biconcave`` (middle height reduced by
+  the loss, deeper concave endplates with a flat bottom), ``crush`` (all heights reduced by
+  the loss). The truth grade is Genant's grade of that loss -- the reduction against the
+  level's normal shape, as :mod:`spinewatch.core.genant` grades it;
 * lytic lesions: spheres at ``LesionSpec.hu`` replacing bone in the body and the pedicles;
 * cement: an ellipsoid at 2500 HU inside the body.
 
@@ -50,6 +59,7 @@ from nibabel import orientations as _nio
 from spinewatch.core.conventions import LabelConvention, label_for_level
 from spinewatch.core.errors import InputError
 from spinewatch.core.levels import VertebralLevel
+from spinewatch.core.vertebral_shape import normal_shape, posterior_step
 from spinewatch.imaging.volume import CtVolume, Grid, LabelVolume
 
 __all__ = [
@@ -147,7 +157,13 @@ class PhantomSpec:
 
 @dataclass(frozen=True)
 class VertebraTruth:
-    """The known truth of one drawn vertebra (world RAS+ mm, ml, HU)."""
+    """The known truth of one drawn vertebra (world RAS+ mm, ml, HU).
+
+    ``height_*_mm``: the drawn heights; ``normal_*_mm``: the heights of the same body without
+    its deformity (the level's normal shape); ``height_loss_pct`` and ``genant_grade``: the
+    drawn deformity relative to that normal shape; ``nominal_height_mm``: the mean of the
+    normal anterior and posterior heights.
+    """
 
     level: str
     label: int
@@ -170,6 +186,9 @@ class VertebraTruth:
     cement: bool
     cement_volume_ml: float
     truncated: bool
+    normal_anterior_mm: float = 0.0
+    normal_middle_mm: float = 0.0
+    normal_posterior_mm: float = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -190,8 +209,10 @@ class _Geometry:
     rot: FloatArray  # columns: right, anterior, superior (world)
     a: float
     b: float
-    h: float
+    h: float  # mean of the normal anterior and posterior column heights, mm
     disc: float
+    ratio_a: float = 1.0  # normal Ha / Hp at the measuring columns
+    ratio_m: float = 1.0  # normal Hm / ((Ha + Hp) / 2): the endplate concavity
 
 
 def full_spine_spec(**overrides: Any) -> PhantomSpec:
@@ -223,12 +244,31 @@ def _smoothstep(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
     return out
 
 
+def _normal_mean_heights(anchor_h: FloatArray, ratio_a: FloatArray) -> FloatArray:
+    """Mean wall height per level (mm) whose posterior heights follow the normal posterior
+    steps of :mod:`spinewatch.core.vertebral_shape` from T9 to L5 (chained from L1's anchor),
+    interpolated between T1's anchor and T9, and the anchors above T1."""
+    hp = anchor_h * 2.0 / (1.0 + ratio_a)  # posterior column heights of the anchors
+    idx = {name: i for i, name in enumerate(PHANTOM_LEVELS)}
+    l1, t9, t1 = idx["L1"], idx["T9"], idx["T1"]
+    for i in range(l1 - 1, t9 - 1, -1):  # T12 .. T9, cranially from L1
+        hp[i] = hp[i + 1] / posterior_step(PHANTOM_LEVELS[i + 1]).mean
+    for i in range(l1 + 1, len(hp)):  # L2 .. L5
+        hp[i] = hp[i - 1] * posterior_step(PHANTOM_LEVELS[i]).mean
+    hp[t1:t9] = np.interp(np.arange(t1, t9), [t1, t9], [hp[t1], hp[t9]])
+    out: FloatArray = hp * (1.0 + ratio_a) / 2.0
+    return out
+
+
 def _spine_geometry() -> list[_Geometry]:
     """Centres and frames of all PHANTOM_LEVELS along the curve (C1 centre at the origin)."""
     n = len(PHANTOM_LEVELS)
     sizes = np.stack(
         [np.interp(np.arange(n), _ANCHORS[:, 0], _ANCHORS[:, c]) for c in range(1, 5)], axis=1
     )
+    shapes = [normal_shape(name) for name in PHANTOM_LEVELS]
+    ratio_a = np.array([sh.anterior_ratio.mean for sh in shapes])
+    sizes[:, 2] = _normal_mean_heights(sizes[:, 2], ratio_a)
     # arc length of each body centre, going caudally
     s_centres = np.zeros(n)
     for i in range(1, n):
@@ -249,7 +289,8 @@ def _spine_geometry() -> list[_Geometry]:
         anterior = np.cross(superior, right)
         rot = np.stack([right, anterior, superior], axis=1)
         a, b, h, disc = (float(v) for v in sizes[i])
-        out.append(_Geometry(name, i, centre, rot, a, b, h, disc))
+        ratio_m = shapes[i].middle_ratio.mean
+        out.append(_Geometry(name, i, centre, rot, a, b, h, disc, float(ratio_a[i]), ratio_m))
     return out
 
 
@@ -296,17 +337,26 @@ def _world_bbox(g: _Geometry) -> tuple[FloatArray, FloatArray]:
 def _height_field(
     g: _Geometry, deformity: str, loss: float, u: npt.NDArray[Any], v: npt.NDArray[Any]
 ) -> npt.NDArray[Any]:
-    """Body height H(u, v) in mm for the deformity at ``loss`` (fraction)."""
+    """Body height H(u, v) in mm: the level's normal shape, then the deformity at ``loss``
+    (fraction) relative to it.
+
+    Normal shape: linear across the depth with ``Ha / Hp = g.ratio_a`` at the measuring columns
+    (``v = +-COLUMN_V_FRACTION * b``) and mean ``g.h`` there, times a central concavity that
+    lowers the middle to ``g.ratio_m * g.h`` (a smooth dome, flat within 25 % of the radius,
+    gone beyond 60 %, so the anterior and posterior columns keep the wall heights).
+    """
+    vf = COLUMN_V_FRACTION * g.b
+    rr = np.sqrt((u / g.a) ** 2 + (v / g.b) ** 2)
+    bump = 1.0 - _smoothstep((rr - 0.25) / 0.35)
+    slope = (g.ratio_a - 1.0) / (g.ratio_a + 1.0)
+    normal = g.h * (1.0 + slope * v / vf) * (1.0 - (1.0 - g.ratio_m) * bump)
     if deformity == "wedge":
-        vf = COLUMN_V_FRACTION * g.b
-        return g.h * (1.0 - loss * (v + vf) / (2 * vf))
+        return normal * (1.0 - loss * (v + vf) / (2 * vf))
     if deformity == "biconcave":
-        rr = np.sqrt((u / g.a) ** 2 + (v / g.b) ** 2)
-        bump = 1.0 - _smoothstep((rr - 0.25) / 0.35)
-        return g.h * (1.0 - loss * bump)
+        return normal * (1.0 - loss * bump)
     if deformity == "crush":
-        return np.full_like(u + v, g.h * (1.0 - loss))
-    return np.full_like(u + v, g.h)
+        return normal * (1.0 - loss)
+    return normal
 
 
 def _truth_heights(g: _Geometry, deformity: str, loss: float) -> tuple[float, float, float]:
@@ -597,6 +647,7 @@ def make_spine_phantom(spec: PhantomSpec) -> Phantom:
             touches |= bool(lab_here[tuple(sl)].any())
         kind, loss = deform.get(g.level, ("none", 0.0))
         ha, hm, hp = _truth_heights(g, kind, loss / 100.0)
+        na, nm, np_ = _truth_heights(g, "none", 0.0)
         grade = _genant_grade(loss) if kind != "none" else 0
         n_les, pw_inv, pl_inv, pr_inv, n_cem = lesion_facts[g.level]
         truth[g.level] = VertebraTruth(
@@ -621,6 +672,9 @@ def make_spine_phantom(spec: PhantomSpec) -> Phantom:
             cement=n_cem > 0,
             cement_volume_ml=n_cem * vox_ml,
             truncated=touches,
+            normal_anterior_mm=na,
+            normal_middle_mm=nm,
+            normal_posterior_mm=np_,
         )
 
     # re-order the voxels to the requested orientation: same physical truth, another voxel order

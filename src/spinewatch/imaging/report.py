@@ -97,6 +97,7 @@ class VertebraReport:
     height_middle_mm: float | None = None
     height_posterior_mm: float | None = None
     reference_height_mm: float | None = None
+    reference_levels: tuple[str, ...] = ()
     genant: GenantAssessment | None = None
     density: Any = None  # density.TrabecularDensity | None
     lytic: Any = None  # lesions.LyticFindings | None
@@ -122,6 +123,14 @@ class VertebraReport:
             "wedge_loss_pct": None if g is None else _r(g.wedge_loss_pct, 1),
             "biconcave_loss_pct": None if g is None else _r(g.biconcave_loss_pct, 1),
             "crush_loss_pct": None if g is None else _r(g.crush_loss_pct, 1),
+            # each height against its expected value (level's normal shape, unfractured
+            # neighbours; spinewatch.core.genant) and what was expected, mm
+            "anterior_loss_pct": None if g is None else _r(g.anterior_loss_pct, 1),
+            "middle_loss_pct": None if g is None else _r(g.middle_loss_pct, 1),
+            "posterior_loss_pct": None if g is None else _r(g.posterior_loss_pct, 1),
+            "expected_anterior_mm": None if g is None else _r(g.expected_anterior_mm, 1),
+            "expected_middle_mm": None if g is None else _r(g.expected_middle_mm, 1),
+            "reference_levels": list(self.reference_levels),
             "truncated": bool(self.truncated),
             "trabecular_hu_median": None if d is None else _r(d.median_hu, 0),
             "trabecular_hu_mean": None if d is None else _r(d.mean_hu, 0),

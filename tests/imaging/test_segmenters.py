@@ -139,9 +139,9 @@ def test_real_multilabel_output_reads_in_total_numbering(shared_file) -> None:
 def test_real_label_table_names_our_roi_subset(shared_file) -> None:
     """TotalSegmentator's own label table (in the real file's header) names every class in our
     --roi_subset with the id our convention gives it."""
-    from spinewatch.imaging.segmenters import _label_table
+    from spinewatch.imaging.segmenters import label_table
 
-    table = _label_table(shared_file(SEG))
+    table = label_table(shared_file(SEG))
     by_name = {name: key for key, name in table.items()}
     for name in vertebra_roi_subset():
         level = level_for_label(by_name[name], LabelConvention.TOTALSEGMENTATOR)

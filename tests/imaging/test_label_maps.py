@@ -200,12 +200,17 @@ def test_l2_compartment_map_is_refused_or_taken_whole_with_its_level(
     message = str(info.value)
     assert "labels 1, 2, 3, 4, 5, 6" in message
     assert "VerSe: the labels' spacing does not fit" in message
+    assert "within the height of the tallest: parts of one structure" in message
     assert "TotalSegmentator (vertebrae_mr)" in message
     assert "--level" in message
     prepared = prepare_labels(labels, "auto", level="L2")
     assert _levels(prepared) == {21: "L2"}
     assert np.array_equal(prepared.labels.labels > 0, labels.labels > 0)
     assert "every non-zero voxel" in prepared.evidence
+    given = prepare_labels(labels, "binary", level="L2")  # binary: all non-zero voxels
+    assert np.array_equal(given.labels.labels, prepared.labels.labels)
+    with pytest.raises(LabelMapRefused, match="one vertebra-like piece"):
+        prepare_labels(labels, "binary")
 
 
 # -- one label, several vertebrae: refused, or split from a named level --------------------------
@@ -378,3 +383,24 @@ def test_phantoms_of_every_level_fit_the_norms() -> None:
     )
     assert prepare_labels(verse.labels, "auto").convention is LabelConvention.VERSE
     assert label_for_level("C4", "verse") in np.unique(verse.labels.labels)
+
+
+@pytest.mark.shared_data
+def test_a_known_modality_rules_out_the_other_modalitys_tables(shared_file: Shared) -> None:
+    """An MRI map is not a CT "total" map: with the modality known the TotalSegmentator example
+    CT map has no reading left, and the total_mr map no CT reading."""
+    from spinewatch.core.acquisition import Acquisition
+
+    ct_map = load_labels(shared_file(TS_SEG))
+    mri = Acquisition(modality="MR", modality_source="user")
+    with pytest.raises(LabelMapRefused) as info:
+        analyze(None, ct_map, convention="auto", acquisition=mri)
+    assert "a CT convention, and this scan is MRI" in str(info.value)
+    assumed = Acquisition(modality="MR", modality_source="assumed")  # not known: not used
+    report = analyze(None, ct_map, convention="auto", acquisition=assumed).to_json_dict()
+    assert report["scan"]["labels_convention"] == "totalsegmentator"
+
+    mr_map = load_labels(shared_file(TS_MR))
+    with pytest.raises(LabelMapRefused) as info:
+        prepare_labels(mr_map, "auto", modality="CT", names={})
+    assert "an MRI convention, and this scan is CT" in str(info.value)

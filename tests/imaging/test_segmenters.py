@@ -200,3 +200,16 @@ def test_directory_without_vertebra_masks_or_with_non_binary_mask(tmp_path: Path
     )
     with pytest.raises(ImageReadError, match="binary mask"):
         read_totalsegmentator_output(tmp_path)
+
+
+@pytest.mark.shared_data
+def test_one_label_vertebrae_output_is_refused(shared_file) -> None:
+    """total_mr writes every vertebra into label 19 'vertebrae': no 'total' id can hold it."""
+    from spinewatch.core.conventions import ConventionError
+
+    path = shared_file("mri/totalseg-example-mr/example_seg_mr.nii.gz")
+    with pytest.raises(ConventionError) as info:
+        read_totalsegmentator_output(path)
+    message = str(info.value)
+    assert "label 19 'vertebrae'" in message and "total_mr" in message
+    assert "--lowest-level" in message

@@ -397,7 +397,8 @@ class Reading:
     ``key`` is the convention's value (or :data:`SUBREGION_READING`); ``possible`` False with the
     ``reason`` when the ids (or the modality, or the file's own label table) rule it out;
     ``vertebrae``: label -> level of the labels it names; ``group``: labels holding several
-    unnamed vertebrae; ``endplates``: endplate label -> the vertebra id it is numbered after.
+    unnamed vertebrae; ``endplates``: endplate label -> the vertebra id it is numbered after;
+    ``ruled_by``: what ruled it out (``"ids"``, ``"modality"``, ``"names"``; empty if possible).
     """
 
     key: str
@@ -407,6 +408,7 @@ class Reading:
     vertebrae: dict[int, VertebralLevel] = field(default_factory=dict)
     group: tuple[int, ...] = ()
     endplates: dict[int, int] = field(default_factory=dict)
+    ruled_by: str = ""
 
     @property
     def title(self) -> str:
@@ -454,13 +456,25 @@ def _tptbox_extra(found: set[int]) -> set[int]:
 
 
 def _reading(conv: LabelConvention, found: set[int], modality: Modality | None) -> Reading:
+    r = _id_reading(conv, found, modality)
+    if r.possible or r.ruled_by:
+        return r
+    return Reading(r.key, r.convention, False, r.reason, ruled_by="ids")
+
+
+def _id_reading(conv: LabelConvention, found: set[int], modality: Modality | None) -> Reading:
     key = conv.value
     vertebrae = vertebra_labels(found, conv)
     group = group_labels(found, conv)
     wanted = conv.modality
     if wanted is not None and modality is not None and modality is not wanted:
+        made_for = f"{_article(wanted.label)} {wanted.label} convention"
         return Reading(
-            key, conv, False, f"a {wanted.label} convention, and this scan is {modality.label}"
+            key,
+            conv,
+            False,
+            f"{made_for}, and this scan is {modality.label}",
+            ruled_by="modality",
         )
     if conv is _BINARY:
         if len(found) != 1:
@@ -501,7 +515,11 @@ def _subregion_reading(found: set[int]) -> Reading:
             True,
             "SPINEPS/TPTBox subregion ids (41-48 posterior elements, 49/50 vertebral body)",
         )
-    return Reading(SUBREGION_READING, None, False, "not the subregion ids 41-50")
+    return Reading(SUBREGION_READING, None, False, "not the subregion ids 41-50", ruled_by="ids")
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1] in "AEIMO" else "a"
 
 
 def ids_text(ids: Iterable[int]) -> str:
@@ -539,7 +557,9 @@ def candidate_readings(
             checked.append(
                 r
                 if conflict is None
-                else Reading(r.key, r.convention, False, conflict, r.vertebrae, r.group)
+                else Reading(
+                    r.key, r.convention, False, conflict, r.vertebrae, r.group, ruled_by="names"
+                )
             )
         readings = checked
     return tuple(readings)

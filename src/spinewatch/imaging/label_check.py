@@ -420,6 +420,13 @@ def check_reading(reading: Reading, geoms: Mapping[int, LabelGeometry]) -> Readi
         )
     elif spacing_off:
         reason = "the labels' spacing does not fit their levels: " + "; ".join(complaints[:3])
+        members = [geoms[k] for k in verdicts]
+        union = max(g.top_mm for g in members) - min(g.bottom_mm for g in members)
+        if len(members) >= 3 and union <= 1.25 * max(g.extent_mm for g in members):
+            reason += (
+                " -- all of them lie within the height of the tallest: parts of one structure "
+                "(a compartment or subregion map), not a sequence of vertebrae"
+            )
     elif not n or 2 * len(failed) > n:
         reason = "; ".join(f"{v.label} ({v.level}): {v.reasons[0]}" for v in failed[:3]) + (
             " ..." if len(failed) > 3 else ""

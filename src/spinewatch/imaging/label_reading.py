@@ -232,7 +232,9 @@ def _detect(
             "vertebral tissue",
         )
     if not plausible:
-        shown = [c for c in checks if c.reading.possible] or checks
+        # the readings the geometry ruled out, and those the modality or the file's own label
+        # table did (a bare id mismatch is not worth a line)
+        shown = [c for c in checks if c.reading.ruled_by != "ids"] or checks
         raise LabelMapRefused(_refuse_text(source, ids, shown))
     listed = "; ".join(f"{c.reading.title} ({c.reading.summary()})" for c in plausible)
     raise LabelMapRefused(
@@ -245,15 +247,9 @@ def _given(
     conv: LabelConvention, ids: list[int], labels: LabelVolume, boxes: Boxes
 ) -> tuple[ReadingCheck, dict[int, LabelGeometry]]:
     endplates = {x: o for x in ids if (o := endplate_of(x, conv)) is not None}
-    reading = Reading(
-        conv.value,
-        conv,
-        True,
-        "given",
-        vertebra_labels(ids, conv),
-        group_labels(ids, conv),
-        endplates,
-    )
+    # a map given as binary: every non-zero voxel is vertebral tissue, whatever its id
+    group = tuple(ids) if conv is LabelConvention.BINARY else group_labels(ids, conv)
+    reading = Reading(conv.value, conv, True, "given", vertebra_labels(ids, conv), group, endplates)
     geoms = _measure(labels, [reading], ids, boxes)
     return check_reading(reading, geoms), geoms
 

@@ -14,20 +14,29 @@ Method (marker-controlled watershed on the distance map, scipy only):
    the maxima of processes and pedicles hardly do (<= 4 mm). A maximum is a marker when its
    dynamic is at least ``max(2.5 mm, 0.4 x the largest thickness)`` (or it never joins another:
    separate pieces, as bodies-only masks are), or at least 2 mm and it lies on the column of
-   the other markers (within :data:`BODY_LINE_MM`, horizontally): a thin collapsed body between
-   two bodies, not a process behind them. Pieces under :data:`MIN_PIECE_FRACTION` of the
-   largest are fragments, not vertebrae.
-3. **Flooding by levels**: the distance levels are visited from the top down; each new part of
+   the other markers (within :data:`BODY_LINE_MM`, horizontally): a thin body between two
+   bodies, not a process behind them.
+3. **Bodies the maxima missed**: a crushed body fused to its neighbours has no maximum of its
+   own (VerSe004's grade-3 L1). Along the column, the tissue within :data:`CORE_MM` of the line
+   through the markers is cut into runs at the disc gaps; a run without a marker becomes one.
+   Missing such a body would name every vertebra above it one level too low.
+4. **Flooding by levels**: the distance levels are visited from the top down; each new part of
    ``distance >= level`` joins the marker region it touches (the nearest one when it touches
    several), so neighbouring vertebrae meet where the tissue is thinnest (the disc level, the
    facet joints).
-4. The pieces are brought back to the full grid (every tissue voxel takes the label of the
-   nearest working-grid piece).
+5. The pieces are brought back to the full grid (every tissue voxel takes the label of the
+   nearest working-grid piece); pieces under :data:`MIN_PIECE_FRACTION` of the largest are
+   fragments, not vertebrae.
 
-Bodies-only masks come apart exactly (they are separate at the discs). Whole vertebrae touch at
-the facet joints, and the split is only as good as geometry allows there; measured on the real
-maps of ``../shared/data`` merged into one label: see the tests
-(``tests/imaging/test_label_maps.py``) and the report of the change.
+Measured on real maps of ``../shared/data`` merged into one label and split back
+(``tests/imaging/test_label_maps.py``): bodies-only masks (TPTBox CT and MRI bodies) come apart
+exactly (Dice 1.0: they are separate at the discs). Whole vertebrae touch at the facet joints,
+where geometry alone shares the posterior elements out imperfectly: Dice 0.92-0.96
+(TotalSegmentator example, 3 mm), 0.82-0.99 (VerSe004 T9-L5, its crushed L1 0.89), 0.93-1.00
+(TPTBox CT; 0.76 for the L2 cut by the scan's edge). The bodies -- what is measured -- agree: on
+VerSe004 the body centroids of the split map are within 0.5 mm of the original's, the heights
+within 1.5 mm and the Genant grades identical. A vertebra cut to a sliver at the scan's edge
+(1.9 ml) is a fragment of its neighbour.
 
 Arrays are indexed like the label map (``[i, j, k]``); ``affine`` maps voxel to world RAS+ mm.
 """

@@ -137,3 +137,61 @@ def test_fast_flag_uses_the_working_grid(tmp_path, capsys) -> None:
     assert any(exact[k]["body_volume_ml"] != fast[k]["body_volume_ml"] for k in exact)
     for level, truth in phantom.truth.items():
         assert fast[level]["height_middle_mm"] == pytest.approx(truth.height_middle_mm, abs=1.0)
+
+
+# -- label maps that cannot be read as they are (real maps of ../shared/data) ---------------------
+
+REFUSED = [
+    ("mri/totalseg-example-mr/example_seg_mr.nii.gz", [], "holds 2 vertebra-like pieces"),
+    ("mri/totalseg-example-mr/example_seg_mr.nii.gz", ["--labels-convention", "totalsegmentator"],
+     "no label plausibly a vertebra"),
+    ("mri/tptbox-mri/sub-mri_seg-vert_label-6_msk.nii.gz", [], "do not fit their levels"),
+    ("mri/tptbox-mri/sub-mri_seg-subreg_label-6_msk.nii.gz", [], "subregion map"),
+    ("ct/tptbox-ct/sub-ct_seg-subreg_label-22_msk.nii.gz", [], "subregion map"),
+    ("ct/totalseg-aorta-cta/vertebrae_T12.nii.gz", [], "--level LEVEL"),
+    ("ct/verse004-L2-crop/sub-verse004_0000_vertebra_21_seg.nii.gz", [], "readings considered"),
+]  # fmt: skip
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize(("relative", "extra", "reason"), REFUSED)
+def test_unreadable_label_maps_exit_2_with_one_line(
+    shared_file, capsys, relative: str, extra: list[str], reason: str
+) -> None:
+    path = shared_file(relative)
+    assert main(["analyze", "--labels", str(path), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("spinewatch: error:") and err.count("\n") == 1
+    assert relative.split("/")[-1] in err and reason in err
+
+
+def test_level_and_lowest_level_exclude_each_other(study, capsys) -> None:
+    _, _ct, labels, _ = study
+    with pytest.raises(SystemExit) as info:  # argparse's usage error
+        main(["analyze", "--labels", str(labels), "--level", "T12", "--lowest-level", "L1"])
+    assert info.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.shared_data
+def test_levels_named_on_the_command_line(shared_file, tmp_path, capsys) -> None:
+    mr = shared_file("mri/tptbox-mri/sub-mri_seg-vert_label-6_msk.nii.gz")
+    image = shared_file("mri/tptbox-mri/sub-mri_label-6_T2w.nii.gz")
+    out_dir = tmp_path / "mr"
+    argv = ["analyze", str(image), "--labels", str(mr), "--lowest-level", "L2", "--out",
+            str(out_dir)]  # fmt: skip
+    assert main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [v["level"] for v in report["vertebrae"]] == ["T12", "L1", "L2"]
+    assert report["scan"]["labels_convention"] == "tptbox"
+    assert report["scan"]["levels_named_by"] == "user: --lowest-level L2"
+    assert report["scan"]["rejected_labels"] == []
+    assert (out_dir / "spine.png").read_bytes()[:4] == b"\x89PNG"
+
+    cta = shared_file("ct/totalseg-aorta-cta/vertebrae_T12.nii.gz")
+    assert main(["analyze", "--labels", str(cta), "--level", "T12", "--labels-convention",
+                 "binary"]) == 0  # fmt: skip
+    report = json.loads(capsys.readouterr().out)
+    assert [v["level"] for v in report["vertebrae"]] == ["T12"]
+    assert report["scan"]["labels_convention"] == "binary"
+    assert report["scan"]["labels_convention_source"] == "user"

@@ -1,4 +1,5 @@
-"""Label conventions: the tables for every level, names, detection (synthetic and real maps)."""
+"""Label conventions: the tables for every level, names, detection from the ids (synthetic and
+real maps). Detection with the geometry: tests/imaging/test_label_maps.py."""
 
 from __future__ import annotations
 
@@ -7,20 +8,34 @@ from pathlib import Path
 
 import pytest
 
+from spinewatch.core.acquisition import Modality
 from spinewatch.core.conventions import (
     ConventionError,
     LabelConvention,
+    Reading,
+    candidate_readings,
     detect_convention,
+    endplate_of,
+    group_labels,
+    is_subregion_map,
     label_for_level,
+    label_role,
     level_for_label,
     level_from_totalsegmentator_name,
+    merge_equivalent,
+    subregion_refusal,
     totalsegmentator_name,
     vertebra_labels,
 )
 from spinewatch.core.levels import ALL_LEVELS, VertebralLevel
 
 TS = LabelConvention.TOTALSEGMENTATOR
+TS_MR = LabelConvention.TOTALSEGMENTATOR_MR
+TS_VMR = LabelConvention.TOTALSEGMENTATOR_VERTEBRAE_MR
+TS_VB = LabelConvention.TOTALSEGMENTATOR_VERTEBRAE_BODY
 VERSE = LabelConvention.VERSE
+TPTBOX = LabelConvention.TPTBOX
+BINARY = LabelConvention.BINARY
 
 # The tables of the brief / ../shared/data/README.md, written out by hand.
 TS_TABLE = {
@@ -104,7 +119,9 @@ def test_convention_parse() -> None:
     assert LabelConvention.parse(" VerSe ") is VERSE
     assert LabelConvention.parse("TOTALSEGMENTATOR") is TS
     assert LabelConvention.parse(TS) is TS
-    with pytest.raises(ConventionError, match=r"'auto'.*'totalsegmentator', 'verse'"):
+    assert LabelConvention.parse("totalsegmentator-mr") is TS_MR
+    assert LabelConvention.parse("TPTBox") is TPTBOX
+    with pytest.raises(ConventionError, match=r"'auto'.*'totalsegmentator', .*'verse', 'tptbox'"):
         LabelConvention.parse("auto")
     with pytest.raises(ConventionError, match="'nnunet'"):
         level_for_label(3, "nnunet")
@@ -132,7 +149,80 @@ def test_vertebra_labels_subset_in_level_order() -> None:
     assert vertebra_labels([], VERSE) == {}
 
 
-# -- detect_convention ------------------------------------------------------------------------
+# -- the other conventions (tables from wasserth/TotalSegmentator map_to_binary.py, v2.18.0;
+# Hendrik-code/TPTBox vert_constants.py) ----------------------------------------------------
+
+TS_VMR_TABLE = {
+    2: "L5", 3: "L4", 4: "L3", 5: "L2", 6: "L1",
+    7: "T12", 8: "T11", 9: "T10", 10: "T9", 11: "T8", 12: "T7", 13: "T6", 14: "T5",
+    15: "T4", 16: "T3", 17: "T2", 18: "T1",
+    19: "C7", 20: "C6", 21: "C5", 22: "C4", 23: "C3", 24: "C2", 25: "C1",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("label", "name"), sorted(TS_VMR_TABLE.items()))
+def test_vertebrae_mr_table_runs_cranially(label: int, name: str) -> None:
+    level = VertebralLevel.parse(name)
+    assert level_for_label(label, TS_VMR) is level
+    assert label_for_level(level, TS_VMR) == label
+
+
+def test_vertebrae_mr_has_no_sacrum_level_and_no_variants() -> None:
+    assert level_for_label(1, TS_VMR) is None  # 1 = sacrum
+    assert label_role(1, TS_VMR) == "sacrum"
+    for level in ("T13", "L6", "S1"):
+        with pytest.raises(ConventionError, match=level):
+            label_for_level(level, TS_VMR)
+
+
+@pytest.mark.parametrize(("label", "name"), sorted(VERSE_TABLE.items()))
+def test_tptbox_vertebrae_are_numbered_as_verse(label: int, name: str) -> None:
+    assert level_for_label(label, TPTBOX) is VertebralLevel.parse(name)
+
+
+def test_tptbox_discs_endplates_ribs_are_not_vertebrae() -> None:
+    for label in (105, 106, 205, 206, 207, 27, 29, 33, 40, 51, 53):
+        assert level_for_label(label, TPTBOX) is None
+    assert endplate_of(205, TPTBOX) == 5 and endplate_of(228, TPTBOX) == 28
+    assert endplate_of(105, TPTBOX) is None and endplate_of(227, TPTBOX) is None
+    assert endplate_of(205, VERSE) is None
+    assert label_role(105, TPTBOX) == "disc below C5"
+    assert label_role(207, TPTBOX) == "endplates of disc below C7"
+    assert label_role(45, TPTBOX) == "rib"
+    assert label_role(6, TPTBOX) == "C6"
+
+
+@pytest.mark.parametrize(("convention", "group"), [(TS_MR, 19), (TS_VB, 1), (BINARY, 7)])
+def test_one_label_conventions_name_no_level(convention: LabelConvention, group: int) -> None:
+    assert convention.names_levels is False
+    assert vertebra_labels(range(0, 60), convention) == {}
+    assert group_labels([0, group, 21 if convention is TS_MR else group], convention) == (group,)
+    assert label_role(group, convention) == "all vertebrae"
+    with pytest.raises(ConventionError, match="no per-level labels"):
+        label_for_level("L1", convention)
+
+
+def test_total_mr_roles_and_binary_needs_one_label() -> None:
+    assert label_role(20, TS_MR) == "intervertebral discs"
+    assert label_role(18, TS_MR) == "sacrum"
+    assert label_role(46, TS_MR) == "not a vertebra"  # autochthon_left (v2.5.0+)
+    assert label_role(57, TS_MR) == "unknown id"
+    assert label_role(2, TS_VB) == "intervertebral discs"
+    assert group_labels([1, 2], BINARY) == ()
+
+
+def test_modality_of_conventions() -> None:
+    assert TS.modality is Modality.CT
+    assert TS_MR.modality is Modality.MR and TS_VMR.modality is Modality.MR
+    assert VERSE.modality is None and TPTBOX.modality is None
+    assert all(c.label for c in LabelConvention)
+
+
+# -- candidate readings and detection from the ids ------------------------------------------------
+
+
+def _possible(labels: set[int], **kw: object) -> dict[str, Reading]:
+    return {r.key: r for r in candidate_readings(labels, **kw) if r.possible}  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -140,12 +230,7 @@ def test_vertebra_labels_subset_in_level_order() -> None:
     [
         ({30, 31, 32, 33}, TS),  # the TotalSegmentator example's vertebrae
         ({0, 1, 2, 5, 30, 31, 32, 33, 52, 92, 117}, TS),  # with organs, heart, ribs
-        ({29}, TS),
-        ({51, 52}, TS),  # no vertebra, but only TotalSegmentator uses > 28
-        (set(range(16, 25)), VERSE),  # VerSe004: T9..L5
-        ({0, *range(16, 25)}, VERSE),
-        ({20}, VERSE),
-        (set(range(1, 26)), VERSE),
+        ({5, 6, 7, 105, 106, 205, 206, 207}, TPTBOX),  # the TPTBox MRI instance map
     ],
 )
 def test_detect_decides(labels: set[int], expected: LabelConvention) -> None:
@@ -153,26 +238,108 @@ def test_detect_decides(labels: set[int], expected: LabelConvention) -> None:
 
 
 @pytest.mark.parametrize(
+    ("labels", "modality", "expected"),
+    [
+        (set(range(16, 25)), "CT", VERSE),  # VerSe004: vertebrae_mr is an MRI task
+        ({0, *range(20, 25)}, Modality.CT, VERSE),
+        (set(range(2, 7)), "MR", None),  # L5..L1 in vertebrae_mr, C2..C6 in VerSe: ambiguous
+    ],
+)
+def test_detect_uses_the_modality(
+    labels: set[int], modality: object, expected: LabelConvention | None
+) -> None:
+    if expected is None:
+        with pytest.raises(ConventionError, match=r"vertebrae_mr.*VerSe"):
+            detect_convention(labels, modality=modality)  # type: ignore[arg-type]
+    else:
+        assert detect_convention(labels, modality=modality) is expected  # type: ignore[arg-type]
+    # without a modality the same ids are ambiguous: vertebrae_mr numbers 1..25 too
+    with pytest.raises(ConventionError, match="vertebrae_mr"):
+        detect_convention(labels)
+
+
+def test_modality_rules_out_the_other_modalitys_tasks() -> None:
+    mr_map = {1, 5, 19, 20, 21, 46, 47}  # total_mr: liver, vertebrae, discs, cord, autochthon
+    assert set(_possible(mr_map)) >= {"totalsegmentator", "totalsegmentator_mr"}
+    on_mr = _possible(mr_map, modality="MR")
+    assert "totalsegmentator" not in on_mr and "totalsegmentator_mr" in on_mr
+    ct = {r.key: r for r in candidate_readings(mr_map, modality="CT")}
+    assert not ct["totalsegmentator_mr"].possible
+    assert "MRI convention, and this scan is CT" in ct["totalsegmentator_mr"].reason
+
+
+def test_the_files_own_label_table_decides() -> None:
+    """TotalSegmentator writes its class names into the NIfTI header: they rule readings out."""
+    ids = {1, 5, 19, 20, 21, 46, 47, 48, 49}
+    names = {1: "spleen", 5: "liver", 19: "vertebrae", 20: "intervertebral_discs",
+             21: "spinal_cord", 46: "autochthon_left", 47: "autochthon_right",
+             48: "iliopsoas_left", 49: "iliopsoas_right"}  # fmt: skip
+    readings = {r.key: r for r in candidate_readings(ids, names=names)}
+    assert not readings["totalsegmentator"].possible
+    assert "19 'vertebrae'" in readings["totalsegmentator"].reason
+    assert readings["totalsegmentator_mr"].possible
+    assert detect_convention(ids, names=names) is TS_MR
+    ts_names = {31: "vertebrae_L1", 32: "vertebrae_T12", 5: "liver"}
+    assert detect_convention({5, 31, 32}, names=ts_names) is TS
+    with pytest.raises(ConventionError, match="no convention"):
+        detect_convention({5, 31, 32}, names={31: "vertebrae_L2", 32: "vertebrae_T12"})
+
+
+@pytest.mark.parametrize(
     ("labels", "reason"),
     [
         (set(), "no label other than background"),
         ({0}, "no label other than background"),
-        ({26, 27, 28}, "26..28"),
-        ({28}, "26..28"),
-        ({19, 28, 20, 21}, "26..28"),  # VerSe with T13, or TS organs + L4
-        ({18, 20, 21, 22, 25, 26, 27, 28}, "26..28"),  # a pelvic TotalSegmentator map
-        ({20, 21, 22, 23, 24, 26}, "26..28"),  # VerSe with sacrum
-        ({1, 2, 3, 5}, "not consecutive"),  # spleen, kidneys, liver?
-        ({16, 18}, "not consecutive"),
-        ({30, 200}, "200"),
+        ({1}, "2 readings are possible"),  # C1 of VerSe, or a one-label mask
+        ({29}, "2 readings are possible"),  # L3 of TotalSegmentator, or a one-label mask
+        ({26, 27, 28}, "readings are possible"),  # S1/L5/L4 (TS) or sacrum/-/T13 (VerSe)
+        ({19, 28, 20, 21}, "readings are possible"),  # VerSe with T13, total_mr, ...
+        ({1, 2, 3, 5}, "readings are possible"),  # spleen, kidneys, liver? C1..C5? L5..L2?
+        ({51, 52}, "no convention reads these labels as vertebrae"),
+        ({30, 300}, "no convention reads these labels as vertebrae"),
+        ({1, 2}, "3 readings are possible"),  # bodies+discs? C1, C2? sacrum, L5?
     ],
 )
-def test_detect_refuses_ambiguous(labels: set[int], reason: str) -> None:
+def test_detect_refuses_what_the_ids_cannot_tell(labels: set[int], reason: str) -> None:
     with pytest.raises(ConventionError) as info:
         detect_convention(labels)
     message = str(info.value)
     assert reason in message
     assert "--labels-convention" in message
+    if labels:
+        assert str(sorted(labels)[0]) in message
+
+
+def test_subregion_map_is_named_and_refused() -> None:
+    ids = {41, 42, 43, 44, 45, 46, 47, 48, 49, 50}
+    assert is_subregion_map(ids) and is_subregion_map({*range(41, 50), 60, 61, 62, 100})
+    assert not is_subregion_map({5, 6, 7, 105}) and not is_subregion_map({30, 31, 49, 50})
+    readings = _possible(ids)
+    assert set(readings) == {"totalsegmentator", "tptbox_subregion"}  # the geometry decides
+    assert "parts of vertebrae" in subregion_refusal(ids)
+    assert "instance map" in subregion_refusal(ids)
+
+
+def test_readings_list_why_each_is_ruled_out() -> None:
+    readings = {r.key: r for r in candidate_readings({5, 6, 7, 105, 106, 205, 206, 207})}
+    assert readings["tptbox"].possible
+    assert readings["tptbox"].endplates == {205: 5, 206: 6, 207: 7}
+    assert readings["tptbox"].summary() == "5=C5, 6=C6, 7=C7"
+    assert "ids end at 28" in readings["verse"].reason
+    assert "ids end at 117" in readings["totalsegmentator"].reason
+    assert "8 labels" in readings["binary"].reason
+    plain = {r.key: r for r in candidate_readings({20, 21})}
+    assert not plain["tptbox"].possible and "same as VerSe" in plain["tptbox"].reason
+
+
+def test_equivalent_one_label_readings_count_once() -> None:
+    readings = [r for r in candidate_readings({1}) if r.possible]
+    assert {r.key for r in readings} == {"totalsegmentator_vertebrae_body", "verse", "binary"}
+    merged = merge_equivalent(readings)
+    assert [r.key for r in merged] == ["binary", "verse"] or [r.key for r in merged] == [
+        "verse",
+        "binary",
+    ]
 
 
 @pytest.mark.parametrize("bad", [[-1, 20], [20, 2.5], [20, "21"], [True, 20]])
@@ -183,7 +350,7 @@ def test_detect_rejects_non_labels(bad: list[object]) -> None:
 
 def test_detect_accepts_any_iterable_once() -> None:
     assert detect_convention(iter([31, 32])) is TS
-    assert detect_convention(x for x in (16.0, 17.0)) is VERSE  # type: ignore[misc]
+    assert detect_convention((x for x in (16.0, 17.0)), modality="CT") is VERSE  # type: ignore[misc]
 
 
 def _unique_labels(path: Path) -> list[int]:
@@ -217,7 +384,7 @@ def test_detect_real_totalsegmentator_maps(
 @pytest.mark.shared_data
 def test_detect_real_verse_mask(shared_file: Callable[[str], Path]) -> None:
     labels = _unique_labels(shared_file("ct/verse004/sub-verse004_seg-vert_msk.nii.gz"))
-    assert detect_convention(labels) is VERSE
+    assert detect_convention(labels, modality="CT") is VERSE
     levels = vertebra_labels(labels, VERSE)
     assert [str(lv) for lv in levels.values()] == [
         "T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5",

@@ -39,12 +39,14 @@ def test_good_manifest_resolves_paths_against_its_folder(
         "p1-2024,a/ct.nii.gz,a/seg.nii.gz,verse,,prior.json\n"
         "\n"
         "p2,,a/seg.nii.gz,,,\n"
-        f"p3,dicom,{folder / 'a' / 'seg.nii.gz'},TotalSegmentator,1.2.3,\n",
+        f"p3,dicom,{folder / 'a' / 'seg.nii.gz'},TotalSegmentator,1.2.3,\n"
+        "p4,,a/seg.nii.gz,tptbox,,\n"
+        "p5,,a/seg.nii.gz,totalsegmentator_mr,,\n",
     )
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
     entries = read_manifest(manifest)
-    assert [e.study_id for e in entries] == ["p1-2024", "p2", "p3"]
-    first, second, third = entries
+    assert [e.study_id for e in entries] == ["p1-2024", "p2", "p3", "p4", "p5"]
+    first, second, third, fourth, fifth = entries
     assert first.ct == folder / "a" / "ct.nii.gz"
     assert first.labels == folder / "a" / "seg.nii.gz"
     assert first.convention == "verse"
@@ -53,6 +55,7 @@ def test_good_manifest_resolves_paths_against_its_folder(
     assert second.ct is None and second.convention == "auto" and second.line == 4
     assert third.ct == folder / "dicom" and third.series_uid == "1.2.3"
     assert third.convention == "totalsegmentator"
+    assert (fourth.convention, fifth.convention) == ("tptbox", "totalsegmentator_mr")
 
 
 def test_columns_in_any_order_and_bom(folder: Path) -> None:

@@ -84,10 +84,12 @@ def fake_analyze(
 
     L1 is always "high" risk so the batch's high-risk counting can be checked.
     """
-    from spinewatch.core.conventions import detect_convention, vertebra_labels
+    from spinewatch.core.conventions import vertebra_labels
+    from spinewatch.imaging.label_reading import prepare_labels
 
     values = np.unique(labels.labels)
-    conv = detect_convention(values) if convention == "auto" else convention
+    # the real reading of the map (the ids alone cannot tell VerSe from vertebrae_mr)
+    conv = prepare_labels(labels, convention).convention if convention == "auto" else convention
     vertebrae = []
     for value, level in vertebra_labels(values, conv).items():
         centre = ndimage.center_of_mass(labels.labels == value)

@@ -139,9 +139,9 @@ def test_real_multilabel_output_reads_in_total_numbering(shared_file) -> None:
 def test_real_label_table_names_our_roi_subset(shared_file) -> None:
     """TotalSegmentator's own label table (in the real file's header) names every class in our
     --roi_subset with the id our convention gives it."""
-    from spinewatch.imaging.segmenters import _label_table
+    from spinewatch.imaging.segmenters import label_table
 
-    table = _label_table(shared_file(SEG))
+    table = label_table(shared_file(SEG))
     by_name = {name: key for key, name in table.items()}
     for name in vertebra_roi_subset():
         level = level_for_label(by_name[name], LabelConvention.TOTALSEGMENTATOR)
@@ -200,3 +200,16 @@ def test_directory_without_vertebra_masks_or_with_non_binary_mask(tmp_path: Path
     )
     with pytest.raises(ImageReadError, match="binary mask"):
         read_totalsegmentator_output(tmp_path)
+
+
+@pytest.mark.shared_data
+def test_one_label_vertebrae_output_is_refused(shared_file) -> None:
+    """total_mr writes every vertebra into label 19 'vertebrae': no 'total' id can hold it."""
+    from spinewatch.core.conventions import ConventionError
+
+    path = shared_file("mri/totalseg-example-mr/example_seg_mr.nii.gz")
+    with pytest.raises(ConventionError) as info:
+        read_totalsegmentator_output(path)
+    message = str(info.value)
+    assert "label 19 'vertebrae'" in message and "total_mr" in message
+    assert "--lowest-level" in message

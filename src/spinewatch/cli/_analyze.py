@@ -30,11 +30,29 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--labels", type=Path, default=None, metavar="LABELS", help="vertebra label map (NIfTI)"
     )
+    from spinewatch.core.conventions import LabelConvention
+
     parser.add_argument(
         "--labels-convention",
-        choices=("auto", "totalsegmentator", "verse"),
+        choices=("auto", *(c.value for c in LabelConvention)),
         default="auto",
-        help="label numbering (default auto: decided from the labels when unambiguous)",
+        help="label numbering (default auto: decided from the ids and the labels' geometry when "
+        "exactly one reading fits)",
+    )
+    named = parser.add_mutually_exclusive_group()
+    named.add_argument(
+        "--lowest-level",
+        default=None,
+        metavar="LEVEL",
+        help="name the most caudal vertebra of a map whose ids do not name levels (a binary "
+        "mask, TotalSegmentator total_mr/vertebrae_body) or name them wrong; the vertebrae "
+        "above are counted up from it",
+    )
+    named.add_argument(
+        "--level",
+        default=None,
+        metavar="LEVEL",
+        help="the level of the single vertebra of a binary (or compartment) mask",
     )
     parser.add_argument("--series", default=None, metavar="UID", help="DICOM series to read")
     parser.add_argument("--format", choices=("json", "text"), default="json")
@@ -102,9 +120,15 @@ def run(args: argparse.Namespace) -> int:
             labels_path = run_totalsegmentator(args.ct, Path(work))
             convention = "totalsegmentator"
         ct, labels = load_study(args.ct, labels_path, series_uid=args.series)
+        from spinewatch.imaging.label_reading import prepare_labels
+
+        prepared = prepare_labels(
+            labels, convention, lowest_level=args.lowest_level, level=args.level
+        )
+        labels = prepared.labels
         report = analyze(
             ct,
-            labels,
+            prepared,
             convention=convention,
             ct_path=None if args.ct is None else str(args.ct),
             labels_path=str(labels_path),
@@ -128,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
             labels,
             result,
             args.out / "spine.png",
-            convention=result["scan"]["labels_convention"],
+            convention=prepared.analysis_convention,
         )
     if args.format == "json":
         print(text)

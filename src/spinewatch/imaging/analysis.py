@@ -1,6 +1,12 @@
 """The CT spine analysis: label map (+ CT) in, :class:`~spinewatch.imaging.report.SpineReport` out.
 
-Per vertebra (:func:`analyze`), in cranio-caudal order:
+First the label map is read (:func:`spinewatch.imaging.label_reading.prepare_labels`): its
+convention given or detected from the ids and the geometry, SPINEPS endplates merged into their
+vertebrae, levels named by the user when asked, and every label named a vertebra checked for
+its level -- a label that fails is not analysed and is listed in the report's
+``scan.rejected_labels``.
+
+Then per vertebra (:func:`analyze`), in cranio-caudal order:
 
 1. :func:`spinewatch.imaging.anatomy.find_vertebrae` -- crop, body vs posterior elements, frame,
    truncation, quality flags;
@@ -24,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from spinewatch import __version__
-from spinewatch.core.acquisition import Acquisition
-from spinewatch.core.conventions import LabelConvention, detect_convention
+from spinewatch.core.acquisition import Acquisition, Modality
+from spinewatch.core.conventions import LabelConvention
 from spinewatch.core.levels import VertebralLevel
 from spinewatch.imaging.anatomy import (
     Boxes,
@@ -37,6 +43,7 @@ from spinewatch.imaging.anatomy import (
 from spinewatch.imaging.anatomy import present_labels as anatomy_present_labels
 from spinewatch.imaging.grading import grade_spine
 from spinewatch.imaging.heights import BodyHeights, body_heights
+from spinewatch.imaging.label_reading import PreparedLabels, prepare_labels
 from spinewatch.imaging.report import ScanInfo, SpineReport, VertebraReport
 from spinewatch.imaging.volume import CtVolume, GeometryError, LabelVolume
 
@@ -44,6 +51,7 @@ __all__ = [
     "FAST_WORKING_RESOLUTION_MM",
     "analyze",
     "analyze_files",
+    "known_modality",
     "present_labels",
     "resolve_convention",
 ]
@@ -73,16 +81,30 @@ def present_labels(labels: LabelVolume) -> list[int]:
     return anatomy_present_labels(label_bounding_boxes(labels))
 
 
-def resolve_convention(
-    labels: LabelVolume, convention: LabelConvention | str, *, boxes: Boxes | None = None
-) -> LabelConvention:
-    """``convention`` itself, or the detected one for ``"auto"`` (ConventionError if ambiguous).
+def known_modality(acquisition: Acquisition | None) -> Modality | None:
+    """The scan's modality when it is known (from DICOM, the user or detection); None when it
+    was only assumed -- a label map is then judged without a modality."""
+    if acquisition is None or acquisition.modality_source == "assumed":
+        return None
+    return acquisition.modality
 
-    ``boxes``: :func:`~spinewatch.imaging.anatomy.label_bounding_boxes` when already computed.
+
+def resolve_convention(
+    labels: LabelVolume,
+    convention: LabelConvention | str,
+    *,
+    boxes: Boxes | None = None,
+    modality: Modality | str | None = None,
+) -> LabelConvention:
+    """``convention`` itself, or for ``"auto"`` the one detected from the ids and the geometry
+    (:func:`spinewatch.imaging.label_reading.prepare_labels`; raises its
+    :class:`~spinewatch.imaging.label_reading.LabelMapRefused` when the map cannot be read).
+
+    ``boxes``: :func:`~spinewatch.imaging.anatomy.label_bounding_boxes` when already computed;
+    ``modality``: the scan's modality when known.
     """
     if isinstance(convention, str) and convention.strip().lower() == "auto":
-        found = boxes if boxes is not None else label_bounding_boxes(labels)
-        return detect_convention(anatomy_present_labels(found))
+        return prepare_labels(labels, "auto", boxes=boxes, modality=modality).convention
     return LabelConvention.parse(convention)
 
 
@@ -106,7 +128,7 @@ def _ct_findings(ct: CtVolume, region: VertebraRegion) -> tuple[Any, Any, Any]:
 
 def analyze(
     ct: CtVolume | None,
-    labels: LabelVolume,
+    labels: LabelVolume | PreparedLabels,
     *,
     convention: LabelConvention | str,
     progress: Progress | None = None,
@@ -114,11 +136,21 @@ def analyze(
     labels_path: str | None = None,
     working_resolution_mm: float | None = None,
     acquisition: Acquisition | None = None,
+    lowest_level: VertebralLevel | str | None = None,
+    level: VertebralLevel | str | None = None,
 ) -> SpineReport:
     """Analyse every vertebra of ``labels`` (and ``ct`` when given; same grid required).
 
+    ``labels`` is a label map, or one already read by
+    :func:`~spinewatch.imaging.label_reading.prepare_labels` (then ``convention`` must be
+    ``"auto"`` or its convention, and ``lowest_level``/``level`` None).
+
     ``acquisition``: the scan's modality and contrast phase (default: CT, native, assumed),
-    recorded in the report's ``scan`` record.
+    recorded in the report's ``scan`` record; a known modality also rules out label
+    conventions made for the other modality.
+
+    ``lowest_level`` / ``level``: levels named by the user for a map whose ids do not name
+    them (``--lowest-level``, ``--level``; see :mod:`spinewatch.imaging.label_reading`).
 
     ``working_resolution_mm`` (None: every voxel as it is) trades exactness for speed on
     sub-millimetre scans; see :data:`FAST_WORKING_RESOLUTION_MM`.
@@ -128,13 +160,17 @@ def analyze(
     """
     from spinewatch.imaging.risk import assess_collapse_risk
 
-    if ct is not None and not ct.grid.same_as(labels.grid):
-        from spinewatch.imaging.io import align_labels
-
-        labels = align_labels(labels, ct.grid)
-    boxes = label_bounding_boxes(labels)
-    conv = resolve_convention(labels, convention, boxes=boxes)
-    regions = find_vertebrae(labels, conv, boxes=boxes, working_resolution_mm=working_resolution_mm)
+    prepared = _prepared(
+        ct, labels, convention, acquisition=acquisition, lowest_level=lowest_level, level=level
+    )
+    labels = prepared.labels
+    boxes = prepared.boxes if prepared.boxes is not None else label_bounding_boxes(labels)
+    regions = find_vertebrae(
+        labels,
+        prepared.analysis_convention,
+        boxes=boxes,
+        working_resolution_mm=working_resolution_mm,
+    )
     total = len(regions)
     measured: dict[VertebralLevel, BodyHeights] = {}
     heights_of: dict[VertebralLevel, BodyHeights | None] = {}
@@ -204,7 +240,7 @@ def analyze(
     scan = ScanInfo(
         ct=ct_path if ct_path is not None else (ct.source if ct is not None else None),
         labels=labels_path if labels_path is not None else labels.source,
-        labels_convention=conv.value,
+        labels_convention=prepared.convention.value,
         shape=grid.shape,
         spacing_mm=(sp[0], sp[1], sp[2]),
         orientation=_orientation(grid.affine),
@@ -212,8 +248,48 @@ def analyze(
         spinewatch_version=__version__,
         analysed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         acquisition=acquisition if acquisition is not None else Acquisition(),
+        extra=prepared.scan_fields(),
     )
     return SpineReport(scan=scan, vertebrae=tuple(records))
+
+
+def _prepared(
+    ct: CtVolume | None,
+    labels: LabelVolume | PreparedLabels,
+    convention: LabelConvention | str,
+    *,
+    acquisition: Acquisition | None,
+    lowest_level: VertebralLevel | str | None,
+    level: VertebralLevel | str | None,
+) -> PreparedLabels:
+    """The label map read for analysis, on the CT's grid."""
+    if isinstance(labels, PreparedLabels):
+        auto = isinstance(convention, str) and convention.strip().lower() == "auto"
+        if (not auto and LabelConvention.parse(convention) is not labels.convention) or (
+            lowest_level is not None or level is not None
+        ):
+            raise ValueError(
+                "analyze() got a prepared label map: pass convention='auto' (or its own) and "
+                "no lowest_level/level"
+            )
+        if ct is not None and not ct.grid.same_as(labels.labels.grid):
+            from dataclasses import replace
+
+            from spinewatch.imaging.io import align_labels
+
+            return replace(labels, labels=align_labels(labels.labels, ct.grid), boxes=None)
+        return labels
+    if ct is not None and not ct.grid.same_as(labels.grid):
+        from spinewatch.imaging.io import align_labels
+
+        labels = align_labels(labels, ct.grid)
+    return prepare_labels(
+        labels,
+        convention,
+        modality=known_modality(acquisition),
+        lowest_level=lowest_level,
+        level=level,
+    )
 
 
 def analyze_files(
@@ -224,6 +300,8 @@ def analyze_files(
     series_uid: str | None = None,
     progress: Progress | None = None,
     working_resolution_mm: float | None = None,
+    lowest_level: VertebralLevel | str | None = None,
+    level: VertebralLevel | str | None = None,
 ) -> SpineReport:
     """Read the study (:func:`spinewatch.imaging.io.load_study`) and :func:`analyze` it."""
     from spinewatch.imaging.io import load_study
@@ -238,6 +316,8 @@ def analyze_files(
             ct_path=None if ct_path is None else str(ct_path),
             labels_path=str(labels_path),
             working_resolution_mm=working_resolution_mm,
+            lowest_level=lowest_level,
+            level=level,
         )
     except GeometryError as exc:  # pragma: no cover - load_study validates grids
         from spinewatch.imaging.io import GridMismatchError

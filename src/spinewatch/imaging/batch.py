@@ -3,8 +3,9 @@
 Manifest: a CSV file with the header ``study_id,ct,labels`` and optionally ``convention``,
 ``series_uid`` and ``prior`` (any order, no other columns). Paths are relative to the manifest's
 folder (absolute paths are kept). ``ct`` may be empty (labels only: geometry without density);
-``convention`` is ``auto`` (default), ``totalsegmentator`` or ``verse``; ``prior`` is the report
-JSON of the patient's earlier scan, compared with this one.
+``convention`` is ``auto`` (default) or a :class:`~spinewatch.core.conventions.LabelConvention`
+value (``totalsegmentator``, ``totalsegmentator_mr``, ``verse``, ``tptbox``...); ``prior`` is the
+report JSON of the patient's earlier scan, compared with this one.
 
 The whole manifest is checked before anything runs (:func:`read_manifest`): every error names
 the file, line, column and value. Each study then runs as one Dask task
@@ -36,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spinewatch.core.conventions import LabelConvention
 from spinewatch.core.errors import InputError
 
 __all__ = [
@@ -55,7 +57,7 @@ logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("study_id", "ct", "labels")
 MANIFEST_COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, "convention", "series_uid", "prior")
-_CONVENTIONS = ("auto", "totalsegmentator", "verse")
+_CONVENTIONS = ("auto", *(c.value for c in LabelConvention))
 _STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _OUTPUTS = ("report.json", "spine.png", "compare.json")
 _HTTP_ADDRESS = "127.0.0.1:0"  # the local cluster's scheduler HTTP server: any free loopback port
@@ -383,6 +385,15 @@ def _draw(ct: Any, labels: Any, report: Mapping[str, Any]) -> bytes:
 
     scan = report.get("scan")
     convention = scan.get("labels_convention") if isinstance(scan, Mapping) else None
+    rejected = scan.get("rejected_labels") if isinstance(scan, Mapping) else None
+    if rejected:  # labels found implausible as vertebrae are not drawn as vertebrae
+        import numpy as np
+
+        from spinewatch.imaging.volume import LabelVolume
+
+        drop = [int(r["label"]) for r in rejected]
+        arr = np.where(np.isin(labels.labels, drop), 0, labels.labels)
+        labels = LabelVolume(arr, labels.grid, labels.source)
     with tempfile.TemporaryDirectory(prefix="spinewatch-") as tmp:
         png = render_sagittal(ct, labels, report, Path(tmp) / "spine.png", convention=convention)
         return png.read_bytes()

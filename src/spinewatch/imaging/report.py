@@ -5,6 +5,16 @@ acceptance checks consume (see ``docs``/the imaging design): ``{"scan": {...}, "
 [...]}`` in cranio-caudal order, world RAS+ mm, ml and HU, floats rounded (0.1 mm, 0.01 ml,
 1 HU, 0.1 %, 4 decimals for unit vectors), never NaN (missing values are null). Without a CT the
 density, lesion and cement fields are null.
+
+How the label map was read (:mod:`spinewatch.imaging.label_reading`) is in ``scan``:
+``labels_convention`` (``totalsegmentator``, ``totalsegmentator_mr``,
+``totalsegmentator_vertebrae_mr``, ``totalsegmentator_vertebrae_body``, ``verse``, ``tptbox`` or
+``binary``), ``labels_convention_source`` (``user`` or ``detected``),
+``labels_convention_evidence`` (why), ``levels_named_by`` (null, or ``"user: --lowest-level L5"``
+when the user named the levels), ``rejected_labels`` (``[{"label", "level", "reason"}]``: labels
+named a vertebra that do not look like one for their level; they are not analysed) and
+``label_notes`` (endplates merged, pieces split...). A vertebra's ``label`` is its id in the
+analysed map -- the VerSe id of its level when the user named the levels.
 """
 
 from __future__ import annotations

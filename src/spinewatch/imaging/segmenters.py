@@ -41,6 +41,7 @@ __all__ = [
     "TOTALSEGMENTATOR_EXECUTABLE",
     "SegmenterFailed",
     "SegmenterUnavailable",
+    "label_table",
     "read_totalsegmentator_output",
     "run_totalsegmentator",
     "totalsegmentator_command",
@@ -157,12 +158,15 @@ def run_totalsegmentator(
 # reading its output
 
 
+#: Class names of TotalSegmentator tasks that hold all vertebrae in one label.
+_GROUP_NAMES = {"vertebrae": "total_mr", "vertebrae_body": "vertebrae_body"}
 _LABEL_XML = re.compile(r'<Label Key="(\d+)"[^>]*>\s*<!\[CDATA\[([^\]]*)\]\]>')
 
 
-def _label_table(path: Path) -> dict[int, str]:
+def label_table(path: Path | str) -> dict[int, str]:
     """Label id -> class name from the XML label table TotalSegmentator stores in the header
-    extension of its multilabel file ({} when absent)."""
+    extension of its multilabel file (``<Label Key="31" ...><![CDATA[vertebrae_L1]]></Label>``;
+    {} when absent or unreadable). Label-map detection uses it as evidence of the task."""
     import nibabel as nib
 
     try:
@@ -249,11 +253,23 @@ def read_totalsegmentator_output(path: Path | str) -> LabelVolume:
     """TotalSegmentator's output as one label map in its v2 "total" numbering.
 
     ``path`` is a multilabel file (``--ml``; ids renumbered through the label table in its
-    header when the file uses other ids) or a directory of per-structure masks, of which the
-    ``vertebrae_*`` files are combined (organs and other structures ignored).
+    header when the file uses other ids, e.g. the ``vertebrae_mr`` task's 2 = vertebrae_L5) or a
+    directory of per-structure masks, of which the ``vertebrae_*`` files are combined (organs
+    and other structures ignored). A file whose table puts every vertebra in one label
+    (``total_mr``'s "vertebrae", ``vertebrae_body``) cannot be expressed in the "total" ids:
+    :class:`~spinewatch.core.conventions.ConventionError`.
     """
     path = Path(path)
     if path.is_dir():
         return _combine_masks(path)
     volume = load_labels(path)
-    return _renumber(volume, _label_table(path))
+    table = label_table(path)
+    grouped = sorted(k for k, name in table.items() if name.strip() in _GROUP_NAMES)
+    if grouped:
+        raise ConventionError(
+            f"{path}: TotalSegmentator output with label {grouped[0]} "
+            f"{table[grouped[0]]!r}, which holds every vertebra in one label (task "
+            f"{_GROUP_NAMES[table[grouped[0]].strip()]}); analyse it with --labels-convention "
+            "auto and --lowest-level LEVEL, or run the 'total' task"
+        )
+    return _renumber(volume, table)

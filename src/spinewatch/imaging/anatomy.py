@@ -141,6 +141,9 @@ _FRAGMENT_FRACTION = 0.9
 #: behind the body's).
 _POSTERIOR_MIN_SHARE = 0.05
 _POSTERIOR_OFFSET_FACTOR = 0.8
+#: At most about this many body voxel centres describe a body's cross-section (a regular
+#: subsample of finer bodies: its outline is kept to within a voxel or two).
+_SHAPE_POINTS = 25_000
 #: Quality flags of the frame (see the module docstring).
 HEADER_DISAGREES = "header_orientation_disagrees"
 SUPERIOR_FROM_HEADER = "superior_from_header"
@@ -801,8 +804,10 @@ def _open_body(w: _Work) -> None:
         body = separate_body(w.mask, spacing, radius)
     w.body, w.radius = body, radius
     source = body if body.any() else w.mask
-    w.body_points = w.grid.to_world(np.argwhere(source))
-    w.curve_point = w.body_points.mean(axis=0)
+    w.curve_point = w.grid.to_world(_mean_index(source))
+    # the body's shape needs its outline, not every voxel: a regular subsample of the voxels
+    idx = np.argwhere(source)
+    w.body_points = w.grid.to_world(idx[:: max(1, len(idx) // _SHAPE_POINTS)])
     if body.any():
         delta = w.curve_point - w.label_centroid
         if float(np.linalg.norm(delta)) > 1.0:
@@ -822,8 +827,8 @@ def _posterior_direction(w: _Work, superior: FloatArray) -> FloatArray | None:
     offset = w.curve_point - w.grid.to_world(_mean_index(posterior))
     offset = offset - (offset @ superior) * superior
     centred = w.body_points - w.curve_point
-    across = centred - np.outer(centred @ superior, superior)
-    rms_radius = float(np.sqrt(np.mean(np.sum(across**2, axis=1))))
+    along = centred @ superior
+    rms_radius = float(np.sqrt(max(np.mean(np.sum(centred**2, axis=1) - along**2), 0.0)))
     if float(np.linalg.norm(offset)) < _POSTERIOR_OFFSET_FACTOR * rms_radius:
         return None
     return _unit(offset)

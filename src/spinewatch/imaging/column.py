@@ -10,7 +10,7 @@ and never reads the header's axes except as the last resort, which it says
 1. **Curve** (:func:`fit_column_curve`): the body centroids in cranio-caudal order are
    parametrised by chord length ``t`` (mm, increasing caudally). At each vertebra a local
    quadratic in ``t`` is fitted to the centroids by weighted least squares (Gaussian weights of
-   ``t``, sigma = the median spacing of neighbouring centroids, i.e. about one vertebra); its
+   ``t``, sigma = the local spacing of neighbouring centroids, i.e. about one vertebra); its
    first derivative gives the tangent (``superior`` = minus the unit tangent) and its second the
    curvature vector (1/mm, pointing to the centre of curvature). One outlying centroid (a
    fragment, a body the separation missed) is found by leave-one-out prediction: the centroid
@@ -128,7 +128,9 @@ _SYMMETRY_TIE = 0.03
 _CURVE_REF_MM = 300.0
 #: An axis this weak (difference of the tensor's two eigenvalues) is no axis.
 _MIN_AXIS_STRENGTH = 0.25
-#: Wall-shape vote: convexity difference (mm) over max(this, the bin) gives the vote before tanh.
+#: Wall-shape vote: ``tanh((|convexity| - half a voxel) / this)`` with the convexity's sign;
+#: the outlines of real lumbar and thoracic bodies differ by 2-6 mm, voxelisation noise by up
+#: to about half a voxel (engineering choice).
 _CONVEXITY_REF_MM = 1.5
 #: Fraction of the body's half-width over which the anterior and posterior walls are profiled.
 _WALL_SPAN = 0.6
@@ -207,18 +209,29 @@ def _chord_params(points: FloatArray) -> FloatArray:
     return np.concatenate([[0.0], np.cumsum(steps)])
 
 
+def _local_sigma(t: FloatArray, t0: float) -> float:
+    """The spacing of the centroids around ``t0`` (mean of the steps next to the nearest one):
+    about one vertebra's height plus a disc, which grows from the neck to the sacrum."""
+    steps = np.diff(t)
+    if len(steps) == 0:
+        return 1.0
+    k = int(np.argmin(np.abs(t - t0)))
+    near = steps[max(k - 1, 0) : k + 1]
+    return max(float(np.mean(near)), 1e-6)
+
+
 def _local_fit(
     t: FloatArray,
     points: FloatArray,
     base: FloatArray,
     t0: float,
-    sigma: float,
     degree: int = 2,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Value, first and second derivative at ``t0`` of a polynomial fit of ``points`` (m, 3)
-    against ``t`` (m,), weighted by ``base`` (m,) times a Gaussian of ``t - t0``; the degree
-    drops to what the points support."""
+    against ``t`` (m,), weighted by ``base`` (m,) times a Gaussian of ``t - t0`` (sigma: the
+    local spacing); the degree drops to what the points support."""
     tau = t - t0
+    sigma = _local_sigma(t, t0)
     w = base * np.exp(-0.5 * (tau / sigma) ** 2)
     useful = int(np.count_nonzero(w > 1e-3))
     deg = min(degree, useful - 1, len(t) - 1)
@@ -231,15 +244,14 @@ def _local_fit(
     return coef[0], coef[1], second
 
 
-def _loo_distances(t: FloatArray, points: FloatArray, base: FloatArray, sigma: float) -> FloatArray:
-    """Distance (mm) of each point across the curve from the fit through all the others
-    (quadratic between neighbours, straight line beyond the ends)."""
+def _loo_distances(t: FloatArray, points: FloatArray, base: FloatArray) -> FloatArray:
+    """Distance (mm) of each point across the curve from the local quadratic through all the
+    others (extrapolated beyond the ends: the lordosis bends most at the last lumbar levels)."""
     n = len(points)
     out = np.zeros(n)
     for j in range(n):
         keep = np.arange(n) != j
-        degree = 2 if 0 < j < n - 1 else 1
-        value, d1, _ = _local_fit(t[keep], points[keep], base[keep], float(t[j]), sigma, degree)
+        value, d1, _ = _local_fit(t[keep], points[keep], base[keep], float(t[j]))
         resid = points[j] - value
         if float(np.linalg.norm(d1)) > 1e-9:
             resid = _project(resid, _unit(d1))
@@ -248,12 +260,15 @@ def _loo_distances(t: FloatArray, points: FloatArray, base: FloatArray, sigma: f
 
 
 def _param_on(polyline_t: FloatArray, polyline: FloatArray, point: FloatArray) -> float:
-    """Chord parameter of the point of the polyline nearest ``point``."""
+    """Chord parameter of the point of the polyline nearest ``point``, the end segments
+    extended beyond the ends (an outlier past an end keeps its place along the column)."""
     best_d, best_t = np.inf, float(polyline_t[0])
-    for a in range(len(polyline) - 1):
+    last = len(polyline) - 2
+    for a in range(last + 1):
         seg = polyline[a + 1] - polyline[a]
         length2 = float(seg @ seg)
-        f = 0.0 if length2 < 1e-12 else float(np.clip((point - polyline[a]) @ seg / length2, 0, 1))
+        f = 0.0 if length2 < 1e-12 else float((point - polyline[a]) @ seg / length2)
+        f = float(np.clip(f, -np.inf if a == 0 else 0.0, np.inf if a == last else 1.0))
         d = float(np.linalg.norm(polyline[a] + f * seg - point))
         if d < best_d:
             best_d, best_t = d, float(polyline_t[a] + f * (polyline_t[a + 1] - polyline_t[a]))
@@ -279,15 +294,14 @@ def fit_column_curve(
     for _ in range(max(1, n // 8) if n >= 4 else 0):
         idx = np.flatnonzero(~outliers)
         t_in = _chord_params(pts[idx])
-        sigma = float(np.median(np.diff(t_in))) or 1.0
-        dist = _loo_distances(t_in, pts[idx], base[idx], sigma)
+        dist = _loo_distances(t_in, pts[idx], base[idx])
         worst = int(np.argmax(dist))
         if dist[worst] <= OUTLIER_MIN_MM or len(idx) <= 3:
             break
         # the scale comes from the others fitted without the candidate, which pulls them too
         rest = np.delete(idx, worst)
         t_rest = _chord_params(pts[rest])
-        spread = _loo_distances(t_rest, pts[rest], base[rest], sigma)
+        spread = _loo_distances(t_rest, pts[rest], base[rest])
         if dist[worst] <= OUTLIER_MAD_FACTOR * float(np.median(spread)):
             break
         outliers[idx[worst]] = True
@@ -295,14 +309,13 @@ def fit_column_curve(
     t_in = _chord_params(pts[idx])
     t_all = np.array([_param_on(t_in, pts[idx], p) for p in pts])
     t_all[idx] = t_in
-    sigma = float(np.median(np.diff(t_in))) if len(idx) > 1 else 1.0
     superior = np.zeros((n, 3))
     curvature = np.zeros((n, 3))
     for k in range(n):
         if len(idx) == 2:
             d1, d2 = pts[idx[1]] - pts[idx[0]], np.zeros(3)
         else:
-            _, d1, d2 = _local_fit(t_in, pts[idx], base[idx], float(t_all[k]), max(sigma, 1e-6))
+            _, d1, d2 = _local_fit(t_in, pts[idx], base[idx], float(t_all[k]))
         speed = float(np.linalg.norm(d1))
         if speed < 1e-9:  # coincident centroids: no direction
             d1 = pts[idx[0]] - pts[idx[-1]]
@@ -573,9 +586,9 @@ def _sign_votes(col: _Column, axes: list[FloatArray | None]) -> float:
         if shape is not None:
             cos = float(shape.axis @ a)
             if abs(cos) >= np.cos(np.deg2rad(OUTLIER_ANGLE_DEG)):
-                scale = max(_CONVEXITY_REF_MM, shape.resolution_mm)
-                vote = float(np.sign(cos)) * float(np.tanh(shape.convexity_mm / scale))
-                total += vote * col.reliability[i]
+                beyond = max(abs(shape.convexity_mm) - 0.5 * shape.resolution_mm, 0.0)
+                vote = float(np.tanh(beyond / _CONVEXITY_REF_MM))
+                total += float(np.sign(cos * shape.convexity_mm)) * vote * col.reliability[i]
         expected = expected_curvature_sign(col.levels[i])
         if expected:
             total += (

@@ -328,3 +328,20 @@ def test_tptbox_body_subregions_match_the_full_vertebrae(shared_file, world: np.
         assert r.anterior_source == "posterior_elements" and g.anterior_source == "body_shape"
         assert _deg(g.frame.anterior, m @ r.frame.anterior) < 10.0, g.level  # measured <= 4.8
         assert abs(float(g.frame.anterior @ (m @ r.frame.right))) < np.sin(np.deg2rad(15.0))
+
+
+@pytest.mark.shared_data
+def test_thin_slab_of_cut_pieces_is_no_column(shared_file) -> None:
+    """TotalSegmentator's map of a 40 mm DICOM slab: T11 and T12 both cut by the scan's edge.
+    Two cut pieces make no column (their centroids lie side by side): the superior starts from
+    the header, says so, and a cut piece's weak frame raises no header alarm."""
+    labels = _load(shared_file("ct/totalseg-example/example_seg_dicom.nii.gz"))
+    regions = find_vertebrae(labels, "totalsegmentator")
+    assert [str(r.level.value) for r in regions] == ["T11", "T12"]
+    for r in regions:
+        assert r.truncated and "superior_from_header" in r.quality_flags
+        assert "header_orientation_disagrees" not in r.quality_flags
+    t12 = regions[1]
+    assert t12.anterior_source == "posterior_elements" and t12.frame.anterior[1] > 0.9
+    note = orientation_note(regions)
+    assert note is not None and "superior from the header's +z" in note

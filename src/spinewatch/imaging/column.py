@@ -588,7 +588,8 @@ def _sign_votes(col: _Column, axes: list[FloatArray | None]) -> float:
             if abs(cos) >= np.cos(np.deg2rad(OUTLIER_ANGLE_DEG)):
                 beyond = max(abs(shape.convexity_mm) - 0.5 * shape.resolution_mm, 0.0)
                 vote = float(np.tanh(beyond / _CONVEXITY_REF_MM))
-                total += float(np.sign(cos * shape.convexity_mm)) * vote * col.reliability[i]
+                vote *= shape.weight * col.reliability[i]  # a weak axis has no clear walls
+                total += float(np.sign(cos * shape.convexity_mm)) * vote
         expected = expected_curvature_sign(col.levels[i])
         if expected:
             total += (

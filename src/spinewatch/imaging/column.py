@@ -25,21 +25,24 @@ and never reads the header's axes except as the last resort, which it says
      :data:`OUTLIER_ANGLE_DEG` from the agreeing directions of at least two neighbours (within
      two levels) takes theirs (``anterior_from_neighbours``). Real axial rotation (scoliosis
      turns vertebrae by a few degrees per level) is kept: there is no further smoothing;
-   * body only: the antero-posterior *axis* is the minor axis of the body's cross-section (a
-     thoracolumbar body is wider than deep: Panjabi et al., Spine 1991;16:888-901 and
-     1992;17:299-306), helped by the curvature direction at levels whose curvature is known
-     (below); a vertebra whose axis is weak or disagrees with its neighbours' by more than
-     :data:`OUTLIER_ANGLE_DEG` takes theirs. The axes are made sign-consistent along the column
-     (adjacent vertebrae never point more than 90 degrees apart), and the column's one sign is
-     voted: per vertebra, the **wall shape** (the anterior wall is convex, the posterior wall
-     flat or concave: :func:`body_shape`'s ``convexity_mm``) and the **curvature** at levels
-     whose sagittal curve is known -- the thoracic kyphosis (T3-T9: centre of curvature
-     anterior) and the lumbar lordosis (L2-L6: centre posterior). The thoracolumbar junction is
-     practically straight and lordosis starts at L1-L2 (Bernhardt & Bridwell, Spine
-     1989;14:717-721); supine, most of it lies at L4-S1 (Yukawa et al., Asian Spine J
-     2019;13:663-671), so the curvature's vote is weighted by its size. The cervical lordosis
-     varies too much between people to vote. When the votes do not reach
-     :data:`MIN_SIGN_EVIDENCE`, the header's +y gives the sign (:data:`ANTERIOR_FROM_HEADER`);
+   * body only: the antero-posterior *axis* is the body's line of bilateral symmetry in its
+     cross-section (:func:`body_shape`); a shape symmetric about two lines (an elliptic body)
+     takes the one nearer its minor axis, since a thoracolumbar body is wider than deep
+     (endplate width exceeds depth: Panjabi et al., Spine 1991;16:888-901 and
+     1992;17:299-306). A vertebra whose axis is weak (a round body) or disagrees with its
+     neighbours' by more than :data:`OUTLIER_ANGLE_DEG` takes theirs. The axes are made
+     sign-consistent along the column (adjacent vertebrae never point more than 90 degrees
+     apart), and the column's one sign is voted: per vertebra, the **wall shape** (the
+     anterior wall is convex, the posterior wall flat or concave: :func:`body_shape`'s
+     ``convexity_mm``) and the **curvature** at levels whose sagittal curve is known -- the
+     thoracic kyphosis (T3-T9: centre of curvature anterior) and the lumbar lordosis (L2-L6:
+     centre posterior). The thoracolumbar junction is practically straight and lordosis
+     starts at L1-L2 (Bernhardt & Bridwell, Spine 1989;14:717-721); supine, most of it lies at
+     L4-S1 (Yukawa et al., Asian Spine J 2019;13:663-671), so the curvature's vote is weighted
+     by its size. The cervical curve does not vote (engineering choice: the neck's posture on
+     the table varies). The curvature never sets the axis itself: its direction also holds any
+     scoliosis. When the votes do not reach :data:`MIN_SIGN_EVIDENCE`, the header's +y gives
+     the sign (:data:`ANTERIOR_FROM_HEADER`);
    * with posterior elements on some vertebrae only, those sign their neighbours.
 3. **Header check** (:func:`header_rotation_deg`): the angle of the rotation between the
    anatomy's (right, anterior, superior) and the header's (+x, +y, +z). Above

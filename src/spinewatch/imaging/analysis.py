@@ -8,8 +8,10 @@ its level -- a label that fails is not analysed and is listed in the report's
 
 Then per vertebra (:func:`analyze`), in cranio-caudal order:
 
-1. :func:`spinewatch.imaging.anatomy.find_vertebrae` -- crop, body vs posterior elements, frame,
-   truncation, quality flags;
+1. :func:`spinewatch.imaging.anatomy.find_vertebrae` -- crop, body vs posterior elements, frame
+   (from the anatomy; when the header disagrees with it or had to be used, the scan record gets
+   :func:`~spinewatch.imaging.anatomy.orientation_note` as ``orientation_note``), truncation,
+   quality flags;
 2. :func:`spinewatch.imaging.heights.body_heights` -- anterior/middle/posterior heights (not for a
    truncated vertebra);
 3. Genant grades of the whole spine (:func:`spinewatch.imaging.grading.grade_spine`): each
@@ -39,6 +41,7 @@ from spinewatch.imaging.anatomy import (
     crop_hu,
     find_vertebrae,
     label_bounding_boxes,
+    orientation_note,
 )
 from spinewatch.imaging.anatomy import present_labels as anatomy_present_labels
 from spinewatch.imaging.grading import grade_spine
@@ -237,6 +240,7 @@ def analyze(
 
     grid = ct.grid if ct is not None else labels.grid
     sp = grid.spacing_mm
+    note = orientation_note(regions)
     scan = ScanInfo(
         ct=ct_path if ct_path is not None else (ct.source if ct is not None else None),
         labels=labels_path if labels_path is not None else labels.source,
@@ -248,7 +252,11 @@ def analyze(
         spinewatch_version=__version__,
         analysed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         acquisition=acquisition if acquisition is not None else Acquisition(),
-        extra=prepared.scan_fields(),
+        # how the labels were read; where the frames came from when the header disagrees
+        extra={
+            **prepared.scan_fields(),
+            **({} if note is None else {"orientation_note": note}),
+        },
     )
     return SpineReport(scan=scan, vertebrae=tuple(records))
 

@@ -12,17 +12,41 @@ padded by :data:`PAD_VOXELS` voxels:
    component is the core of the body, and the body is the vertebra's voxels within ``r`` (plus
    one voxel diagonal) of that core. Both steps are Euclidean distance transforms with the voxel
    spacing as sampling. The posterior elements are ``mask & ~body``.
-2. **Frame**: ``superior`` starts as the spine's local tangent through the neighbours' label
-   centroids (cranial minus caudal; world +z without neighbours) and is then refined to be
-   perpendicular to the endplates: the body's voxel centres are projected into the current frame,
-   binned on a 2 mm grid across the endplate (the central 75 % of the body's footprint), the
-   highest and lowest voxel of each bin give the superior and inferior endplate surfaces, a plane
-   is fitted to each (least squares, one pass of outlier rejection at 3 MAD) and ``superior`` is
-   the bisector of the two plane normals (twice). For a wedge fracture the bisector is the axis of
-   symmetry of the body; for a normal body it is the common normal of both endplates.
-   ``anterior`` is the direction from the posterior elements' centroid to the body centroid,
-   made perpendicular to ``superior`` (world +y when the label has almost no posterior elements);
-   ``right = cross(anterior, superior)``.
+2. **Frame**, from the anatomy, never trusting the header (:mod:`spinewatch.imaging.column`):
+
+   * ``superior`` starts as the tangent of the column's curve: a local quadratic in arc length
+     through the opened bodies' centroids (the label's centroid where no body was separated),
+     robust to one outlying centroid; pieces cut by the scan's edge count less. It is then
+     refined to be perpendicular to the endplates: the body's voxel centres are projected into
+     the current frame, binned on a 2 mm grid across the endplate (the central 75 % of the
+     body's footprint), the highest and lowest voxel of each bin give the superior and inferior
+     endplate surfaces, a plane is fitted to each (least squares, one pass of outlier rejection
+     at 3 MAD) and ``superior`` is the bisector of the two plane normals (twice). For a wedge
+     fracture the bisector is the axis of symmetry of the body; for a normal body it is the
+     common normal of both endplates. The refinement must stay within 45 degrees of the curve
+     (else ``frame_unreliable`` and the curve's direction is kept).
+   * ``anterior``: with posterior elements (at least :data:`_POSTERIOR_MIN_SHARE` of the label,
+     their centroid well behind the body's) the direction from their centroid to the body
+     centroid, made consistent along the column (an outlier takes its neighbours' direction:
+     ``anterior_from_neighbours``) and refined on the final body (cut in front of the canal).
+     A body-only label (VerSe/TotalSegmentator body maps, TPTBox subregions 49/50) gets the
+     antero-posterior axis from the body's own cross-section (its line of bilateral
+     symmetry, tie-broken by the minor axis: a body is wider than deep), signed by a vote
+     along the column of the wall shape (the anterior wall is convex, the posterior wall flat
+     or concave) and the curvature at levels of known curve (thoracic kyphosis, lumbar
+     lordosis). Only when that vote is undecided does the header's +y give the sign
+     (``anterior_from_header``).
+   * ``right = cross(anterior, superior)``: the frame is orthonormal and right-handed.
+   * **Header check**: the rotation between (right, anterior, superior) and the header's
+     (+x, +y, +z) is ``header_rotation_deg``; above 60 degrees the header disagrees with the
+     anatomy (a flipped or swapped axis, a bad sform): ``header_orientation_disagrees`` (judged
+     on whole vertebrae only: a piece cut by the scan's edge has no trustworthy frame), and
+     :func:`orientation_note` says so for the scan. The anatomy's frame is used either way. A
+     left-right mirror of the header cannot be detected (a vertebra is left-right symmetric):
+     ``right`` is then the patient's left.
+   * A single vertebra, or only pieces cut by the scan's edge (a thin slab), has no column:
+     ``superior`` starts from the header's +z (``superior_from_header``) before the endplate
+     refinement.
 3. **Truncation**: a vertebra whose label touches the first or last slice of the volume along the
    voxel axis closest to the spine's direction at that vertebra (or the axis closest to world S)
    is cut by the scan's edge (``truncated``).
@@ -33,7 +57,9 @@ padded by :data:`PAD_VOXELS` voxels:
    axis), ``body_by_canal`` (the opening had eroded a thin, collapsed body away: the body is the
    part in front of the canal), ``frame_unreliable`` (the endplate fit disagreed with the spine
    by > 45 degrees), ``coarse_slices`` (voxels > 2.5 mm along ``superior``: heights are good
-   to about half a voxel per endplate only).
+   to about half a voxel per endplate only), and the frame's flags above
+   (``anterior_from_neighbours``, ``anterior_from_header``, ``header_orientation_disagrees``,
+   ``superior_from_header``).
 
 All coordinates are world RAS+ mm; arrays are indexed like the label map (``[i, j, k]``).
 """
@@ -41,6 +67,7 @@ All coordinates are world RAS+ mm; arrays are indexed like the label map (``[i, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -51,7 +78,19 @@ from scipy import ndimage
 
 from spinewatch.core.conventions import LabelConvention, vertebra_labels
 from spinewatch.core.errors import InputError
-from spinewatch.core.levels import Region, VertebralLevel, neighbours
+from spinewatch.core.levels import Region, VertebralLevel
+from spinewatch.imaging.column import (
+    ANTERIOR_FROM_HEADER,
+    ANTERIOR_FROM_NEIGHBOURS,
+    HEADER_DISAGREEMENT_DEG,
+    OUTLIER_ANGLE_DEG,
+    BodyShape,
+    axis_name,
+    body_shape,
+    fit_column_curve,
+    header_rotation_deg,
+    orient_column,
+)
 from spinewatch.imaging.density import distance_within_mm, mask_box
 from spinewatch.imaging.volume import Grid, LabelVolume
 
@@ -70,6 +109,7 @@ __all__ = [
     "find_vertebrae",
     "label_bounding_boxes",
     "local_coordinates",
+    "orientation_note",
     "present_labels",
     "separate_body",
     "working_blocks",
@@ -95,6 +135,25 @@ BODY_SHARE_OF_FRONT = 0.7
 #: opening rounds the endplates' rims off by about 0.3 r).
 RIM_REGROW_MM = 2.0
 _FRAGMENT_FRACTION = 0.9
+#: Posterior elements count (give the anterior direction) when they hold at least this share
+#: of the label and their centroid lies at least ``_POSTERIOR_OFFSET_FACTOR`` times the body's
+#: cross-sectional RMS radius behind the body centroid: the rims an opening shaves off a
+#: body-only label are a few % of it and sit around the body, not behind it (engineering
+#: choices; measured on whole vertebrae of VerSe004, TPTBox, TotalSegmentator maps and the
+#: phantom: 14-47 % of the label, 1.5-2.4 RMS radii behind; body-only labels and a body piece
+#: cut by the scan's edge: below 0.85).
+_POSTERIOR_MIN_SHARE = 0.05
+_POSTERIOR_OFFSET_FACTOR = 1.0
+#: The column's curve is followed when its vertebrae's reliabilities (:func:`_reliability`)
+#: add up to at least this: two whole vertebrae, or one whole and one cut by the scan's edge;
+#: two cut pieces (a thin slab) do not make a column (engineering choice).
+_MIN_COLUMN_WEIGHT = 1.5
+#: At most about this many body voxel centres describe a body's cross-section (a regular
+#: subsample of finer bodies: its outline is kept to within a voxel or two).
+_SHAPE_POINTS = 25_000
+#: Quality flags of the frame (see the module docstring).
+HEADER_DISAGREES = "header_orientation_disagrees"
+SUPERIOR_FROM_HEADER = "superior_from_header"
 # Broad plausibility limits per region: (min label ml, min body ml, max body ml).
 _SIZE_LIMITS: dict[Region, tuple[float, float, float]] = {
     Region.CERVICAL: (1.0, 0.5, 25.0),
@@ -164,6 +223,11 @@ class VertebraRegion:
     ``ceil(length / block)`` blocks per axis) and the matching CT crop is :func:`crop_hu` (the
     block means). ``full_labels`` is then the whole label map (a reference, not a copy), for
     measurements that go back to the full resolution (the heights).
+
+    ``anterior_source``: where the frame's anterior came from (``posterior_elements``,
+    ``body_shape``, ``neighbours``, ``outlier`` or ``header``: see
+    :class:`spinewatch.imaging.column.AnteriorEstimate`); ``header_rotation_deg``: the angle
+    (degrees) of the rotation between the frame and the header's axes (+x, +y, +z).
     """
 
     level: VertebralLevel
@@ -180,6 +244,8 @@ class VertebraRegion:
     opening_mm: float = 0.0
     block: tuple[int, int, int] = (1, 1, 1)
     full_labels: npt.NDArray[Any] | None = field(default=None, repr=False)
+    anterior_source: str = "posterior_elements"
+    header_rotation_deg: float = 0.0
 
     @property
     def body_volume_ml(self) -> float:
@@ -552,8 +618,12 @@ class _Work:
     body: BoolArray = field(default_factory=lambda: np.zeros((0, 0, 0), dtype=bool))
     radius: float = 0.0
     body_direction: FloatArray | None = None  # label centroid -> opened body centroid, unit
+    body_points: FloatArray = field(default_factory=lambda: np.zeros((0, 3)))  # world mm
+    curve_point: FloatArray = field(default_factory=lambda: np.zeros(3))  # opened body centroid
     superior0: FloatArray = field(default_factory=lambda: np.array([0.0, 0.0, 1.0]))
     anterior: FloatArray = field(default_factory=lambda: np.array([0.0, 1.0, 0.0]))
+    anterior_source: str = "posterior_elements"
+    reliability: float = 1.0  # how much the vertebra's own evidence counts (_reliability)
     touch: tuple[bool, bool, bool] = (False, False, False)  # label on the scan's edge, per axis
     block: tuple[int, int, int] = (1, 1, 1)
     full_labels: npt.NDArray[Any] | None = None
@@ -694,25 +764,46 @@ def find_vertebrae(
             )
         )
 
-    levels_present = [w.level for w in works]
-    by_level = {w.level: w for w in works}
     for w in works:
         _open_body(w)
-        w.superior0 = _initial_superior(w, by_level, levels_present)
-    for w in works:
-        # the anterior direction: the mean of this vertebra's and its neighbours' body directions
-        near = [w.level, *neighbours(w.level, levels_present, max_distance=2)]
-        dirs = [d for lv in near if (d := by_level[lv].body_direction) is not None]
-        mean = np.sum(dirs, axis=0) if dirs else np.zeros(3)
-        mean = mean - (mean @ w.superior0) * w.superior0
-        if float(np.linalg.norm(mean)) < 0.3 * max(len(dirs), 1):
-            mean = np.array([0.0, 1.0, 0.0])  # no agreement: patients lie supine, face +y
-        w.anterior = _unit(mean - (mean @ w.superior0) * w.superior0)
-    return [_analyse_one(w, by_level, levels_present, shape) for w in works]
+    _column_frames(works)
+    return [_analyse_one(w, shape) for w in works]
+
+
+def orientation_note(regions: Sequence[VertebraRegion]) -> str | None:
+    """A scan-level note on where the vertebrae's frames came from, or None when the anatomy
+    gave every frame and the header agrees with it. For the report's scan record: the header's
+    disagreement (how many vertebrae, the median rotation, where the anatomy's axes point in the
+    header's world), and the levels whose anterior or superior came from the header."""
+    notes = []
+
+    def names(rs: Sequence[VertebraRegion]) -> str:
+        return ", ".join(str(r.level.value) for r in rs)
+
+    bad = [r for r in regions if HEADER_DISAGREES in r.quality_flags]
+    if bad:
+        median = float(np.median([r.header_rotation_deg for r in bad]))
+        ant = axis_name(np.sum([r.frame.anterior for r in bad], axis=0))
+        sup = axis_name(np.sum([r.frame.superior for r in bad], axis=0))
+        notes.append(
+            f"the header's axes disagree with the anatomy at {len(bad)} of {len(regions)} "
+            f"vertebrae ({names(bad)}): rotated by {median:.0f} degrees (median), the anatomy's "
+            f"anterior points to world {ant} and its superior to world {sup}; all measurements "
+            "use the anatomy's frame (a left-right mirror cannot be detected from the vertebrae)"
+        )
+    for flag, what in (
+        (ANTERIOR_FROM_HEADER, "anterior from the header's +y (the anatomy could not tell)"),
+        (SUPERIOR_FROM_HEADER, "superior from the header's +z (no column to follow)"),
+    ):
+        hit = [r for r in regions if flag in r.quality_flags]
+        if hit:
+            notes.append(f"{what} at {names(hit)}")
+    return "; ".join(notes) or None
 
 
 def _open_body(w: _Work) -> None:
-    """First body estimate by the opening: sets ``body``, ``radius`` and ``body_direction``."""
+    """First body estimate by the opening (no frame needed): sets ``body``, ``radius``,
+    ``body_direction``, ``body_points`` and ``curve_point``."""
     spacing = w.grid.spacing_mm
     radius = _opening_radius(w.label_ml * 1000.0)
     body = separate_body(w.mask, spacing, radius)
@@ -720,23 +811,80 @@ def _open_body(w: _Work) -> None:
         radius /= 2.0
         body = separate_body(w.mask, spacing, radius)
     w.body, w.radius = body, radius
+    source = body if body.any() else w.mask
+    w.curve_point = w.grid.to_world(_mean_index(source))
+    # the body's shape needs its outline, not every voxel: a regular subsample of the voxels
+    idx = np.argwhere(source)
+    w.body_points = w.grid.to_world(idx[:: max(1, len(idx) // _SHAPE_POINTS)])
     if body.any():
-        delta = w.grid.to_world(_mean_index(body)) - w.label_centroid
+        delta = w.curve_point - w.label_centroid
         if float(np.linalg.norm(delta)) > 1.0:
             w.body_direction = _unit(delta)
 
 
-def _initial_superior(
-    w: _Work, by_level: dict[VertebralLevel, _Work], present: list[VertebralLevel]
-) -> FloatArray:
-    near = neighbours(w.level, present, max_distance=2)
-    cranial = [lv for lv in near if lv < w.level]
-    caudal = [lv for lv in near if lv > w.level]
-    up = by_level[cranial[0]].label_centroid if cranial else w.label_centroid
-    down = by_level[caudal[0]].label_centroid if caudal else w.label_centroid
-    if up is down:
-        return np.array([0.0, 0.0, 1.0])
-    return _unit(up - down)
+def _posterior_direction(w: _Work, superior: FloatArray) -> FloatArray | None:
+    """Unit direction from the posterior elements' centroid to the opened body's centroid,
+    perpendicular to ``superior``; None when the label has no posterior elements to speak of
+    (see :data:`_POSTERIOR_MIN_SHARE`)."""
+    if not w.body.any():
+        return None
+    posterior = w.mask & ~w.body
+    n_post = int(np.count_nonzero(posterior))
+    if n_post < _POSTERIOR_MIN_SHARE * np.count_nonzero(w.mask):
+        return None
+    offset = w.curve_point - w.grid.to_world(_mean_index(posterior))
+    offset = offset - (offset @ superior) * superior
+    centred = w.body_points - w.curve_point
+    along = centred @ superior
+    rms_radius = float(np.sqrt(max(np.mean(np.sum(centred**2, axis=1) - along**2), 0.0)))
+    if float(np.linalg.norm(offset)) < _POSTERIOR_OFFSET_FACTOR * rms_radius:
+        return None
+    return _unit(offset)
+
+
+def _reliability(w: _Work) -> float:
+    """How much a vertebra's own evidence counts in the column (0-1): a small piece (below the
+    level's minimum label volume, or no body separated) 0.1, a vertebra cut by the scan's
+    edge 0.5, a whole one 1 (engineering choices: the piece's centroid and shape are not the
+    vertebra's; a cut one keeps its cross-section)."""
+    if w.label_ml < _SIZE_LIMITS[w.level.region][0] or not w.body.any():
+        return 0.1
+    if any(w.touch):
+        return 0.5
+    return 1.0
+
+
+def _column_frames(works: list[_Work]) -> None:
+    """Superior along the column's curve and anterior from the anatomy, for every vertebra
+    (:mod:`spinewatch.imaging.column`); sets ``superior0``, ``anterior``, ``anterior_source``,
+    ``curvature`` and the frame's flags."""
+    reliability = [_reliability(w) for w in works]
+    for w, rel in zip(works, reliability, strict=True):
+        w.reliability = rel
+    curve = fit_column_curve([w.curve_point for w in works], reliability)
+    if curve is None or sum(reliability) < _MIN_COLUMN_WEIGHT:
+        # a single vertebra, or pieces cut by the scan's edge only: no column to follow
+        superiors = np.array([[0.0, 0.0, 1.0]] * len(works))
+        curvature = np.zeros((len(works), 3))
+        for w in works:
+            w.flags.append(SUPERIOR_FROM_HEADER)
+    else:
+        superiors, curvature = curve.superior, curve.curvature_per_mm
+    posterior = [_posterior_direction(w, s) for w, s in zip(works, superiors, strict=True)]
+    shapes: list[BodyShape | None] = [
+        None if p is not None else body_shape(w.body_points, s, max(w.grid.spacing_mm))
+        for w, s, p in zip(works, superiors, posterior, strict=True)
+    ]
+    estimates = orient_column(
+        [w.level for w in works], superiors, posterior, shapes, curvature, reliability
+    )
+    for w, sup, est in zip(works, superiors, estimates, strict=True):
+        w.superior0, w.anterior, w.anterior_source = sup, est.anterior, est.source
+        if est.source == "header":
+            w.flags.append(ANTERIOR_FROM_HEADER)
+        elif est.source == "outlier":
+            w.flags.append(ANTERIOR_FROM_NEIGHBOURS)
+        w.body_points = np.zeros((0, 3))  # not needed any more
 
 
 def _canal_wall_mm(local: FloatArray, bin_mm: float = 1.0, strip_mm: float = 4.0) -> float | None:
@@ -763,12 +911,7 @@ def _canal_wall_mm(local: FloatArray, bin_mm: float = 1.0, strip_mm: float = 4.0
     return lo + float(occupied[best + 1]) * bin_mm
 
 
-def _analyse_one(
-    w: _Work,
-    by_level: dict[VertebralLevel, _Work],
-    present: list[VertebralLevel],
-    shape: tuple[int, int, int],
-) -> VertebraRegion:
+def _analyse_one(w: _Work, shape: tuple[int, int, int]) -> VertebraRegion:
     flags = list(w.flags)
     body, radius, anterior, sup0 = w.body, w.radius, w.anterior, w.superior0
     mask_idx = np.argwhere(w.mask)
@@ -805,10 +948,13 @@ def _analyse_one(
     body_idx = np.argwhere(body)
     origin = w.grid.to_world(body_idx.mean(axis=0))
     ant0 = anterior
-    if np.count_nonzero(posterior) * 20 >= np.count_nonzero(w.mask):
+    if w.anterior_source == "posterior_elements":
+        # the final body (cut in front of the canal) and posterior elements refine the direction
         delta = origin - w.grid.to_world(_mean_index(posterior))
         delta = delta - (delta @ sup0) * sup0
-        if float(np.linalg.norm(delta)) > 1.0 and float(_unit(delta) @ anterior) >= 0.5:
+        if float(np.linalg.norm(delta)) > 1.0 and float(_unit(delta) @ anterior) >= np.cos(
+            np.deg2rad(OUTLIER_ANGLE_DEG)
+        ):
             ant0 = _unit(delta)
     frame = VertebraFrame.from_axes(origin, sup0, ant0)
     for _ in range(2):
@@ -841,6 +987,9 @@ def _analyse_one(
         flags.extend(_size_flags(w.level, w.label_ml, body_ml, extent))
     if float(np.sum(spacing * np.abs(w.grid.axis_directions.T @ frame.superior))) > 2.5:
         flags.append("coarse_slices")  # heights good to about half a slice per endplate
+    rotation_deg = header_rotation_deg(frame.right, frame.anterior, frame.superior)
+    if rotation_deg > HEADER_DISAGREEMENT_DEG and w.reliability >= 1.0:
+        flags.append(HEADER_DISAGREES)  # judged on whole vertebrae: a cut piece's frame is weak
     return VertebraRegion(
         level=w.level,
         label=w.label,
@@ -856,4 +1005,6 @@ def _analyse_one(
         opening_mm=radius,
         block=w.block,
         full_labels=w.full_labels,
+        anterior_source=w.anterior_source,
+        header_rotation_deg=rotation_deg,
     )

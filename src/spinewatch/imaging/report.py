@@ -4,7 +4,8 @@
 acceptance checks consume (see ``docs``/the imaging design): ``{"scan": {...}, "vertebrae":
 [...]}`` in cranio-caudal order, world RAS+ mm, ml and HU, floats rounded (0.1 mm, 0.01 ml,
 1 HU, 0.1 %, 4 decimals for unit vectors), never NaN (missing values are null). Without a CT the
-density, lesion and cement fields are null.
+density, lesion and cement fields are null. The scan record carries ``orientation_note`` (a
+sentence) only when the header's axes disagree with the anatomy or had to be used for a frame.
 
 How the label map was read (:mod:`spinewatch.imaging.label_reading`) is in ``scan``:
 ``labels_convention`` (``totalsegmentator``, ``totalsegmentator_mr``,
@@ -215,6 +216,7 @@ def format_text(report: dict[str, Any]) -> str:
         f"CT: {scan.get('ct') or '(none: geometry only)'}",
         f"labels: {scan['labels']} ({scan['labels_convention']}), grid {scan['shape']} "
         f"at {scan['spacing_mm']} mm, {scan['orientation']}",
+        *([f"note: {scan['orientation_note']}"] if scan.get("orientation_note") else []),
         "",
         f"{'level':<6}{'Ha':>6}{'Hm':>6}{'Hp':>6}{'ref':>6} {'grade':>5} {'deformity':<10}"
         f"{'loss%':>6}{'HU':>6}{'lytic ml':>9}{'frac':>6} {'PW':<4}{'cement':>7} {'risk':<9}"

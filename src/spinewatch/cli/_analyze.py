@@ -130,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             series_uid=args.series,
             modality=args.modality,
             contrast_phase=args.contrast_phase,
+            convention=convention,
         )
         if args.segment is not None and isinstance(ct, MrVolume):
             raise UsageError(

@@ -339,6 +339,7 @@ def analyze_files(
         series_uid=series_uid,
         modality=modality,
         contrast_phase=contrast_phase,
+        convention=convention,
     )
     try:
         return analyze(

@@ -380,6 +380,7 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
             series_uid=entry.series_uid,
             modality=entry.modality,
             contrast_phase=entry.contrast_phase,
+            convention=entry.convention,
         )
         report = analyze(
             ct,

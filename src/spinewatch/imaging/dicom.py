@@ -45,10 +45,11 @@ from spinewatch.core.acquisition import Acquisition, AcquisitionError, ContrastP
 from spinewatch.imaging.io import (
     ImageReadError,
     SeriesSelectionError,
+    _vertebrae_for_detection,
     orientation_code,
 )
 from spinewatch.imaging.modality import MODALITY_TAG, ModalityDecision, decide_modality
-from spinewatch.imaging.volume import CtVolume, GeometryError, Grid, MrVolume
+from spinewatch.imaging.volume import CtVolume, GeometryError, Grid, LabelVolume, MrVolume
 
 __all__ = [
     "MISSING_SLICE_FACTOR",
@@ -444,6 +445,8 @@ def load_dicom_image(
     modality: Modality | str | None = "auto",
     contrast_phase: ContrastPhase | str | None = "auto",
     spacing_tolerance: float = SLICE_SPACING_TOLERANCE,
+    labels: LabelVolume | None = None,
+    convention: Any = "auto",
 ) -> CtVolume | MrVolume:
     """Read one CT or MR series (DICOM directory or ``.zip``) as the image type its modality needs.
 
@@ -452,7 +455,8 @@ def load_dicom_image(
     or by ``modality``). A CT becomes a :class:`CtVolume` in HU, an MR a :class:`MrVolume` in
     its signal units. ``contrast_phase`` (``"auto"``: from the header) as in
     :func:`spinewatch.imaging.contrast.decide_contrast_at_input`. A series of another modality
-    (PT, NM, US...) is refused naming the tag and value; other arguments as
+    (PT, NM, US...) is refused naming the tag and value; ``labels``/``convention`` help the
+    detection of an empty tag (see :func:`spinewatch.imaging.io.load_image`); other arguments as
     :func:`load_dicom_series`.
     """
     path = Path(path)
@@ -470,6 +474,7 @@ def load_dicom_image(
         header_value=meta.get("modality"),
         from_dicom=True,
         values=values,
+        vertebrae=_vertebrae_for_detection(labels, grid, values, convention),
     )
     acquisition = _acquisition(path, mod, contrast_phase, ds)
     if mod.modality is Modality.MR:

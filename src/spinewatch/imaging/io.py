@@ -340,8 +340,47 @@ def _build_acquisition(
         raise AcquisitionError(f"{where}: {exc}") from exc
 
 
+def _vertebrae_for_detection(
+    labels: LabelVolume | None, grid: Grid, values: npt.NDArray[Any], convention: Any
+) -> Any:
+    """A function giving the label map's :func:`~spinewatch.imaging.modality.vertebra_figures`
+    on the image grid (None when there is no label map or it is on another grid: reported by
+    the analysis itself; no vertebra named when its convention cannot be told)."""
+    if labels is None:
+        return None
+
+    def compute() -> Any:
+        from spinewatch.core.conventions import (
+            ConventionError,
+            LabelConvention,
+            detect_convention,
+            vertebra_labels,
+        )
+        from spinewatch.imaging.modality import vertebra_figures
+
+        try:
+            aligned = align_labels(labels, grid)
+        except GridMismatchError:
+            return None
+        step = max(1, round((aligned.labels.size / 4e6) ** (1 / 3)))
+        present = [int(v) for v in np.unique(aligned.labels[::step, ::step, ::step]) if v]
+        try:
+            auto = isinstance(convention, str) and convention.strip().lower() == "auto"
+            conv = detect_convention(present) if auto else LabelConvention.parse(convention)
+            ids = list(vertebra_labels(present, conv))
+        except ConventionError:
+            ids = []  # no vertebra named: every structure is still looked at
+        return vertebra_figures(values, aligned.labels, ids)
+
+    return compute
+
+
 def _load_nifti_image(
-    path: Path, modality: Modality | str | None, contrast_phase: ContrastPhase | str | None
+    path: Path,
+    modality: Modality | str | None,
+    contrast_phase: ContrastPhase | str | None,
+    labels: LabelVolume | None = None,
+    convention: Any = "auto",
 ) -> CtVolume | MrVolume:
     from spinewatch.imaging.modality import decide_modality, parse_modality_request
 
@@ -350,7 +389,8 @@ def _load_nifti_image(
     except AcquisitionError as exc:
         raise AcquisitionError(f"{path}: {exc}") from exc
     values, grid, meta = _nifti_values(path, "image")
-    decided = decide_modality(wanted, where=str(path), values=values)
+    vertebrae = _vertebrae_for_detection(labels, grid, values, convention)
+    decided = decide_modality(wanted, where=str(path), values=values, vertebrae=vertebrae)
     acquisition = _build_acquisition(str(path), decided, contrast_phase)
     if decided.modality is Modality.MR:
         meta["units"] = "MRI signal (arbitrary units, not HU)"
@@ -403,6 +443,8 @@ def load_image(
     series_uid: str | None = None,
     modality: Modality | str | None = "auto",
     contrast_phase: ContrastPhase | str | None = "auto",
+    labels: LabelVolume | None = None,
+    convention: Any = "auto",
 ) -> CtVolume | MrVolume:
     """Read a CT or an MRI, deciding its modality at input (see the module docstring).
 
@@ -411,14 +453,21 @@ def load_image(
     ``"mr"`` (NIfTI: decides; DICOM: must agree with the tag). ``contrast_phase``: ``"auto"``
     (the DICOM header; NIfTI: native *assumed*, checked later against the image by the
     analysis) or a phase (``"native"``, ``"arterial"``, ``"portal-venous"``, ``"delayed"``,
-    ``"unknown"``). Other arguments and errors as :func:`load_ct`.
+    ``"unknown"``). ``labels`` (with its ``convention``): the study's label map, whose vertebrae
+    help the detection when the image has neither air nor fat (a tight CT crop; see
+    :mod:`spinewatch.imaging.modality`). Other arguments and errors as :func:`load_ct`.
     """
     path = Path(path)
     if path.is_dir() or path.suffix.lower() == ".zip":
         from spinewatch.imaging.dicom import load_dicom_image
 
         return load_dicom_image(
-            path, series_uid=series_uid, modality=modality, contrast_phase=contrast_phase
+            path,
+            series_uid=series_uid,
+            modality=modality,
+            contrast_phase=contrast_phase,
+            labels=labels,
+            convention=convention,
         )
     if _is_nifti(path):
         if series_uid is not None:
@@ -426,7 +475,7 @@ def load_image(
                 f"{path}: a series UID ({series_uid!r}) applies to DICOM input only; "
                 "a NIfTI file holds one series"
             )
-        return _load_nifti_image(path, modality, contrast_phase)
+        return _load_nifti_image(path, modality, contrast_phase, labels, convention)
     _check_image_path(path, "image")
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -618,12 +667,14 @@ def load_study(
     series_uid: str | None = None,
     modality: Modality | str | None = "auto",
     contrast_phase: ContrastPhase | str | None = "auto",
+    convention: Any = "auto",
 ) -> tuple[CtVolume | MrVolume | None, LabelVolume]:
     """Read an image (optional; CT or MRI by :func:`load_image`) and its label map, the labels
     re-indexed onto the image's grid.
 
     Without an image the labels are returned in their stored order (``modality`` and
-    ``contrast_phase`` then only matter to :func:`requested_acquisition`). Errors as
+    ``contrast_phase`` then only matter to :func:`requested_acquisition`). ``convention`` names
+    the label map's vertebrae for the modality detection (as the analysis will). Errors as
     :func:`load_image`, :func:`load_labels` and :func:`align_labels`.
     """
     labels = load_labels(labels_path)
@@ -634,6 +685,11 @@ def load_study(
             )
         return None, labels
     image = load_image(
-        ct_path, series_uid=series_uid, modality=modality, contrast_phase=contrast_phase
+        ct_path,
+        series_uid=series_uid,
+        modality=modality,
+        contrast_phase=contrast_phase,
+        labels=labels,
+        convention=convention,
     )
     return image, align_labels(labels, image.grid)

@@ -19,18 +19,31 @@ Detection rests on what only a calibrated CT has: fixed tissue values on the Hou
   Radiology 1999;211:283-286) in at least :data:`MIN_FAT_FRACTION` of the voxels together with
   soft tissue (-30..100 HU) in at least :data:`MIN_SOFT_FRACTION` means CT (a crop with no air,
   such as the TPTBox CT crop, still has paraspinal fat).
+* **Vertebrae with cortical rims** (only with the label map, and only when there is neither air
+  nor fat): cortical bone is the densest tissue on CT -- a bright rim around trabecular bone and
+  the brightest thing in the image -- and a signal void on conventional MRI (very short T2*:
+  Du & Bydder, NMR Biomed 2013;26:489-506). The vertebra labels' border voxels against their
+  cores: a rim brighter by at least :data:`RIM_CONTRAST_HU` whose upper decile reaches
+  :data:`RIM_CORTEX_HU`, around a core in the trabecular range :data:`RIM_CORE_HU`, with the
+  vertebrae's 99th percentile at least :data:`BRIGHTEST_RATIO` of that of everything else, is
+  CT (a tight CT crop, or a synthetic phantom). The brightest-tissue test keeps out a
+  fat-suppressed MRI whose vertebra borders catch bright disc and CSF: there fluid, not bone,
+  is brightest.
 * **MRI**: no air, no fat and (almost) no value below -30 -- at most
   :data:`MAX_MR_NEGATIVE_FRACTION` of the voxels, the overshoot resampling leaves beside sharp
-  edges -- in an image that is not a masked crop.
+  edges -- in an image that is not a masked crop, *and* a label map none of whose structures
+  (any label, vertebra or not, whatever the convention) has a cortical-bone rim by the rim rule
+  below. The real MRIs' vertebra rims are 0.7-0.8 x their cores, the real CTs' 2-5 x. Without a
+  label map such an image is refused: a tight CT crop of soft tissue and bone (a synthetic
+  phantom, say) has neither air nor fat either. An MRI whose non-vertebra structures show
+  bright borders (fat around an organ) may be refused too -- the safe side: the user says MR.
 * **Masked crops** (at least :data:`FILL_FRACTION` of the voxels share one exact value, 0 or the
   minimum: everything outside a structure was blanked, so there are no surroundings to judge):
-  the border of what is left is compared with its core. Cortical bone is the densest tissue on CT
-  (a bright rim around trabecular bone) and a signal void on conventional MRI (very short T2*:
-  Du & Bydder, NMR Biomed 2013;26:489-506), so a rim brighter than the core by at least
-  :data:`RIM_CONTRAST_HU` whose upper decile reaches :data:`RIM_CORTEX_HU`, around a core in the
-  trabecular range, is CT; a rim darker than the core in non-negative data is MRI. The two
-  thresholds are engineering choices (partial volume at 1-1.5 mm keeps a cortical rim's upper
-  decile above 300 HU; trabecular bone is 50-300 HU), not published figures.
+  the border of what is left is compared with its core by the same rim rule (without the
+  brightest-tissue test: nothing else is left); a rim darker than the core in non-negative data
+  is MRI. The rim thresholds are engineering choices (partial volume at 1-3 mm keeps a cortical
+  rim's upper decile above 300 HU -- 381-864 HU on the real CTs; trabecular bone is 50-300 HU),
+  not published figures.
 * Anything else -- e.g. a crop with neither air nor fat but negative values -- is refused with
   the figures, asking for the modality.
 
@@ -47,6 +60,7 @@ give. Large volumes are judged on a regular subsample of at most :data:`MAX_SAMP
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +72,7 @@ from spinewatch.core.acquisition import AcquisitionError, Modality
 __all__ = [
     "ADIPOSE_HU",
     "AIR_LUNG_HU",
+    "BRIGHTEST_RATIO",
     "FILL_FRACTION",
     "MAX_MR_NEGATIVE_FRACTION",
     "MAX_SAMPLE_VOXELS",
@@ -66,14 +81,17 @@ __all__ = [
     "MIN_SOFT_FRACTION",
     "MODALITY_TAG",
     "RIM_CONTRAST_HU",
+    "RIM_CORE_HU",
     "RIM_CORTEX_HU",
     "ModalityDecision",
     "ModalityUndecidedError",
     "ValueFigures",
+    "VertebraFigures",
     "decide_modality",
     "detect_modality",
     "parse_modality_request",
     "value_figures",
+    "vertebra_figures",
 ]
 
 log = logging.getLogger(__name__)
@@ -93,6 +111,7 @@ RIM_CONTRAST_HU = 50.0
 RIM_CORTEX_HU = 300.0
 #: Core (trabecular) median accepted by the masked-crop CT rule, HU.
 RIM_CORE_HU = (-100.0, 500.0)
+BRIGHTEST_RATIO = 0.8
 MAX_SAMPLE_VOXELS = 4_000_000
 _MIN_VOXELS = 100
 _MIN_RIM_VOXELS = 100
@@ -162,13 +181,17 @@ def parse_modality_request(value: Modality | str | None) -> Modality | None:
     return Modality.parse(value)
 
 
-def _subsample(values: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
-    """A regular subsample (same stride on every axis) of at most MAX_SAMPLE_VOXELS, float32."""
+def _strided(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """A regular view (same stride on every axis) of at most MAX_SAMPLE_VOXELS voxels."""
     stride = 1
     while values.size / stride**values.ndim > MAX_SAMPLE_VOXELS:
         stride += 1
-    view = values[(slice(None, None, stride),) * values.ndim]
-    return np.asarray(view, dtype=np.float32)
+    return values[(slice(None, None, stride),) * values.ndim]
+
+
+def _subsample(values: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+    """:func:`_strided` as float32."""
+    return np.asarray(_strided(values), dtype=np.float32)
 
 
 def _fill(sample: npt.NDArray[np.float32]) -> tuple[float | None, float]:
@@ -237,39 +260,174 @@ def value_figures(values: npt.NDArray[Any]) -> ValueFigures:
     )
 
 
+@dataclass(frozen=True)
+class VertebraFigures:
+    """How the label map's structures look in the image (values as stored).
+
+    Pooled over the vertebrae the label convention names (None when it names none): border
+    ("rim") median and 90th percentile, core median, 99th percentile inside the vertebrae and of
+    the rest of the image. Over every labelled structure (vertebra or not, largest first, at
+    most :data:`MAX_STRUCTURES`): how many were examined and how many have a rim like cortical
+    bone on CT.
+    """
+
+    n_vertebrae: int
+    rim_median: float | None
+    rim_p90: float | None
+    core_median: float | None
+    vertebra_p99: float | None
+    outside_p99: float | None
+    n_structures: int
+    n_cortical: int
+
+    def describe(self) -> str:
+        parts = [f"{self.n_cortical} of {self.n_structures} labelled structures with a "
+                 "cortical-bone rim"]  # fmt: skip
+        if self.n_vertebrae and self.rim_median is not None and self.core_median is not None:
+            parts.insert(
+                0,
+                f"{self.n_vertebrae} vertebrae: rim median {self.rim_median:.0f} (upper decile "
+                f"{self.rim_p90:.0f}) vs core median {self.core_median:.0f}, 99th percentile "
+                f"{self.vertebra_p99:.0f} inside vs {self.outside_p99:.0f} outside",
+            )
+        return "; ".join(parts)
+
+
+#: Labelled structures examined at most (largest first) for a cortical-bone rim.
+MAX_STRUCTURES = 40
+
+
+def _rim_and_core(
+    values: npt.NDArray[Any], labels: npt.NDArray[Any], label: int, box: Any
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
+    from scipy import ndimage
+
+    mask = labels[box] == label
+    core = ndimage.binary_erosion(mask, iterations=2)
+    if np.count_nonzero(core) < 20:
+        return None
+    crop = np.asarray(values[box], dtype=np.float32)
+    return crop[mask & ~ndimage.binary_erosion(mask)], crop[core], crop[mask]
+
+
+def vertebra_figures(
+    values: npt.NDArray[Any], labels: npt.NDArray[Any], vertebra_ids: Sequence[int]
+) -> VertebraFigures | None:
+    """:class:`VertebraFigures` of ``labels`` (on the grid of ``values``; ``vertebra_ids``: the
+    labels that are vertebrae, possibly none); None when no structure has a rim and a core."""
+    from scipy import ndimage
+
+    if labels.shape != values.shape:
+        return None
+    int_labels = labels if labels.dtype.kind in "iu" else labels.astype(np.int64)
+    boxes = ndimage.find_objects(int_labels)
+    sizes = {
+        i + 1: int(np.prod([sl.stop - sl.start for sl in box]))
+        for i, box in enumerate(boxes)
+        if box is not None
+    }
+    vertebrae = {int(i) for i in vertebra_ids} & set(sizes)
+    ranked = sorted(sizes, key=lambda lab: -sizes[lab])[:MAX_STRUCTURES]
+    n_structures = n_cortical = 0
+    rims, cores, inside = [], [], []
+    for label in sorted(set(ranked) | vertebrae):
+        parts = _rim_and_core(values, int_labels, label, boxes[label - 1])
+        if parts is None:
+            continue
+        rim, core, whole = parts
+        n_structures += 1
+        n_cortical += _cortical_rim(
+            float(np.median(rim)), float(np.percentile(rim, 90)), float(np.median(core))
+        )
+        if label in vertebrae:
+            rims.append(rim)
+            cores.append(core)
+            inside.append(whole)
+    if n_structures == 0:
+        return None
+    if not rims:
+        return VertebraFigures(0, None, None, None, None, None, n_structures, n_cortical)
+    rim_values, core_values, vertebra_values = (np.concatenate(x) for x in (rims, cores, inside))
+    sampled = _subsample(values)
+    outside = sampled[~np.isin(_strided(labels), sorted(vertebrae))]
+    return VertebraFigures(
+        n_vertebrae=len(rims),
+        rim_median=float(np.median(rim_values)),
+        rim_p90=float(np.percentile(rim_values, 90)),
+        core_median=float(np.median(core_values)),
+        vertebra_p99=float(np.percentile(vertebra_values, 99)),
+        outside_p99=float(np.percentile(outside, 99)) if outside.size else float("-inf"),
+        n_structures=n_structures,
+        n_cortical=n_cortical,
+    )
+
+
+def _cortical_rim(rim_median: float, rim_p90: float, core_median: float) -> bool:
+    """A rim like cortical bone on CT around a core like trabecular bone (HU)."""
+    lo, hi = RIM_CORE_HU
+    return (
+        rim_p90 >= RIM_CORTEX_HU
+        and rim_median - core_median >= RIM_CONTRAST_HU
+        and lo <= core_median <= hi
+    )
+
+
+def _vertebrae_ct(v: VertebraFigures) -> bool:
+    if v.rim_median is None or v.rim_p90 is None or v.core_median is None:
+        return False
+    if v.vertebra_p99 is None or v.outside_p99 is None:
+        return False
+    brightest = v.vertebra_p99 >= BRIGHTEST_RATIO * v.outside_p99
+    return _cortical_rim(v.rim_median, v.rim_p90, v.core_median) and brightest
+
+
 def _rim_decision(f: ValueFigures) -> Modality | None:
     if f.rim_median is None or f.rim_p90 is None or f.core_median is None:
         return None
-    lo, hi = RIM_CORE_HU
-    if (
-        f.rim_p90 >= RIM_CORTEX_HU
-        and f.rim_median - f.core_median >= RIM_CONTRAST_HU
-        and lo <= f.core_median <= hi
-    ):
+    if _cortical_rim(f.rim_median, f.rim_p90, f.core_median):
         return Modality.CT
     if f.rim_median < f.core_median and f.negative_fraction <= MAX_MR_NEGATIVE_FRACTION:
         return Modality.MR
     return None
 
 
-def detect_modality(values: npt.NDArray[Any], *, where: str) -> ModalityDecision:
+Vertebrae = VertebraFigures | Callable[[], VertebraFigures | None] | None
+
+
+def detect_modality(
+    values: npt.NDArray[Any],
+    *,
+    where: str,
+    vertebrae: Vertebrae = None,
+) -> ModalityDecision:
     """CT or MRI from the voxel values (see the module docstring), or ModalityUndecidedError.
 
     ``values``: the image as stored after its scaling (HU for a CT), any shape (3D for the
-    masked-crop rule). ``where`` names the file in messages.
+    masked-crop rule). ``vertebrae``: :func:`vertebra_figures` of the label map's vertebrae, or
+    a function computing them (called only when air and fat do not decide), when a label map is
+    at hand. ``where`` names the file in messages.
     """
     f = value_figures(values)
+    if callable(vertebrae):
+        decided = f.air_fraction >= MIN_AIR_FRACTION or (
+            f.fat_fraction >= MIN_FAT_FRACTION and f.soft_fraction >= MIN_SOFT_FRACTION
+        )
+        vertebrae = None if decided else vertebrae()
+    figures = f.describe() + (f"; {vertebrae.describe()}" if vertebrae is not None else "")
     if f.n_voxels < _MIN_VOXELS or f.high <= f.low:
         raise ModalityUndecidedError(
             f"{where}: cannot tell CT from MRI from the voxel values ({f.n_voxels} varying "
-            f"voxels to judge; {f.describe()}); {_ASK}"
+            f"voxels to judge; {figures}); {_ASK}"
         )
     modality: Modality | None = None
     why = ""
+    no_bone_rim = vertebrae is not None and vertebrae.n_cortical == 0
     if f.air_fraction >= MIN_AIR_FRACTION:
         modality, why = Modality.CT, "air/lung at the Hounsfield scale's fixed values"
     elif f.fat_fraction >= MIN_FAT_FRACTION and f.soft_fraction >= MIN_SOFT_FRACTION:
         modality, why = Modality.CT, "fat and soft tissue at their Hounsfield values"
+    elif vertebrae is not None and _vertebrae_ct(vertebrae):
+        modality, why = Modality.CT, "vertebrae with bright cortical rims, the brightest tissue"
     elif f.fill_value is not None:
         modality = _rim_decision(f)
         why = (
@@ -277,13 +435,19 @@ def detect_modality(values: npt.NDArray[Any], *, where: str) -> ModalityDecision
             if modality is Modality.CT
             else "masked crop whose rim is darker than its core, like cortical bone on MRI"
         )
-    elif f.negative_fraction <= MAX_MR_NEGATIVE_FRACTION:
-        modality, why = Modality.MR, "non-negative signal without air or fat values"
-    if modality is None:
-        raise ModalityUndecidedError(
-            f"{where}: cannot tell CT from MRI from the voxel values ({f.describe()}); {_ASK}"
+    elif f.negative_fraction <= MAX_MR_NEGATIVE_FRACTION and no_bone_rim:
+        modality, why = (
+            Modality.MR,
+            "non-negative signal without air or fat values, no labelled structure with a "
+            "cortical-bone rim",
         )
-    evidence = f"detected from the voxel values: {why} ({f.describe()})"
+    if modality is None:
+        if vertebrae is None and f.negative_fraction <= MAX_MR_NEGATIVE_FRACTION:
+            figures += "; no label map to look for cortical-bone rims"
+        raise ModalityUndecidedError(
+            f"{where}: cannot tell CT from MRI from the voxel values ({figures}); {_ASK}"
+        )
+    evidence = f"detected from the voxel values: {why} ({figures})"
     log.info("%s: %s %s", where, modality.value, evidence)
     return ModalityDecision(modality, "detected", evidence)
 
@@ -295,12 +459,14 @@ def decide_modality(
     header_value: str | None = None,
     from_dicom: bool = False,
     values: npt.NDArray[Any] | None = None,
+    vertebrae: Vertebrae = None,
 ) -> ModalityDecision:
     """The modality of one image, by the order of authority of the module docstring.
 
     ``requested``: the user's choice (``"auto"``/None, ``"ct"``, ``"mr"``...). ``from_dicom``:
     the image is DICOM and ``header_value`` its Modality value (None/"" when empty; only
-    ``CT``/``MR`` reach here). ``values``: the image's values, needed only when detection runs.
+    ``CT``/``MR`` reach here). ``values``: the image's values, needed only when detection runs;
+    ``vertebrae``: the label map's :func:`vertebra_figures`, when at hand.
     Raises AcquisitionError when the user contradicts the header, ModalityUndecidedError when
     detection cannot tell.
     """
@@ -321,5 +487,5 @@ def decide_modality(
         return ModalityDecision(wanted, "user", f"{prefix}set by the user")
     if values is None:
         raise ModalityUndecidedError(f"{where}: {prefix}no voxel values to judge; {_ASK}")
-    found_by_values = detect_modality(values, where=where)
+    found_by_values = detect_modality(values, where=where, vertebrae=vertebrae)
     return ModalityDecision(found_by_values.modality, "detected", prefix + found_by_values.evidence)

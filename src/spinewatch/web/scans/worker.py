@@ -127,6 +127,7 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
         series_uid=job.series_uid or None,
         modality=job.modality,
         contrast_phase=job.contrast_phase,
+        convention=job.convention,
     )
     step(10, "Measuring the vertebrae")
 

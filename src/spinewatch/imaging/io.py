@@ -344,8 +344,8 @@ def _vertebrae_for_detection(
     labels: LabelVolume | None, grid: Grid, values: npt.NDArray[Any], convention: Any
 ) -> Any:
     """A function giving the label map's :func:`~spinewatch.imaging.modality.vertebra_figures`
-    on the image grid (None when there is no label map or it is on another grid: reported by
-    the analysis itself; no vertebra named when its convention cannot be told)."""
+    on the image grid (None without a label map; no vertebra named when its convention cannot
+    be told). A label map on another grid raises :class:`GridMismatchError` when called."""
     if labels is None:
         return None
 
@@ -358,10 +358,7 @@ def _vertebrae_for_detection(
         )
         from spinewatch.imaging.modality import vertebra_figures
 
-        try:
-            aligned = align_labels(labels, grid)
-        except GridMismatchError:
-            return None
+        aligned = align_labels(labels, grid)  # a mismatch is the first thing to report
         step = max(1, round((aligned.labels.size / 4e6) ** (1 / 3)))
         present = [int(v) for v in np.unique(aligned.labels[::step, ::step, ::step]) if v]
         try:

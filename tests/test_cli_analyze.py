@@ -195,3 +195,89 @@ def test_levels_named_on_the_command_line(shared_file, tmp_path, capsys) -> None
     assert [v["level"] for v in report["vertebrae"]] == ["T12"]
     assert report["scan"]["labels_convention"] == "binary"
     assert report["scan"]["labels_convention_source"] == "user"
+
+
+# -- modality and contrast phase ----------------------------------------------------------------
+
+
+def _run_json(capsys, *argv: str) -> dict:
+    assert main(["analyze", *argv, "--format", "json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_auto_detects_the_phantom_as_ct_and_records_why(study, capsys) -> None:
+    _, ct, labels, _ = study
+    scan = _run_json(capsys, str(ct), "--labels", str(labels))["scan"]
+    assert (scan["modality"], scan["modality_source"]) == ("CT", "detected")
+    assert "bright cortical rims" in scan["modality_evidence"]
+    assert (scan["contrast_phase"], scan["contrast_source"]) == ("native", "assumed")
+    assert "no contrast-filled aorta or IVC found in front of T12-L2" in scan["contrast_evidence"]
+
+
+def test_modality_mr_gives_geometry_only(study, capsys) -> None:
+    _, ct, labels, _ = study
+    # a TotalSegmentator CT ("total") map is not read on an MRI unless the user says so
+    out = _run_json(
+        capsys,
+        str(ct),
+        "--labels",
+        str(labels),
+        "--modality",
+        "mr",
+        "--labels-convention",
+        "totalsegmentator",
+    )
+    assert (out["scan"]["modality"], out["scan"]["modality_source"]) == ("MR", "user")
+    for v in out["vertebrae"]:
+        assert v["trabecular_hu_median"] is None and v["lytic_volume_ml"] is None
+        assert v["not_assessed"] == ["MRI: not assessed"]
+    assert out["vertebrae"][1]["genant_grade"] == 2  # the geometry is still measured
+
+
+def test_contrast_phase_option_is_recorded_with_its_offset(study, capsys) -> None:
+    _, ct, labels, _ = study
+    scan = _run_json(capsys, str(ct), "--labels", str(labels), "--contrast-phase", "portal-venous")[
+        "scan"
+    ]
+    assert (scan["contrast_phase"], scan["contrast_source"]) == ("portal_venous", "user")
+    assert scan["density_offset_hu"] == 14.75
+    assert main(["analyze", str(ct), "--labels", str(labels), "--format", "text"]) == 0
+    assert "acquisition: CT, native (no contrast), assumed" in capsys.readouterr().out
+
+
+def test_undecidable_modality_and_contradictions_exit_2_in_one_line(
+    study, tmp_path, capsys
+) -> None:
+    _, ct, labels, _ = study
+    rng = np.random.default_rng(1)
+    values = rng.uniform(-25.0, 300.0, size=(30, 30, 30)).astype(np.float32)
+    values.flat[::100] = -60.0  # 1 % below -30 HU: neither an MRI nor a fat population
+    seg = np.zeros(values.shape, np.uint8)
+    seg[10:20, 10:20, 2:14], seg[10:20, 10:20, 16:28] = 20, 21
+    odd, odd_labels = tmp_path / "odd.nii.gz", tmp_path / "odd_seg.nii.gz"
+    # 3 mm voxels: the two labelled blocks are 32 ml, the size of a lumbar vertebra
+    nib.save(nib.Nifti1Image(values, np.diag([3.0, 3.0, 3.0, 1.0])), odd)
+    nib.save(nib.Nifti1Image(seg, np.diag([3.0, 3.0, 3.0, 1.0])), odd_labels)
+    cases = [
+        (["analyze", str(odd), "--labels", str(odd_labels)], "cannot tell CT from MRI"),
+        (["analyze", str(ct), "--labels", str(labels), "--modality", "mr",
+          "--contrast-phase", "arterial"], "is a CT phase; an MRI has none"),
+        (["analyze", str(ct), "--segment", "totalsegmentator", "--modality", "mr"],
+         "give --labels for an MRI"),
+    ]  # fmt: skip
+    for argv, expected in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("spinewatch: error:") and err.count("\n") == 1, err
+        assert expected in err
+    assert main(["analyze", str(odd), "--labels", str(odd_labels), "--modality", "ct"]) == 0
+    assert json.loads(capsys.readouterr().out)["scan"]["modality_source"] == "user"
+
+
+def test_help_explains_the_modality_and_contrast_options(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--modality {auto,ct,mr}" in text and "refused when unsure" in text
+    assert "--contrast-phase {auto,native,arterial,portal-venous,delayed,unknown}" in text
+    assert "shifts the density thresholds" in text

@@ -107,6 +107,19 @@ def test_enqueue_refuses_a_second_active_job_and_a_bad_convention():
 
 
 @pytest.mark.django_db
+def test_enqueue_checks_the_modality_and_contrast_phase():
+    job = _job(modality="MR", contrast_phase="auto")
+    assert (job.modality, job.contrast_phase) == ("mr", "auto")
+    assert _job(contrast_phase="portal_venous").contrast_phase == "portal-venous"
+    with pytest.raises(jobs.JobError, match=r"modality 'pet': expected one of auto, ct, mr"):
+        _job(modality="pet")
+    with pytest.raises(jobs.JobError, match=r"contrast phase 'venous-ish': expected one of"):
+        _job(contrast_phase="venous-ish")
+    with pytest.raises(jobs.JobError, match="is a CT phase; an MRI"):
+        _job(modality="mr", contrast_phase="arterial")
+
+
+@pytest.mark.django_db
 def test_stale_jobs_are_requeued_then_failed_after_max_attempts():
     job = _job(max_attempts=2)
     fresh = _job()

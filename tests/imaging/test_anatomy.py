@@ -44,7 +44,9 @@ def test_phantom_bodies_and_frames(kw: dict[str, object]) -> None:
     assert [r.level for r in regions] == [VertebralLevel.parse(x) for x in LEVELS]
     for r in regions:
         t = ph.truth[str(r.level.value)]
-        assert np.linalg.norm(r.frame.origin_mm - np.asarray(t.body_centroid_mm)) < 1.0
+        # within one voxel (1.25 mm): the pedicle roots a crushed body keeps in front of the
+        # canal pull its centroid back by ~1 mm
+        assert np.linalg.norm(r.frame.origin_mm - np.asarray(t.body_centroid_mm)) < 1.25
         # pedicle roots in front of the canal count as body: a few % more for a flat (crushed) body
         assert r.body_volume_ml == pytest.approx(t.body_volume_ml, rel=0.08)
         assert _angle_deg(r.frame.superior, t.superior) < 4.0

@@ -58,6 +58,39 @@ def test_good_manifest_resolves_paths_against_its_folder(
     assert (fourth.convention, fifth.convention) == ("tptbox", "totalsegmentator_mr")
 
 
+def test_modality_and_contrast_phase_columns(folder: Path) -> None:
+    manifest = write(
+        folder,
+        "study_id,ct,labels,modality,contrast_phase\n"
+        "s1,a/ct.nii.gz,a/seg.nii.gz,MR,\n"
+        "s2,a/ct.nii.gz,a/seg.nii.gz,ct,Portal_Venous\n"
+        "s3,a/ct.nii.gz,a/seg.nii.gz,,\n",
+    )
+    entries = read_manifest(manifest)
+    assert [(e.modality, e.contrast_phase) for e in entries] == [
+        ("mr", "auto"),
+        ("ct", "portal-venous"),
+        ("auto", "auto"),
+    ]
+
+
+def test_analyse_study_passes_the_modality_to_the_analysis(tmp_path: Path) -> None:
+    from spinewatch.imaging.batch import ManifestEntry, analyse_study
+    from spinewatch.imaging.phantom import PhantomSpec, make_spine_phantom, write_phantom
+
+    phantom = make_spine_phantom(PhantomSpec(levels=("L1", "L2"), spacing_mm=(2.0, 2.0, 2.0)))
+    ct, labels, _ = write_phantom(phantom, tmp_path)
+    # a TotalSegmentator CT ("total") map is read on an MRI only when the manifest says so
+    entry = ManifestEntry("s1", ct, labels, convention="totalsegmentator", modality="mr")
+    result = analyse_study(entry, picture=False)
+    assert result["status"] == "ok", result["error"]
+    scan = result["report"]["scan"]
+    assert (scan["modality"], scan["modality_source"]) == ("MR", "user")
+    assert all(v["trabecular_hu_median"] is None for v in result["report"]["vertebrae"])
+    labels_only = analyse_study(ManifestEntry("s2", None, labels, contrast_phase="arterial"))
+    assert labels_only["report"]["scan"]["contrast_source"] == "user"
+
+
 def test_columns_in_any_order_and_bom(folder: Path) -> None:
     manifest = folder / "m.csv"
     manifest.write_bytes("\ufefflabels,study_id,ct\na/seg.nii.gz,s1,a/ct.nii.gz\n".encode())
@@ -93,6 +126,18 @@ def test_columns_in_any_order_and_bom(folder: Path) -> None:
         (
             "study_id,ct,labels,series_uid\ns1,,a/seg.nii.gz,1.2.3\n",
             "series_uid '1.2.3' given without a ct",
+        ),
+        (
+            "study_id,ct,labels,modality\ns1,a/ct.nii.gz,a/seg.nii.gz,pet\n",
+            r"line 2, column 4 \(modality\): modality 'pet' unknown; expected auto, ct, mr",
+        ),
+        (
+            "study_id,ct,labels,contrast_phase\ns1,a/ct.nii.gz,a/seg.nii.gz,venous-ish\n",
+            r"line 2, column 4 \(contrast_phase\): contrast_phase 'venous-ish' unknown",
+        ),
+        (
+            "study_id,ct,labels,modality,contrast_phase\ns1,a/ct.nii.gz,a/seg.nii.gz,mr,arterial\n",
+            r"line 2, column 5 \(contrast_phase\): contrast_phase 'arterial' is a CT phase",
         ),
         (
             "study_id,ct,labels,prior\ns1,a/ct.nii.gz,a/seg.nii.gz,broken.json\n",

@@ -79,6 +79,7 @@ def fake_analyze(
     convention: str = "auto",
     ct_path: str | None = None,
     labels_path: str | None = None,
+    acquisition: Any = None,
 ) -> types.SimpleNamespace:
     """A stand-in for analysis.analyze: reports the label centroids of the vertebrae.
 

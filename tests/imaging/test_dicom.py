@@ -16,15 +16,18 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
-from spinewatch.imaging.dicom import list_series, load_dicom_series
+from spinewatch.core.acquisition import AcquisitionError, ContrastPhase, Modality
+from spinewatch.imaging.dicom import list_series, load_dicom_image, load_dicom_series
 from spinewatch.imaging.io import (
     ImageReadError,
     SeriesSelectionError,
     align_labels,
     load_ct,
+    load_image,
     load_labels,
     load_study,
 )
+from spinewatch.imaging.volume import CtVolume, MrVolume
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -63,8 +66,11 @@ def write_series(
     rows_of: Callable[[int], int] | None = None,
     hu: Callable[[np.ndarray], np.ndarray] = hu_of_lps,
     order: list[int] | None = None,
+    extra: dict[str, object] | None = None,
 ) -> str:
-    """Write a series (files named in a scrambled order) and return its SeriesInstanceUID."""
+    """Write a series (files named in a scrambled order) and return its SeriesInstanceUID.
+
+    ``extra``: further attributes by keyword (ContrastBolusAgent...), on every image."""
     directory.mkdir(parents=True, exist_ok=True)
     uid = uid or generate_uid()
     study = "1.2.826.0.1.3680043.8.498.1"
@@ -113,6 +119,8 @@ def write_series(
         ds.PixelRepresentation = 1 if signed else 0
         ds.RescaleSlope = _ds(s)
         ds.RescaleIntercept = _ds(b)
+        for keyword, value in (extra or {}).items():
+            setattr(ds, keyword, value)
         dtype = np.int16 if signed else np.uint16
         assert np.all(stored == np.round(stored))
         ds.PixelData = np.round(stored).astype(dtype).tobytes()
@@ -395,3 +403,105 @@ def test_real_dicom_zip_equals_directory(shared_file, real_dicom_ct, tmp_path: P
     np.testing.assert_array_equal(d.grid.affine, z.grid.affine)
     assert d.hu.dtype == z.hu.dtype
     assert d.meta == z.meta
+
+
+# ------------------------------------------------------------------------ modality and contrast
+
+
+def mr_signal(p: np.ndarray) -> np.ndarray:
+    """Non-negative signal in arbitrary units, a function of LPS position (mm)."""
+    return np.round(3000.0 + 2.0 * p[..., 0] + p[..., 1] + 3.0 * p[..., 2])
+
+
+def test_an_mr_series_loads_as_signal_never_as_hu(tmp_path: Path) -> None:
+    write_series(tmp_path, modality="MR", hu=mr_signal, intercept=0.0, signed=False, n=4)
+    image = load_image(tmp_path)
+    assert isinstance(image, MrVolume) and not hasattr(image, "hu")
+    assert image.signal.shape == (4, 5, 4)
+    ijk = np.stack(np.meshgrid(*[np.arange(n) for n in image.signal.shape], indexing="ij"), -1)
+    lps = image.grid.to_world(ijk) * np.array([-1.0, -1.0, 1.0])
+    np.testing.assert_array_equal(image.signal, mr_signal(lps))  # same geometry rules as CT
+    acq = image.acquisition
+    assert (acq.modality, acq.modality_source) == (Modality.MR, "dicom")
+    assert acq.modality_evidence == "DICOM Modality (0008,0060) 'MR'"
+    assert image.meta["units"].startswith("MRI signal")
+    # load_ct is the CT-only reader: the same input holds no CT
+    with pytest.raises(ImageReadError, match=r"no CT image found.*modality \['MR'\]"):
+        load_ct(tmp_path)
+
+
+def test_other_modalities_are_refused_naming_the_tag_and_value(tmp_path: Path) -> None:
+    pet = write_series(tmp_path / "pt", modality="PT", n=3)
+    with pytest.raises(
+        ImageReadError, match=r"no CT or MR image found .*modality \['PT'\] \(tag Modality"
+    ):
+        load_image(tmp_path / "pt")
+    write_series(tmp_path / "pt" / "ct", n=3)
+    assert isinstance(load_image(tmp_path / "pt"), CtVolume)  # the PT series is skipped
+    with pytest.raises(
+        ImageReadError, match=rf"series '{pet}' has tag Modality \(0008,0060\) 'PT'"
+    ):
+        load_image(tmp_path / "pt", series_uid=pet)
+
+
+def test_ct_and_mr_in_one_input_need_a_choice_listing_each_modality(tmp_path: Path) -> None:
+    ct_uid = write_series(tmp_path / "ct", n=3, description="ABD")
+    mr_uid = write_series(tmp_path / "mr", n=4, modality="MR", hu=mr_signal, intercept=0.0)
+    # the series are listed in UID order (random UIDs here): either may come first
+    with pytest.raises(
+        SeriesSelectionError, match=r"2 image series.*(CT 'ABD'.* MR 'axial'|MR 'axial'.* CT 'ABD')"
+    ):
+        load_image(tmp_path)
+    assert isinstance(load_image(tmp_path, series_uid=mr_uid), MrVolume)
+    assert isinstance(load_image(tmp_path, series_uid=ct_uid), CtVolume)
+    assert [s.modality for s in list_series(tmp_path, modalities=("CT", "MR"))] == sorted(
+        ["CT", "MR"], key=lambda m: {"CT": ct_uid, "MR": mr_uid}[m]
+    )
+
+
+def test_the_user_cannot_contradict_the_modality_tag(tmp_path: Path) -> None:
+    write_series(tmp_path, modality="MR", hu=mr_signal, intercept=0.0, n=3)
+    with pytest.raises(AcquisitionError, match=r"is 'MR' but CT was requested"):
+        load_image(tmp_path, modality="ct")
+    assert load_image(tmp_path, modality="mr").acquisition.modality_source == "dicom"
+
+
+def test_an_empty_modality_tag_is_decided_by_the_user(tmp_path: Path) -> None:
+    write_series(tmp_path, modality="", hu=mr_signal, intercept=0.0, n=3)
+    image = load_image(tmp_path, modality="mr")
+    assert isinstance(image, MrVolume)
+    assert image.acquisition.modality_evidence.startswith("DICOM Modality (0008,0060) is empty")
+    assert load_ct(tmp_path).acquisition.modality_source == "assumed"  # load_ct: read as CT
+
+
+@pytest.mark.parametrize(
+    ("extra", "phase", "evidence"),
+    [
+        (
+            {"SeriesDescription": "ABD PV"},
+            ContrastPhase.PORTAL_VENOUS,
+            "SeriesDescription 'ABD PV'",
+        ),
+        ({"ContrastBolusAgent": "IOMERON 400"}, ContrastPhase.UNKNOWN_PHASE, "ContrastBolusAgent"),
+        ({"ProtocolName": "Thorax nativ"}, ContrastPhase.NATIVE, "ProtocolName 'Thorax nativ'"),
+        ({}, ContrastPhase.NATIVE, "no contrast information in the DICOM header"),
+    ],
+)
+def test_the_contrast_phase_comes_from_the_header(tmp_path: Path, extra, phase, evidence) -> None:
+    description = extra.pop("SeriesDescription", "axial")
+    write_series(tmp_path, n=3, description=description, extra=extra)
+    for ct in (load_image(tmp_path), load_dicom_series(tmp_path)):
+        assert ct.acquisition.contrast_phase is phase
+        assert evidence in ct.acquisition.contrast_evidence
+        assert ct.acquisition.contrast_source == (
+            "assumed" if not extra and description == "axial" else "dicom"
+        )
+
+
+def test_a_stated_phase_wins_over_the_header_and_an_mri_takes_none(tmp_path: Path) -> None:
+    write_series(tmp_path / "ct", n=3, description="ABD PV")
+    acq = load_dicom_image(tmp_path / "ct", contrast_phase="arterial").acquisition
+    assert (acq.contrast_phase, acq.contrast_source) == (ContrastPhase.ARTERIAL, "user")
+    write_series(tmp_path / "mr", n=3, modality="MR", hu=mr_signal, intercept=0.0)
+    with pytest.raises(AcquisitionError, match=r"mr: contrast phase 'arterial' is a CT phase"):
+        load_image(tmp_path / "mr", contrast_phase="arterial")

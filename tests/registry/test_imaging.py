@@ -177,3 +177,46 @@ def test_study_field_validation(patient):
         add_imaging_study(patient=patient, study_date=dt.date(2024, 5, 1), modality="pet")
     with pytest.raises(RegistryError, match="study_date"):
         add_imaging_study(patient=patient, study_date=None)
+
+
+def _with_modality(report, modality):
+    out = copy.deepcopy(report)
+    out["scan"]["modality"] = modality
+    return out
+
+
+def test_the_report_modality_sets_the_study_modality(patient):
+    """The analysis reads the modality from the file; the study follows it (issue 7)."""
+    study = add_imaging_study(patient=patient, study_date=dt.date(2024, 5, 1), modality="mr")
+    stored = store_analysis(
+        study=study,
+        expected_version=study.version,
+        report=_with_modality(_report(_vertebra("L1")), "CT"),
+    )
+    assert stored.modality == "ct" and stored.version == study.version + 1
+    mr = add_imaging_study(
+        patient=patient,
+        study_date=dt.date(2024, 6, 1),
+        report=_with_modality(_report(_vertebra("L1"), series="5.6"), "MR"),
+    )
+    assert mr.modality == "mr"  # taken from the report when not given
+    old = add_imaging_study(patient=patient, study_date=dt.date(2024, 7, 1), modality="mr")
+    v1 = store_analysis(study=old, expected_version=1, report=_report(_vertebra("L1"), series=""))
+    assert v1.modality == "mr"  # a version 1 report does not record it: left as registered
+
+
+def test_a_report_modality_that_contradicts_or_is_unknown_is_refused(patient):
+    with pytest.raises(RegistryError, match=r"report scan.modality 'MR': the study is registered"):
+        add_imaging_study(
+            patient=patient,
+            study_date=dt.date(2024, 5, 1),
+            modality="ct",
+            report=_with_modality(_report(_vertebra("L1")), "MR"),
+        )
+    with pytest.raises(RegistryError, match=r"report scan.modality 'PT': expected one of CT, MR"):
+        add_imaging_study(
+            patient=patient,
+            study_date=dt.date(2024, 5, 1),
+            report=_with_modality(_report(_vertebra("L1")), "PT"),
+        )
+    assert not m.ImagingStudy.objects.exists()

@@ -462,3 +462,89 @@ def test_upload_page_shows_the_patient_and_labelled_fields(client, patient):
     for field in ("ct", "labels", "convention", "study_date", "description", "patient"):
         assert f'<label for="id_{field}">' in html, field
     assert 'enctype="multipart/form-data"' in html
+
+
+# -- modality and contrast phase ----------------------------------------------------------------
+
+
+def test_an_upload_as_mri_is_analysed_for_geometry_only_and_the_study_becomes_mr(
+    client, patient, phantom, tmp_path
+):
+    # a TotalSegmentator CT ("total") map on an MRI is what a misread total_mr map looks like:
+    # auto refuses that reading for an MRI, so the uploader names the convention
+    study = _uploaded(client, phantom, tmp_path, modality="mr", convention="totalsegmentator")
+    job = AnalysisJob.objects.get(study=study)
+    assert (job.modality, job.contrast_phase) == ("mr", "auto")
+    assert study.modality == "mr"  # registered as the uploader said
+    run_pending_jobs()
+    job.refresh_from_db()
+    study.refresh_from_db()
+    assert job.status == JobStatus.DONE, job.message
+    scan = study.report["scan"]
+    assert (scan["modality"], scan["modality_source"]) == ("MR", "user")
+    for v in study.report["vertebrae"]:
+        assert v["trabecular_hu_median"] is None and v["lytic_volume_ml"] is None
+        assert v["not_assessed"] == ["MRI: not assessed"]
+    assert all(f.trabecular_hu_median is None for f in study.findings.all())
+    html = client.get(f"/scans/{study.pk}/").content.decode()
+    assert "MRI: geometry only" in html and "MRI: not assessed" in html
+    assert "MRI file" in html
+    api = client.get(f"/api/studies/{study.pk}").json()
+    assert api["modality"] == "mr" and api["contrast_phase"] is None
+    assert api["acquisition"] == "MRI: geometry only"
+
+
+def test_the_analysis_sets_the_study_modality_and_the_page_shows_the_phase(
+    client, patient, phantom, tmp_path
+):
+    study = _uploaded(client, phantom, tmp_path, contrast_phase="portal-venous")
+    assert AnalysisJob.objects.get(study=study).contrast_phase == "portal-venous"
+    run_pending_jobs()
+    study.refresh_from_db()
+    scan = study.report["scan"]
+    assert (scan["modality"], scan["modality_source"]) == ("CT", "detected")
+    assert (scan["contrast_phase"], scan["contrast_source"]) == ("portal_venous", "user")
+    assert study.modality == "ct"
+    html = client.get(f"/scans/{study.pk}/").content.decode()
+    assert "CT, portal-venous (set by the user)" in html
+    assert "raised by 14.75 HU" in html
+    api = client.get(f"/api/studies/{study.pk}").json()
+    assert api["contrast_phase"] == "portal_venous"
+    assert api["acquisition"] == "CT, portal-venous (set by the user)"
+    # a re-run keeps what the uploader chose
+    assert client.post(f"/scans/{study.pk}/rerun/").status_code == 302
+    assert jobs.latest_job(study.pk).contrast_phase == "portal-venous"
+
+
+def test_a_default_upload_is_detected_as_ct_and_shown_as_native_assumed(
+    client, patient, phantom, tmp_path
+):
+    study = _uploaded(client, phantom, tmp_path, modality="auto")
+    assert study.modality == "ct"
+    run_pending_jobs()
+    study.refresh_from_db()
+    assert study.report["scan"]["modality"] == "CT" and study.modality == "ct"
+    html = client.get(f"/scans/{study.pk}/").content.decode()
+    assert "CT, native (no contrast), assumed" in html
+
+
+def test_a_contrast_phase_for_an_mri_and_unknown_choices_are_refused(
+    client, patient, phantom, tmp_path
+):
+    response = post_upload(
+        client, *phantom, tmp_path / "a", modality="mr", contrast_phase="arterial"
+    )
+    assert response.status_code == 400
+    assert "A contrast phase applies to CT only" in response.content.decode()
+    for field, value in (("modality", "pet"), ("contrast_phase", "venous-ish")):
+        response = post_upload(client, *phantom, tmp_path / field, **{field: value})
+        assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    assert not rm.ImagingStudy.objects.exists()
+
+
+def test_upload_page_explains_the_modality_and_phase_choices(client, patient):
+    html = client.get("/scans/upload/?patient=SW-9001").content.decode()
+    for field in ("modality", "contrast_phase"):
+        assert f'<label for="id_{field}">' in html, field
+    assert "MRI (geometry only)" in html and "Portal-venous" in html
+    assert "An MRI gives heights and Genant only" in html

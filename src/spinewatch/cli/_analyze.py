@@ -1,4 +1,4 @@
-"""``spinewatch analyze [CT] --labels LABELS``: measure every vertebra of one study."""
+"""``spinewatch analyze [IMAGE] --labels LABELS``: measure every vertebra of one study."""
 
 from __future__ import annotations
 
@@ -11,12 +11,14 @@ __all__ = ["add_parser", "run"]
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "analyze",
-        help="analyse a spine CT and its vertebra label map (heights, Genant, density, lesions)",
+        help="analyse a spine CT (or MRI) and its vertebra label map (heights, Genant, density, "
+        "lesions)",
         description=(
             "Per vertebra: body centroid and volume, anterior/middle/posterior heights in the "
             "vertebra's own frame, Genant grade and deformity, trabecular HU, lytic lesions, "
-            "cement, collapse risk with its reasons and the imaging part of SINS. Without a CT "
-            "only the geometry is measured."
+            "cement, collapse risk with its reasons and the imaging part of SINS. An MRI, or no "
+            "image, gives the geometry only: density, lesion and cement fields are null and each "
+            "vertebra's not_assessed says why."
         ),
     )
     parser.add_argument(
@@ -24,8 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         nargs="?",
         type=Path,
         default=None,
-        metavar="CT",
-        help="CT: .nii/.nii.gz, a DICOM directory or a .zip (optional)",
+        metavar="IMAGE",
+        help="CT or MRI: .nii/.nii.gz, a DICOM directory or a .zip (optional)",
     )
     parser.add_argument(
         "--labels", type=Path, default=None, metavar="LABELS", help="vertebra label map (NIfTI)"
@@ -55,6 +57,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the level of the single vertebra of a binary (or compartment) mask",
     )
     parser.add_argument("--series", default=None, metavar="UID", help="DICOM series to read")
+    parser.add_argument(
+        "--modality",
+        choices=("auto", "ct", "mr"),
+        default="auto",
+        help="auto (default): DICOM from its Modality tag; NIfTI detected from the voxel values "
+        "(a CT has air near -1000 HU and fat near -100 HU, an MRI neither) and refused when "
+        "unsure. ct/mr: say it (for DICOM it must agree with the tag). An MRI gives geometry "
+        "only, never HU",
+    )
+    parser.add_argument(
+        "--contrast-phase",
+        choices=("auto", "native", "arterial", "portal-venous", "delayed", "unknown"),
+        default="auto",
+        help="intravenous contrast of a CT, which shifts the density thresholds. auto "
+        "(default): from the DICOM header (ContrastBolusAgent, series description...), else "
+        "looked for in the image (an enhanced aorta beside T4-L4: contrast of unknown phase), "
+        "else native is assumed. unknown: contrast given, phase not known",
+    )
     parser.add_argument("--format", choices=("json", "text"), default="json")
     parser.add_argument(
         "--out",
@@ -101,9 +121,12 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--segment needs the CT to segment")
     if args.labels is not None and args.segment is not None:
         raise UsageError("give either --labels or --segment, not both")
+    if args.segment is not None and args.modality == "mr":
+        raise UsageError("--segment runs TotalSegmentator's CT task; give --labels for an MRI")
 
     from spinewatch.imaging.analysis import FAST_WORKING_RESOLUTION_MM, analyze
-    from spinewatch.imaging.io import load_study
+    from spinewatch.imaging.io import load_study, requested_acquisition
+    from spinewatch.imaging.volume import MrVolume
 
     prior = None
     if args.prior is not None:
@@ -119,11 +142,27 @@ def run(args: argparse.Namespace) -> int:
 
             labels_path = run_totalsegmentator(args.ct, Path(work))
             convention = "totalsegmentator"
-        ct, labels = load_study(args.ct, labels_path, series_uid=args.series)
+        ct, labels = load_study(
+            args.ct,
+            labels_path,
+            series_uid=args.series,
+            modality=args.modality,
+            contrast_phase=args.contrast_phase,
+            convention=convention,
+        )
+        if args.segment is not None and isinstance(ct, MrVolume):
+            raise UsageError(
+                f"{args.ct} is an MRI ({ct.acquisition.modality_evidence}); --segment runs "
+                "TotalSegmentator's CT task: give --labels instead"
+            )
         from spinewatch.imaging.label_reading import prepare_labels
 
         prepared = prepare_labels(
-            labels, convention, lowest_level=args.lowest_level, level=args.level
+            labels,
+            convention,
+            modality=None if ct is None else ct.acquisition.modality,
+            lowest_level=args.lowest_level,
+            level=args.level,
         )
         labels = prepared.labels
         report = analyze(
@@ -133,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
             ct_path=None if args.ct is None else str(args.ct),
             labels_path=str(labels_path),
             working_resolution_mm=FAST_WORKING_RESOLUTION_MM if args.fast else None,
+            acquisition=None
+            if ct is not None
+            else requested_acquisition(args.modality, args.contrast_phase),
         )
     result = report.to_json_dict()
     if prior is not None:

@@ -31,8 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="analyse many studies listed in a CSV manifest, on Dask",
         description=(
             "Analyse every study of MANIFEST.csv (header: study_id,ct,labels"
-            "[,convention,series_uid,prior]; paths relative to the manifest's folder) on a local "
-            "Dask cluster or a scheduler. Writes OUT/<study_id>/report.json, spine.png and "
+            "[,convention,series_uid,prior,modality,contrast_phase]; paths relative to the "
+            "manifest's folder; modality auto|ct|mr, contrast_phase auto|native|arterial|"
+            "portal-venous|delayed|unknown, empty = auto) on a local Dask cluster or a "
+            "scheduler. Writes OUT/<study_id>/report.json, spine.png and "
             "compare.json (when a prior report is given) and OUT/batch-summary.json/.csv. "
             "Exit 0: all succeeded; 1: some failed; 2: bad manifest."
         ),

@@ -18,7 +18,14 @@ Then per vertebra (:func:`analyze`), in cranio-caudal order:
    vertebra against its level's normal shape and the posterior height expected from its
    nearest unfractured neighbours, scaled by the normal level-to-level ratios;
 4. with a CT: trabecular density, cement (> 1500 HU; reported, never called bone), lytic lesions;
+   with an MRI (:class:`~spinewatch.imaging.volume.MrVolume`, signal units) or no image, none of
+   them: those fields are null and each vertebra's ``not_assessed`` says why
+   (:data:`~spinewatch.core.acquisition.MRI_NOT_ASSESSED`);
 5. collapse risk and the imaging part of SINS.
+
+The scan's acquisition (modality, contrast phase) comes with the image; a contrast phase nobody
+stated is checked against the image once the vertebrae are found
+(:func:`spinewatch.imaging.contrast.resolve_contrast`).
 
 Only the crop of each vertebra is read from the CT, so memory stays near the CT's own size.
 """
@@ -32,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from spinewatch import __version__
-from spinewatch.core.acquisition import Acquisition, Modality
+from spinewatch.core.acquisition import MRI_NOT_ASSESSED, Acquisition, AcquisitionError, Modality
 from spinewatch.core.conventions import LabelConvention
 from spinewatch.core.levels import VertebralLevel
 from spinewatch.imaging.anatomy import (
@@ -47,8 +54,13 @@ from spinewatch.imaging.anatomy import present_labels as anatomy_present_labels
 from spinewatch.imaging.grading import grade_spine
 from spinewatch.imaging.heights import BodyHeights, body_heights
 from spinewatch.imaging.label_reading import PreparedLabels, prepare_labels
-from spinewatch.imaging.report import ScanInfo, SpineReport, VertebraReport
-from spinewatch.imaging.volume import CtVolume, GeometryError, LabelVolume
+from spinewatch.imaging.report import (
+    NO_IMAGE_NOT_ASSESSED,
+    ScanInfo,
+    SpineReport,
+    VertebraReport,
+)
+from spinewatch.imaging.volume import CtVolume, GeometryError, LabelVolume, MrVolume
 
 __all__ = [
     "FAST_WORKING_RESOLUTION_MM",
@@ -129,8 +141,51 @@ def _ct_findings(ct: CtVolume, region: VertebraRegion) -> tuple[Any, Any, Any]:
     return density, lytic, cement
 
 
+# -- modality and contrast (issue 7): which measurements the image allows ----------------------
+
+
+def _acquisition_of(
+    image: CtVolume | MrVolume | None, acquisition: Acquisition | None
+) -> Acquisition:
+    """The image's own acquisition, or ``acquisition`` when given (it must not change the
+    modality: an MrVolume's values are never HU, whatever a caller says)."""
+    if image is None:
+        return acquisition if acquisition is not None else Acquisition()
+    if acquisition is None:
+        return image.acquisition
+    if acquisition.modality is not image.acquisition.modality:
+        raise AcquisitionError(
+            f"{image.source}: the image is {image.acquisition.modality.label} but the "
+            f"acquisition given says {acquisition.modality.label}"
+        )
+    return acquisition
+
+
+def _not_assessed(image: CtVolume | MrVolume | None, acquisition: Acquisition) -> tuple[str, ...]:
+    """Why density, lesions and cement are null for every vertebra (empty: measured)."""
+    if isinstance(image, MrVolume) or acquisition.modality is Modality.MR:
+        return (MRI_NOT_ASSESSED,)
+    if image is None:
+        return (NO_IMAGE_NOT_ASSESSED,)
+    return ()
+
+
+def _with_contrast(
+    acquisition: Acquisition, ct: CtVolume | None, labels: LabelVolume, regions: list[Any]
+) -> Acquisition:
+    if ct is None:
+        return acquisition
+    from spinewatch.imaging.contrast import resolve_contrast
+
+    sites = [(r.level, r.frame, r.label) for r in regions]
+    return resolve_contrast(acquisition, ct.hu, ct.grid, labels.labels, sites)
+
+
+# -- the analysis -------------------------------------------------------------------------------
+
+
 def analyze(
-    ct: CtVolume | None,
+    ct: CtVolume | MrVolume | None,
     labels: LabelVolume | PreparedLabels,
     *,
     convention: LabelConvention | str,
@@ -142,15 +197,20 @@ def analyze(
     lowest_level: VertebralLevel | str | None = None,
     level: VertebralLevel | str | None = None,
 ) -> SpineReport:
-    """Analyse every vertebra of ``labels`` (and ``ct`` when given; same grid required).
+    """Analyse every vertebra of ``labels`` (and the image ``ct`` when given; same grid).
+
+    ``ct`` is a :class:`CtVolume` (every measurement) or an :class:`MrVolume` (geometry only:
+    density, lesions and cement null, ``not_assessed`` = ["MRI: not assessed"]).
 
     ``labels`` is a label map, or one already read by
     :func:`~spinewatch.imaging.label_reading.prepare_labels` (then ``convention`` must be
     ``"auto"`` or its convention, and ``lowest_level``/``level`` None).
 
-    ``acquisition``: the scan's modality and contrast phase (default: CT, native, assumed),
-    recorded in the report's ``scan`` record; a known modality also rules out label
-    conventions made for the other modality.
+    ``acquisition``: overrides the image's own acquisition (same modality only); without an
+    image, the default is CT, native, assumed. An *assumed* contrast phase is checked against
+    the CT (an enhanced aorta makes it "contrast, phase unknown", *detected*). Recorded in the
+    report's ``scan`` record; a known modality also rules out label conventions made for the
+    other modality.
 
     ``lowest_level`` / ``level``: levels named by the user for a map whose ids do not name
     them (``--lowest-level``, ``--level``; see :mod:`spinewatch.imaging.label_reading`).
@@ -163,8 +223,12 @@ def analyze(
     """
     from spinewatch.imaging.risk import assess_collapse_risk
 
+    image = ct
+    acquisition = _acquisition_of(image, acquisition)
+    ct = image if isinstance(image, CtVolume) else None  # only HU reach the CT findings
+    not_assessed = _not_assessed(image, acquisition)
     prepared = _prepared(
-        ct, labels, convention, acquisition=acquisition, lowest_level=lowest_level, level=level
+        image, labels, convention, acquisition=acquisition, lowest_level=lowest_level, level=level
     )
     labels = prepared.labels
     boxes = prepared.boxes if prepared.boxes is not None else label_bounding_boxes(labels)
@@ -174,6 +238,7 @@ def analyze(
         boxes=boxes,
         working_resolution_mm=working_resolution_mm,
     )
+    acquisition = _with_contrast(acquisition, ct, labels, regions)
     total = len(regions)
     measured: dict[VertebralLevel, BodyHeights] = {}
     heights_of: dict[VertebralLevel, BodyHeights | None] = {}
@@ -235,23 +300,24 @@ def analyze(
                 cement=cement,
                 risk=risk,
                 has_ct=ct is not None,
+                not_assessed=not_assessed,
             )
         )
 
-    grid = ct.grid if ct is not None else labels.grid
+    grid = image.grid if image is not None else labels.grid
     sp = grid.spacing_mm
     note = orientation_note(regions)
     scan = ScanInfo(
-        ct=ct_path if ct_path is not None else (ct.source if ct is not None else None),
+        ct=ct_path if ct_path is not None else (image.source if image is not None else None),
         labels=labels_path if labels_path is not None else labels.source,
         labels_convention=prepared.convention.value,
         shape=grid.shape,
         spacing_mm=(sp[0], sp[1], sp[2]),
         orientation=_orientation(grid.affine),
-        series_uid=None if ct is None else ct.meta.get("series_uid"),
+        series_uid=None if image is None else image.meta.get("series_uid"),
         spinewatch_version=__version__,
         analysed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        acquisition=acquisition if acquisition is not None else Acquisition(),
+        acquisition=acquisition,
         # how the labels were read; where the frames came from when the header disagrees
         extra={
             **prepared.scan_fields(),
@@ -262,7 +328,7 @@ def analyze(
 
 
 def _prepared(
-    ct: CtVolume | None,
+    ct: CtVolume | MrVolume | None,
     labels: LabelVolume | PreparedLabels,
     convention: LabelConvention | str,
     *,
@@ -310,14 +376,24 @@ def analyze_files(
     working_resolution_mm: float | None = None,
     lowest_level: VertebralLevel | str | None = None,
     level: VertebralLevel | str | None = None,
+    modality: str = "auto",
+    contrast_phase: str = "auto",
 ) -> SpineReport:
-    """Read the study (:func:`spinewatch.imaging.io.load_study`) and :func:`analyze` it."""
-    from spinewatch.imaging.io import load_study
+    """Read the study (:func:`spinewatch.imaging.io.load_study`, with ``modality`` and
+    ``contrast_phase``) and :func:`analyze` it."""
+    from spinewatch.imaging.io import load_study, requested_acquisition
 
-    ct, labels = load_study(ct_path, labels_path, series_uid=series_uid)
+    image, labels = load_study(
+        ct_path,
+        labels_path,
+        series_uid=series_uid,
+        modality=modality,
+        contrast_phase=contrast_phase,
+        convention=convention,
+    )
     try:
         return analyze(
-            ct,
+            image,
             labels,
             convention=convention,
             progress=progress,
@@ -326,6 +402,9 @@ def analyze_files(
             working_resolution_mm=working_resolution_mm,
             lowest_level=lowest_level,
             level=level,
+            acquisition=None
+            if image is not None
+            else requested_acquisition(modality, contrast_phase),
         )
     except GeometryError as exc:  # pragma: no cover - load_study validates grids
         from spinewatch.imaging.io import GridMismatchError

@@ -1,11 +1,15 @@
 """Batch analysis: many studies from a CSV manifest, on Dask (a local cluster or a scheduler).
 
 Manifest: a CSV file with the header ``study_id,ct,labels`` and optionally ``convention``,
-``series_uid`` and ``prior`` (any order, no other columns). Paths are relative to the manifest's
-folder (absolute paths are kept). ``ct`` may be empty (labels only: geometry without density);
-``convention`` is ``auto`` (default) or a :class:`~spinewatch.core.conventions.LabelConvention`
-value (``totalsegmentator``, ``totalsegmentator_mr``, ``verse``, ``tptbox``...); ``prior`` is the
-report JSON of the patient's earlier scan, compared with this one.
+``series_uid``, ``prior``, ``modality`` and ``contrast_phase`` (any order, no other columns).
+Paths are relative to the manifest's folder (absolute paths are kept). ``ct`` is the image (CT
+or MRI) and may be empty (labels only: geometry without density); ``convention`` is ``auto``
+(default) or a :class:`~spinewatch.core.conventions.LabelConvention` value
+(``totalsegmentator``, ``totalsegmentator_mr``, ``verse``, ``tptbox``...); ``prior`` is the
+report JSON of the patient's earlier scan, compared with this one; ``modality`` is ``auto``
+(default: the DICOM tag, or detected from a NIfTI's values), ``ct`` or ``mr``;
+``contrast_phase`` is ``auto`` (default), ``native``, ``arterial``, ``portal-venous``,
+``delayed`` or ``unknown`` (see :func:`spinewatch.imaging.io.load_image`).
 
 The whole manifest is checked before anything runs (:func:`read_manifest`): every error names
 the file, line, column and value. Each study then runs as one Dask task
@@ -56,8 +60,18 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("study_id", "ct", "labels")
-MANIFEST_COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, "convention", "series_uid", "prior")
+MANIFEST_COLUMNS: tuple[str, ...] = (
+    *REQUIRED_COLUMNS,
+    "convention",
+    "series_uid",
+    "prior",
+    "modality",
+    "contrast_phase",
+)
 _CONVENTIONS = ("auto", *(c.value for c in LabelConvention))
+_MODALITIES = ("auto", "ct", "mr")
+_PHASES = ("auto", "native", "arterial", "portal-venous", "delayed", "unknown")
+_OPTIONAL = "[,convention,series_uid,prior,modality,contrast_phase]"
 _STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _OUTPUTS = ("report.json", "spine.png", "compare.json")
 _HTTP_ADDRESS = "127.0.0.1:0"  # the local cluster's scheduler HTTP server: any free loopback port
@@ -82,6 +96,8 @@ class ManifestEntry:
     series_uid: str | None = None
     prior: Path | None = None
     line: int = 0
+    modality: str = "auto"
+    contrast_phase: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -175,8 +191,9 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
 
     Checks: the header (required columns, no unknown or repeated column), each row's width,
     non-empty and directory-safe unique ``study_id``, an existing ``labels`` file, an existing
-    ``ct`` (file, DICOM directory or zip) when given, a known ``convention``, and a ``prior``
-    that is a readable SpineWatch report.
+    ``ct`` (file, DICOM directory or zip) when given, a known ``convention``, ``modality`` and
+    ``contrast_phase`` (an MRI has no contrast phase), and a ``prior`` that is a readable
+    SpineWatch report.
     """
     from spinewatch.imaging.compare import load_report
 
@@ -196,7 +213,7 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
     if header is None:
         raise ManifestError(
             f"{path}: empty manifest; expected a header line {','.join(REQUIRED_COLUMNS)}"
-            "[,convention,series_uid,prior]"
+            f"{_OPTIONAL}"
         )
     columns = [c.strip().lower() for c in header]
     header_line = reader.line_num
@@ -213,7 +230,7 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
         raise ManifestError(
             f"{path}: line {header_line}: header {','.join(header)!r} lacks column(s) "
             f"{', '.join(missing)}; expected "
-            f"{','.join(REQUIRED_COLUMNS)}[,convention,series_uid,prior]"
+            f"{','.join(REQUIRED_COLUMNS)}{_OPTIONAL}"
         )
     col = {name: i for i, name in enumerate(columns)}
 
@@ -282,6 +299,23 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
             raise ManifestError(
                 f"{where('series_uid')}: series_uid {series_uid!r} given without a ct"
             )
+        modality = cell("modality").lower() or "auto"
+        if modality not in _MODALITIES:
+            raise ManifestError(
+                f"{where('modality')}: modality {cell('modality')!r} unknown; expected "
+                f"{', '.join(_MODALITIES)} (or empty for auto)"
+            )
+        phase = cell("contrast_phase").lower().replace("_", "-") or "auto"
+        if phase not in _PHASES:
+            raise ManifestError(
+                f"{where('contrast_phase')}: contrast_phase {cell('contrast_phase')!r} unknown; "
+                f"expected {', '.join(_PHASES)} (or empty for auto)"
+            )
+        if modality == "mr" and phase not in ("auto", "native"):
+            raise ManifestError(
+                f"{where('contrast_phase')}: contrast_phase {phase!r} is a CT phase; an MRI "
+                "(modality mr) has none"
+            )
         prior_value = cell("prior")
         prior = existing("prior", prior_value) if prior_value else None
         if prior is not None:
@@ -298,6 +332,8 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
                 series_uid=series_uid,
                 prior=prior,
                 line=line,
+                modality=modality,
+                contrast_phase=phase,
             )
         )
     if not entries:
@@ -336,17 +372,27 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
     }
     try:
         from spinewatch.imaging.analysis import analyze
-        from spinewatch.imaging.io import load_study
+        from spinewatch.imaging.io import load_study, requested_acquisition
 
         # analyze_files() = load_study() + analyze(); done in two steps here so the picture
         # reuses the loaded volumes instead of reading the scan twice.
-        ct, labels = load_study(entry.ct, entry.labels, series_uid=entry.series_uid)
+        ct, labels = load_study(
+            entry.ct,
+            entry.labels,
+            series_uid=entry.series_uid,
+            modality=entry.modality,
+            contrast_phase=entry.contrast_phase,
+            convention=entry.convention,
+        )
         report = analyze(
             ct,
             labels,
             convention=entry.convention,
             ct_path=None if entry.ct is None else str(entry.ct),
             labels_path=str(entry.labels),
+            acquisition=None
+            if ct is not None
+            else requested_acquisition(entry.modality, entry.contrast_phase),
         ).to_json_dict()
         json.dumps(report, allow_nan=False)  # the contract: JSON without NaN
         out["report"] = report

@@ -1,4 +1,4 @@
-"""Reading a CT series from DICOM files (a directory, searched recursively, or a ``.zip``).
+"""Reading a CT or MR series from DICOM files (a directory, searched recursively, or a ``.zip``).
 
 Geometry comes from ImagePositionPatient (IPP), ImageOrientationPatient (IOP) and PixelSpacing
 only -- never from SliceThickness, which is the reconstruction thickness, not the step:
@@ -15,8 +15,14 @@ only -- never from SliceThickness, which is the reconstruction thickness, not th
 - values are rescaled per slice (RescaleSlope/Intercept, or a Modality LUT) to HU, stored as
   int16 when every value is a whole number that fits (int32 if needed), else float32.
 
-Files that are not DICOM (pydicom's InvalidDicomError) are skipped silently; non-image objects,
-localizers and other modalities are skipped too, but an input without any CT image is refused.
+Files that are not DICOM (pydicom's InvalidDicomError) are skipped silently; non-image objects
+and localizers are skipped too. :func:`load_dicom_series` reads CT only (other modalities are
+skipped; an input without a CT image is refused). :func:`load_dicom_image` reads a CT *or* an MR
+series by its Modality tag (0008,0060) -- an MR series becomes an
+:class:`~spinewatch.imaging.volume.MrVolume` in its signal units, never HU -- and refuses a
+series of any other modality naming the tag and value. Both record the scan's
+:class:`~spinewatch.core.acquisition.Acquisition`: the modality from the tag, the contrast phase
+from the header (:func:`spinewatch.imaging.contrast.phase_from_dicom`) or the user.
 A zip is read member by member in memory and gives exactly what the extracted directory gives.
 """
 
@@ -35,18 +41,23 @@ from typing import IO, Any
 import numpy as np
 import numpy.typing as npt
 
+from spinewatch.core.acquisition import Acquisition, AcquisitionError, ContrastPhase, Modality
 from spinewatch.imaging.io import (
     ImageReadError,
     SeriesSelectionError,
+    _vertebrae_for_detection,
     orientation_code,
 )
-from spinewatch.imaging.volume import CtVolume, GeometryError, Grid
+from spinewatch.imaging.modality import MODALITY_TAG, ModalityDecision, decide_modality
+from spinewatch.imaging.volume import CtVolume, GeometryError, Grid, LabelVolume, MrVolume
 
 __all__ = [
     "MISSING_SLICE_FACTOR",
+    "READABLE_MODALITIES",
     "SLICE_SPACING_TOLERANCE",
     "SeriesInfo",
     "list_series",
+    "load_dicom_image",
     "load_dicom_series",
 ]
 
@@ -59,19 +70,23 @@ MISSING_SLICE_FACTOR = 1.5
 #: Largest difference between two images' orientation cosines (or pixel spacings, relative).
 _ORIENTATION_TOL = 1e-4
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+#: Modality values an image series may have (an empty value is decided as for NIfTI).
+READABLE_MODALITIES = ("CT", "MR")
 
 
 @dataclass(frozen=True)
 class SeriesInfo:
-    """One CT series found in a DICOM input: its UID ("" when absent), description, slice count."""
+    """One image series found in a DICOM input: its UID ("" when absent), description, slice
+    count and Modality value ("" when empty)."""
 
     uid: str
     description: str
     n_slices: int
+    modality: str = "CT"
 
     def describe(self) -> str:
         uid = self.uid or "(no SeriesInstanceUID)"
-        return f"{uid} {self.description!r} ({self.n_slices} slices)"
+        return f"{uid} {self.modality or '?'} {self.description!r} ({self.n_slices} slices)"
 
 
 @dataclass
@@ -128,49 +143,78 @@ def _read_header(name: str, opener: Callable[[], IO[bytes]]) -> Any | None:
         raise ImageReadError(f"{name}: corrupt DICOM file ({type(exc).__name__}: {exc})") from exc
 
 
-def _is_ct_image(ds: Any) -> bool:
+def _modality(ds: Any) -> str:
+    return str(ds.get("Modality", "") or "").strip().upper()
+
+
+def _is_image(ds: Any) -> bool:
     if "Rows" not in ds or "Columns" not in ds:
         return False  # not an image (DICOMDIR, structured report, ...)
-    if str(ds.get("Modality", "CT")) not in ("CT", ""):
-        return False
     image_type = [str(t).upper() for t in (ds.get("ImageType") or [])]
     return "LOCALIZER" not in image_type
 
 
+@dataclass
+class _Found:
+    """Image series of the wanted modalities by SeriesInstanceUID, and the other image series'
+    modalities (for messages)."""
+
+    series: dict[str, list[_Image]]
+    other: dict[str, str]
+    other_modalities: set[str]
+
+
 def _scan(
-    path: Path, sources: list[tuple[str, Callable[[], IO[bytes]]]]
-) -> dict[str, list[_Image]]:
-    """CT images of the input grouped by SeriesInstanceUID."""
-    series: dict[str, list[_Image]] = {}
+    path: Path,
+    sources: list[tuple[str, Callable[[], IO[bytes]]]],
+    modalities: tuple[str, ...] = ("CT",),
+) -> _Found:
+    """Images of ``modalities`` (or with an empty Modality) grouped by SeriesInstanceUID."""
+    found = _Found({}, {}, set())
     n_files = n_dicom = 0
-    modalities: set[str] = set()
     for name, opener in sources:
         n_files += 1
         ds = _read_header(name, opener)
         if ds is None:
             continue
         n_dicom += 1
-        if not _is_ct_image(ds):
-            modalities.add(str(ds.get("Modality", "?")))
+        modality = _modality(ds)
+        uid = str(ds.get("SeriesInstanceUID", ""))
+        if not _is_image(ds) or (modality and modality not in modalities):
+            found.other_modalities.add(modality or "?")
+            if _is_image(ds):
+                found.other[uid] = modality
             continue
-        series.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append(_Image(name, opener, ds))
-    if not series:
-        other = f"; other objects seen: modality {sorted(modalities)}" if modalities else ""
-        raise ImageReadError(
-            f"{path}: no CT image found ({n_files} files, {n_dicom} of them DICOM{other}); "
-            "expected a directory or zip holding a CT series"
+        found.series.setdefault(uid, []).append(_Image(name, opener, ds))
+    if not found.series:
+        seen = found.other_modalities
+        other = (
+            f"; other objects seen: modality {sorted(seen)} (tag {MODALITY_TAG})" if seen else ""
         )
-    return series
+        wanted = " or ".join(modalities)
+        raise ImageReadError(
+            f"{path}: no {wanted} image found ({n_files} files, {n_dicom} of them DICOM{other}); "
+            f"expected a directory or zip holding a {wanted} series"
+        )
+    for uid, images in found.series.items():
+        values = sorted({_modality(img.ds) for img in images})
+        if len(values) > 1:
+            raise ImageReadError(
+                f"{path}: series {uid or '(no SeriesInstanceUID)'} mixes tag {MODALITY_TAG} "
+                f"values {values}; expected one modality per series"
+            )
+    return found
 
 
 def _info(uid: str, images: list[_Image]) -> SeriesInfo:
-    return SeriesInfo(uid, str(images[0].ds.get("SeriesDescription", "")), len(images))
+    ds = images[0].ds
+    return SeriesInfo(uid, str(ds.get("SeriesDescription", "")), len(images), _modality(ds))
 
 
-def list_series(path: Path | str) -> list[SeriesInfo]:
-    """The CT series in a DICOM directory or zip, in UID order."""
+def list_series(path: Path | str, *, modalities: tuple[str, ...] = ("CT",)) -> list[SeriesInfo]:
+    """The image series of ``modalities`` (default CT) in a DICOM directory or zip, by UID."""
     with _sources(Path(path)) as sources:
-        found = _scan(Path(path), sources)
+        found = _scan(Path(path), sources, modalities).series
     return [_info(uid, found[uid]) for uid in sorted(found)]
 
 
@@ -304,7 +348,8 @@ def _sort_and_step(
 
 
 def _hu_slice(img: _Image) -> npt.NDArray[np.float64]:
-    """One slice's values in HU, shape (rows, columns), float64."""
+    """One slice's values after the Modality LUT (HU for CT; signal units for MR), shape
+    (rows, columns), float64."""
     from pydicom import dcmread
     from pydicom.pixels.processing import apply_modality_lut
 
@@ -330,7 +375,7 @@ def _hu_slice(img: _Image) -> npt.NDArray[np.float64]:
 
 
 def _read_pixels(images: list[_Image], cols: int, rows: int) -> npt.NDArray[Any]:
-    """HU volume ``[column, row, slice]``: int16 while exact, widened only when needed."""
+    """Value volume ``[column, row, slice]``: int16 while exact, widened only when needed."""
     out: npt.NDArray[Any] = np.empty((cols, rows, len(images)), dtype=np.int16, order="F")
     for k, img in enumerate(images):
         hu = _hu_slice(img)
@@ -371,36 +416,117 @@ def load_dicom_series(
 ) -> CtVolume:
     """Read one CT series from a DICOM directory (recursive) or ``.zip`` into HU.
 
+    Other modalities are skipped (use :func:`load_dicom_image` to read an MR series).
     ``series_uid`` picks a series when the input holds several (else
     :class:`SeriesSelectionError` lists each: UID, description, slice count).
     ``spacing_tolerance`` is the relative deviation of a slice step from the median step that is
     still accepted as even. Returns ``hu[column, row, slice]`` with slices ascending along the
-    slice normal and an affine to RAS+ mm (sheared when the gantry was tilted).
+    slice normal and an affine to RAS+ mm (sheared when the gantry was tilted); its acquisition
+    carries the contrast phase the header states.
     """
     path = Path(path)
     with _sources(path) as sources:
-        return _load(path, _scan(path, sources), series_uid, spacing_tolerance)
+        found = _scan(path, sources, ("CT",))
+        values, grid, meta, ds = _load(path, found, series_uid, spacing_tolerance)
+    tag = meta.get("modality") or ""
+    mod = (
+        ModalityDecision(Modality.CT, "dicom", f"DICOM {MODALITY_TAG} {tag!r}")
+        if tag
+        else ModalityDecision(Modality.CT, "assumed", f"DICOM {MODALITY_TAG} is empty; read as CT")
+    )
+    acquisition = _acquisition(path, mod, None, ds)
+    return CtVolume(hu=values, grid=grid, source=str(path), meta=meta, acquisition=acquisition)
+
+
+def load_dicom_image(
+    path: Path | str,
+    *,
+    series_uid: str | None = None,
+    modality: Modality | str | None = "auto",
+    contrast_phase: ContrastPhase | str | None = "auto",
+    spacing_tolerance: float = SLICE_SPACING_TOLERANCE,
+    labels: LabelVolume | None = None,
+    convention: Any = "auto",
+) -> CtVolume | MrVolume:
+    """Read one CT or MR series (DICOM directory or ``.zip``) as the image type its modality needs.
+
+    The Modality tag decides (:func:`spinewatch.imaging.modality.decide_modality`; a
+    ``modality`` given that contradicts it is refused; an empty tag is decided from the values
+    or by ``modality``). A CT becomes a :class:`CtVolume` in HU, an MR a :class:`MrVolume` in
+    its signal units. ``contrast_phase`` (``"auto"``: from the header) as in
+    :func:`spinewatch.imaging.contrast.decide_contrast_at_input`. A series of another modality
+    (PT, NM, US...) is refused naming the tag and value; ``labels``/``convention`` help the
+    detection of an empty tag (see :func:`spinewatch.imaging.io.load_image`); other arguments as
+    :func:`load_dicom_series`.
+    """
+    path = Path(path)
+    with _sources(path) as sources:
+        found = _scan(path, sources, READABLE_MODALITIES)
+        if series_uid is not None and series_uid not in found.series and series_uid in found.other:
+            raise ImageReadError(
+                f"{path}: series {series_uid!r} has tag {MODALITY_TAG} "
+                f"{found.other[series_uid]!r}; expected one of {', '.join(READABLE_MODALITIES)}"
+            )
+        values, grid, meta, ds = _load(path, found, series_uid, spacing_tolerance)
+    mod = decide_modality(
+        modality,
+        where=str(path),
+        header_value=meta.get("modality"),
+        from_dicom=True,
+        values=values,
+        vertebrae=_vertebrae_for_detection(labels, grid, values, convention),
+    )
+    acquisition = _acquisition(path, mod, contrast_phase, ds)
+    if mod.modality is Modality.MR:
+        meta["units"] = "MRI signal (arbitrary units, not HU)"
+        return MrVolume(
+            signal=values, grid=grid, source=str(path), meta=meta, acquisition=acquisition
+        )
+    return CtVolume(hu=values, grid=grid, source=str(path), meta=meta, acquisition=acquisition)
+
+
+def _acquisition(
+    path: Path, mod: ModalityDecision, contrast_phase: ContrastPhase | str | None, ds: Any
+) -> Acquisition:
+    from spinewatch.imaging.contrast import decide_contrast_at_input
+
+    try:
+        contrast = decide_contrast_at_input(contrast_phase, modality=mod.modality, header=ds)
+        return Acquisition(
+            modality=mod.modality,
+            modality_source=mod.source,
+            modality_evidence=mod.evidence,
+            contrast_phase=contrast.phase,
+            contrast_source=contrast.source,
+            contrast_evidence=contrast.evidence,
+        )
+    except AcquisitionError as exc:
+        raise AcquisitionError(f"{path}: {exc}") from exc
 
 
 def _load(
-    path: Path, found: dict[str, list[_Image]], series_uid: str | None, spacing_tolerance: float
-) -> CtVolume:
+    path: Path, found: _Found, series_uid: str | None, spacing_tolerance: float
+) -> tuple[npt.NDArray[Any], Grid, dict[str, Any], Any]:
+    """Values ``[column, row, slice]``, grid, meta and the first image's header of one series."""
+    series = found.series
     if series_uid is None:
-        if len(found) > 1:
-            listed = "; ".join(_info(u, found[u]).describe() for u in sorted(found))
+        if len(series) > 1:
+            listed = "; ".join(_info(u, series[u]).describe() for u in sorted(series))
             raise SeriesSelectionError(
-                f"{path}: holds {len(found)} CT series, pick one by its UID (--series UID): "
+                f"{path}: holds {len(series)} image series, pick one by its UID (--series UID): "
                 f"{listed}"
             )
-        uid = next(iter(found))
+        uid = next(iter(series))
     else:
-        if series_uid not in found:
-            listed = "; ".join(_info(u, found[u]).describe() for u in sorted(found))
+        if series_uid not in series:
+            listed = "; ".join(_info(u, series[u]).describe() for u in sorted(series))
+            kind = "CT" if all(_modality(v[0].ds) in ("CT", "") for v in series.values()) else ""
             raise SeriesSelectionError(
-                f"{path}: no CT series with UID {series_uid!r}; available: {listed}"
+                f"{path}: no {kind + ' ' if kind else ''}series with UID {series_uid!r}; "
+                f"available: {listed}"
             )
         uid = series_uid
-    images = found[uid]
+    images = series[uid]
     rows, cols, iop, pixel_spacing = _check_consistent(images)
     row_cos, col_cos = iop[:3], iop[3:]
     normal = np.cross(row_cos, col_cos)
@@ -417,7 +543,7 @@ def _load(
         raise ImageReadError(f"{path}: unusable DICOM geometry: {exc}") from exc
     if tilt_deg > 0.01:
         log.info("%s: gantry tilt %.2f deg; using a sheared affine", path, tilt_deg)
-    hu = _read_pixels(images, cols, rows)
+    values = _read_pixels(images, cols, rows)
     ds = images[0].ds
     meta: dict[str, Any] = {
         "format": "dicom",
@@ -433,4 +559,4 @@ def _load(
         "gantry_tilt_deg": round(tilt_deg, 4),
         "affine_source": "dicom",
     }
-    return CtVolume(hu=hu, grid=grid, source=str(path), meta=meta)
+    return values, grid, meta, ds

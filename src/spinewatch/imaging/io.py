@@ -1,15 +1,22 @@
-"""Reading a CT and its vertebra label map into the canonical geometry of :mod:`.volume`.
+"""Reading a CT or MRI and its vertebra label map into the canonical geometry of :mod:`.volume`.
 
 Entry points:
 
-- :func:`load_ct` -- a CT from NIfTI (``.nii``, ``.nii.gz``), a DICOM series directory or a
-  ``.zip`` of one (see :mod:`.dicom`), in Hounsfield units. The array keeps the order stored in
-  the file (NIfTI) or the order ``[column, row, slice]`` with slices ascending along the slice
-  normal (DICOM); the affine always maps voxel ``(i, j, k)`` to world RAS+ mm.
+- :func:`load_image` -- a CT *or* an MRI from NIfTI (``.nii``, ``.nii.gz``), a DICOM series
+  directory or a ``.zip`` of one, its modality decided at input
+  (:mod:`spinewatch.imaging.modality`: the DICOM Modality tag, the user's ``modality``, or the
+  voxel values -- refused when unsure) and its contrast phase as far as the header or the user
+  tell it (:mod:`spinewatch.imaging.contrast`). A CT becomes a
+  :class:`~spinewatch.imaging.volume.CtVolume` in HU, an MRI an
+  :class:`~spinewatch.imaging.volume.MrVolume` in signal units.
+- :func:`load_ct` -- a CT only (the caller states it is one), in Hounsfield units. The array
+  keeps the order stored in the file (NIfTI) or the order ``[column, row, slice]`` with slices
+  ascending along the slice normal (DICOM); the affine always maps voxel ``(i, j, k)`` to world
+  RAS+ mm.
 - :func:`load_labels` -- an integer label map (NIfTI; float-stored whole numbers accepted).
 - :func:`align_labels` -- re-index a label map stored in another voxel order (flipped and/or
   permuted axes) onto the CT's grid, without interpolation; a grid that really differs is refused.
-- :func:`load_study` -- both of the above, labels aligned to the CT.
+- :func:`load_study` -- :func:`load_image` and :func:`load_labels`, labels aligned to the image.
 
 Memory: a 512x512x600 int16 CT is ~300 MB; values are converted slab by slab along the last
 axis so no float64 copy of the whole volume is ever made.
@@ -27,8 +34,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from spinewatch.core.acquisition import Acquisition, AcquisitionError, ContrastPhase, Modality
 from spinewatch.core.errors import InputError
-from spinewatch.imaging.volume import CtVolume, GeometryError, Grid, LabelVolume
+from spinewatch.imaging.volume import CtVolume, GeometryError, Grid, LabelVolume, MrVolume
 
 __all__ = [
     "ALIGN_TOLERANCE_VOXELS",
@@ -37,9 +45,11 @@ __all__ = [
     "SeriesSelectionError",
     "align_labels",
     "load_ct",
+    "load_image",
     "load_labels",
     "load_study",
     "orientation_code",
+    "requested_acquisition",
 ]
 
 log = logging.getLogger(__name__)
@@ -267,17 +277,18 @@ def _ct_dtype(lo: float, hi: float, integral: bool) -> np.dtype[Any]:
     return np.dtype(np.float32)
 
 
-def _load_nifti_ct(path: Path) -> CtVolume:
-    raw, slope, inter, grid, affine_source = _read_nifti(path, "CT")
+def _nifti_values(path: Path, what: str) -> tuple[npt.NDArray[Any], Grid, dict[str, Any]]:
+    """The scaled voxel values (smallest exact dtype), grid and meta of a 3D NIfTI image."""
+    raw, slope, inter, grid, affine_source = _read_nifti(path, what)
     integral_scale = float(slope).is_integer() and float(inter).is_integer()
     if np.issubdtype(raw.dtype, np.integer) and integral_scale:
         lo_raw, hi_raw = int(raw.min()), int(raw.max())
         ends = (lo_raw * slope + inter, hi_raw * slope + inter)
         lo, hi, integral = min(ends), max(ends), True
     else:
-        lo, hi, integral = _value_scan(raw, slope, inter, path, "CT")
+        lo, hi, integral = _value_scan(raw, slope, inter, path, what)
     dtype = _ct_dtype(lo, hi, integral)
-    hu = _convert(raw, slope, inter, dtype)
+    values = _convert(raw, slope, inter, dtype)
     del raw
     meta: dict[str, Any] = {
         "format": "nifti",
@@ -291,8 +302,179 @@ def _load_nifti_ct(path: Path) -> CtVolume:
         "orientation": orientation_code(grid.affine),
         "affine_source": affine_source,
     }
-    log.debug("%s: CT %s, %s, HU %s..%s", path, grid.describe(), hu.dtype, lo, hi)
-    return CtVolume(hu=hu, grid=grid, source=str(path), meta=meta)
+    log.debug("%s: %s %s, %s, values %s..%s", path, what, grid.describe(), values.dtype, lo, hi)
+    return values, grid, meta
+
+
+def _load_nifti_ct(path: Path) -> CtVolume:
+    hu, grid, meta = _nifti_values(path, "CT")
+    acquisition = Acquisition(
+        modality_evidence="NIfTI read as CT by the caller",
+        contrast_evidence="no contrast information in a NIfTI file",
+    )
+    return CtVolume(hu=hu, grid=grid, source=str(path), meta=meta, acquisition=acquisition)
+
+
+def _build_acquisition(
+    where: str,
+    modality: Any,
+    contrast_phase: ContrastPhase | str | None,
+    header: Any = None,
+) -> Acquisition:
+    """An Acquisition from a modality decision and the contrast request, errors naming ``where``."""
+    from spinewatch.imaging.contrast import decide_contrast_at_input
+
+    try:
+        contrast = decide_contrast_at_input(
+            contrast_phase, modality=modality.modality, header=header
+        )
+        return Acquisition(
+            modality=modality.modality,
+            modality_source=modality.source,
+            modality_evidence=modality.evidence,
+            contrast_phase=contrast.phase,
+            contrast_source=contrast.source,
+            contrast_evidence=contrast.evidence,
+        )
+    except AcquisitionError as exc:
+        raise AcquisitionError(f"{where}: {exc}") from exc
+
+
+def _vertebrae_for_detection(
+    labels: LabelVolume | None, grid: Grid, values: npt.NDArray[Any], convention: Any
+) -> Any:
+    """A function giving the label map's :func:`~spinewatch.imaging.modality.vertebra_figures`
+    on the image grid (None without a label map; no vertebra named when its convention cannot
+    be told). A label map on another grid raises :class:`GridMismatchError` when called."""
+    if labels is None:
+        return None
+
+    def compute() -> Any:
+        from spinewatch.core.conventions import vertebra_labels
+        from spinewatch.imaging.anatomy import label_bounding_boxes, present_labels
+        from spinewatch.imaging.label_reading import prepare_labels
+        from spinewatch.imaging.modality import vertebra_figures
+
+        aligned = align_labels(labels, grid)  # a mismatch is the first thing to report
+        try:
+            # read as the analysis will (ids and geometry; the modality is what is being
+            # decided, so none is assumed)
+            prepared = prepare_labels(aligned, convention)
+        except InputError:
+            return vertebra_figures(values, aligned.labels, [])  # every structure looked at
+        arr = prepared.labels.labels
+        boxes = (
+            prepared.boxes if prepared.boxes is not None else label_bounding_boxes(prepared.labels)
+        )
+        ids = list(vertebra_labels(present_labels(boxes), prepared.analysis_convention))
+        return vertebra_figures(values, arr, ids)
+
+    return compute
+
+
+def _load_nifti_image(
+    path: Path,
+    modality: Modality | str | None,
+    contrast_phase: ContrastPhase | str | None,
+    labels: LabelVolume | None = None,
+    convention: Any = "auto",
+) -> CtVolume | MrVolume:
+    from spinewatch.imaging.modality import decide_modality, parse_modality_request
+
+    try:
+        wanted = parse_modality_request(modality)
+    except AcquisitionError as exc:
+        raise AcquisitionError(f"{path}: {exc}") from exc
+    values, grid, meta = _nifti_values(path, "image")
+    vertebrae = _vertebrae_for_detection(labels, grid, values, convention)
+    decided = decide_modality(wanted, where=str(path), values=values, vertebrae=vertebrae)
+    acquisition = _build_acquisition(str(path), decided, contrast_phase)
+    if decided.modality is Modality.MR:
+        meta["units"] = "MRI signal (arbitrary units, not HU)"
+        return MrVolume(
+            signal=values, grid=grid, source=str(path), meta=meta, acquisition=acquisition
+        )
+    return CtVolume(hu=values, grid=grid, source=str(path), meta=meta, acquisition=acquisition)
+
+
+def requested_acquisition(
+    modality: Modality | str | None = "auto", contrast_phase: ContrastPhase | str | None = "auto"
+) -> Acquisition:
+    """The acquisition of a study analysed without an image (labels only): what the user said
+    (source ``user``), else the defaults (CT, native, assumed)."""
+    from spinewatch.imaging.contrast import parse_phase_request
+    from spinewatch.imaging.modality import parse_modality_request
+
+    wanted = parse_modality_request(modality)
+    phase = parse_phase_request(contrast_phase)
+    return Acquisition(
+        modality=wanted or Modality.CT,
+        modality_source="user" if wanted else "assumed",
+        modality_evidence="set by the user; no image given" if wanted else "no image given",
+        contrast_phase=phase or ContrastPhase.NATIVE,
+        contrast_source="user" if phase else "assumed",
+        contrast_evidence="set by the user; no image given" if phase else "no image given",
+    )
+
+
+def _check_image_path(path: Path, what: str) -> None:
+    """Refuse an input that is neither NIfTI nor DICOM (directory or zip), with a hint."""
+    if not path.exists():
+        raise ImageReadError(f"{path}: {what} file or directory not found")
+    hint = ""
+    try:
+        with path.open("rb") as fh:
+            if fh.read(132)[128:132] == b"DICM":
+                hint = " (this is one DICOM file: pass the directory holding its series)"
+    except OSError:
+        pass
+    raise ImageReadError(
+        f"{path}: unsupported {what} input; expected a .nii/.nii.gz file, a DICOM directory or "
+        f"a .zip{hint}"
+    )
+
+
+def load_image(
+    path: Path | str,
+    *,
+    series_uid: str | None = None,
+    modality: Modality | str | None = "auto",
+    contrast_phase: ContrastPhase | str | None = "auto",
+    labels: LabelVolume | None = None,
+    convention: Any = "auto",
+) -> CtVolume | MrVolume:
+    """Read a CT or an MRI, deciding its modality at input (see the module docstring).
+
+    ``modality``: ``"auto"`` (DICOM: the Modality tag; NIfTI: detected from the values, refused
+    with :class:`~spinewatch.imaging.modality.ModalityUndecidedError` when unsure), ``"ct"`` or
+    ``"mr"`` (NIfTI: decides; DICOM: must agree with the tag). ``contrast_phase``: ``"auto"``
+    (the DICOM header; NIfTI: native *assumed*, checked later against the image by the
+    analysis) or a phase (``"native"``, ``"arterial"``, ``"portal-venous"``, ``"delayed"``,
+    ``"unknown"``). ``labels`` (with its ``convention``): the study's label map, whose vertebrae
+    help the detection when the image has neither air nor fat (a tight CT crop; see
+    :mod:`spinewatch.imaging.modality`). Other arguments and errors as :func:`load_ct`.
+    """
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() == ".zip":
+        from spinewatch.imaging.dicom import load_dicom_image
+
+        return load_dicom_image(
+            path,
+            series_uid=series_uid,
+            modality=modality,
+            contrast_phase=contrast_phase,
+            labels=labels,
+            convention=convention,
+        )
+    if _is_nifti(path):
+        if series_uid is not None:
+            raise SeriesSelectionError(
+                f"{path}: a series UID ({series_uid!r}) applies to DICOM input only; "
+                "a NIfTI file holds one series"
+            )
+        return _load_nifti_image(path, modality, contrast_phase, labels, convention)
+    _check_image_path(path, "image")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def load_ct(path: Path | str, *, series_uid: str | None = None) -> CtVolume:
@@ -321,19 +503,8 @@ def load_ct(path: Path | str, *, series_uid: str | None = None) -> CtVolume:
                 "a NIfTI file holds one series"
             )
         return _load_nifti_ct(path)
-    if not path.exists():
-        raise ImageReadError(f"{path}: CT file or directory not found")
-    hint = ""
-    try:
-        with path.open("rb") as fh:
-            if fh.read(132)[128:132] == b"DICM":
-                hint = " (this is one DICOM file: pass the directory holding its series)"
-    except OSError:
-        pass
-    raise ImageReadError(
-        f"{path}: unsupported CT input; expected a .nii/.nii.gz file, a DICOM directory or a "
-        f".zip{hint}"
-    )
+    _check_image_path(path, "CT")
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------------------------
@@ -431,8 +602,8 @@ def align_labels(
 
     def mismatch(reason: str) -> GridMismatchError:
         return GridMismatchError(
-            f"label map {labels.source} does not describe the CT's voxel grid ({reason}): "
-            f"labels {_grid_text(src)}; CT {_grid_text(grid)}"
+            f"label map {labels.source} does not describe the image's voxel grid ({reason}): "
+            f"labels {_grid_text(src)}; image {_grid_text(grid)}"
         )
 
     m = np.linalg.solve(src.affine, grid.affine)  # CT voxel index -> label voxel index
@@ -491,18 +662,31 @@ def load_study(
     labels_path: Path | str,
     *,
     series_uid: str | None = None,
-) -> tuple[CtVolume | None, LabelVolume]:
-    """Read a CT (optional) and its label map, the labels re-indexed onto the CT's grid.
+    modality: Modality | str | None = "auto",
+    contrast_phase: ContrastPhase | str | None = "auto",
+    convention: Any = "auto",
+) -> tuple[CtVolume | MrVolume | None, LabelVolume]:
+    """Read an image (optional; CT or MRI by :func:`load_image`) and its label map, the labels
+    re-indexed onto the image's grid.
 
-    Without a CT the labels are returned in their stored order. Errors as :func:`load_ct`,
-    :func:`load_labels` and :func:`align_labels`.
+    Without an image the labels are returned in their stored order (``modality`` and
+    ``contrast_phase`` then only matter to :func:`requested_acquisition`). ``convention`` names
+    the label map's vertebrae for the modality detection (as the analysis will). Errors as
+    :func:`load_image`, :func:`load_labels` and :func:`align_labels`.
     """
     labels = load_labels(labels_path)
     if ct_path is None:
         if series_uid is not None:
             raise SeriesSelectionError(
-                f"a series UID ({series_uid!r}) was given without a CT to pick it from"
+                f"a series UID ({series_uid!r}) was given without an image to pick it from"
             )
         return None, labels
-    ct = load_ct(ct_path, series_uid=series_uid)
-    return ct, align_labels(labels, ct.grid)
+    image = load_image(
+        ct_path,
+        series_uid=series_uid,
+        modality=modality,
+        contrast_phase=contrast_phase,
+        labels=labels,
+        convention=convention,
+    )
+    return image, align_labels(labels, image.grid)

@@ -17,9 +17,13 @@ Method (all in world millimetres, RAS+):
    :meth:`~spinewatch.imaging.volume.Grid.to_voxel` and are sampled with
    :func:`scipy.ndimage.map_coordinates` (linear for CT, nearest for labels) from the smallest
    voxel box that holds them: the volume is never resampled (memory stays that of the picture).
-4. Bone window (W 1800 / L 400) grey; each vertebra outlined and filled semi-transparently in the
+4. Bone window (W 1800 / L 400) grey for a CT; an MRI (:class:`MrVolume`, signal units) is drawn
+   with a window from the 1st to the 99th percentile of its sampled signal -- it is a picture
+   background only, never read as HU; each vertebra outlined and filled semi-transparently in the
    colour of its ``collapse_risk`` (low green, moderate amber, high red, grey when not assessed);
-   level name, Genant grade and lytic % beside each body; title with the scan.
+   level name, Genant grade and lytic % beside each body; title with the scan and its
+   acquisition (modality, contrast phase and why:
+   :func:`~spinewatch.imaging.report.acquisition_summary`).
 
 Drawn with :class:`matplotlib.figure.Figure` on an Agg canvas (no pyplot global state).
 """
@@ -38,7 +42,7 @@ from scipy import ndimage
 from scipy.interpolate import make_interp_spline, make_splprep
 
 from spinewatch.core.errors import InputError
-from spinewatch.imaging.volume import CtVolume, Grid, LabelVolume
+from spinewatch.imaging.volume import CtVolume, Grid, LabelVolume, MrVolume
 
 __all__ = [
     "BONE_WINDOW",
@@ -80,7 +84,8 @@ FloatArray = npt.NDArray[np.float64]
 class CurvedReformat:
     """A curved sagittal reformat, sampled.
 
-    ``hu``: (rows, cols) float32 HU, NaN outside the CT (None without a CT); ``labels``: (rows,
+    ``hu``: (rows, cols) float32 HU, NaN outside the CT (None without a CT); ``signal``: the same
+    for an MRI's signal units (None unless the image is an MRI); ``labels``: (rows,
     cols) label values (0 outside); row 0 is cranial, column 0 anterior; both axes ``px_mm`` mm
     per pixel. ``points_mm`` (rows, 3) are the curve samples in world mm, ``anterior`` (rows, 3)
     the unit sampling directions, ``offsets_mm`` (cols,) the signed distance along ``anterior`` of
@@ -95,6 +100,11 @@ class CurvedReformat:
     offsets_mm: FloatArray
     px_mm: float
     level_rows: dict[str, int]
+    signal: npt.NDArray[np.float32] | None = None
+
+
+#: Percentiles of an MRI's sampled signal mapped to black and white.
+MR_WINDOW_PERCENTILES = (1.0, 99.0)
 
 
 # -- geometry ---------------------------------------------------------------------------------
@@ -250,7 +260,7 @@ def _sample(
 
 
 def curved_sagittal(
-    ct: CtVolume | None,
+    ct: CtVolume | MrVolume | None,
     labels: LabelVolume,
     report: Mapping[str, Any],
     *,
@@ -261,7 +271,8 @@ def curved_sagittal(
 ) -> CurvedReformat:
     """Sample the curved sagittal reformat (see the module docstring for the method).
 
-    ``labels`` (and ``ct`` when given) on any grids; only the points of the picture are sampled.
+    ``labels`` (and ``ct`` when given: a CT, or an MRI drawn as background) on any grids; only
+    the points of the picture are sampled.
     """
     vertebrae = _report_vertebrae(report)
     if not vertebrae:
@@ -288,9 +299,11 @@ def curved_sagittal(
 
     offsets = np.arange(anterior_mm, -posterior_mm - 1e-9, -px_mm)
     world = points[:, None, :] + offsets[None, :, None] * anterior[:, None, :]
-    hu = None
-    if ct is not None:
+    hu = signal = None
+    if isinstance(ct, CtVolume):
         hu = _sample(ct.hu, ct.grid, world, order=1, cval=_OUTSIDE_HU).astype(np.float32)
+    elif isinstance(ct, MrVolume):
+        signal = _sample(ct.signal, ct.grid, world, order=1, cval=np.nan).astype(np.float32)
     lab = _sample(labels.labels, labels.grid, world, order=0, cval=0).astype(np.int64)
 
     level_rows: dict[str, int] = {}
@@ -304,6 +317,7 @@ def curved_sagittal(
         offsets_mm=offsets,
         px_mm=float(px_mm),
         level_rows=level_rows,
+        signal=signal,
     )
 
 
@@ -351,8 +365,22 @@ def ellipsize_middle(text: str, max_chars: int) -> str:
     return text[:head] + "…" + (text[len(text) - tail :] if tail else "")
 
 
+def _signal_grey(signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+    """An MRI's sampled signal to 0-1 grey, window from the percentiles of what is in view."""
+    finite = signal[np.isfinite(signal)]
+    if finite.size == 0:
+        return np.zeros(signal.shape, dtype=np.float64)
+    lo, hi = (float(v) for v in np.percentile(finite, MR_WINDOW_PERCENTILES))
+    scaled = (np.nan_to_num(signal, nan=lo).astype(np.float64) - lo) / max(hi - lo, 1e-6)
+    return np.asarray(np.clip(scaled, 0.0, 1.0), dtype=np.float64)
+
+
 def _scan_lines(report: Mapping[str, Any], has_ct: bool) -> tuple[str, list[str]]:
-    """The source's file name (whole: fitted to the picture later) and the subtitle's facts."""
+    """The source's file name (whole: fitted to the picture later) and the subtitle's facts,
+    the acquisition (modality, contrast phase, why) first. ``has_ct``: an image (CT or MRI)
+    was drawn."""
+    from spinewatch.imaging.report import acquisition_summary
+
     scan = report.get("scan")
     scan = scan if isinstance(scan, Mapping) else {}
     ct = scan.get("ct")
@@ -360,7 +388,10 @@ def _scan_lines(report: Mapping[str, Any], has_ct: bool) -> tuple[str, list[str]
         name = Path(str(ct)).name
     else:
         name = Path(str(scan.get("labels") or "label map")).name
-    bits = [] if has_ct else ["label map only (no CT)"]
+    summary = acquisition_summary(scan) if has_ct else ""
+    bits = [summary] if summary else []
+    if not has_ct:
+        bits.append("label map only (no CT)")
     if scan.get("study_date"):
         bits.append(f"study {scan['study_date']}")
     sp = scan.get("spacing_mm")
@@ -429,7 +460,7 @@ def _detail(v: Mapping[str, Any]) -> str:
 
 
 def render_sagittal(
-    ct: CtVolume | None,
+    ct: CtVolume | MrVolume | None,
     labels: LabelVolume,
     report: Mapping[str, Any],
     path: Path,
@@ -444,7 +475,8 @@ def render_sagittal(
 
     ``report`` is the report dict (:meth:`SpineReport.to_json_dict`); ``convention`` (a
     :class:`~spinewatch.core.conventions.LabelConvention` or its name) names label values the
-    report does not list. ``ct`` may be None: then the label mask alone is drawn.
+    report does not list. ``ct`` may be an MRI (drawn in a percentile window) or None: then the
+    label mask alone is drawn.
     """
     from matplotlib import patheffects
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -461,11 +493,13 @@ def render_sagittal(
     rows, cols = reformat.labels.shape
     height_mm, width_mm = rows * px_mm, cols * px_mm
 
-    # Grey base: bone window, or the mask in bone grey without a CT.
+    # Grey base: bone window, an MRI's percentile window, or the mask in bone grey.
     if reformat.hu is not None:
         width, level = BONE_WINDOW
         hu = reformat.hu
         grey = np.clip((np.nan_to_num(hu, nan=-1024.0) - (level - width / 2)) / width, 0.0, 1.0)
+    elif reformat.signal is not None:
+        grey = _signal_grey(reformat.signal)
     else:
         grey = np.where(reformat.labels > 0, 0.62, 0.04)
     rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float64)
@@ -476,7 +510,8 @@ def render_sagittal(
         scan = report.get("scan")
         convention = scan.get("labels_convention") if isinstance(scan, Mapping) else None
     names = _label_levels(present, vertebrae, convention)
-    alpha = 0.32 if reformat.hu is not None else 0.55
+    has_image = reformat.hu is not None or reformat.signal is not None
+    alpha = 0.32 if has_image else 0.55
     colour_of: dict[int, str] = {}
     for value, level_name in names.items():
         entry = by_level.get(level_name)
@@ -613,7 +648,7 @@ def render_sagittal(
 
     # Title: the source name ellipsized in the middle to fit; the facts wrapped onto at most
     # two lines. Light grey on the dark background (contrast > 7:1), never smaller than 8 pt.
-    name, bits = _scan_lines(report, reformat.hu is not None)
+    name, bits = _scan_lines(report, has_image)
     max_px = (fig_w - 0.3) * dpi
     title_props: dict[str, Any] = {"fontsize": 12.5, "fontweight": "bold"}
     title = _fit_middle(fig, "Curved sagittal reformat  ·  ", name, max_px, **title_props)
@@ -645,7 +680,13 @@ def render_sagittal(
     )
     for legend_text in legend.get_texts():
         legend_text.set_color("white")
-    window = "bone window W 1800 / L 400" if reformat.hu is not None else "label map"
+    window = (
+        "bone window W 1800 / L 400"
+        if reformat.hu is not None
+        else "MRI signal, 1st-99th percentile window"
+        if reformat.signal is not None
+        else "label map"
+    )
     footer = f"anterior left, cranial up  ·  {window}  ·  {px_mm:g} mm/pixel"
     fig.text(
         0.5,

@@ -3,9 +3,18 @@
 :meth:`SpineReport.to_json_dict` is the contract that ``compare``, ``render``, the registry and the
 acceptance checks consume (see ``docs``/the imaging design): ``{"scan": {...}, "vertebrae":
 [...]}`` in cranio-caudal order, world RAS+ mm, ml and HU, floats rounded (0.1 mm, 0.01 ml,
-1 HU, 0.1 %, 4 decimals for unit vectors), never NaN (missing values are null). Without a CT the
-density, lesion and cement fields are null. The scan record carries ``orientation_note`` (a
-sentence) only when the header's axes disagree with the anatomy or had to be used for a frame.
+1 HU, 0.1 %, 4 decimals for unit vectors), never NaN (missing values are null). The scan record
+carries ``orientation_note`` (a sentence) only when the header's axes disagree with the anatomy or
+had to be used for a frame.
+
+Without a CT -- an MRI (geometry only: its signal is not HU) or no image at all -- the density,
+lesion and cement fields are null and each vertebra's ``not_assessed`` lists why
+(``["MRI: not assessed"]``, ``["No CT: not assessed"]``; empty when they were measured). The
+scan record says how the scan was acquired: ``modality`` (``CT``/``MR``), ``contrast_phase``
+(``native``, ``arterial``, ``portal_venous``, ``delayed``, ``contrast_unknown_phase``), each with
+its ``*_source`` (``dicom``, ``user``, ``detected``, ``assumed``) and ``*_evidence`` (the tag and
+value, the detection figures...), and ``density_offset_hu`` (added to native-CT density
+thresholds for the phase); :func:`acquisition_summary` puts it in one line.
 
 How the label map was read (:mod:`spinewatch.imaging.label_reading`) is in ``scan``:
 ``labels_convention`` (``totalsegmentator``, ``totalsegmentator_mr``,
@@ -21,20 +30,32 @@ analysed map -- the VerSe id of its level when the user named the levels.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from spinewatch.core.acquisition import Acquisition
+from spinewatch.core.acquisition import Acquisition, ContrastPhase
 from spinewatch.core.genant import GenantAssessment
 from spinewatch.core.levels import VertebralLevel
 
-__all__ = ["REPORT_VERSION", "ScanInfo", "SpineReport", "VertebraReport", "format_text"]
+__all__ = [
+    "NO_IMAGE_NOT_ASSESSED",
+    "REPORT_VERSION",
+    "ScanInfo",
+    "SpineReport",
+    "VertebraReport",
+    "acquisition_summary",
+    "format_text",
+]
 
 #: Version of the JSON contract, written as the top-level ``report_version``. Version 1 reports
 #: (no such key) are still read. 2: the scan's modality and contrast phase (``scan.modality``,
-#: ``scan.contrast_phase`` with their sources and evidence, ``scan.density_offset_hu``).
+#: ``scan.contrast_phase`` with their sources and evidence, ``scan.density_offset_hu``) and per
+#: vertebra ``not_assessed`` (why density, lesion and cement fields are null).
 REPORT_VERSION = 2
+
+#: The reason recorded per vertebra when only a label map was analysed (no image at all).
+NO_IMAGE_NOT_ASSESSED = "No CT: not assessed"
 
 
 def _r(value: float | None, digits: int) -> float | None:
@@ -115,6 +136,7 @@ class VertebraReport:
     cement: Any = None  # cement.CementFindings | None
     risk: Any = None  # risk.RiskAssessment | None
     has_ct: bool = False
+    not_assessed: tuple[str, ...] = ()
 
     def to_json_dict(self) -> dict[str, Any]:
         g, d, ly, ce, rk = self.genant, self.density, self.lytic, self.cement, self.risk
@@ -160,6 +182,7 @@ class VertebraReport:
             "reasons": [] if rk is None else [str(r) for r in rk.reasons],
             "sins_imaging": None if rk is None else _sins(rk.sins_imaging),
             "quality_flags": list(self.quality_flags),
+            "not_assessed": list(self.not_assessed),
         }
         return out
 
@@ -200,6 +223,32 @@ class SpineReport:
         raise KeyError(str(lv.value))
 
 
+def acquisition_summary(scan: Mapping[str, Any]) -> str:
+    """One line saying how a scan was acquired, from a report's ``scan`` record ("" for a
+    version 1 report, which does not record it).
+
+    >>> acquisition_summary({"modality": "CT", "contrast_phase": "portal_venous",
+    ...     "contrast_source": "dicom", "contrast_evidence": "DICOM SeriesDescription 'ABD PV'"})
+    "CT, portal-venous (DICOM SeriesDescription 'ABD PV')"
+    >>> acquisition_summary({"modality": "MR"})
+    'MRI: geometry only'
+    """
+    modality = scan.get("modality")
+    if modality == "MR":
+        return "MRI: geometry only"
+    if modality != "CT":
+        return ""
+    try:
+        phase = ContrastPhase.parse(str(scan.get("contrast_phase") or "native"))
+    except ValueError:
+        return "CT"
+    text = f"CT, {phase.label}"
+    if scan.get("contrast_source") == "assumed":
+        text += ", assumed"
+    evidence = str(scan.get("contrast_evidence") or "")
+    return f"{text} ({evidence})" if evidence else text
+
+
 def _cell(value: Any, spec: str) -> str:
     if value is None:
         digits = "".join(c for c in spec.split(".")[0] if c.isdigit())
@@ -212,10 +261,13 @@ def _cell(value: Any, spec: str) -> str:
 def format_text(report: dict[str, Any]) -> str:
     """A readable table of a report's JSON dict (one line per vertebra)."""
     scan = report["scan"]
+    image = "MRI" if scan.get("modality") == "MR" else "CT"
+    summary = acquisition_summary(scan)
     lines = [
-        f"CT: {scan.get('ct') or '(none: geometry only)'}",
+        f"{image}: {scan.get('ct') or '(none: geometry only)'}",
         f"labels: {scan['labels']} ({scan['labels_convention']}), grid {scan['shape']} "
         f"at {scan['spacing_mm']} mm, {scan['orientation']}",
+        *([f"acquisition: {summary}"] if summary and scan.get("ct") else []),
         *([f"note: {scan['orientation_note']}"] if scan.get("orientation_note") else []),
         "",
         f"{'level':<6}{'Ha':>6}{'Hm':>6}{'Hp':>6}{'ref':>6} {'grade':>5} {'deformity':<10}"
@@ -227,6 +279,7 @@ def format_text(report: dict[str, Any]) -> str:
         if v.get("truncated"):
             notes.insert(0, "truncated")
         notes += [f"[{f}]" for f in v.get("quality_flags") or []]
+        notes += [str(r) for r in v.get("not_assessed") or [] if scan.get("ct")]
         lines.append(
             f"{v['level']:<6}{_cell(v['height_anterior_mm'], '6.1f')}"
             f"{_cell(v['height_middle_mm'], '6.1f')}{_cell(v['height_posterior_mm'], '6.1f')}"

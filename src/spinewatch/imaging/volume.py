@@ -1,5 +1,12 @@
 """The one canonical in-memory form of a scan: voxels plus their affine to world millimetres.
 
+Two image types, on purpose not interchangeable: :class:`CtVolume` holds Hounsfield units
+(``hu``) and is the only input the density, lesion and cement measurements accept;
+:class:`MrVolume` holds an MRI's arbitrary signal units (``signal``, no ``hu`` attribute at all),
+so an MRI can give geometry and a picture background but can never reach a HU threshold by
+mistake. Each carries its :class:`~spinewatch.core.acquisition.Acquisition` (modality, contrast
+phase and where they came from).
+
 Every array here is indexed ``[i, j, k]`` (voxel axes as stored), and ``affine`` maps a voxel
 index ``(i, j, k, 1)`` to world coordinates in millimetres, RAS+ (the NIfTI convention: +x right,
 +y anterior, +z superior). Nothing downstream may assume which voxel axis is superior: use
@@ -14,7 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["CtVolume", "GeometryError", "Grid", "LabelVolume"]
+from spinewatch.core.acquisition import Acquisition, AcquisitionError, Modality
+
+__all__ = ["CtVolume", "GeometryError", "Grid", "LabelVolume", "MrVolume", "ScanVolume"]
 
 
 class GeometryError(ValueError):
@@ -101,19 +110,63 @@ class CtVolume:
     ``hu`` keeps the smallest exact dtype (int16 where rescaling gives whole numbers, else
     float32) so a 512x512x600 scan stays near 300 MB. ``source`` names the file or series for
     messages; ``meta`` holds scanner facts worth reporting (series UID, kernel, slice spacing...).
+    ``acquisition`` must say CT (default: CT, native, both assumed).
     """
 
     hu: npt.NDArray[Any] = field(repr=False)
     grid: Grid
     source: str
     meta: dict[str, Any] = field(default_factory=dict)
+    acquisition: Acquisition = field(default_factory=Acquisition)
 
     def __post_init__(self) -> None:
-        if self.hu.shape != self.grid.shape:
-            raise GeometryError(
-                f"{self.source}: voxel array shape {self.hu.shape} "
-                f"does not match grid {self.grid.shape}"
+        _check_shape(self.hu, self.grid, self.source)
+        if self.acquisition.modality is not Modality.CT:
+            raise AcquisitionError(
+                f"{self.source}: a CtVolume holds Hounsfield units, but its acquisition says "
+                f"{self.acquisition.modality.value}; load an MRI as an MrVolume"
             )
+
+
+def _mr_default() -> Acquisition:
+    return Acquisition(modality=Modality.MR)
+
+
+@dataclass(frozen=True, eq=False)
+class MrVolume:
+    """An MRI on ``grid`` in the scanner's arbitrary signal units (any weighting).
+
+    ``signal`` is NOT in Hounsfield units and has no fixed scale, so it is used for geometry
+    checks and as the picture's background only; density, lesions and cement are never measured
+    on it (the analysis reports them as null with
+    :data:`~spinewatch.core.acquisition.MRI_NOT_ASSESSED`). Same dtype rules, ``source`` and
+    ``meta`` as :class:`CtVolume`; ``acquisition`` must say MR.
+    """
+
+    signal: npt.NDArray[Any] = field(repr=False)
+    grid: Grid
+    source: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    acquisition: Acquisition = field(default_factory=_mr_default)
+
+    def __post_init__(self) -> None:
+        _check_shape(self.signal, self.grid, self.source)
+        if self.acquisition.modality is not Modality.MR:
+            raise AcquisitionError(
+                f"{self.source}: an MrVolume holds MRI signal, but its acquisition says "
+                f"{self.acquisition.modality.value}"
+            )
+
+
+#: Either image type; code that needs Hounsfield units must narrow to :class:`CtVolume`.
+ScanVolume = CtVolume | MrVolume
+
+
+def _check_shape(values: npt.NDArray[Any], grid: Grid, source: str) -> None:
+    if values.shape != grid.shape:
+        raise GeometryError(
+            f"{source}: voxel array shape {values.shape} does not match grid {grid.shape}"
+        )
 
 
 @dataclass(frozen=True, eq=False)

@@ -186,6 +186,21 @@ def _analysed_at(report: Mapping[str, Any]) -> dt.datetime:
     return when
 
 
+def _report_modality(report: Mapping[str, Any]) -> str | None:
+    """The registry modality (``ct``/``mr``) the report's ``scan.modality`` records, if any."""
+    scan = report.get("scan")
+    raw = scan.get("modality") if isinstance(scan, Mapping) else None
+    if raw is None:
+        return None  # a version 1 report: the modality was not recorded
+    value = str(raw).strip().lower()
+    if value not in Modality.values:
+        raise RegistryError(
+            f"report scan.modality {raw!r}: expected one of "
+            f"{', '.join(v.upper() for v in Modality.values)}"
+        )
+    return value
+
+
 def _check_series(study: m.ImagingStudy, report: Mapping[str, Any]) -> None:
     scan = report.get("scan")
     uid = scan.get("series_uid") if isinstance(scan, Mapping) else None
@@ -213,16 +228,28 @@ def add_imaging_study(
     *,
     patient: m.Patient | int,
     study_date: dt.date,
-    modality: str = Modality.CT.value,
+    modality: str | None = None,
     study_instance_uid: str = "",
     series_instance_uid: str = "",
     description: str = "",
     report: Mapping[str, Any] | None = None,
 ) -> m.ImagingStudy:
-    """Register a CT/MR study, optionally with its analysis report (-> one finding per vertebra)."""
+    """Register a CT/MR study, optionally with its analysis report (-> one finding per vertebra).
+
+    ``modality`` (``ct``/``mr``) defaults to the one the report records, else ``ct``; given
+    explicitly, it must agree with the report.
+    """
     check_date("study_date", study_date, not_future=True)
+    recorded = _report_modality(report) if report is not None else None
+    if modality is None:
+        modality = recorded or Modality.CT.value
     if modality not in Modality.values:
         raise RegistryError(f"modality {modality!r}: expected one of {', '.join(Modality.values)}")
+    if recorded is not None and recorded != modality:
+        raise RegistryError(
+            f"report scan.modality {recorded.upper()!r}: the study is registered as "
+            f"{modality.upper()!r}"
+        )
     rows = findings_from_report(report) if report is not None else None
     with transaction.atomic():
         row = get(m.Patient, patient, "patient")
@@ -249,16 +276,22 @@ def store_analysis(
     """Store a (re-)analysis: the report replaces the old one and its findings, all or nothing.
 
     Decisions (and notes) made on the previous findings are kept for the levels still present.
+    The study's modality follows the report's ``scan.modality`` (what the analysis read from the
+    file) when the report records it.
     """
     rows = findings_from_report(report)
+    modality = _report_modality(report)
     with transaction.atomic():
         row = get(m.ImagingStudy, study, "imaging study")
         what = f"imaging study {row.pk} of patient {row.patient.study_id}"
         _check_series(row, report)
+        changes: dict[str, Any] = {"report": dict(report), "analysed_at": _analysed_at(report)}
+        if modality is not None:
+            changes["modality"] = modality
         row = changed(
             row,
             what=what,
-            changes={"report": dict(report), "analysed_at": _analysed_at(report)},
+            changes=changes,
             expected_version=expected_version,
         )
         keep = {}

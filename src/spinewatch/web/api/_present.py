@@ -109,6 +109,20 @@ def finding_out(f: m.VertebraFinding) -> s.FindingOut:
     )
 
 
+def _acquisition_fields(report: Any) -> dict[str, Any]:
+    """The contrast phase and the one-line acquisition summary the study's report records."""
+    from spinewatch.imaging.report import acquisition_summary
+
+    scan = report.get("scan") if isinstance(report, dict) else None
+    if not isinstance(scan, dict):
+        return {"contrast_phase": None, "acquisition": None}
+    phase = scan.get("contrast_phase") if scan.get("modality") == "CT" else None
+    return {
+        "contrast_phase": phase if isinstance(phase, str) else None,
+        "acquisition": acquisition_summary(scan) or None,
+    }
+
+
 def _study_fields(study: m.ImagingStudy) -> dict[str, Any]:
     findings = list(study.findings.all())
     return {
@@ -116,6 +130,7 @@ def _study_fields(study: m.ImagingStudy) -> dict[str, Any]:
         "patient_id": study.patient_id,
         "study_date": study.study_date,
         "modality": study.modality,
+        **_acquisition_fields(study.report),
         "description": study.description,
         "analysed_at": study.analysed_at,
         "version": study.version,

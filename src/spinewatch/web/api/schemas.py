@@ -296,7 +296,17 @@ class ImagingStudySummaryOut(Schema):
     id: int
     patient_id: int
     study_date: dt.date
-    modality: str
+    modality: str = Field(description="ct or mr; set from the analysed file once analysed")
+    contrast_phase: str | None = Field(
+        default=None,
+        description="a CT's contrast phase from its analysis (native, arterial, portal_venous, "
+        "delayed, contrast_unknown_phase); null for an MRI or before the analysis",
+    )
+    acquisition: str | None = Field(
+        default=None,
+        description="one line: modality, contrast phase and where they came from, e.g. "
+        '"CT, portal-venous (DICOM SeriesDescription \'ABD PV\')" or "MRI: geometry only"',
+    )
     description: str
     analysed_at: dt.datetime | None
     version: int

@@ -18,7 +18,9 @@ from spinewatch.registry.models import ImagingStudy
 from spinewatch.web.scans.models import AnalysisJob, JobStatus
 
 __all__ = [
+    "AcquisitionLine",
     "ScanStatus",
+    "acquisition_line",
     "compare_with_prior",
     "comparison_rows",
     "level_rows",
@@ -64,6 +66,38 @@ def scan_status(study: ImagingStudy, job: AnalysisJob | None) -> ScanStatus:
     if job.status == JobStatus.DONE:
         return ScanStatus("done", "Analysed", "ok", False)
     return ScanStatus("failed", "Analysis failed", "high", False)
+
+
+@dataclass(frozen=True)
+class AcquisitionLine:
+    """How the scan was acquired, for the scan page: ``text`` (e.g. "CT, portal-venous (DICOM
+    SeriesDescription 'ABD PV')" or "MRI: geometry only"), the modality's evidence, and whether
+    the HU measurements were left out (``geometry_only``)."""
+
+    text: str
+    modality_evidence: str
+    geometry_only: bool
+    density_offset_hu: float | None
+
+
+def acquisition_line(report: Mapping[str, Any] | None) -> AcquisitionLine | None:
+    """The acquisition of an analysed study (None before the analysis, or for a version 1
+    report, which does not record it)."""
+    from spinewatch.imaging.report import acquisition_summary
+
+    scan = (report or {}).get("scan")
+    if not isinstance(scan, Mapping):
+        return None
+    text = acquisition_summary(scan)
+    if not text:
+        return None
+    offset = scan.get("density_offset_hu")
+    return AcquisitionLine(
+        text=text,
+        modality_evidence=str(scan.get("modality_evidence") or ""),
+        geometry_only=scan.get("modality") == "MR",
+        density_offset_hu=float(offset) if isinstance(offset, (int, float)) and offset else None,
+    )
 
 
 def _num(value: Any, digits: int) -> str:

@@ -109,6 +109,22 @@ def _check_convention(convention: str) -> str:
         raise JobError(f"labels convention {convention!r}: expected one of {names}") from None
 
 
+_MODALITIES = ("auto", "ct", "mr")
+_PHASES = ("auto", "native", "arterial", "portal-venous", "delayed", "unknown")
+
+
+def _check_acquisition(modality: str, contrast_phase: str) -> tuple[str, str]:
+    modality = (modality or "auto").strip().lower()
+    phase = (contrast_phase or "auto").strip().lower().replace("_", "-")
+    if modality not in _MODALITIES:
+        raise JobError(f"modality {modality!r}: expected one of {', '.join(_MODALITIES)}")
+    if phase not in _PHASES:
+        raise JobError(f"contrast phase {phase!r}: expected one of {', '.join(_PHASES)}")
+    if modality == "mr" and phase not in ("auto", "native"):
+        raise JobError(f"contrast phase {phase!r} is a CT phase; an MRI (modality mr) has none")
+    return modality, phase
+
+
 def enqueue_analysis(
     *,
     study_id: int,
@@ -117,9 +133,16 @@ def enqueue_analysis(
     series_uid: str = "",
     requested_by: object = None,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    modality: str = "auto",
+    contrast_phase: str = "auto",
 ) -> AnalysisJob:
-    """Queue the analysis of a study's uploaded files; refuses while one is queued or running."""
+    """Queue the analysis of a study's uploaded files; refuses while one is queued or running.
+
+    ``modality`` (auto/ct/mr) and ``contrast_phase`` (auto/native/arterial/portal-venous/
+    delayed/unknown) are handed to :func:`spinewatch.imaging.io.load_study` by the worker.
+    """
     convention = _check_convention(convention)
+    modality, contrast_phase = _check_acquisition(modality, contrast_phase)
     if not 1 <= max_attempts <= 20:
         raise JobError(f"max_attempts {max_attempts!r}: expected 1 to 20")
     with transaction.atomic():
@@ -142,13 +165,16 @@ def enqueue_analysis(
             convention=convention,
             series_uid=series_uid.strip(),
             max_attempts=max_attempts,
+            modality=modality,
+            contrast_phase=contrast_phase,
         )
     logger.info("queued %s", job)
     return job
 
 
 def rerun_analysis(*, study_id: int, requested_by: object = None) -> AnalysisJob:
-    """Queue a new analysis of the files of the study's latest job (same convention/series)."""
+    """Queue a new analysis of the files of the study's latest job (same convention, series,
+    modality and contrast phase)."""
     previous = latest_job(study_id)
     if previous is None or not (upload_dir(previous.upload_dir) / previous.labels_file).is_file():
         raise JobError(
@@ -169,6 +195,8 @@ def rerun_analysis(*, study_id: int, requested_by: object = None) -> AnalysisJob
         series_uid=previous.series_uid,
         requested_by=requested_by,
         max_attempts=previous.max_attempts,
+        modality=previous.modality,
+        contrast_phase=previous.contrast_phase,
     )
 
 

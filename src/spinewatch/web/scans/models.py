@@ -33,7 +33,9 @@ class AnalysisJob(models.Model):
     ``upload_dir`` is the name of the study's directory under ``DATA_DIR/uploads/``;
     ``ct_file``/``labels_file`` are file names inside it (``ct_file`` empty: labels only);
     ``ct_name``/``labels_name`` are the names the files were uploaded with (for messages and the
-    report). ``claim_token`` changes on every claim: a worker may only write progress or a result
+    report). ``modality`` (auto/ct/mr) and ``contrast_phase`` (auto/native/arterial/
+    portal-venous/delayed/unknown) are what the uploader chose, passed to the analysis.
+    ``claim_token`` changes on every claim: a worker may only write progress or a result
     while the row still carries its token, so a worker that was presumed dead (and whose job was
     handed to another) can never overwrite the newer attempt.
     """
@@ -55,6 +57,8 @@ class AnalysisJob(models.Model):
     labels_name = models.CharField(max_length=255)
     convention = models.CharField(max_length=32, default="auto")
     series_uid = models.CharField(max_length=64, blank=True)
+    modality = models.CharField(max_length=8, default="auto")
+    contrast_phase = models.CharField(max_length=16, default="auto")
 
     status = models.CharField(
         max_length=16, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True

@@ -172,10 +172,13 @@ def _upload(request: HttpRequest) -> HttpResponse:
         )
     try:
         with transaction.atomic():
+            modality = form.cleaned_data["modality"]
             study = services.add_imaging_study(
                 patient=patient,
                 study_date=form.cleaned_data["study_date"],
                 description=form.cleaned_data["description"],
+                # until the analysis reads the file's own modality
+                modality="mr" if modality == "mr" else "ct",
             )
             jobs.enqueue_analysis(
                 study_id=study.pk,
@@ -183,6 +186,8 @@ def _upload(request: HttpRequest) -> HttpResponse:
                 convention=form.cleaned_data["convention"],
                 series_uid=form.cleaned_data["series_uid"],
                 requested_by=request.user,
+                modality=modality,
+                contrast_phase=form.cleaned_data["contrast_phase"],
             )
     except InputError as exc:
         remove_upload(stored.dir_name)
@@ -229,6 +234,7 @@ def _detail_context(request: HttpRequest, study: ImagingStudy) -> dict[str, Any]
         "status": display.scan_status(study, job),
         "rows": display.level_rows(study.report, display.decisions_of(study)),
         "scan": (study.report or {}).get("scan") or {},
+        "acquisition": display.acquisition_line(study.report),
         "prior": prior,
         "comparison": comparison,
         "comparison_error": comparison_error,

@@ -2,7 +2,8 @@
 
 One job (:func:`run_job`):
 
-1. read the CT and the label map (:func:`spinewatch.imaging.io.load_study`, the first half of
+1. read the image (CT or MRI, with the job's ``modality`` and ``contrast_phase``) and the label
+   map (:func:`spinewatch.imaging.io.load_study`, the first half of
    :func:`~spinewatch.imaging.analysis.analyze_files`; the volumes are kept for the picture
    instead of being read twice) -> progress 10 %;
 2. :func:`~spinewatch.imaging.analysis.analyze` with ``progress(done, total)`` after each
@@ -11,8 +12,9 @@ One job (:func:`run_job`):
    files, ``sagittal-<job>.png`` -> 95 % (a picture that cannot be drawn does not lose the
    analysis: the job ends done, saying so);
 4. in ONE transaction: :func:`spinewatch.registry.services.store_analysis` (re-reading the
-   study's version; retried if someone edited the study meanwhile) and the job marked done --
-   conditional on the claim token, so a worker whose job was taken over rolls its result back.
+   study's version; retried if someone edited the study meanwhile; the study's modality is set
+   from the report) and the job marked done -- conditional on the claim token, so a worker whose
+   job was taken over rolls its result back.
 
 An :class:`~spinewatch.core.errors.InputError` (unreadable file, grids that do not match, several
 DICOM series, labels of no known convention...) fails the job with that message, the server's
@@ -105,7 +107,7 @@ def _store(job: AnalysisJob, report: dict[str, Any], picture: str, note: str) ->
 
 def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
     from spinewatch.imaging.analysis import analyze
-    from spinewatch.imaging.io import GridMismatchError, load_study
+    from spinewatch.imaging.io import GridMismatchError, load_study, requested_acquisition
     from spinewatch.imaging.render import render_sagittal
     from spinewatch.imaging.volume import GeometryError
     from spinewatch.registry.models import ImagingStudy
@@ -118,8 +120,15 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
         if lost.is_set() or not jobs.set_progress(job, percent, message):
             raise _ClaimLost
 
-    step(2, "Reading the CT and the label map")
-    ct, labels = load_study(ct_path, labels_path, series_uid=job.series_uid or None)
+    step(2, "Reading the scan and the label map")
+    ct, labels = load_study(
+        ct_path,
+        labels_path,
+        series_uid=job.series_uid or None,
+        modality=job.modality,
+        contrast_phase=job.contrast_phase,
+        convention=job.convention,
+    )
     step(10, "Measuring the vertebrae")
 
     def progress(done: int, total: int) -> None:
@@ -133,6 +142,9 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
             progress=progress,
             ct_path=job.ct_name or None,
             labels_path=job.labels_name,
+            acquisition=None
+            if ct is not None
+            else requested_acquisition(job.modality, job.contrast_phase),
         )
     except GeometryError as exc:
         raise GridMismatchError(str(exc)) from exc

@@ -13,8 +13,13 @@ Per vertebra (:func:`analyze`), in cranio-caudal order:
    :func:`spinewatch.core.genant.reference_height_mm` (the taller neighbour, so a fractured
    neighbour never lowers the reference); the next neighbours are used only when no immediate
    neighbour was measured;
-4. with a CT: trabecular density, cement (> 1500 HU; reported, never called bone), lytic lesions;
-5. collapse risk and the imaging part of SINS.
+4. with a CT (HU: not an MRI): trabecular density (Pickhardt flags raised by the contrast phase's
+   offset), cement (> 1500 HU; reported, never called bone), lytic lesions, and the image noise
+   around the vertebra (:func:`spinewatch.imaging.confidence.noise_around`);
+5. collapse risk (low / moderate / high, or not assessable when something needed to call it low
+   was not measured) and the imaging part of SINS;
+6. the confidence class (:mod:`spinewatch.imaging.confidence`): voxel size along the vertebra,
+   truncation, quality flags, noise, modality.
 
 Only the crop of each vertebra is read from the CT, so memory stays near the CT's own size.
 """
@@ -134,16 +139,26 @@ def _genant(heights: BodyHeights | None, reference: float | None) -> GenantAsses
     )
 
 
-def _ct_findings(ct: CtVolume, region: VertebraRegion) -> tuple[Any, Any, Any]:
+def _ct_findings(
+    ct: CtVolume,
+    labels: LabelVolume,
+    region: VertebraRegion,
+    contrast_offset_hu: float,
+    vertebra_labels: list[int],
+) -> tuple[Any, Any, Any, float | None]:
     from spinewatch.imaging.cement import detect_cement
+    from spinewatch.imaging.confidence import noise_around
     from spinewatch.imaging.density import trabecular_density
     from spinewatch.imaging.lesions import detect_lytic_lesions
 
     hu = crop_hu(ct.hu, region)
-    density = trabecular_density(hu, region)
+    density = trabecular_density(hu, region, contrast_offset_hu=contrast_offset_hu)
     cement = detect_cement(hu, region)
     lytic = detect_lytic_lesions(hu, region, density=density)
-    return density, lytic, cement
+    noise = noise_around(
+        ct.hu, labels.labels, region.bbox, ct.grid.spacing_mm, exclude_labels=vertebra_labels
+    )
+    return density, lytic, cement, noise
 
 
 def analyze(
@@ -160,7 +175,8 @@ def analyze(
     """Analyse every vertebra of ``labels`` (and ``ct`` when given; same grid required).
 
     ``acquisition``: the scan's modality and contrast phase (default: CT, native, assumed),
-    recorded in the report's ``scan`` record.
+    recorded in the report's ``scan`` record; an MRI is measured for geometry only (its voxel
+    values are not HU), a contrast phase raises the density thresholds.
 
     ``working_resolution_mm`` (None: every voxel as it is) trades exactness for speed on
     sub-millimetre scans; see :data:`FAST_WORKING_RESOLUTION_MM`.
@@ -168,8 +184,12 @@ def analyze(
     ``convention`` may be ``"auto"``. ``progress(done, total)`` is called after each vertebra.
     ``ct_path``/``labels_path`` only fill the report's ``scan`` record.
     """
+    from spinewatch.imaging.confidence import assess_confidence, superior_voxel_mm
     from spinewatch.imaging.risk import assess_collapse_risk
 
+    acq = acquisition if acquisition is not None else Acquisition()
+    hu_ct = ct if ct is not None and acq.modality.has_hounsfield_units else None
+    offset_hu = acq.contrast_phase.density_offset_hu
     if ct is not None and not ct.grid.same_as(labels.grid):
         from spinewatch.imaging.io import align_labels
 
@@ -180,7 +200,7 @@ def analyze(
     total = len(regions)
     measured: dict[VertebralLevel, BodyHeights] = {}
     heights_of: dict[VertebralLevel, BodyHeights | None] = {}
-    findings: dict[VertebralLevel, tuple[Any, Any, Any]] = {}
+    findings: dict[VertebralLevel, tuple[Any, Any, Any, float | None]] = {}
     for done, region in enumerate(regions, start=1):
         # heights and the CT findings share the region's derived arrays (body voxels, their
         # local coordinates, the body depth): both run while they are cached, then they go
@@ -188,8 +208,10 @@ def analyze(
         heights_of[region.level] = h
         if h is not None:
             measured[region.level] = h
-        if ct is not None:
-            findings[region.level] = _ct_findings(ct, region)
+        if hu_ct is not None:
+            findings[region.level] = _ct_findings(
+                hu_ct, labels, region, offset_hu, [r.label for r in regions]
+            )
         region.drop_cached()  # one vertebra's derived arrays in memory at a time
         if progress is not None:
             progress(done, total)
@@ -200,15 +222,33 @@ def analyze(
         reference = _reference(region.level, measured) if h is not None else None
         genant = _genant(h, reference)
         flags = list(region.quality_flags)
-        density = lytic = cement = None
-        if ct is not None:
-            density, lytic, cement = findings[region.level]
+        density = lytic = cement = noise = None
+        if hu_ct is not None:
+            density, lytic, cement, noise = findings[region.level]
             if cement is not None and cement.present:
                 flags.append("cement_present")
         risk = assess_collapse_risk(
-            level=region.level, genant=genant, lytic=lytic, density=density, cement=cement
+            level=region.level,
+            genant=genant,
+            lytic=lytic,
+            density=density,
+            cement=cement,
+            acquisition=acq,
+            truncated=region.truncated,
+            quality_flags=flags,
+            has_ct=hu_ct is not None,
         )
         f = region.frame
+        confidence = assess_confidence(
+            superior_voxel_mm=superior_voxel_mm(
+                labels.grid.spacing_mm, labels.grid.axis_directions, f.superior
+            ),
+            truncated=region.truncated,
+            quality_flags=flags,
+            noise_hu=noise,
+            modality=acq.modality,
+            has_ct=ct is not None,
+        )
         records.append(
             VertebraReport(
                 level=region.level,
@@ -232,7 +272,9 @@ def analyze(
                 lytic=lytic,
                 cement=cement,
                 risk=risk,
-                has_ct=ct is not None,
+                has_ct=hu_ct is not None,
+                confidence=confidence,
+                noise_hu=noise,
             )
         )
 
@@ -248,7 +290,7 @@ def analyze(
         series_uid=None if ct is None else ct.meta.get("series_uid"),
         spinewatch_version=__version__,
         analysed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        acquisition=acquisition if acquisition is not None else Acquisition(),
+        acquisition=acq,
     )
     return SpineReport(scan=scan, vertebrae=tuple(records))
 

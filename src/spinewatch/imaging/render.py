@@ -18,8 +18,12 @@ Method (all in world millimetres, RAS+):
    :func:`scipy.ndimage.map_coordinates` (linear for CT, nearest for labels) from the smallest
    voxel box that holds them: the volume is never resampled (memory stays that of the picture).
 4. Bone window (W 1800 / L 400) grey; each vertebra outlined and filled semi-transparently in the
-   colour of its ``collapse_risk`` (low green, moderate amber, high red, grey when not assessed);
-   level name, Genant grade and lytic % beside each body; title with the scan.
+   colour of its ``collapse_risk`` (low green, moderate amber, high red, light grey when not
+   assessable -- never green --, dark grey when the report does not list it); level name with
+   its confidence marker (:data:`CONFIDENCE_MARKERS`: three dots, filled for each step of
+   confidence), Genant grade, lytic %, "not assessable" and the comparison's "treat signal"
+   beside each body; a legend line for the colours and one for the markers; title with the
+   scan.
 
 Drawn with :class:`matplotlib.figure.Figure` on an Agg canvas (no pyplot global state).
 """
@@ -43,6 +47,7 @@ from spinewatch.imaging.volume import CtVolume, Grid, LabelVolume
 __all__ = [
     "BONE_WINDOW",
     "CENTROID_SD_MM",
+    "CONFIDENCE_MARKERS",
     "RISK_COLOURS",
     "CurvedReformat",
     "RenderError",
@@ -60,11 +65,19 @@ CENTROID_SD_MM = 1.5
 """Expected scatter (mm) of a body centroid about the smooth spinal curve (spline smoothing)."""
 RISK_COLOURS: dict[str | None, str] = {
     "low": "#2ca02c",
+    "not_assessable": "#9aa5b1",
     "moderate": "#ff9f1c",
     "high": "#e3262b",
-    None: "#9aa5b1",
+    None: "#5d6773",
 }
-"""Overlay colour per ``collapse_risk`` (None: in the label map but not assessed)."""
+"""Overlay colour per ``collapse_risk``: grey for not assessable, a darker grey (None) for a
+label the report does not list."""
+CONFIDENCE_MARKERS: dict[str, str] = {
+    "high": "\u25cf\u25cf\u25cf",
+    "medium": "\u25cf\u25cf\u25cb",
+    "low": "\u25cf\u25cb\u25cb",
+}
+"""Marker after each level name per ``confidence`` (filled dots: high 3, medium 2, low 1)."""
 
 _OUTSIDE_HU = np.nan
 
@@ -413,6 +426,10 @@ def _wrap_bits(fig: Any, bits: Sequence[str], sep: str, max_px: float, **props: 
 
 def _detail(v: Mapping[str, Any]) -> str:
     parts = []
+    if v.get("collapse_risk") == "not_assessable":
+        parts.append("not assessable")
+    if v.get("treat_signal") is True:
+        parts.append("treat signal")
     grade = v.get("genant_grade")
     if v.get("truncated"):
         parts.append("cut by scan edge")
@@ -489,7 +506,7 @@ def render_sagittal(
     # Layout (inches): label column on the left, image, legend below, title above.
     img_h_in = float(np.clip(height_mm / 55.0, 5.0, 11.0))
     img_w_in = img_h_in * width_mm / height_mm
-    left_in, right_in, top_in, bottom_in = 2.2, 0.35, 1.15, 0.95
+    left_in, right_in, top_in, bottom_in = 2.2, 0.35, 1.15, 1.15
     fig_w = left_in + img_w_in + right_in
     fig_w = max(fig_w, 6.6)
     fig_h = top_in + img_h_in + bottom_in
@@ -575,8 +592,9 @@ def render_sagittal(
             else np.array([], dtype=np.intp)
         )
         x_edge = (hits[0] + 0.5) * px_mm if len(hits) else max(anterior_mm - 20.0, 0.0)
+        marker = CONFIDENCE_MARKERS.get(str(v.get("confidence")))
         ax.annotate(
-            level_name,
+            level_name if marker is None else f"{level_name} {marker}",
             xy=(x_edge, y),
             xytext=(-0.04, y_text),
             textcoords=("axes fraction", "data"),
@@ -628,11 +646,21 @@ def render_sagittal(
             0.5, 1 - y_in / fig_h, line, ha="center", va="center", color="#c9d1d9", **sub_props
         )
     handles = [
-        Patch(facecolor=RISK_COLOURS[k], edgecolor="none", label=f"{k} collapse risk")
+        Patch(
+            facecolor=RISK_COLOURS[k],
+            edgecolor="none",
+            label=f"collapse risk {k}" if k == "low" else k,
+        )
         for k in ("low", "moderate", "high")
     ]
+    if any(v.get("collapse_risk") == "not_assessable" for v in vertebrae):
+        handles.append(
+            Patch(
+                facecolor=RISK_COLOURS["not_assessable"], edgecolor="none", label="not assessable"
+            )
+        )
     if any(name not in by_level for name in names.values()):
-        handles.append(Patch(facecolor=RISK_COLOURS[None], edgecolor="none", label="not assessed"))
+        handles.append(Patch(facecolor=RISK_COLOURS[None], edgecolor="none", label="not in report"))
     legend = fig.legend(
         handles=handles,
         loc="lower center",
@@ -645,11 +673,22 @@ def render_sagittal(
     )
     for legend_text in legend.get_texts():
         legend_text.set_color("white")
+    if any(str(v.get("confidence")) in CONFIDENCE_MARKERS for v in vertebrae):
+        key = "   ".join(f"{m} {k}" for k, m in CONFIDENCE_MARKERS.items())
+        fig.text(
+            0.5,
+            0.52 / fig_h,
+            f"confidence per vertebra:   {key}",
+            ha="center",
+            va="center",
+            color="#e8edf2",
+            fontsize=9.0,
+        )
     window = "bone window W 1800 / L 400" if reformat.hu is not None else "label map"
     footer = f"anterior left, cranial up  ·  {window}  ·  {px_mm:g} mm/pixel"
     fig.text(
         0.5,
-        0.62 / fig_h,
+        0.82 / fig_h,
         _fit_middle(fig, "", footer, max_px, fontsize=8.5),
         ha="center",
         va="center",

@@ -145,6 +145,8 @@ def test_without_ct_density_fields_are_null() -> None:
         assert v["confidence"] == "medium" and v["noise_hu_sd"] is None
         assert "label map only: no density, lesions" in v["confidence_reasons"]
     _no_nan(rep)
+    text = format_text(rep)
+    assert "not assessable" in text and "low " not in text
 
 
 def test_mri_is_measured_for_geometry_only() -> None:
@@ -302,3 +304,19 @@ def test_contrast_phase_shifts_the_density_thresholds_on_the_real_cta(shared_fil
     assert "osteoporosis_hu_le_110" in arterial["density_flags"]
     assert native["collapse_risk"] == "not_assessable"  # no rule fired, heights missing
     assert arterial["collapse_risk"] == "moderate"
+
+
+def test_every_report_key_is_documented(treated_phantom) -> None:
+    """docs/report.md documents every key the analysis writes (and the comparison adds)."""
+    from pathlib import Path
+
+    from spinewatch.imaging.compare import apply_comparison, compare_reports
+
+    _, rep, _ = treated_phantom
+    compared = apply_comparison(rep, compare_reports(rep, rep))
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "report.md").read_text()
+    keys = set(compared) | set(compared["scan"]) | set(compared["scan"]["compared_with"])
+    for v in compared["vertebrae"]:
+        keys |= set(v) | set(v["frame"]) | set(v["sins_imaging"] or {})
+    missing = sorted(k for k in keys if f"`{k}`" not in doc)
+    assert not missing, f"undocumented report keys: {missing}"

@@ -351,7 +351,9 @@ def test_detail_line_and_confidence_marker() -> None:
         "lytic_fraction": 0.0,
         "treat_signal": True,
     }
-    assert _detail(v) == "not assessable  treat signal  cut by scan edge  lytic 0%"
+    assert _detail(v) == "not assessable  treat signal\ncut by scan edge  lytic 0%"
+    # short enough: one line (an MRI or a label map alone: every vertebra not assessable)
+    assert _detail({"collapse_risk": "not_assessable", "genant_grade": 0}) == "not assessable  G0"
     assert _detail({"collapse_risk": "low", "genant_grade": 0}) == "G0"
     assert [m.count("\u25cf") for m in CONFIDENCE_MARKERS.values()] == [3, 2, 1]
 

@@ -425,11 +425,14 @@ def _wrap_bits(fig: Any, bits: Sequence[str], sep: str, max_px: float, **props: 
 
 
 def _detail(v: Mapping[str, Any]) -> str:
-    parts = []
+    """The line(s) under a level name: the state (not assessable, treat signal) on a line of its
+    own, then grade, lytic % and cement -- short enough for the label column."""
+    state = []
     if v.get("collapse_risk") == "not_assessable":
-        parts.append("not assessable")
+        state.append("not assessable")
     if v.get("treat_signal") is True:
-        parts.append("treat signal")
+        state.append("treat signal")
+    parts: list[str] = []
     grade = v.get("genant_grade")
     if v.get("truncated"):
         parts.append("cut by scan edge")
@@ -442,7 +445,15 @@ def _detail(v: Mapping[str, Any]) -> str:
     cement = v.get("cement_volume_ml")
     if isinstance(cement, int | float) and not isinstance(cement, bool) and cement > 0:
         parts.append("cement")
-    return "  ".join(parts)
+    line = "  ".join(state + parts)
+    if len(line) <= _DETAIL_MAX_CHARS:
+        return line
+    return "\n".join(text for text in ("  ".join(state), "  ".join(parts)) if text)
+
+
+#: A detail longer than this (characters) is split after the state words: the label column is
+#: about 2 inches wide at 8.5 pt.
+_DETAIL_MAX_CHARS = 34
 
 
 def render_sagittal(
@@ -575,11 +586,16 @@ def render_sagittal(
     # to the body's anterior edge on that row.
     placed: list[float] = []
     min_gap = max(11.0, height_mm / 50.0)
+    # room a label needs below the previous one: its name (11.5 pt, above its anchor) and the
+    # previous label's detail lines (8.5 pt x 1.25 leading, 2 pt below its anchor), in data mm
+    pt_mm = height_mm / img_h_in / 72.0
+    detail_lines = 0
     label_of_level = {name: value for value, name in names.items()}
     for level_name, row in sorted(reformat.level_rows.items(), key=lambda kv: kv[1]):
         v = by_level[level_name]
         y = (row + 0.5) * px_mm
-        y_text = max(y, placed[-1] + min_gap) if placed else y
+        gap = max(min_gap, pt_mm * (11.5 * 1.15 + 2.0 + 8.5 * 1.25 * detail_lines))
+        y_text = max(y, placed[-1] + gap) if placed else y
         placed.append(y_text)
         risk = v.get("collapse_risk")
         colour = RISK_COLOURS.get(risk if isinstance(risk, str) else None, RISK_COLOURS[None])
@@ -615,6 +631,7 @@ def render_sagittal(
             },
         )
         detail = _detail(v)
+        detail_lines = detail.count("\n") + 1 if detail else 0
         if detail:
             ax.annotate(
                 detail,

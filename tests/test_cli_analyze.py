@@ -70,6 +70,44 @@ def test_out_dir_and_prior(study, tmp_path, capsys) -> None:
     assert main(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert "comparison" in out
+    # the same scan: nothing changed, every level compared, no signal, risks as measured
+    assert [v["treat_signal"] for v in out["vertebrae"]] == [False, False, False]
+    assert [v["collapse_risk"] for v in out["vertebrae"]] == [
+        v["collapse_risk"] for v in report["vertebrae"]
+    ]
+    assert out["scan"]["compared_with"]["source"] == str(prior)
+
+
+def test_prior_signal_raises_the_risk_in_the_report_text_and_picture(study, tmp_path, capsys):
+    _, ct, labels, _ = study
+    assert main(["analyze", str(ct), "--labels", str(labels)]) == 0
+    earlier = json.loads(capsys.readouterr().out)
+    # the prior scan, one year earlier: L2 had no lesion then, T12 was 3 mm taller
+    earlier["scan"]["study_date"] = "2024-01-15"
+    by_level = {v["level"]: v for v in earlier["vertebrae"]}
+    by_level["L2"].update(lytic_volume_ml=0.0, lytic_fraction=0.0, n_lesions=0)
+    for key in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):
+        by_level["T12"][key] += 3.0
+    prior = tmp_path / "prior.json"
+    prior.write_text(json.dumps(earlier))
+    out_dir = tmp_path / "out"
+    args = ["analyze", str(ct), "--labels", str(labels), "--prior", str(prior)]
+    assert main([*args, "--out", str(out_dir)]) == 0
+    out = {v["level"]: v for v in json.loads(capsys.readouterr().out)["vertebrae"]}
+    assert out["L2"]["treat_signal"] is True and out["L2"]["change_flags"] == ["new_lesion"]
+    assert out["L2"]["collapse_risk"] == "high"  # a new lesion: the actionable finding
+    assert "collapse risk raised from" in out["L2"]["reasons"][0]
+    assert out["T12"]["treat_signal"] is True and out["T12"]["change_flags"] == ["height_loss"]
+    assert out["T12"]["collapse_risk"] == "moderate"  # early height loss: at least moderate
+    written = json.loads((out_dir / "report.json").read_text())
+    assert {v["level"]: v["collapse_risk"] for v in written["vertebrae"]} == {
+        name: v["collapse_risk"] for name, v in out.items()
+    }
+    assert main([*args, "--format", "text"]) == 0
+    text = capsys.readouterr().out
+    l2_line = next(line for line in text.splitlines() if line.startswith("L2 "))
+    assert "high" in l2_line and "TREAT" in l2_line and "signal: new lytic lesion" in l2_line
+    assert f"compared with: {prior}" in text
 
 
 def test_bad_inputs_exit_2(study, tmp_path, capsys) -> None:

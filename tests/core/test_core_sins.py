@@ -30,6 +30,8 @@ POINTS = {
     SinsBoneLesion.LYTIC: 2,
     SinsBoneLesion.MIXED: 1,
     SinsBoneLesion.BLASTIC: 0,
+    SinsBoneLesion.NONE_FOUND: 0,
+    SinsBoneLesion.NOT_ASSESSED: 0,
     SinsAlignment.SUBLUXATION_TRANSLATION: 4,
     SinsAlignment.DE_NOVO_DEFORMITY: 2,
     SinsAlignment.NORMAL: 0,
@@ -37,10 +39,20 @@ POINTS = {
     SinsCollapse.UNDER_50_PCT: 2,
     SinsCollapse.NO_COLLAPSE_OVER_50_PCT_INVOLVED: 1,
     SinsCollapse.NONE: 0,
+    SinsCollapse.NOT_ASSESSED: 0,
     SinsPosterolateral.BILATERAL: 3,
     SinsPosterolateral.UNILATERAL: 1,
     SinsPosterolateral.NONE: 0,
+    SinsPosterolateral.NOT_ASSESSED: 0,
 }
+#: What a component not assessed may still score (Fisher 2010: its highest value).
+MAX_IF_UNASSESSED = {SinsBoneLesion: 2, SinsCollapse: 3, SinsPosterolateral: 3}
+
+
+def assessed(enum_cls):  # type: ignore[no-untyped-def]
+    return [m for m in enum_cls if getattr(m, "assessed", True)]
+
+
 ENUMS = (SinsPain, SinsBoneLesion, SinsAlignment, SinsCollapse, SinsPosterolateral)
 
 
@@ -92,7 +104,12 @@ def test_category_rejects(bad: object) -> None:
 def test_all_combinations_total_and_category() -> None:
     seen_totals = set()
     for loc, pain, lesion, align, collapse, post in itertools.product(
-        SinsLocation, SinsPain, SinsBoneLesion, SinsAlignment, SinsCollapse, SinsPosterolateral
+        SinsLocation,
+        SinsPain,
+        assessed(SinsBoneLesion),
+        SinsAlignment,
+        assessed(SinsCollapse),
+        assessed(SinsPosterolateral),
     ):
         score = SinsScore(loc, pain, lesion, align, collapse, post)
         expected = (
@@ -198,3 +215,80 @@ def test_collapse_rejects(loss: object, involved: object, field: str) -> None:
 def test_category_accepts_integral_numpy() -> None:
     np = pytest.importorskip("numpy")
     assert SinsCategory.from_total(np.int64(13)) is SinsCategory.UNSTABLE
+
+
+# --- what the imaging could not say ----------------------------------------------------------
+
+
+def test_none_found_is_zero_points_and_not_blastic() -> None:
+    assert SinsBoneLesion.NONE_FOUND.points == 0 and SinsBoneLesion.NONE_FOUND.assessed
+    assert SinsBoneLesion.NONE_FOUND is not SinsBoneLesion.BLASTIC
+    assert SinsBoneLesion.parse("none found") is SinsBoneLesion.NONE_FOUND
+    # a value stored before "none_found" existed still reads as it was written
+    assert SinsBoneLesion.parse("blastic") is SinsBoneLesion.BLASTIC
+
+
+@pytest.mark.parametrize("enum_cls", [SinsBoneLesion, SinsCollapse, SinsPosterolateral])
+def test_not_assessed_members(enum_cls) -> None:  # type: ignore[no-untyped-def]
+    member = enum_cls.parse("not_assessed")
+    assert not member.assessed and member.points == 0
+    assert member.max_points == MAX_IF_UNASSESSED[enum_cls]
+    assert max(m.points for m in assessed(enum_cls)) == member.max_points
+    assert all(m.max_points == m.points for m in assessed(enum_cls))
+    assert "Not assessed" in member.label
+
+
+def test_unassessed_components_widen_the_possible_range_to_every_completion() -> None:
+    """The range must hold every total the completed score can reach, and no other."""
+    for lesion, collapse, post in itertools.product(
+        SinsBoneLesion, SinsCollapse, SinsPosterolateral
+    ):
+        part = SinsImagingPart(SinsLocation.MOBILE, lesion, collapse, post)
+        options = [[m] if m.assessed else assessed(type(m)) for m in (lesion, collapse, post)]
+        totals = {
+            SinsScore(SinsLocation.MOBILE, pain, le, align, co, po).total
+            for le, co, po in itertools.product(*options)
+            for pain in SinsPain
+            for align in SinsAlignment
+        }
+        assert part.possible_total_range == (min(totals), max(totals)), part
+        names = {"bone_lesion": lesion, "collapse": collapse, "posterolateral": post}
+        assert part.unassessed == tuple(n for n, m in names.items() if not m.assessed)
+
+
+def test_mri_part_range() -> None:
+    # L1 junctional 3, nothing else known: 3 now, up to 3 + 2 + 3 + 3 + 3 + 4 = 18
+    part = SinsImagingPart(
+        SinsLocation.JUNCTIONAL,
+        SinsBoneLesion.NOT_ASSESSED,
+        SinsCollapse.NONE,
+        SinsPosterolateral.NOT_ASSESSED,
+    )
+    assert part.points == 3
+    assert part.possible_total_range == (3, 3 + 2 + 3 + 3 + 4)
+    assert part.possible_categories == tuple(SinsCategory)
+
+
+def test_complete_score_refuses_unassessed_and_takes_the_clinicians_reading() -> None:
+    part = SinsImagingPart(
+        SinsLocation.MOBILE,
+        "not_assessed",
+        "under_50_pct",
+        "not_assessed",  # type: ignore[arg-type]
+    )
+    with pytest.raises(SinsError, match="bone_lesion, posterolateral 'not_assessed'"):
+        SinsScore.from_imaging(part, pain="none", alignment="normal")
+    score = SinsScore.from_imaging(
+        part, pain="none", alignment="normal", bone_lesion="lytic", posterolateral="unilateral"
+    )
+    assert score.total == 2 + 2 + 2 + 1
+    # a component the imaging assessed is never overwritten
+    with pytest.raises(SinsError, match="collapse 'none': the imaging assessed it"):
+        SinsScore.from_imaging(
+            part,
+            pain="none",
+            alignment="normal",
+            bone_lesion="lytic",
+            posterolateral="none",
+            collapse="none",
+        )

@@ -38,6 +38,13 @@ CONTRACT_KEYS = {
     "posterior_wall_involved",
     "pedicle_left_involved",
     "pedicle_right_involved",
+    "not_measured",
+    "confidence",
+    "confidence_reasons",
+    "noise_hu_sd",
+    "treat_signal",
+    "treat_signal_reasons",
+    "change_flags",
 }
 
 
@@ -82,10 +89,18 @@ def test_contract_order_and_json(treated_phantom) -> None:
     assert (scan["modality"], scan["modality_source"]) == ("CT", "assumed")
     assert (scan["contrast_phase"], scan["contrast_source"]) == ("native", "assumed")
     assert scan["density_offset_hu"] == 0.0
+    assert scan["compared_with"] is None
     for v in rep["vertebrae"]:
         assert set(v) >= CONTRACT_KEYS
+        # every phantom vertebra is whole and measured: a verdict, never "not assessable"
         assert v["collapse_risk"] in {"low", "moderate", "high"}
+        assert v["not_measured"] == []
         assert v["deformity"] in {"none", "wedge", "biconcave", "crush"}
+        # 1 mm voxels, whole vertebrae, phantom noise: high confidence, said why
+        assert v["confidence"] == "high", v["confidence_reasons"]
+        assert v["confidence_reasons"][0] == "no quality concern"
+        assert v["noise_hu_sd"] is not None
+        assert (v["treat_signal"], v["treat_signal_reasons"], v["change_flags"]) == (None, [], [])
     _no_nan(rep)
     json.dumps(rep, allow_nan=False)
     text = format_text(rep)
@@ -120,7 +135,39 @@ def test_without_ct_density_fields_are_null() -> None:
     for v in rep["vertebrae"]:
         assert v["trabecular_hu_median"] is None and v["lytic_volume_ml"] is None
         assert v["cement_volume_ml"] is None and v["height_posterior_mm"] is not None
+        # heights alone cannot call a vertebra safe
+        if v["genant_grade"] == 0:
+            assert v["collapse_risk"] == "not_assessable"
+            assert v["reasons"][0] == (
+                "not assessable: trabecular density and lytic lesions not assessed (no CT)"
+            )
+        assert v["sins_imaging"]["bone_lesion"] == "not_assessed"
+        assert v["confidence"] == "medium" and v["noise_hu_sd"] is None
+        assert "label map only: no density, lesions" in v["confidence_reasons"]
     _no_nan(rep)
+    text = format_text(rep)
+    assert "not assessable" in text and "low " not in text
+
+
+def test_mri_is_measured_for_geometry_only() -> None:
+    from spinewatch.core.acquisition import MRI_NOT_ASSESSED, Acquisition
+    from spinewatch.imaging.volume import MrVolume
+
+    spec = PhantomSpec(levels=LEVELS, spacing_mm=(1.5, 1.5, 1.5), deformities={"L1": ("wedge", 30)})
+    ph = make_spine_phantom(spec)
+    mri = Acquisition(modality="MR", modality_source="user")
+    # the phantom's values as MRI signal: an MrVolume never reaches the HU measurements
+    image = MrVolume(signal=ph.ct.hu, grid=ph.ct.grid, source="phantom MRI", acquisition=mri)
+    rep = analyze(image, ph.labels, convention="totalsegmentator").to_json_dict()
+    got = {v["level"]: v for v in rep["vertebrae"]}
+    for v in got.values():
+        assert v["trabecular_hu_median"] is None and v["lytic_volume_ml"] is None
+        assert v["cement_volume_ml"] is None and v["noise_hu_sd"] is None
+        assert v["height_anterior_mm"] is not None
+        assert any(MRI_NOT_ASSESSED in x for x in v["reasons"])
+        assert v["confidence"] == "medium"
+    assert got["T12"]["collapse_risk"] == "not_assessable"
+    assert got["L1"]["collapse_risk"] == "high" and got["L1"]["genant_grade"] == 2
 
 
 def test_files_round_trip_and_verse_convention(tmp_path) -> None:
@@ -159,6 +206,18 @@ def test_totalsegmentator_example_nifti(shared_file) -> None:
     assert got["L2"]["trabecular_hu_median"] > 100
     assert 80 < got["L1"]["trabecular_hu_median"] < 300
     assert "coarse_slices" in got["L1"]["quality_flags"]  # 3 mm voxels
+    # the truncated vertebrae have no heights: never "low"; the reasons say why
+    for name in ("T11", "T12", "L2"):
+        v = got[name]
+        assert v["collapse_risk"] != "low"
+        assert "heights not measured (vertebra cut by the scan edge)" in v["not_measured"]
+        assert v["sins_imaging"]["collapse"] == "not_assessed"
+        assert v["confidence"] == "low"
+        assert any(r.startswith("vertebra cut by the scan edge") for r in v["confidence_reasons"])
+    # 3 mm slices: at best medium; noise of a routine abdominal CT, estimated around the bone
+    assert got["L1"]["confidence"] == "medium"
+    assert "voxel 3.0 mm along the superior axis (> 1.5 mm)" in got["L1"]["confidence_reasons"]
+    assert 10.0 < got["L1"]["noise_hu_sd"] < 50.0
     _no_nan(rep)
 
 
@@ -191,3 +250,76 @@ def test_verse004_geometry_without_ct(shared_file) -> None:
     # L1 (label 20) of VerSe004 is collapsed; its neighbours are not
     assert got[20]["genant_grade"] == 3
     assert got[19]["genant_grade"] == 0 and got[21]["genant_grade"] == 0
+
+
+def _cta(shared_file):  # type: ignore[no-untyped-def]
+    from spinewatch.imaging.io import load_ct, load_labels
+    from spinewatch.imaging.volume import LabelVolume
+
+    ct = load_ct(shared_file("ct/totalseg-aorta-cta/ct_cropped.nii.gz"))
+    mask = load_labels(shared_file("ct/totalseg-aorta-cta/vertebrae_T12.nii.gz"))
+    # TotalSegmentator's binary T12 mask, read as its "total" id of T12 (32)
+    labels = LabelVolume(
+        (np.asarray(mask.labels) != 0).astype(np.int16) * 32, mask.grid, mask.source
+    )
+    return ct, labels
+
+
+@pytest.mark.shared_data
+def test_contrast_phase_shifts_the_density_thresholds_on_the_real_cta(shared_file) -> None:
+    """The real CTA crop (arterial phase): the T12 thresholds move up by the phase's offset."""
+    from spinewatch.core.acquisition import Acquisition
+    from spinewatch.imaging.volume import CtVolume
+
+    ct, labels = _cta(shared_file)
+
+    def t12(scan: CtVolume, phase: str) -> dict:
+        acq = Acquisition(contrast_phase=phase, contrast_source="user")
+        rep = analyze(scan, labels, convention="totalsegmentator", acquisition=acq)
+        out = rep.to_json_dict()
+        assert out["scan"]["density_offset_hu"] == acq.contrast_phase.density_offset_hu
+        (v,) = out["vertebrae"]
+        return v
+
+    native, arterial, unknown = (t12(ct, p) for p in ("native", "arterial", "unknown"))
+    hu = native["trabecular_hu_median"]
+    assert 90 < hu < 110  # measured on this crop: ~102 HU (contrast-enhanced marrow)
+    assert arterial["trabecular_hu_median"] == hu  # the HU are measured, never shifted
+    assert f"trabecular {hu:.0f} HU (<= 110 HU: osteoporosis" in " ".join(native["reasons"])
+    assert (
+        f"trabecular {hu:.0f} HU (<= 130 HU = 110 + 20 HU arterial contrast: osteoporosis"
+        in " ".join(arterial["reasons"])
+    )
+    assert "(<= 130 HU = 110 + 20 HU contrast, phase unknown: osteoporosis" in " ".join(
+        unknown["reasons"]
+    )
+    assert "contrast_offset_plus_20_hu" in arterial["density_flags"]
+    assert "contrast_offset_plus_20_hu" not in native["density_flags"]
+    # T12 is cut by the crop: no heights, but the density is evidence -> moderate, not hidden
+    assert native["truncated"] and native["collapse_risk"] == "moderate"
+
+    # The same real marrow 15 HU denser (as if more enhanced): native thresholds call it only
+    # a fracture-risk mention (low), the arterial ones still osteoporotic (moderate).
+    denser = CtVolume(np.asarray(ct.hu, dtype=np.float32) + 15.0, ct.grid, ct.source, ct.meta)
+    native, arterial = t12(denser, "native"), t12(denser, "arterial")
+    assert 110 < native["trabecular_hu_median"] <= 125
+    assert "osteoporosis_hu_le_110" not in native["density_flags"]
+    assert "osteoporosis_hu_le_110" in arterial["density_flags"]
+    assert native["collapse_risk"] == "not_assessable"  # no rule fired, heights missing
+    assert arterial["collapse_risk"] == "moderate"
+
+
+def test_every_report_key_is_documented(treated_phantom) -> None:
+    """docs/report.md documents every key the analysis writes (and the comparison adds)."""
+    from pathlib import Path
+
+    from spinewatch.imaging.compare import apply_comparison, compare_reports
+
+    _, rep, _ = treated_phantom
+    compared = apply_comparison(rep, compare_reports(rep, rep))
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "report.md").read_text()
+    keys = set(compared) | set(compared["scan"]) | set(compared["scan"]["compared_with"])
+    for v in compared["vertebrae"]:
+        keys |= set(v) | set(v["frame"]) | set(v["sins_imaging"] or {})
+    missing = sorted(k for k in keys if f"`{k}`" not in doc)
+    assert not missing, f"undocumented report keys: {missing}"

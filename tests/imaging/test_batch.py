@@ -114,3 +114,15 @@ def test_end_to_end_on_a_local_process_cluster(manifest: Path, tmp_path: Path) -
     labels_only = json.loads((out / "labelsonly" / "report.json").read_text())
     assert all(v["trabecular_hu_median"] is None for v in labels_only["vertebrae"])
     assert by_id["labelsonly"].n_vertebrae == 3
+    # heights alone cannot call these intact vertebrae safe: listed as not assessable
+    assert by_id["labelsonly"].not_assessable_levels == ("T12", "L1", "L2")
+    assert by_id["good2"].not_assessable_levels == ()
+    with (out / "batch-summary.csv").open(newline="") as fh:
+        rows = {r["study_id"]: r for r in csv.DictReader(fh)}
+    assert rows["labelsonly"]["not_assessable_levels"] == "T12 L1 L2"
+    # the stored report of a study with a prior carries the comparison per vertebra
+    good1 = json.loads((out / "good1" / "report.json").read_text())
+    assert good1["scan"]["compared_with"]["study_date"] == "2020-01-01"
+    got = {v["level"]: v["treat_signal"] for v in good1["vertebrae"]}
+    assert got["L2"] is None  # not on the prior
+    assert got["T12"] is False and got["L1"] is False

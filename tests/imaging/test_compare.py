@@ -359,3 +359,109 @@ def test_risk_values_are_the_analysis_own() -> None:
     from spinewatch.imaging import compare, risk
 
     assert tuple(r.value for r in risk.CollapseRisk) == compare._RISKS
+
+
+def test_risk_ranks_are_the_analysis_own() -> None:
+    from spinewatch.imaging import risk
+
+    assert {r.value: r.rank for r in risk.CollapseRisk} == cmp._RISK_RANK
+
+
+# --- the comparison acts on the current report ------------------------------------------------
+
+
+def _applied(prior: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    return cmp.apply_comparison(current, compare_reports(prior, current))
+
+
+def _v(result: dict[str, Any], name: str) -> dict[str, Any]:
+    (entry,) = [v for v in result["vertebrae"] if v["level"] == name]
+    return entry
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "flag"),
+    [
+        ({}, {"lytic_volume_ml": 1.2, "lytic_fraction": 0.05}, "new_lesion"),
+        (
+            {"lytic_volume_ml": 1.0, "lytic_fraction": 0.04},
+            {"lytic_volume_ml": 2.0, "lytic_fraction": 0.08},
+            "lesion_growth",
+        ),
+        ({}, {"genant_grade": 1, "deformity": "wedge", "height_anterior_mm": 19.0}, "new_fracture"),
+        (
+            {"genant_grade": 1, "deformity": "wedge"},
+            {"genant_grade": 2, "deformity": "wedge"},
+            "worse_fracture",
+        ),
+    ],
+)
+@pytest.mark.parametrize("risk_now", ["low", "not_assessable", "moderate"])
+def test_new_or_growing_lesion_or_fracture_raises_the_level_to_high(
+    before: dict[str, Any], after: dict[str, Any], flag: str, risk_now: str
+) -> None:
+    prior = report(vertebra("L1", **before), vertebra("L2"), study_date="2024-01-10")
+    current = report(
+        vertebra("L1", **after, collapse_risk=risk_now, reasons=["measured reason"]),
+        vertebra("L2"),
+        study_date="2024-07-10",
+    )
+    out = _applied(prior, current)
+    l1, l2 = _v(out, "L1"), _v(out, "L2")
+    assert l1["treat_signal"] is True and flag in l1["change_flags"]
+    assert l1["collapse_risk"] == "high"
+    assert l1["reasons"][0].startswith("signal to treat before collapse since the prior scan (")
+    assert l1["reasons"][0].endswith(
+        f"collapse risk raised from {risk_now.replace('_', ' ')} to high"
+    )
+    assert l1["reasons"][1:] == ["measured reason"]
+    assert l1["treat_signal_reasons"] == level(compare_reports(prior, current), "L1")["reasons"]
+    # the untouched level carries "no signal", its risk as measured
+    assert l2["treat_signal"] is False and l2["collapse_risk"] == "low"
+    assert l2["treat_signal_reasons"] == [] and l2["change_flags"] == []
+    assert out["scan"]["compared_with"] == {
+        "source": "prior report",
+        "study_date": "2024-01-10",
+        "analysed_at": None,
+        "interval_days": 182,
+    }
+    # the input is not modified, and the comparison is applied only once
+    assert "treat_signal" not in current["vertebrae"][0]
+    with pytest.raises(ReportFormatError, match="compared_with is already set"):
+        cmp.apply_comparison(out, compare_reports(prior, out))
+
+
+def test_weaker_signals_raise_to_moderate_and_high_stays_high() -> None:
+    prior = report(vertebra("L1"), vertebra("L2", collapse_risk="high"))
+    current = report(
+        vertebra("L1", trabecular_hu_median=150.0),  # density drop of 30 HU
+        vertebra("L2", collapse_risk="high", trabecular_hu_median=150.0),
+    )
+    out = _applied(prior, current)
+    assert _v(out, "L1")["collapse_risk"] == "moderate"
+    assert _v(out, "L1")["change_flags"] == ["density_drop"]
+    assert "raised from low to moderate" in _v(out, "L1")["reasons"][0]
+    assert _v(out, "L2")["collapse_risk"] == "high" and _v(out, "L2")["treat_signal"] is True
+    assert not any("raised" in r for r in _v(out, "L2")["reasons"])
+
+
+def test_no_signal_for_cemented_or_new_levels() -> None:
+    prior = report(vertebra("L1"))
+    current = report(
+        vertebra("L1", lytic_volume_ml=2.0, cement_volume_ml=3.0, collapse_risk="low"),
+        vertebra("L2", collapse_risk="not_assessable"),
+    )
+    out = _applied(prior, current)
+    l1, l2 = _v(out, "L1"), _v(out, "L2")
+    assert l1["treat_signal"] is False and l1["collapse_risk"] == "low"
+    assert "already cemented: no further signal" in l1["treat_signal_reasons"]
+    assert l2["treat_signal"] is None and l2["collapse_risk"] == "not_assessable"
+    assert l2["treat_signal_reasons"] == ["not on the prior scan: no comparison"]
+    assert l2["change_flags"] == ["level_not_in_prior"]
+
+
+def test_not_assessable_reports_compare() -> None:
+    prior = report(vertebra("L1", collapse_risk="not_assessable"))
+    current = report(vertebra("L1", collapse_risk="not_assessable"))
+    entry = level(compare_reports(prior, current), "L1")
+    assert entry["collapse_risk"] == {"prior": "not_assessable", "current": "not_assessable"}

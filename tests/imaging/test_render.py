@@ -325,6 +325,39 @@ def test_render_png_is_coloured_by_risk(tmp_path: Path) -> None:
     assert _count_colour(high_img, red) > 3 * _count_colour(low_img, red) + 100
 
 
+def test_not_assessable_is_grey_never_green_with_its_legend(tmp_path: Path) -> None:
+    assert RISK_COLOURS["not_assessable"] not in (RISK_COLOURS["low"], RISK_COLOURS[None])
+    phantom = make_spine_phantom(
+        PhantomSpec(levels=("T12", "L1", "L2"), spacing_mm=(1.5, 1.5, 1.5))
+    )
+    grey, green = RISK_COLOURS["not_assessable"], RISK_COLOURS["low"]
+    pictures = {}
+    for name, risks in (("low", {}), ("na", dict.fromkeys(("T12", "L1", "L2"), "not_assessable"))):
+        out = render_sagittal(
+            None, phantom.labels, phantom_report(phantom, risks), tmp_path / f"{name}.png"
+        )
+        pictures[name] = imread(out)
+    # the not-assessable picture: the grey fill, outline and legend, and green only in the legend
+    assert _count_colour(pictures["na"], grey) > 3 * _count_colour(pictures["low"], grey) + 100
+    assert _count_colour(pictures["na"], green) < 0.05 * _count_colour(pictures["low"], green)
+
+
+def test_detail_line_and_confidence_marker() -> None:
+    from spinewatch.imaging.render import CONFIDENCE_MARKERS, _detail
+
+    v = {
+        "collapse_risk": "not_assessable",
+        "truncated": True,
+        "lytic_fraction": 0.0,
+        "treat_signal": True,
+    }
+    assert _detail(v) == "not assessable  treat signal\ncut by scan edge  lytic 0%"
+    # short enough: one line (an MRI or a label map alone: every vertebra not assessable)
+    assert _detail({"collapse_risk": "not_assessable", "genant_grade": 0}) == "not assessable  G0"
+    assert _detail({"collapse_risk": "low", "genant_grade": 0}) == "G0"
+    assert [m.count("\u25cf") for m in CONFIDENCE_MARKERS.values()] == [3, 2, 1]
+
+
 def test_ellipsize_middle_keeps_both_ends() -> None:
     name = "2026-11-22_ACCESSION-00012345_CT_THORACOLUMBAR_SPINE_series-7.nii.gz"
     for n in (1, 2, 3, 10, 25, len(name) - 1):

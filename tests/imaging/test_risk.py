@@ -60,8 +60,10 @@ def test_intact_vertebra_is_low_with_a_reason() -> None:
     r = risk()
     assert r.risk is CollapseRisk.LOW
     assert r.reasons[0] == "no lytic lesion and no deformity found"
-    assert r.sins_imaging.bone_lesion is SinsBoneLesion.BLASTIC  # scored 0, said so
-    assert any("no focal lesion" in x for x in r.reasons)
+    # no lesion is "none found" (0 points), never "blastic" (a finding); said so
+    assert r.sins_imaging.bone_lesion is SinsBoneLesion.NONE_FOUND
+    assert "SINS lesion quality: no focal lesion found (0 points)" in r.reasons
+    assert r.not_measured == ()
 
 
 @pytest.mark.parametrize(
@@ -199,12 +201,20 @@ def test_cement_lowers_the_concern_one_step() -> None:
     assert risk(lytic=lytic(0.42), cement=absent).risk is CollapseRisk.HIGH
 
 
-def test_missing_measurements_are_said() -> None:
+def test_nothing_measured_is_not_assessable_never_low() -> None:
     r = assess_collapse_risk(level="L1", genant=None, lytic=None, density=None, cement=None)
-    assert r.risk is CollapseRisk.LOW
-    assert "heights not measured: no Genant grade" in r.reasons
-    assert "no CT: lytic lesions not assessed" in r.reasons
-    assert r.sins_imaging.collapse is SinsCollapse.NONE
+    assert r.risk is CollapseRisk.NOT_ASSESSABLE
+    assert r.reasons[0] == (
+        "not assessable: heights not measured (body too small or thin for the three height "
+        "columns); trabecular density and lytic lesions not assessed (no CT)"
+    )
+    assert r.sins_imaging.collapse is SinsCollapse.NOT_ASSESSED
+    assert r.sins_imaging.bone_lesion is SinsBoneLesion.NOT_ASSESSED
+    assert r.sins_imaging.posterolateral is SinsPosterolateral.NOT_ASSESSED
+    # L1 junctional 3 now; up to 3 + 2 + 3 + 3 (lesion, collapse, posterolateral) + 7
+    assert r.sins_imaging.possible_total_range == (3, 18)
+    note = "SINS bone lesion, collapse, posterolateral not assessed: total 3-18 possible"
+    assert any(x.startswith(note) for x in r.reasons), r.reasons
 
 
 def test_unknown_level_is_refused() -> None:
@@ -229,8 +239,8 @@ def test_sins_location(level: str, location: SinsLocation) -> None:
 @pytest.mark.parametrize(
     ("fraction", "blastic", "expected"),
     [
-        (0.0, 0.0, SinsBoneLesion.BLASTIC),
-        (0.0099, 0.0, SinsBoneLesion.BLASTIC),
+        (0.0, 0.0, SinsBoneLesion.NONE_FOUND),
+        (0.0099, 0.0, SinsBoneLesion.NONE_FOUND),
         (0.01, 0.0, SinsBoneLesion.LYTIC),
         (0.2, 0.05, SinsBoneLesion.MIXED),
         (0.0, 0.05, SinsBoneLesion.BLASTIC),
@@ -287,3 +297,112 @@ def test_end_to_end_on_a_synthetic_vertebra() -> None:
     assert f.fraction > 0.2
     assert r.risk in (CollapseRisk.MODERATE, CollapseRisk.HIGH)
     assert r.sins_imaging.bone_lesion is SinsBoneLesion.LYTIC
+
+
+# --- not assessable: unmeasured is never shown as safe ------------------------------------------
+
+
+def test_rank_orders_not_assessable_between_low_and_moderate() -> None:
+    ordered = sorted(CollapseRisk, key=lambda r: r.rank)
+    assert ordered == [
+        CollapseRisk.LOW,
+        CollapseRisk.NOT_ASSESSABLE,
+        CollapseRisk.MODERATE,
+        CollapseRisk.HIGH,
+    ]
+    assert all(CollapseRisk.from_rank(r.rank) is r for r in CollapseRisk)
+    assert CollapseRisk.from_rank(9) is CollapseRisk.HIGH
+    assert CollapseRisk.NOT_ASSESSABLE.label == "Not assessable"
+
+
+def test_truncated_vertebra_is_not_assessable_with_why() -> None:
+    r = risk(genant=None, truncated=True)
+    assert r.risk is CollapseRisk.NOT_ASSESSABLE
+    assert r.reasons[0] == "not assessable: heights not measured (vertebra cut by the scan edge)"
+    assert r.not_measured == ("heights not measured (vertebra cut by the scan edge)",)
+    assert r.sins_imaging.collapse is SinsCollapse.NOT_ASSESSED
+
+
+def test_unreliable_frame_is_not_assessable_even_with_heights() -> None:
+    r = risk(quality_flags=("frame_unreliable",))
+    assert r.risk is CollapseRisk.NOT_ASSESSABLE
+    assert "heights not reliable" in r.reasons[0]
+    assert r.reasons[1] == "no lytic lesion and no deformity found"
+    # other quality flags do not hide a measurement (they lower the confidence instead)
+    assert risk(quality_flags=("touches_scan_edge", "coarse_slices")).risk is CollapseRisk.LOW
+
+
+def test_evidence_still_counts_when_something_is_missing() -> None:
+    r = risk("L2", genant=None, truncated=True, lytic=lytic(0.5))
+    assert r.risk is CollapseRisk.HIGH
+    assert "lytic 50% of body (>= 35%; T10-L5, Taneichi 1997: 35-40%)" in r.reasons
+    assert "also not measured: heights not measured (vertebra cut by the scan edge)" in r.reasons
+    d = TrabecularDensity(median_hu=95.0, mean_hu=95.0, n_voxels=100, erosion_mm=4.0, flags=())
+    assert risk(genant=None, truncated=True, density=d).risk is CollapseRisk.MODERATE
+
+
+def test_density_not_measurable_on_a_ct_is_not_assessable_unless_cemented() -> None:
+    r = risk(density=None)
+    assert r.risk is CollapseRisk.NOT_ASSESSABLE
+    assert "trabecular density not measured (too few trabecular voxels)" in r.reasons[0]
+    cement = CementFindings(volume_ml=4.0, present=True, max_hu=2800.0)
+    treated = risk(density=None, cement=cement)
+    assert treated.risk is CollapseRisk.LOW and treated.not_measured == ()
+
+
+def test_mri_gives_geometry_only() -> None:
+    from spinewatch.core.acquisition import MRI_NOT_ASSESSED, Acquisition
+
+    mri = Acquisition(modality="MR")
+    # values measured on MRI signal are not HU: never used, even when a caller passes them
+    r = risk(acquisition=mri, density=DENSE, lytic=lytic(0.6))
+    assert r.risk is CollapseRisk.NOT_ASSESSABLE
+    assert r.reasons[0] == (
+        f"not assessable: trabecular density and lytic lesions: {MRI_NOT_ASSESSED}"
+    )
+    assert r.sins_imaging.bone_lesion is SinsBoneLesion.NOT_ASSESSED
+    # a fracture seen on MRI is still high: the geometry is measured
+    g = assess_vertebra(anterior_mm=14.0, middle_mm=25.0, posterior_mm=25.0)
+    r = risk(acquisition=mri, genant=g, density=None, lytic=None, cement=None)
+    assert r.risk is CollapseRisk.HIGH
+    assert r.reasons[-2].startswith("also not measured: trabecular density and lytic lesions")
+
+
+@pytest.mark.parametrize(
+    ("phase", "hu", "expected", "snippet"),
+    [
+        ("native", 125.0, CollapseRisk.LOW, "trabecular 125 HU (<= 145 HU fracture-risk"),
+        (
+            "arterial",
+            125.0,
+            CollapseRisk.MODERATE,
+            "trabecular 125 HU (<= 130 HU = 110 + 20 HU arterial contrast: osteoporosis",
+        ),
+        (
+            "contrast_unknown_phase",
+            130.0,
+            CollapseRisk.MODERATE,
+            "(<= 130 HU = 110 + 20 HU contrast, phase unknown: osteoporosis",
+        ),
+        (
+            "portal_venous",
+            125.0,
+            CollapseRisk.LOW,
+            "trabecular 125 HU (<= 159.75 HU = 145 + 14.75 HU portal-venous contrast",
+        ),
+        ("portal_venous", 124.75, CollapseRisk.MODERATE, "(<= 124.75 HU = 110 + 14.75 HU"),
+        ("arterial", 166.0, CollapseRisk.LOW, None),
+    ],
+)
+def test_contrast_phase_raises_the_density_thresholds(
+    phase: str, hu: float, expected: CollapseRisk, snippet: str | None
+) -> None:
+    from spinewatch.core.acquisition import Acquisition
+
+    d = TrabecularDensity(median_hu=hu, mean_hu=hu, n_voxels=100, erosion_mm=4.0, flags=())
+    r = risk(density=d, acquisition=Acquisition(contrast_phase=phase))
+    assert r.risk is expected
+    if snippet is None:
+        assert not any("trabecular" in x for x in r.reasons)
+    else:
+        assert any(snippet in x for x in r.reasons), r.reasons

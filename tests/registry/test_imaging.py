@@ -100,6 +100,10 @@ def test_study_without_report(patient):
         ({"truncated": "no"}, "truncated"),
         ({"body_centroid_mm": [1, 2]}, "body_centroid_mm"),
         ({"height_middle_mm": float("nan")}, "JSON"),
+        ({"treat_signal": "yes"}, r"vertebrae\[0\].treat_signal 'yes': expected true, false"),
+        ({"treat_signal_reasons": "grew"}, "treat_signal_reasons 'grew': expected a list"),
+        ({"confidence": "certain"}, "confidence 'certain': expected one of high, medium, low"),
+        ({"confidence_reasons": [1]}, "confidence_reasons"),
     ],
 )
 def test_bad_report_refused_and_nothing_written(patient, change, match):
@@ -220,3 +224,59 @@ def test_a_report_modality_that_contradicts_or_is_unknown_is_refused(patient):
             report=_with_modality(_report(_vertebra("L1")), "PT"),
         )
     assert not m.ImagingStudy.objects.exists()
+
+
+def test_not_assessable_signal_and_confidence_are_stored(patient):
+    report = _report(
+        _vertebra(
+            "T12",
+            genant_grade=None,
+            deformity=None,
+            truncated=True,
+            collapse_risk="not_assessable",
+            reasons=["not assessable: heights not measured (vertebra cut by the scan edge)"],
+            confidence="low",
+            confidence_reasons=["vertebra cut by the scan edge (partial body, no heights)"],
+            treat_signal=None,
+            treat_signal_reasons=["not on the prior scan: no comparison"],
+        ),
+        _vertebra(
+            "L1",
+            treat_signal=True,
+            treat_signal_reasons=["new lytic lesion: 2.35 ml (prior 0.00 ml)"],
+            confidence="high",
+            confidence_reasons=["no quality concern"],
+        ),
+    )
+    study = add_imaging_study(patient=patient, study_date=dt.date(2024, 5, 1), report=report)
+    t12, l1 = study.findings.get(level="T12"), study.findings.get(level="L1")
+    assert (t12.collapse_risk, t12.confidence, t12.treat_signal) == ("not_assessable", "low", None)
+    assert t12.get_collapse_risk_display() == "Not assessable"
+    assert t12.confidence_reasons == ["vertebra cut by the scan edge (partial body, no heights)"]
+    assert (l1.treat_signal, l1.confidence) == (True, "high")
+    assert l1.treat_signal_reasons == ["new lytic lesion: 2.35 ml (prior 0.00 ml)"]
+
+
+def test_a_report_written_before_the_new_keys_still_stores(patient):
+    study = add_imaging_study(
+        patient=patient, study_date=dt.date(2024, 5, 1), report=_report(_vertebra("L1"))
+    )
+    f = study.findings.get()
+    assert (f.treat_signal, f.treat_signal_reasons, f.confidence, f.confidence_reasons) == (
+        None,
+        [],
+        None,
+        [],
+    )
+
+
+def test_the_database_refuses_an_unknown_risk_or_confidence(patient):
+    from django.db import IntegrityError, transaction
+
+    study = add_imaging_study(
+        patient=patient, study_date=dt.date(2024, 5, 1), report=_report(_vertebra("L1"))
+    )
+    for field, value in (("collapse_risk", "unknowable"), ("confidence", "certain")):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            m.VertebraFinding.objects.filter(study=study).update(**{field: value})
+    m.VertebraFinding.objects.filter(study=study).update(collapse_risk="not_assessable")

@@ -328,6 +328,47 @@ def test_studies_list_detail_and_audit(clinician, researcher, seeded):
     assert clinician.client.get(f"/api/studies/{study.pk + 50}").status_code == 404
     assert researcher.client.get(f"/api/studies/{study.pk}").status_code == 403
     assert researcher.client.get(f"/api/patients/{patient.pk}/studies").status_code == 403
+    # a report written before the signal and confidence keys: null and empty lists
+    assert (levels["L1"]["treat_signal"], levels["L1"]["confidence"]) == (None, None)
+    assert levels["L1"]["treat_signal_reasons"] == levels["L1"]["confidence_reasons"] == []
+
+
+def test_study_carries_not_assessable_signal_and_confidence(clinician, seeded):
+    patient = seeded["patient"]
+    report = {
+        "scan": {"labels": "synthetic"},
+        "vertebrae": [
+            {
+                "level": "T11",
+                "collapse_risk": "not_assessable",
+                "reasons": ["not assessable: heights not measured (vertebra cut by the scan edge)"],
+                "confidence": "low",
+                "confidence_reasons": ["vertebra cut by the scan edge (partial body, no heights)"],
+            },
+            {
+                "level": "T12",
+                "collapse_risk": "moderate",
+                "treat_signal": True,
+                "treat_signal_reasons": ["trabecular attenuation fell 180 → 150 HU"],
+                "confidence": "high",
+                "confidence_reasons": ["no quality concern"],
+            },
+        ],
+    }
+    study = services.add_imaging_study(patient=patient, study_date=TODAY, report=report)
+    listed = {
+        s["id"]: s for s in clinician.client.get(f"/api/patients/{patient.pk}/studies").json()
+    }
+    assert listed[study.pk]["not_assessable_levels"] == ["T11"]
+    assert listed[study.pk]["treat_signal_levels"] == ["T12"]
+    assert listed[study.pk]["high_risk_levels"] == []
+    detail = clinician.client.get(f"/api/studies/{study.pk}").json()
+    levels = {f["level"]: f for f in detail["findings"]}
+    assert levels["T11"]["collapse_risk"] == "not_assessable"
+    assert (levels["T11"]["confidence"], levels["T11"]["treat_signal"]) == ("low", None)
+    assert levels["T12"]["treat_signal"] is True
+    assert levels["T12"]["treat_signal_reasons"] == ["trabecular attenuation fell 180 → 150 HU"]
+    assert levels["T12"]["confidence_reasons"] == ["no quality concern"]
 
 
 def test_finding_decision(clinician, manager, seeded):

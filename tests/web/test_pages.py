@@ -160,6 +160,45 @@ def test_list_shows_highest_open_risk_and_htmx_partial(client, users):
     assert "High risk" not in html and "Moderate risk" in html
 
 
+def test_not_assessable_ranks_above_low_never_as_safe(client, users):
+    from spinewatch.web.pages.listing import RISK_RANK
+
+    assert RISK_RANK["low"] < RISK_RANK["not_assessable"] < RISK_RANK["moderate"]
+    assert RISK_RANK["moderate"] < RISK_RANK["high"]
+    p = make_patient(22, family="Unmeasuredson")
+    why = "not assessable: heights not measured (vertebra cut by the scan edge)"
+    add_analysed_study(
+        p,
+        10,
+        vertebra("T11", collapse_risk="not_assessable", reasons=[why]),
+        vertebra("T12", collapse_risk="low"),
+        vertebra(
+            "L1",
+            confidence="medium",
+            confidence_reasons=["voxel 3.0 mm along the superior axis (> 1.5 mm)"],
+            treat_signal=True,
+            treat_signal_reasons=["new fracture: Genant grade 0 → 1"],
+            collapse_risk="high",
+        ),
+    )
+    as_(client, users, "clinician")
+    html = client.get("/", {"q": "Unmeasuredson"}).content.decode()
+    assert "High risk" in html
+    # without the high level, the patient's highest open risk is "not assessable", not "low"
+    l1 = rm.VertebraFinding.objects.get(study__patient=p, level="L1")
+    services.set_finding_decision(finding=l1, expected_version=l1.version, decision="treated")
+    html = client.get("/", {"q": "Unmeasuredson"}).content.decode()
+    assert "Not assessable" in html and "Low risk" not in html
+    # the patient page: the badge says why; confidence and the signal beside each finding
+    page = client.get(f"/patients/{p.study_id}/").content.decode()
+    t11 = page.split('data-label="Level" class="primary-cell">T11</th>', 1)[1].split("</tr>")[0]
+    assert '<span class="badge badge-na" title="heights not measured' in t11
+    assert "Low risk" not in t11
+    l1_row = page.split('data-label="Level" class="primary-cell">L1</th>', 1)[1].split("</tr>")[0]
+    assert "Signal to treat" in l1_row and "Medium confidence" in l1_row
+    assert "voxel 3.0 mm along the superior axis" in l1_row
+
+
 def test_list_view_is_audited_with_query(client, users, patient):
     as_(client, users, "clinician")
     before = AuditEvent.objects.count()
@@ -514,3 +553,53 @@ def test_sins_bad_input_and_missing_imaging_part(client, users, patient):
     assert not SinsAssessment.objects.exists()
     as_(client, users, "researcher")
     assert client.get(f"/findings/{finding.pk}/sins/").status_code == 403
+
+
+def test_sins_components_the_imaging_did_not_assess_are_read_by_the_clinician(
+    client, users, patient
+):
+    # an MRI (or labels without a CT): lesion quality and posterolateral involvement unknown
+    part = {
+        "location": "mobile",
+        "bone_lesion": "not_assessed",
+        "collapse": "none",
+        "posterolateral": "not_assessed",
+        "points": 2,
+        "possible_total_range": [2, 14],
+        "not_assessed": ["bone_lesion", "posterolateral"],
+    }
+    add_analysed_study(patient, 4, vertebra("L3", sins_imaging=part, sins_imaging_points=None))
+    finding = rm.VertebraFinding.objects.get(study__patient=patient, level="L3")
+    as_(client, users, "clinician")
+    url = f"/findings/{finding.pk}/sins/"
+    page = client.get(url).content.decode()
+    assert "Not assessed (no CT)" in page
+    assert "the total will be 2–14 of 18" in page
+    assert "Bone lesion (read from the images)" in page
+    assert "Posterolateral involvement (read from the images)" in page
+    assert "Vertebral body collapse (read from the images)" not in page  # assessed: none
+    assert 'value="not_assessed"' not in page  # only real readings are offered
+    # without the readings: refused, nothing stored
+    missing = client.post(url, {"pain": "mechanical", "alignment": "normal"})
+    assert missing.status_code == 400 and not SinsAssessment.objects.exists()
+    done = client.post(
+        url,
+        {
+            "pain": "mechanical",
+            "alignment": "normal",
+            "bone_lesion": "lytic",
+            "posterolateral": "unilateral",
+        },
+    )
+    assert done.status_code == 302
+    a = SinsAssessment.objects.get(finding=finding)
+    assert a.imaging_points == _points(
+        "mobile", "lytic", "none_c", "unilateral", "none_pain", "normal"
+    )
+    assert a.total == _points("mobile", "lytic", "none_c", "unilateral", "mechanical", "normal")
+    # the service refuses a completion without the reading, naming it
+    from spinewatch.registry.errors import RegistryError
+    from spinewatch.web.pages.sins import score_for
+
+    with pytest.raises(RegistryError, match="bone lesion, posterolateral not assessed"):
+        score_for(finding, pain="none", alignment="normal")

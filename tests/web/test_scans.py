@@ -175,6 +175,68 @@ def test_changes_since_the_prior_scan(client, patient, phantom, prior_phantom, t
     assert "No earlier analysed scan" in client.get(f"/scans/{prior.pk}/").content.decode()
 
 
+def test_the_worker_stores_the_signal_and_it_raises_the_risk(
+    client, patient, phantom, prior_phantom, tmp_path
+):
+    prior = _uploaded(client, prior_phantom, tmp_path / "a", study_date=dt.date(2024, 9, 1))
+    current = _uploaded(client, phantom, tmp_path / "b", study_date=dt.date(2025, 3, 1))
+    assert run_pending_jobs() == 2
+    prior.refresh_from_db()
+    current.refresh_from_db()
+    # the prior had nothing earlier: no comparison, no signal
+    assert prior.report["scan"]["compared_with"] is None
+    assert {f.treat_signal for f in prior.findings.all()} == {None}
+    # the current one was compared with it by the worker, and stored so
+    scan = current.report["scan"]
+    assert scan["compared_with"]["study_date"] == "2024-09-01"
+    assert scan["compared_with"]["interval_days"] == 181
+    got = {v["level"]: v for v in current.report["vertebrae"]}
+    l1 = got["L1"]
+    assert l1["treat_signal"] is True and "new_fracture" in l1["change_flags"]
+    assert "new fracture: Genant grade 0 → 2" in l1["treat_signal_reasons"]
+    # already high by its Genant grade 2: the signal has nothing to raise (apply_comparison's
+    # raising is tested in tests/imaging/test_compare.py)
+    assert l1["collapse_risk"] == "high"
+    assert not any("collapse risk raised" in r for r in l1["reasons"])
+    assert got["T12"]["treat_signal"] is False
+    findings = {f.level: f for f in current.findings.all()}
+    assert findings["L1"].treat_signal is True
+    assert findings["L1"].treat_signal_reasons == l1["treat_signal_reasons"]
+    assert findings["L1"].confidence in {"high", "medium", "low"}
+    assert findings["L1"].confidence_reasons
+    # the levels table shows the signal and the confidence; the worklist lists L1 with why
+    html = client.get(f"/scans/{current.pk}/").content.decode()
+    levels = html.split('class="data compact levels-table"', 1)[1].split("</table>", 1)[0]
+    row = levels.split('<th scope="row">L1', 1)[1].split("</tr>", 1)[0]
+    assert "Signal to treat" in row and "confidence" in row
+    worklist = client.get("/worklists/").content.decode()
+    high = worklist.split('id="high-risk"', 1)[1].split('id="not-assessable"', 1)[0]
+    assert "<strong>L1</strong>" in high and "Signal to treat" in high
+    assert "new fracture: Genant grade 0 → 2" in high
+
+
+def test_a_prior_that_cannot_be_compared_does_not_lose_the_analysis(
+    client, patient, phantom, tmp_path
+):
+    from spinewatch.registry.services import add_imaging_study
+
+    # an imported prior whose report says it was taken after the new scan
+    add_imaging_study(
+        patient=patient,
+        study_date=dt.date(2024, 9, 1),
+        report={"scan": {"study_date": "2026-01-01"}, "vertebrae": [{"level": "L1"}]},
+    )
+    current = _uploaded(client, phantom, tmp_path, study_date=dt.date(2025, 3, 1))
+    assert run_pending_jobs() == 1
+    job = AnalysisJob.objects.get(study=current)
+    current.refresh_from_db()
+    assert job.status == JobStatus.DONE
+    assert job.message.startswith("Analysed; not compared with the study of 2024-09-01:")
+    assert "are PRIOR and CURRENT swapped?" in job.message
+    assert current.report["scan"]["compared_with"] is None
+    assert {f.treat_signal for f in current.findings.all()} == {None}
+
+
 def test_rerun_queues_a_new_job_and_refuses_while_one_is_active(client, patient, phantom, tmp_path):
     study = _uploaded(client, phantom, tmp_path)
     refused = client.post(f"/scans/{study.pk}/rerun/")

@@ -22,6 +22,7 @@ from spinewatch.registry.services import (
 from spinewatch.web.worklists.queries import (
     follow_ups_due,
     high_risk_undecided,
+    not_assessable_undecided,
     surveillance_due,
 )
 
@@ -166,6 +167,53 @@ def test_high_risk_on_latest_analysed_study_only():
     set_finding_decision(finding=decided, expected_version=decided.version, decision="watch")
     rows = high_risk_undecided()
     assert [(f.study_id, f.level) for f in rows] == [(latest.pk, "T12"), (latest.pk, "L1")]
+
+
+def test_signal_to_treat_and_not_assessable_need_a_decision(users):
+    p1, _ = patient_with_procedure(1, performed_on=TODAY - dt.timedelta(days=100))
+    why_signal = "new lytic lesion: 1.20 ml (prior 0.00 ml)"
+    study = add_imaging_study(
+        patient=p1,
+        study_date=TODAY - dt.timedelta(days=3),
+        report=_report(
+            # a signal on a level the analysis rated moderate (e.g. a stored older report)
+            {
+                "level": "L2",
+                "collapse_risk": "moderate",
+                "treat_signal": True,
+                "treat_signal_reasons": [why_signal],
+                "reasons": ["lytic 12% of body"],
+            },
+            {
+                "level": "T11",
+                "collapse_risk": "not_assessable",
+                "reasons": ["not assessable: heights not measured (vertebra cut by the scan edge)"],
+            },
+            {"level": "T12", "collapse_risk": "low", "treat_signal": False},
+            {
+                # not assessable AND signal: listed once, with the high-risk ones
+                "level": "L3",
+                "collapse_risk": "not_assessable",
+                "treat_signal": True,
+                "reasons": ["not assessable: trabecular density and lytic lesions: MRI"],
+            },
+        ),
+    )
+    assert [f.level for f in high_risk_undecided()] == ["L2", "L3"]
+    assert [f.level for f in not_assessable_undecided()] == ["T11"]
+    html = signed_in(Client(), users["clin"]).get("/worklists/").content.decode()
+    high = html.split('id="high-risk"', 1)[1].split('id="not-assessable"', 1)[0]
+    assert high.count("Signal to treat") == 2 and why_signal in high
+    na = html.split('id="na-title"', 1)[1]
+    assert "<strong>T11</strong>" in na and '<span class="badge badge-na"' in na
+    assert "heights not measured (vertebra cut by the scan edge)" in na
+    assert "Low risk" not in na
+    # a decision takes it off both lists
+    for level in ("L2", "T11"):
+        f = study.findings.get(level=level)
+        set_finding_decision(finding=f, expected_version=f.version, decision="watch")
+    assert [f.level for f in high_risk_undecided()] == ["L3"]
+    assert not_assessable_undecided() == []
 
 
 # ---------------------------------------------------------------- the page

@@ -88,7 +88,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         type=Path,
         default=None,
         metavar="PRIOR.json",
-        help="report of an earlier scan: add the comparison to the output",
+        help="report of an earlier scan: add the comparison to the output; its signal to treat "
+        "before collapse is carried by each vertebra (treat_signal) and raises its risk",
     )
     parser.add_argument(
         "--fast",
@@ -178,11 +179,13 @@ def run(args: argparse.Namespace) -> int:
         )
     result = report.to_json_dict()
     if prior is not None:
-        from spinewatch.imaging.compare import compare_reports
+        from spinewatch.imaging.compare import apply_comparison, compare_reports
 
-        result["comparison"] = compare_reports(
+        comparison = compare_reports(
             prior, result, prior_source=str(args.prior), current_source="this analysis"
         )
+        result = apply_comparison(result, comparison)
+        result["comparison"] = comparison
     text = json.dumps(result, indent=2, allow_nan=False)
     if args.out is not None:
         from spinewatch.imaging.render import render_sagittal

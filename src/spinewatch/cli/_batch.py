@@ -96,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
     for s in summary.studies:
         if s.ok and s.n_high_risk:
             print(f"  {s.study_id}: high collapse risk at {', '.join(s.high_risk_levels)}")
+        if s.ok and s.not_assessable_levels:
+            levels = ", ".join(s.not_assessable_levels)
+            print(f"  {s.study_id}: collapse risk not assessable at {levels} (see the report)")
         for warning in s.warnings:
             print(f"  {s.study_id}: warning: {warning}", file=sys.stderr)
     if summary.n_failed:

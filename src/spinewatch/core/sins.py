@@ -7,6 +7,21 @@ posterolateral involvement of the spinal elements (0-3). 0-6 stable, 7-12 potent
 imaging (:class:`SinsImagingPart`); pain and alignment need the clinician (and standing films).
 
 Every enum has string values (so it serialises) and a ``.points`` int.
+
+What the imaging could not say is never scored as if it had been seen:
+
+* :attr:`SinsBoneLesion.NONE_FOUND` (0 points, as the scale scores a lesion-free component) is
+  the CT's answer when it found no focal lesion -- distinct from :attr:`SinsBoneLesion.BLASTIC`,
+  which is a finding.
+* ``NOT_ASSESSED`` (bone lesion, collapse, posterolateral involvement) is the answer when the
+  component could not be read -- an MRI or a label map without a CT (no HU: no lesion quality, no
+  pedicle destruction), a vertebra cut by the scan edge (no heights). It counts 0 towards
+  :attr:`SinsImagingPart.points` but its whole range (``max_points``) is added to the upper end
+  of :attr:`SinsImagingPart.possible_total_range`; a complete :class:`SinsScore` refuses it (the
+  clinician reads that component from the images instead).
+
+Stored values stay readable: the earlier members keep their values (``"blastic"`` in a report
+written before ``"none_found"`` existed still parses as blastic).
 """
 
 from __future__ import annotations
@@ -68,23 +83,42 @@ class SinsPain(enum.Enum):
 
 
 class SinsBoneLesion(enum.Enum):
-    """Bone lesion: lytic 2, mixed (lytic/blastic) 1, blastic 0."""
+    """Bone lesion: lytic 2, mixed (lytic/blastic) 1, blastic 0; no focal lesion found 0;
+    not assessed (0 now, up to 2)."""
 
     LYTIC = "lytic"
     MIXED = "mixed"
     BLASTIC = "blastic"
+    NONE_FOUND = "none_found"
+    NOT_ASSESSED = "not_assessed"
 
     @property
     def points(self) -> int:
-        """SINS points (0-2)."""
-        return {"lytic": 2, "mixed": 1, "blastic": 0}[self.value]
+        """SINS points (0-2); 0 for none found and for not assessed."""
+        return {"lytic": 2, "mixed": 1, "blastic": 0, "none_found": 0, "not_assessed": 0}[
+            self.value
+        ]
+
+    @property
+    def assessed(self) -> bool:
+        """False for :attr:`NOT_ASSESSED`."""
+        return self is not SinsBoneLesion.NOT_ASSESSED
+
+    @property
+    def max_points(self) -> int:
+        """The most this component can score: its points, or 2 when not assessed."""
+        return self.points if self.assessed else 2
 
     @property
     def label(self) -> str:
         """Human-readable name."""
-        return {"lytic": "Lytic", "mixed": "Mixed (lytic/blastic)", "blastic": "Blastic"}[
-            self.value
-        ]
+        return {
+            "lytic": "Lytic",
+            "mixed": "Mixed (lytic/blastic)",
+            "blastic": "Blastic",
+            "none_found": "No focal lesion found",
+            "not_assessed": "Not assessed (no CT)",
+        }[self.value]
 
     @classmethod
     def parse(cls, value: SinsBoneLesion | str) -> SinsBoneLesion:
@@ -121,22 +155,34 @@ class SinsAlignment(enum.Enum):
 
 class SinsCollapse(enum.Enum):
     """Vertebral body collapse: > 50 % 3, < 50 % 2, none but > 50 % of the body involved 1,
-    none 0."""
+    none 0; not assessed (no heights: 0 now, up to 3)."""
 
     OVER_50_PCT = "over_50_pct"
     UNDER_50_PCT = "under_50_pct"
     NO_COLLAPSE_OVER_50_PCT_INVOLVED = "no_collapse_over_50_pct_involved"
     NONE = "none"
+    NOT_ASSESSED = "not_assessed"
 
     @property
     def points(self) -> int:
-        """SINS points (0-3)."""
+        """SINS points (0-3); 0 when not assessed."""
         return {
             "over_50_pct": 3,
             "under_50_pct": 2,
             "no_collapse_over_50_pct_involved": 1,
             "none": 0,
+            "not_assessed": 0,
         }[self.value]
+
+    @property
+    def assessed(self) -> bool:
+        """False for :attr:`NOT_ASSESSED`."""
+        return self is not SinsCollapse.NOT_ASSESSED
+
+    @property
+    def max_points(self) -> int:
+        """The most this component can score: its points, or 3 when not assessed."""
+        return self.points if self.assessed else 3
 
     @property
     def label(self) -> str:
@@ -146,6 +192,7 @@ class SinsCollapse(enum.Enum):
             "under_50_pct": "< 50 % collapse",
             "no_collapse_over_50_pct_involved": "No collapse with > 50 % of the body involved",
             "none": "None of the above",
+            "not_assessed": "Not assessed (heights not measured)",
         }[self.value]
 
     @classmethod
@@ -156,21 +203,37 @@ class SinsCollapse(enum.Enum):
 
 class SinsPosterolateral(enum.Enum):
     """Posterolateral involvement (facet, pedicle or costovertebral joint): bilateral 3,
-    unilateral 1, none 0."""
+    unilateral 1, none 0; not assessed (no CT: 0 now, up to 3)."""
 
     BILATERAL = "bilateral"
     UNILATERAL = "unilateral"
     NONE = "none"
+    NOT_ASSESSED = "not_assessed"
 
     @property
     def points(self) -> int:
-        """SINS points (0-3)."""
-        return {"bilateral": 3, "unilateral": 1, "none": 0}[self.value]
+        """SINS points (0-3); 0 when not assessed."""
+        return {"bilateral": 3, "unilateral": 1, "none": 0, "not_assessed": 0}[self.value]
+
+    @property
+    def assessed(self) -> bool:
+        """False for :attr:`NOT_ASSESSED`."""
+        return self is not SinsPosterolateral.NOT_ASSESSED
+
+    @property
+    def max_points(self) -> int:
+        """The most this component can score: its points, or 3 when not assessed."""
+        return self.points if self.assessed else 3
 
     @property
     def label(self) -> str:
         """Human-readable name."""
-        return self.value.capitalize()
+        return {
+            "bilateral": "Bilateral",
+            "unilateral": "Unilateral",
+            "none": "None",
+            "not_assessed": "Not assessed (no CT)",
+        }[self.value]
 
     @classmethod
     def parse(cls, value: SinsPosterolateral | str) -> SinsPosterolateral:
@@ -249,9 +312,26 @@ class SinsImagingPart:
         )
 
     @property
+    def unassessed(self) -> tuple[str, ...]:
+        """Names of the components the imaging could not assess (``"bone_lesion"``, ...)."""
+        parts = (
+            ("bone_lesion", self.bone_lesion),
+            ("collapse", self.collapse),
+            ("posterolateral", self.posterolateral),
+        )
+        return tuple(name for name, value in parts if not value.assessed)
+
+    @property
     def possible_total_range(self) -> tuple[int, int]:
-        """Inclusive range of the full SINS once pain (0-3) and alignment (0-4) are added."""
-        return (self.points, self.points + 3 + 4)
+        """Inclusive range of the full SINS once pain (0-3) and alignment (0-4) are added --
+        and, for each component not assessed, whatever it may score (bone lesion up to 2,
+        collapse and posterolateral involvement up to 3)."""
+        unknown = (
+            (self.bone_lesion.max_points - self.bone_lesion.points)
+            + (self.collapse.max_points - self.collapse.points)
+            + (self.posterolateral.max_points - self.posterolateral.points)
+        )
+        return (self.points, min(18, self.points + 3 + 4 + unknown))
 
     @property
     def possible_categories(self) -> tuple[SinsCategory, ...]:
@@ -280,6 +360,12 @@ class SinsScore:
         _coerce(self, "alignment", SinsAlignment, "SINS alignment")
         _coerce(self, "collapse", SinsCollapse, "SINS collapse")
         _coerce(self, "posterolateral", SinsPosterolateral, "SINS posterolateral involvement")
+        missing = self.imaging_part.unassessed
+        if missing:
+            raise SinsError(
+                f"SINS {', '.join(missing)} 'not_assessed': a complete SINS needs every component;"
+                " read it from the images"
+            )
 
     @property
     def total(self) -> int:
@@ -315,15 +401,35 @@ class SinsScore:
         *,
         pain: SinsPain | str,
         alignment: SinsAlignment | str,
+        bone_lesion: SinsBoneLesion | str | None = None,
+        collapse: SinsCollapse | str | None = None,
+        posterolateral: SinsPosterolateral | str | None = None,
     ) -> SinsScore:
-        """Complete an imaging part with the clinical pain and the alignment."""
+        """Complete an imaging part with the clinical pain and the alignment.
+
+        ``bone_lesion``/``collapse``/``posterolateral``: the clinician's reading of a component
+        the imaging did not assess; refused for a component the imaging did assess (a measured
+        value is never silently overwritten). A component left not assessed raises
+        :class:`SinsError`.
+        """
+        given = {"bone_lesion": bone_lesion, "collapse": collapse, "posterolateral": posterolateral}
+        for name, value in given.items():
+            if value is not None and getattr(part, name).assessed:
+                raise SinsError(
+                    f"SINS {name} {value!r}: the imaging assessed it as "
+                    f"{getattr(part, name).value!r}; only a component not assessed is completed"
+                )
         return cls(
             location=part.location,
             pain=SinsPain.parse(pain),
-            bone_lesion=part.bone_lesion,
+            bone_lesion=part.bone_lesion
+            if bone_lesion is None
+            else SinsBoneLesion.parse(bone_lesion),
             alignment=SinsAlignment.parse(alignment),
-            collapse=part.collapse,
-            posterolateral=part.posterolateral,
+            collapse=part.collapse if collapse is None else SinsCollapse.parse(collapse),
+            posterolateral=part.posterolateral
+            if posterolateral is None
+            else SinsPosterolateral.parse(posterolateral),
         )
 
 

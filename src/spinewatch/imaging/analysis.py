@@ -17,11 +17,16 @@ Then per vertebra (:func:`analyze`), in cranio-caudal order:
 3. Genant grades of the whole spine (:func:`spinewatch.imaging.grading.grade_spine`): each
    vertebra against its level's normal shape and the posterior height expected from its
    nearest unfractured neighbours, scaled by the normal level-to-level ratios;
-4. with a CT: trabecular density, cement (> 1500 HU; reported, never called bone), lytic lesions;
-   with an MRI (:class:`~spinewatch.imaging.volume.MrVolume`, signal units) or no image, none of
-   them: those fields are null and each vertebra's ``not_assessed`` says why
+4. with a CT: trabecular density (Pickhardt flags raised by the contrast phase's offset), cement
+   (> 1500 HU; reported, never called bone), lytic lesions, and the image noise around the
+   vertebra (:func:`spinewatch.imaging.confidence.noise_around`); with an MRI
+   (:class:`~spinewatch.imaging.volume.MrVolume`, signal units) or no image, none of them: those
+   fields are null and each vertebra's ``not_assessed`` says why
    (:data:`~spinewatch.core.acquisition.MRI_NOT_ASSESSED`);
-5. collapse risk and the imaging part of SINS.
+5. collapse risk (low / moderate / high, or not assessable when something needed to call it low
+   was not measured) and the imaging part of SINS;
+6. the confidence class (:mod:`spinewatch.imaging.confidence`): voxel size along the vertebra,
+   truncation, quality flags, noise, modality.
 
 The scan's acquisition (modality, contrast phase) comes with the image; a contrast phase nobody
 stated is checked against the image once the vertebrae are found
@@ -129,16 +134,26 @@ def _orientation(affine: Any) -> str:
     return orientation_code(affine)
 
 
-def _ct_findings(ct: CtVolume, region: VertebraRegion) -> tuple[Any, Any, Any]:
+def _ct_findings(
+    ct: CtVolume,
+    labels: LabelVolume,
+    region: VertebraRegion,
+    contrast_offset_hu: float,
+    vertebra_labels: list[int],
+) -> tuple[Any, Any, Any, float | None]:
     from spinewatch.imaging.cement import detect_cement
+    from spinewatch.imaging.confidence import noise_around
     from spinewatch.imaging.density import trabecular_density
     from spinewatch.imaging.lesions import detect_lytic_lesions
 
     hu = crop_hu(ct.hu, region)
-    density = trabecular_density(hu, region)
+    density = trabecular_density(hu, region, contrast_offset_hu=contrast_offset_hu)
     cement = detect_cement(hu, region)
     lytic = detect_lytic_lesions(hu, region, density=density)
-    return density, lytic, cement
+    noise = noise_around(
+        ct.hu, labels.labels, region.bbox, ct.grid.spacing_mm, exclude_labels=vertebra_labels
+    )
+    return density, lytic, cement, noise
 
 
 # -- modality and contrast (issue 7): which measurements the image allows ----------------------
@@ -221,6 +236,7 @@ def analyze(
     ``convention`` may be ``"auto"``. ``progress(done, total)`` is called after each vertebra.
     ``ct_path``/``labels_path`` only fill the report's ``scan`` record.
     """
+    from spinewatch.imaging.confidence import assess_confidence, superior_voxel_mm
     from spinewatch.imaging.risk import assess_collapse_risk
 
     image = ct
@@ -239,10 +255,11 @@ def analyze(
         working_resolution_mm=working_resolution_mm,
     )
     acquisition = _with_contrast(acquisition, ct, labels, regions)
+    offset_hu = acquisition.contrast_phase.density_offset_hu
     total = len(regions)
     measured: dict[VertebralLevel, BodyHeights] = {}
     heights_of: dict[VertebralLevel, BodyHeights | None] = {}
-    findings: dict[VertebralLevel, tuple[Any, Any, Any]] = {}
+    findings: dict[VertebralLevel, tuple[Any, Any, Any, float | None]] = {}
     for done, region in enumerate(regions, start=1):
         # heights and the CT findings share the region's derived arrays (body voxels, their
         # local coordinates, the body depth): both run while they are cached, then they go
@@ -251,7 +268,9 @@ def analyze(
         if h is not None:
             measured[region.level] = h
         if ct is not None:
-            findings[region.level] = _ct_findings(ct, region)
+            findings[region.level] = _ct_findings(
+                ct, labels, region, offset_hu, [r.label for r in regions]
+            )
         region.drop_cached()  # one vertebra's derived arrays in memory at a time
         if progress is not None:
             progress(done, total)
@@ -264,15 +283,33 @@ def analyze(
         genant = None if graded is None else graded.assessment
         reference = None if graded is None else graded.reference_mm
         flags = list(region.quality_flags)
-        density = lytic = cement = None
+        density = lytic = cement = noise = None
         if ct is not None:
-            density, lytic, cement = findings[region.level]
+            density, lytic, cement, noise = findings[region.level]
             if cement is not None and cement.present:
                 flags.append("cement_present")
         risk = assess_collapse_risk(
-            level=region.level, genant=genant, lytic=lytic, density=density, cement=cement
+            level=region.level,
+            genant=genant,
+            lytic=lytic,
+            density=density,
+            cement=cement,
+            acquisition=acquisition,
+            truncated=region.truncated,
+            quality_flags=flags,
+            has_ct=ct is not None,
         )
         f = region.frame
+        confidence = assess_confidence(
+            superior_voxel_mm=superior_voxel_mm(
+                labels.grid.spacing_mm, labels.grid.axis_directions, f.superior
+            ),
+            truncated=region.truncated,
+            quality_flags=flags,
+            noise_hu=noise,
+            modality=acquisition.modality,
+            has_ct=image is not None,
+        )
         records.append(
             VertebraReport(
                 level=region.level,
@@ -301,6 +338,8 @@ def analyze(
                 risk=risk,
                 has_ct=ct is not None,
                 not_assessed=not_assessed,
+                confidence=confidence,
+                noise_hu=noise,
             )
         )
 

@@ -20,7 +20,9 @@ with the volumes kept for the picture), drawn with
 the report, picture and comparison, and the client writes ``out_dir/<study_id>/report.json``,
 ``spine.png`` and ``compare.json`` (so remote workers need read access to the inputs only).
 A study that fails records its error message and the others go on. ``out_dir/batch-summary.json``
-and ``batch-summary.csv`` list status, seconds, vertebrae and high-risk levels per study.
+and ``batch-summary.csv`` list status, seconds, vertebrae, high-risk and not-assessable levels
+per study (the risk after the comparison with the prior: its signal to treat raises a level,
+see :func:`spinewatch.imaging.compare.apply_comparison`).
 
 Library code never prints: progress goes to an ``on_result`` callback (the CLI draws a tqdm bar
 with it) and to the log.
@@ -112,6 +114,7 @@ class StudyOutcome:
     n_vertebrae: int | None = None
     n_high_risk: int | None = None
     high_risk_levels: tuple[str, ...] = ()
+    not_assessable_levels: tuple[str, ...] = ()
     signal_to_treat: tuple[str, ...] | None = None
     report: Path | None = None
     picture: Path | None = None
@@ -131,6 +134,7 @@ class StudyOutcome:
             "n_vertebrae": self.n_vertebrae,
             "n_high_risk": self.n_high_risk,
             "high_risk_levels": list(self.high_risk_levels),
+            "not_assessable_levels": list(self.not_assessable_levels),
             "signal_to_treat": (
                 list(self.signal_to_treat) if self.signal_to_treat is not None else None
             ),
@@ -403,23 +407,27 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
         out["elapsed_s"] = time.perf_counter() - start
         return out
 
-    if picture:
-        try:
-            out["png"] = _draw(ct, labels, report)
-        except Exception as exc:
-            out["warnings"].append(f"picture not drawn: {_error_message(exc)}")
     if entry.prior is not None:
+        # first, so the signal to treat raises the levels' risk in the report and the picture
         try:
-            from spinewatch.imaging.compare import compare_reports, load_report
+            from spinewatch.imaging.compare import apply_comparison, compare_reports, load_report
 
-            out["comparison"] = compare_reports(
+            comparison = compare_reports(
                 load_report(entry.prior),
                 report,
                 prior_source=str(entry.prior),
                 current_source=f"{entry.study_id} report",
             )
+            report = apply_comparison(report, comparison)
+            out["report"] = report
+            out["comparison"] = comparison
         except Exception as exc:
             out["warnings"].append(f"comparison with the prior failed: {_error_message(exc)}")
+    if picture:
+        try:
+            out["png"] = _draw(ct, labels, report)
+        except Exception as exc:
+            out["warnings"].append(f"picture not drawn: {_error_message(exc)}")
     out["elapsed_s"] = time.perf_counter() - start
     return out
 
@@ -490,6 +498,11 @@ def _outcome(result: Mapping[str, Any], study_dir: Path) -> StudyOutcome:
         n_vertebrae=len(vertebrae),
         n_high_risk=len(high),
         high_risk_levels=high,
+        not_assessable_levels=tuple(
+            str(v.get("level"))
+            for v in vertebrae
+            if isinstance(v, Mapping) and v.get("collapse_risk") == "not_assessable"
+        ),
         signal_to_treat=signal,
         report=report_path,
         picture=picture_path,
@@ -509,6 +522,7 @@ def _write_summary(summary: BatchSummary) -> None:
         "n_vertebrae",
         "n_high_risk",
         "high_risk_levels",
+        "not_assessable_levels",
         "signal_to_treat",
         "report",
         "picture",
@@ -520,6 +534,7 @@ def _write_summary(summary: BatchSummary) -> None:
         for s in summary.studies:
             d = s.to_json_dict()
             d["high_risk_levels"] = " ".join(d["high_risk_levels"])
+            d["not_assessable_levels"] = " ".join(d["not_assessable_levels"])
             d["signal_to_treat"] = (
                 " ".join(d["signal_to_treat"]) if d["signal_to_treat"] is not None else ""
             )

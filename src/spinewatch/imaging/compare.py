@@ -30,6 +30,14 @@ measurement noise of the analysis (heights about 1 mm, lesion volume about 15%, 
 collapsed (current Genant grade below :data:`COLLAPSED_GRADE`), and shows a new or growing lesion,
 a new or worse fracture, early height loss or a density drop. ``reasons`` says which, in words.
 
+The signal acts (:func:`apply_comparison`): the current report's vertebrae carry it
+(``treat_signal``, ``treat_signal_reasons``, ``change_flags``) and it raises the level's
+``collapse_risk`` -- to *high* for a new or worse fracture or a new or growing lesion
+(:data:`RAISE_TO_HIGH_FLAGS`: the vertebra is failing now, the actionable finding the
+surveillance exists for), to at least *moderate* for early height loss or a density drop alone
+-- with a reason saying so. ``spinewatch analyze --prior`` and the web worker apply it, so the
+stored report, the registry's findings and the decision worklist all see it.
+
 >>> prior = {"scan": {"labels": "a.nii.gz"}, "vertebrae": [{"level": "L1",
 ...     "height_anterior_mm": 25.0, "lytic_volume_ml": 0.0, "genant_grade": 0}]}
 >>> current = {"scan": {"labels": "b.nii.gz"}, "vertebrae": [{"level": "L1",
@@ -41,6 +49,7 @@ a new or worse fracture, early height loss or a density drop. ``reasons`` says w
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import math
@@ -60,7 +69,9 @@ __all__ = [
     "HEIGHT_LOSS_PROGRESSION_PCT",
     "NEGLIGIBLE_LYTIC_ML",
     "NEW_LESION_MIN_ML",
+    "RAISE_TO_HIGH_FLAGS",
     "ReportFormatError",
+    "apply_comparison",
     "compare_reports",
     "format_comparison_text",
     "load_report",
@@ -98,7 +109,11 @@ _NUMERIC_FIELDS = (
     "lytic_fraction",
     "cement_volume_ml",
 )
-_RISKS = ("low", "moderate", "high")  # imaging.risk.CollapseRisk values (light import; tested)
+#: imaging.risk.CollapseRisk values and ranks (repeated for a light import; a test keeps them equal)
+_RISK_RANK = {"low": 0, "not_assessable": 1, "moderate": 2, "high": 3}
+_RISKS = tuple(_RISK_RANK)
+RAISE_TO_HIGH_FLAGS = ("new_fracture", "worse_fracture", "new_lesion", "lesion_growth")
+"""Change flags that, with the signal to treat, raise the level's collapse risk to high."""
 
 
 class ReportFormatError(InputError):
@@ -478,6 +493,72 @@ def compare_reports(
             **{flag: [e["level"] for e in levels if flag in e["flags"]] for flag in all_flags},
         },
     }
+
+
+def _raised(entry: Mapping[str, Any], current_risk: object) -> tuple[str, str] | None:
+    """``(new risk, reason)`` when the level's signal raises its risk, else None."""
+    flags = list(entry.get("flags") or [])
+    target = "high" if any(f in RAISE_TO_HIGH_FLAGS for f in flags) else "moderate"
+    now = current_risk if isinstance(current_risk, str) and current_risk in _RISK_RANK else None
+    if now is not None and _RISK_RANK[now] >= _RISK_RANK[target]:
+        return None
+    why = "; ".join(str(r) for r in entry.get("reasons") or [])
+    before = (now or "not rated").replace("_", " ")
+    return target, (
+        f"signal to treat before collapse since the prior scan ({why}): collapse risk raised "
+        f"from {before} to {target}"
+    )
+
+
+def apply_comparison(current: Mapping[str, Any], comparison: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the ``current`` report whose vertebrae carry ``comparison``'s verdict.
+
+    ``comparison``: :func:`compare_reports` (prior, ``current``). Per vertebra:
+    ``treat_signal`` (true/false; null when the level was not on the prior scan),
+    ``treat_signal_reasons`` (the comparison's reasons), ``change_flags`` (its flags); a level
+    with the signal has its ``collapse_risk`` raised (:data:`RAISE_TO_HIGH_FLAGS`: high; other
+    weakening: at least moderate) and a reason first in ``reasons`` says why.
+    ``scan.compared_with`` names the prior report. Raises :class:`ReportFormatError` for a
+    report that already carries a comparison (the raise would be counted twice).
+    """
+    vertebrae = _validate_report(current, "current report")
+    scan = current["scan"]
+    if scan.get("compared_with"):
+        raise ReportFormatError(
+            "current report: scan.compared_with is already set "
+            f"({scan.get('compared_with')!r:.80}): apply a comparison to a fresh report"
+        )
+    by_level = {str(e.get("level")): e for e in comparison.get("levels") or []}
+    out = copy.deepcopy(dict(current))
+    out_vertebrae = []
+    for entry in vertebrae:
+        v = dict(copy.deepcopy(entry))
+        found = by_level.get(str(v["level"]))
+        if found is None or not found.get("in_prior"):
+            v["treat_signal"] = None
+            v["treat_signal_reasons"] = ["not on the prior scan: no comparison"]
+            v["change_flags"] = list(found.get("flags") or []) if found else []
+        else:
+            v["treat_signal"] = bool(found.get("signal_to_treat"))
+            v["treat_signal_reasons"] = [str(r) for r in found.get("reasons") or []]
+            v["change_flags"] = [str(f) for f in found.get("flags") or []]
+            raised = _raised(found, v.get("collapse_risk")) if v["treat_signal"] else None
+            if raised is not None:
+                v["collapse_risk"] = raised[0]
+                v["reasons"] = [raised[1], *(v.get("reasons") or [])]
+        out_vertebrae.append(v)
+    out["vertebrae"] = out_vertebrae
+    prior = comparison.get("prior") or {}
+    out["scan"] = {
+        **dict(scan),
+        "compared_with": {
+            "source": prior.get("source"),
+            "study_date": prior.get("study_date"),
+            "analysed_at": prior.get("analysed_at"),
+            "interval_days": comparison.get("interval_days"),
+        },
+    }
+    return out
 
 
 def _fmt(value: float | None, spec: str) -> str:

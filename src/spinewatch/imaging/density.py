@@ -21,6 +21,13 @@ every level for orientation, but only L1 has the published accuracy):
 The flags are judged on the *median*, the robust figure (a small lesion or a bone island moves the
 mean, barely the median).
 
+On a contrast CT the thresholds are raised by ``contrast_offset_hu`` (the phase's
+:attr:`~spinewatch.core.acquisition.ContrastPhase.density_offset_hu`: +20 HU arterial, +14.75 HU
+portal-venous, from TotalSegmentator's spine report): the flag names keep their native meaning
+(``osteoporosis_hu_le_110`` is "osteoporotic by the 110 HU criterion") and one more flag,
+``contrast_offset_plus_<offset>_hu`` (e.g. ``contrast_offset_plus_20_hu``), says that each was
+judged at its threshold + offset.
+
 Arrays are crops ``[i, j, k]`` on ``region.grid`` (voxel axes as stored; the grid's affine gives
 world RAS+ mm), the same shape as ``region.mask``.
 
@@ -65,6 +72,7 @@ __all__ = [
     "distance_within_mm",
     "eroded_mask",
     "mask_box",
+    "pickhardt_flags",
     "trabecular_density",
 ]
 
@@ -107,7 +115,8 @@ class TrabecularDensity:
 
     ``median_hu``/``mean_hu`` in Hounsfield units over ``n_voxels`` voxels of the body eroded by
     ``erosion_mm`` (the depth actually used, which may be smaller than asked for a small body);
-    ``flags`` are the Pickhardt flags met by the median (see :data:`PICKHARDT_FLAGS`).
+    ``flags`` are the Pickhardt flags met by the median (see :data:`PICKHARDT_FLAGS`), judged at
+    each threshold + ``threshold_offset_hu`` (the contrast phase's offset; 0 on a native CT).
     """
 
     median_hu: float
@@ -115,6 +124,27 @@ class TrabecularDensity:
     n_voxels: int
     erosion_mm: float
     flags: tuple[str, ...]
+    threshold_offset_hu: float = 0.0
+
+
+def pickhardt_flags(median_hu: float, contrast_offset_hu: float = 0.0) -> tuple[str, ...]:
+    """The :data:`PICKHARDT_FLAGS` met by ``median_hu`` with every threshold raised by
+    ``contrast_offset_hu`` (HU), plus ``contrast_offset_plus_<offset>_hu`` when it is not 0.
+
+    >>> pickhardt_flags(125.0, 20.0)
+    ('osteoporosis_likely_hu_le_160', 'fracture_risk_hu_le_145', 'osteoporosis_hu_le_110', \
+'contrast_offset_plus_20_hu')
+    >>> pickhardt_flags(125.0)
+    ('osteoporosis_likely_hu_le_160', 'fracture_risk_hu_le_145')
+    """
+    if not math.isfinite(contrast_offset_hu) or contrast_offset_hu < 0:
+        raise InputError(
+            f"contrast offset {contrast_offset_hu!r} HU: expected a finite number of HU >= 0"
+        )
+    flags = [name for name, limit in PICKHARDT_FLAGS if median_hu <= limit + contrast_offset_hu]
+    if contrast_offset_hu:
+        flags.append(f"contrast_offset_plus_{contrast_offset_hu:g}_hu")
+    return tuple(flags)
 
 
 def check_crop(hu: npt.NDArray[Any], region: VertebraRegion) -> None:
@@ -264,8 +294,12 @@ def trabecular_density(
     region: VertebraRegion,
     *,
     erosion_mm: float = DEFAULT_EROSION_MM,
+    contrast_offset_hu: float = 0.0,
 ) -> TrabecularDensity | None:
     """Median and mean HU of the vertebral body eroded by ``erosion_mm`` mm from its surface.
+
+    ``contrast_offset_hu``: added to the Pickhardt flag thresholds (the contrast phase's
+    offset; see the module docstring); the measured HU are never changed.
 
     ``hu`` is the CT cut to ``region.bbox`` (same shape as ``region.mask``; any dtype, HU). The
     erosion used is ``min(erosion_mm, MAX_EROSION_FRACTION_OF_DEPTH x the body's largest depth)``
@@ -292,11 +326,11 @@ def trabecular_density(
         log.info("%s: only %d trabecular voxels after %.1f mm erosion", region.level, n, used_mm)
         return None
     median_hu = float(np.median(values))
-    flags = tuple(name for name, limit in PICKHARDT_FLAGS if median_hu <= limit)
     return TrabecularDensity(
         median_hu=median_hu,
         mean_hu=float(values.mean()),
         n_voxels=n,
         erosion_mm=used_mm,
-        flags=flags,
+        flags=pickhardt_flags(median_hu, contrast_offset_hu),
+        threshold_offset_hu=float(contrast_offset_hu),
     )

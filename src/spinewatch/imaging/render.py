@@ -20,9 +20,12 @@ Method (all in world millimetres, RAS+):
 4. Bone window (W 1800 / L 400) grey for a CT; an MRI (:class:`MrVolume`, signal units) is drawn
    with a window from the 1st to the 99th percentile of its sampled signal -- it is a picture
    background only, never read as HU; each vertebra outlined and filled semi-transparently in the
-   colour of its ``collapse_risk`` (low green, moderate amber, high red, grey when not assessed);
-   level name, Genant grade and lytic % beside each body; title with the scan and its
-   acquisition (modality, contrast phase and why:
+   colour of its ``collapse_risk`` (low green, moderate amber, high red, light grey when not
+   assessable -- never green --, dark grey when the report does not list it); level name with
+   its confidence marker (:data:`CONFIDENCE_MARKERS`: three dots, filled for each step of
+   confidence), Genant grade, lytic %, "not assessable" and the comparison's "treat signal"
+   beside each body; a legend line for the colours and one for the markers; title with the scan
+   and its acquisition (modality, contrast phase and why:
    :func:`~spinewatch.imaging.report.acquisition_summary`).
 
 Drawn with :class:`matplotlib.figure.Figure` on an Agg canvas (no pyplot global state).
@@ -47,6 +50,7 @@ from spinewatch.imaging.volume import CtVolume, Grid, LabelVolume, MrVolume
 __all__ = [
     "BONE_WINDOW",
     "CENTROID_SD_MM",
+    "CONFIDENCE_MARKERS",
     "RISK_COLOURS",
     "CurvedReformat",
     "RenderError",
@@ -64,11 +68,19 @@ CENTROID_SD_MM = 1.5
 """Expected scatter (mm) of a body centroid about the smooth spinal curve (spline smoothing)."""
 RISK_COLOURS: dict[str | None, str] = {
     "low": "#2ca02c",
+    "not_assessable": "#9aa5b1",
     "moderate": "#ff9f1c",
     "high": "#e3262b",
-    None: "#9aa5b1",
+    None: "#5d6773",
 }
-"""Overlay colour per ``collapse_risk`` (None: in the label map but not assessed)."""
+"""Overlay colour per ``collapse_risk``: grey for not assessable, a darker grey (None) for a
+label the report does not list."""
+CONFIDENCE_MARKERS: dict[str, str] = {
+    "high": "\u25cf\u25cf\u25cf",
+    "medium": "\u25cf\u25cf\u25cb",
+    "low": "\u25cf\u25cb\u25cb",
+}
+"""Marker after each level name per ``confidence`` (filled dots: high 3, medium 2, low 1)."""
 
 _OUTSIDE_HU = np.nan
 
@@ -443,7 +455,14 @@ def _wrap_bits(fig: Any, bits: Sequence[str], sep: str, max_px: float, **props: 
 
 
 def _detail(v: Mapping[str, Any]) -> str:
-    parts = []
+    """The line(s) under a level name: the state (not assessable, treat signal) on a line of its
+    own, then grade, lytic % and cement -- short enough for the label column."""
+    state = []
+    if v.get("collapse_risk") == "not_assessable":
+        state.append("not assessable")
+    if v.get("treat_signal") is True:
+        state.append("treat signal")
+    parts: list[str] = []
     grade = v.get("genant_grade")
     if v.get("truncated"):
         parts.append("cut by scan edge")
@@ -456,7 +475,15 @@ def _detail(v: Mapping[str, Any]) -> str:
     cement = v.get("cement_volume_ml")
     if isinstance(cement, int | float) and not isinstance(cement, bool) and cement > 0:
         parts.append("cement")
-    return "  ".join(parts)
+    line = "  ".join(state + parts)
+    if len(line) <= _DETAIL_MAX_CHARS:
+        return line
+    return "\n".join(text for text in ("  ".join(state), "  ".join(parts)) if text)
+
+
+#: A detail longer than this (characters) is split after the state words: the label column is
+#: about 2 inches wide at 8.5 pt.
+_DETAIL_MAX_CHARS = 34
 
 
 def render_sagittal(
@@ -524,7 +551,7 @@ def render_sagittal(
     # Layout (inches): label column on the left, image, legend below, title above.
     img_h_in = float(np.clip(height_mm / 55.0, 5.0, 11.0))
     img_w_in = img_h_in * width_mm / height_mm
-    left_in, right_in, top_in, bottom_in = 2.2, 0.35, 1.15, 0.95
+    left_in, right_in, top_in, bottom_in = 2.2, 0.35, 1.15, 1.15
     fig_w = left_in + img_w_in + right_in
     fig_w = max(fig_w, 6.6)
     fig_h = top_in + img_h_in + bottom_in
@@ -593,11 +620,16 @@ def render_sagittal(
     # to the body's anterior edge on that row.
     placed: list[float] = []
     min_gap = max(11.0, height_mm / 50.0)
+    # room a label needs below the previous one: its name (11.5 pt, above its anchor) and the
+    # previous label's detail lines (8.5 pt x 1.25 leading, 2 pt below its anchor), in data mm
+    pt_mm = height_mm / img_h_in / 72.0
+    detail_lines = 0
     label_of_level = {name: value for value, name in names.items()}
     for level_name, row in sorted(reformat.level_rows.items(), key=lambda kv: kv[1]):
         v = by_level[level_name]
         y = (row + 0.5) * px_mm
-        y_text = max(y, placed[-1] + min_gap) if placed else y
+        gap = max(min_gap, pt_mm * (11.5 * 1.15 + 2.0 + 8.5 * 1.25 * detail_lines))
+        y_text = max(y, placed[-1] + gap) if placed else y
         placed.append(y_text)
         risk = v.get("collapse_risk")
         colour = RISK_COLOURS.get(risk if isinstance(risk, str) else None, RISK_COLOURS[None])
@@ -610,8 +642,9 @@ def render_sagittal(
             else np.array([], dtype=np.intp)
         )
         x_edge = (hits[0] + 0.5) * px_mm if len(hits) else max(anterior_mm - 20.0, 0.0)
+        marker = CONFIDENCE_MARKERS.get(str(v.get("confidence")))
         ax.annotate(
-            level_name,
+            level_name if marker is None else f"{level_name} {marker}",
             xy=(x_edge, y),
             xytext=(-0.04, y_text),
             textcoords=("axes fraction", "data"),
@@ -632,6 +665,7 @@ def render_sagittal(
             },
         )
         detail = _detail(v)
+        detail_lines = detail.count("\n") + 1 if detail else 0
         if detail:
             ax.annotate(
                 detail,
@@ -663,11 +697,21 @@ def render_sagittal(
             0.5, 1 - y_in / fig_h, line, ha="center", va="center", color="#c9d1d9", **sub_props
         )
     handles = [
-        Patch(facecolor=RISK_COLOURS[k], edgecolor="none", label=f"{k} collapse risk")
+        Patch(
+            facecolor=RISK_COLOURS[k],
+            edgecolor="none",
+            label=f"collapse risk {k}" if k == "low" else k,
+        )
         for k in ("low", "moderate", "high")
     ]
+    if any(v.get("collapse_risk") == "not_assessable" for v in vertebrae):
+        handles.append(
+            Patch(
+                facecolor=RISK_COLOURS["not_assessable"], edgecolor="none", label="not assessable"
+            )
+        )
     if any(name not in by_level for name in names.values()):
-        handles.append(Patch(facecolor=RISK_COLOURS[None], edgecolor="none", label="not assessed"))
+        handles.append(Patch(facecolor=RISK_COLOURS[None], edgecolor="none", label="not in report"))
     legend = fig.legend(
         handles=handles,
         loc="lower center",
@@ -680,6 +724,17 @@ def render_sagittal(
     )
     for legend_text in legend.get_texts():
         legend_text.set_color("white")
+    if any(str(v.get("confidence")) in CONFIDENCE_MARKERS for v in vertebrae):
+        key = "   ".join(f"{m} {k}" for k, m in CONFIDENCE_MARKERS.items())
+        fig.text(
+            0.5,
+            0.52 / fig_h,
+            f"confidence per vertebra:   {key}",
+            ha="center",
+            va="center",
+            color="#e8edf2",
+            fontsize=9.0,
+        )
     window = (
         "bone window W 1800 / L 400"
         if reformat.hu is not None
@@ -690,7 +745,7 @@ def render_sagittal(
     footer = f"anterior left, cranial up  ·  {window}  ·  {px_mm:g} mm/pixel"
     fig.text(
         0.5,
-        0.62 / fig_h,
+        0.82 / fig_h,
         _fit_middle(fig, "", footer, max_px, fontsize=8.5),
         ha="center",
         va="center",

@@ -1,11 +1,11 @@
 """The spine report: one record per vertebra, serialised to the JSON contract.
 
 :meth:`SpineReport.to_json_dict` is the contract that ``compare``, ``render``, the registry and the
-acceptance checks consume (see ``docs``/the imaging design): ``{"scan": {...}, "vertebrae":
-[...]}`` in cranio-caudal order, world RAS+ mm, ml and HU, floats rounded (0.1 mm, 0.01 ml,
-1 HU, 0.1 %, 4 decimals for unit vectors), never NaN (missing values are null). The scan record
-carries ``orientation_note`` (a sentence) only when the header's axes disagree with the anatomy or
-had to be used for a frame.
+acceptance checks consume (every key documented in ``docs/report.md``): ``{"scan": {...},
+"vertebrae": [...]}`` in cranio-caudal order, world RAS+ mm, ml and HU, floats rounded (0.1 mm,
+0.01 ml, 1 HU, 0.1 %, 4 decimals for unit vectors), never NaN (missing values are null). The scan
+record carries ``orientation_note`` (a sentence) only when the header's axes disagree with the
+anatomy or had to be used for a frame.
 
 Without a CT -- an MRI (geometry only: its signal is not HU) or no image at all -- the density,
 lesion and cement fields are null and each vertebra's ``not_assessed`` lists why
@@ -50,8 +50,13 @@ __all__ = [
 
 #: Version of the JSON contract, written as the top-level ``report_version``. Version 1 reports
 #: (no such key) are still read. 2: the scan's modality and contrast phase (``scan.modality``,
-#: ``scan.contrast_phase`` with their sources and evidence, ``scan.density_offset_hu``) and per
-#: vertebra ``not_assessed`` (why density, lesion and cement fields are null).
+#: ``scan.contrast_phase`` with their sources and evidence, ``scan.density_offset_hu``); per
+#: vertebra ``not_assessed`` (why density, lesion and cement fields are null), ``collapse_risk``
+#: may be ``"not_assessable"``, with ``not_measured``, ``confidence``/``confidence_reasons``,
+#: ``noise_hu_sd``, and the comparison with a prior report (``treat_signal``,
+#: ``treat_signal_reasons``, ``change_flags``; ``scan.compared_with``); how the label map was read
+#: (``scan.labels_convention_*``, ``rejected_labels``...), the Genant expected heights and the
+#: frame's ``scan.orientation_note``. Keys are only ever added within a version.
 REPORT_VERSION = 2
 
 #: The reason recorded per vertebra when only a label map was analysed (no image at all).
@@ -108,6 +113,7 @@ class ScanInfo:
             "contrast_source": self.acquisition.contrast_source,
             "contrast_evidence": self.acquisition.contrast_evidence,
             "density_offset_hu": _r(self.acquisition.contrast_phase.density_offset_hu, 2),
+            "compared_with": None,
         }
         out.update(self.extra)
         return out
@@ -137,6 +143,8 @@ class VertebraReport:
     risk: Any = None  # risk.RiskAssessment | None
     has_ct: bool = False
     not_assessed: tuple[str, ...] = ()
+    confidence: Any = None  # confidence.Confidence | None
+    noise_hu: float | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         g, d, ly, ce, rk = self.genant, self.density, self.lytic, self.cement, self.risk
@@ -180,9 +188,18 @@ class VertebraReport:
             "cement_present": None if ce is None else bool(ce.present),
             "collapse_risk": None if rk is None else str(rk.risk.value),
             "reasons": [] if rk is None else [str(r) for r in rk.reasons],
+            "not_measured": [] if rk is None else [str(r) for r in rk.not_measured],
             "sins_imaging": None if rk is None else _sins(rk.sins_imaging),
             "quality_flags": list(self.quality_flags),
             "not_assessed": list(self.not_assessed),
+            "confidence": None if self.confidence is None else str(self.confidence.level.value),
+            "confidence_reasons": []
+            if self.confidence is None
+            else [str(r) for r in self.confidence.reasons],
+            "noise_hu_sd": _r(self.noise_hu, 1),
+            "treat_signal": None,
+            "treat_signal_reasons": [],
+            "change_flags": [],
         }
         return out
 
@@ -196,6 +213,7 @@ def _sins(part: Any) -> dict[str, Any]:
         "posterolateral": str(part.posterolateral.value),
         "points": int(part.points),
         "possible_total_range": [int(lo), int(hi)],
+        "not_assessed": [str(name) for name in part.unassessed],
     }
 
 
@@ -259,7 +277,12 @@ def _cell(value: Any, spec: str) -> str:
 
 
 def format_text(report: dict[str, Any]) -> str:
-    """A readable table of a report's JSON dict (one line per vertebra)."""
+    """A readable table of a report's JSON dict (one line per vertebra).
+
+    ``risk`` "not assessable": the reasons say why; ``conf`` the confidence class
+    (H/M/L, its reasons after ``confidence:``); ``TREAT`` marks the comparison's signal to treat
+    before collapse (its reasons after ``signal:``).
+    """
     scan = report["scan"]
     image = "MRI" if scan.get("modality") == "MR" else "CT"
     summary = acquisition_summary(scan)
@@ -269,10 +292,20 @@ def format_text(report: dict[str, Any]) -> str:
         f"at {scan['spacing_mm']} mm, {scan['orientation']}",
         *([f"acquisition: {summary}"] if summary and scan.get("ct") else []),
         *([f"note: {scan['orientation_note']}"] if scan.get("orientation_note") else []),
+    ]
+    phase = scan.get("contrast_phase")
+    if phase and phase != "native":
+        lines.append(
+            f"contrast phase: {phase} (density thresholds +{scan.get('density_offset_hu')} HU)"
+        )
+    compared = scan.get("compared_with")
+    if isinstance(compared, dict):
+        lines.append(f"compared with: {compared.get('source') or compared.get('study_date')}")
+    lines += [
         "",
         f"{'level':<6}{'Ha':>6}{'Hm':>6}{'Hp':>6}{'ref':>6} {'grade':>5} {'deformity':<10}"
-        f"{'loss%':>6}{'HU':>6}{'lytic ml':>9}{'frac':>6} {'PW':<4}{'cement':>7} {'risk':<9}"
-        "reasons / flags",
+        f"{'loss%':>6}{'HU':>6}{'lytic ml':>9}{'frac':>6} {'PW':<4}{'cement':>7} {'risk':<15}"
+        f"{'conf':<5}{'':<6}reasons / flags",
     ]
     for v in report["vertebrae"]:
         notes = list(v.get("reasons") or [])
@@ -280,6 +313,13 @@ def format_text(report: dict[str, Any]) -> str:
             notes.insert(0, "truncated")
         notes += [f"[{f}]" for f in v.get("quality_flags") or []]
         notes += [str(r) for r in v.get("not_assessed") or [] if scan.get("ct")]
+        if v.get("treat_signal"):
+            notes.append("signal: " + "; ".join(v.get("treat_signal_reasons") or []))
+        if v.get("confidence") and v.get("confidence") != "high":
+            notes.append("confidence: " + "; ".join(v.get("confidence_reasons") or []))
+        risk = v.get("collapse_risk")
+        risk_text = risk.replace("_", " ") if isinstance(risk, str) else None
+        conf = v.get("confidence")
         lines.append(
             f"{v['level']:<6}{_cell(v['height_anterior_mm'], '6.1f')}"
             f"{_cell(v['height_middle_mm'], '6.1f')}{_cell(v['height_posterior_mm'], '6.1f')}"
@@ -287,7 +327,8 @@ def format_text(report: dict[str, Any]) -> str:
             f"{_cell(v['deformity'], '<10')}{_cell(v['height_loss_pct'], '6.1f')}"
             f"{_cell(v['trabecular_hu_median'], '6.0f')}{_cell(v['lytic_volume_ml'], '9.2f')}"
             f"{_cell(v['lytic_fraction'], '6.2f')} {_cell(v['posterior_wall_involved'], '<4')}"
-            f"{_cell(v['cement_volume_ml'], '7.2f')} {_cell(v['collapse_risk'], '<9')}"
+            f"{_cell(v['cement_volume_ml'], '7.2f')} {_cell(risk_text, '<15')}"
+            f"{(conf or '-')[:1].upper():<5}{'TREAT' if v.get('treat_signal') else '':<6}"
             f"{'; '.join(notes)}"
         )
     return "\n".join(lines)

@@ -177,9 +177,19 @@ class VertebraFindingAdmin(ReadOnlyAdmin):
         "lytic_fraction",
         "posterior_wall_involved",
         "collapse_risk",
+        "treat_signal",
+        "confidence",
         "decision",
     )
-    list_filter = ("collapse_risk", "decision", "genant_grade", "deformity", "level")
+    list_filter = (
+        "collapse_risk",
+        "treat_signal",
+        "confidence",
+        "decision",
+        "genant_grade",
+        "deformity",
+        "level",
+    )
     search_fields = ("study__patient__study_id", "level")
     list_select_related = ("study__patient",)
 

@@ -19,12 +19,14 @@ from django.db import models
 from django.db.models import Q
 
 from spinewatch.core.levels import ALL_LEVELS
+from spinewatch.imaging.confidence import ConfidenceClass
 from spinewatch.imaging.risk import CollapseRisk as ImagingCollapseRisk
 
 __all__ = [
     "LEVEL_CHOICES",
     "AnalgesicUse",
     "CollapseRisk",
+    "Confidence",
     "Decision",
     "EnteredVia",
     "Modality",
@@ -78,9 +80,15 @@ class Modality(models.TextChoices):
     MR = "mr", "MR"
 
 
-#: The imaging analysis' impending-collapse estimate: the values of ``imaging.risk.CollapseRisk``.
+#: The imaging analysis' impending-collapse estimate: the values of ``imaging.risk.CollapseRisk``
+#: (low, not assessable, moderate, high: in its order of concern).
 CollapseRisk = models.TextChoices(
-    "CollapseRisk", [(r.name, (r.value, r.value.capitalize())) for r in ImagingCollapseRisk]
+    "CollapseRisk", [(r.name, (r.value, r.label)) for r in ImagingCollapseRisk]
+)
+
+#: How far one vertebra's findings can be trusted: ``imaging.confidence.ConfidenceClass``.
+Confidence = models.TextChoices(
+    "Confidence", [(c.name, (c.value, c.label)) for c in ConfidenceClass]
 )
 
 

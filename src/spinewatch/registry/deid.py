@@ -147,7 +147,8 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
     days_after_procedure, vas, analgesic_use, entered_via}]}], ``imaging_studies``
     [{days_from_index, modality, analysed, findings [{level, genant_grade, deformity,
     height_loss_pct, trabecular_hu_median, lytic_volume_ml, lytic_fraction,
-    posterior_wall_involved, collapse_risk, reasons, sins_imaging_points, decision}]}],
+    posterior_wall_involved, collapse_risk, reasons, sins_imaging_points, treat_signal,
+    treat_signal_reasons, confidence, confidence_reasons, decision}]}],
     ``surveillance`` ({interval_days, next_scan_due_days_from_index, active} or ``None``).
     Lists are in date order. Days are whole days from the index procedure.
     """
@@ -238,6 +239,10 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
                         "collapse_risk": f.collapse_risk,
                         "reasons": list(f.reasons or []),
                         "sins_imaging_points": f.sins_imaging_points,
+                        "treat_signal": f.treat_signal,
+                        "treat_signal_reasons": list(f.treat_signal_reasons or []),
+                        "confidence": f.confidence,
+                        "confidence_reasons": list(f.confidence_reasons or []),
                         "decision": f.decision,
                     }
                     for f in study.findings.all()

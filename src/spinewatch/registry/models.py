@@ -31,6 +31,7 @@ from spinewatch.registry.choices import (
     LEVEL_CHOICES,
     AnalgesicUse,
     CollapseRisk,
+    Confidence,
     Decision,
     EnteredVia,
     Modality,
@@ -192,7 +193,13 @@ class ImagingStudy(models.Model):
 
 
 class VertebraFinding(models.Model):
-    """One vertebra of one analysed study, copied from the report so it can be queried."""
+    """One vertebra of one analysed study, copied from the report so it can be queried.
+
+    ``treat_signal``: the comparison with the patient's prior analysed study says "treat before
+    collapse" (True), found no such change (False) or was not made (None: no prior, or the level
+    was not on it); ``treat_signal_reasons`` says why. ``confidence`` (high / medium / low) and
+    its reasons: how far the measurements of this vertebra can be trusted.
+    """
 
     study = models.ForeignKey(ImagingStudy, on_delete=models.CASCADE, related_name="findings")
     level = models.CharField(max_length=4, choices=LEVEL_CHOICES)
@@ -216,6 +223,12 @@ class VertebraFinding(models.Model):
     )
     reasons = models.JSONField(default=list, blank=True)
     sins_imaging_points = models.PositiveSmallIntegerField(null=True, blank=True)
+    treat_signal = models.BooleanField(null=True, blank=True)
+    treat_signal_reasons = models.JSONField(default=list, blank=True)
+    confidence = models.CharField(
+        max_length=_ENUM, choices=Confidence.choices, null=True, blank=True
+    )
+    confidence_reasons = models.JSONField(default=list, blank=True)
     decision = models.CharField(max_length=_ENUM, choices=Decision.choices, default=Decision.NONE)
     decision_note = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
@@ -228,6 +241,9 @@ class VertebraFinding(models.Model):
             in_choices("genant_grade", GENANT_CHOICES, null=True, name="finding_genant_valid"),
             in_choices("deformity", DEFORMITY_CHOICES, null=True, name="finding_deformity_valid"),
             in_choices("collapse_risk", CollapseRisk.choices, null=True, name="finding_risk_valid"),
+            in_choices(
+                "confidence", Confidence.choices, null=True, name="finding_confidence_valid"
+            ),
             in_choices("decision", Decision.choices, name="finding_decision_valid"),
             models.CheckConstraint(
                 condition=Q(lytic_fraction__isnull=True)

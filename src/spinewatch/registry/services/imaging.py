@@ -3,7 +3,10 @@
 The report is the ``SpineReport.to_json_dict()`` contract of :mod:`spinewatch.imaging.report`
 (``{"scan": {...}, "vertebrae": [{"level": "L1", "height_anterior_mm": ..., ...}, ...]}``).
 It is stored whole on the study, and each vertebra becomes a :class:`VertebraFinding` row so the
-clinic can query "all high-risk vertebrae not yet decided". A re-analysis replaces the findings
+clinic can query "all high-risk vertebrae not yet decided" -- with the comparison's signal to
+treat before collapse (``treat_signal`` and its reasons) and the confidence class (``confidence``
+and its reasons) of each vertebra (report keys that reports written before them lack: stored
+as null and empty lists). A re-analysis replaces the findings
 atomically; the team's decision about a level (and its note) is carried over to the new finding
 of the same level, because a new measurement does not undo a clinical decision.
 """
@@ -22,7 +25,7 @@ from django.utils import timezone
 from spinewatch.core.genant import DeformityType, GenantGrade
 from spinewatch.core.levels import VertebralLevel
 from spinewatch.registry import models as m
-from spinewatch.registry.choices import CollapseRisk, Decision, Modality
+from spinewatch.registry.choices import CollapseRisk, Confidence, Decision, Modality
 from spinewatch.registry.errors import RegistryError
 from spinewatch.registry.services._base import (
     changed,
@@ -81,6 +84,20 @@ class _Field:
             raise self._fail(key, "true, false or null")
         return value
 
+    def texts(self, key: str) -> list[str]:
+        """A list of strings (absent: empty)."""
+        value = self.entry.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self._fail(key, "a list of strings")
+        return list(value)
+
+    def choice(self, key: str, values: list[str]) -> str | None:
+        """One of ``values`` or null."""
+        value = self.entry.get(key)
+        if value is not None and value not in values:
+            raise self._fail(key, f"one of {', '.join(values)} or null")
+        return value
+
     def centroid(self, key: str) -> list[float] | None:
         value = self.entry.get(key)
         if value is None:
@@ -127,12 +144,8 @@ def findings_from_report(report: Mapping[str, Any]) -> list[dict[str, Any]]:
         f = _Field(entry, where)
         grade = entry.get("genant_grade")
         deformity = entry.get("deformity")
-        risk = entry.get("collapse_risk")
-        if risk is not None and risk not in CollapseRisk.values:
-            raise f._fail("collapse_risk", f"one of {', '.join(CollapseRisk.values)} or null")
-        reasons = entry.get("reasons", [])
-        if not isinstance(reasons, list) or not all(isinstance(r, str) for r in reasons):
-            raise f._fail("reasons", "a list of strings")
+        risk = f.choice("collapse_risk", list(CollapseRisk.values))
+        reasons = f.texts("reasons")
         sins = entry.get("sins_imaging")
         sins_points = None
         if sins is not None:
@@ -165,8 +178,12 @@ def findings_from_report(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "pedicle_left_involved": f.flag("pedicle_left_involved"),
                 "pedicle_right_involved": f.flag("pedicle_right_involved"),
                 "collapse_risk": risk,
-                "reasons": list(reasons),
+                "reasons": reasons,
                 "sins_imaging_points": sins_points,
+                "treat_signal": f.flag("treat_signal"),
+                "treat_signal_reasons": f.texts("treat_signal_reasons"),
+                "confidence": f.choice("confidence", list(Confidence.values)),
+                "confidence_reasons": f.texts("confidence_reasons"),
             }
         )
     return rows

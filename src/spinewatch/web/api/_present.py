@@ -103,6 +103,10 @@ def finding_out(f: m.VertebraFinding) -> s.FindingOut:
         collapse_risk=f.collapse_risk,
         reasons=list(f.reasons or []),
         sins_imaging_points=f.sins_imaging_points,
+        treat_signal=f.treat_signal,
+        treat_signal_reasons=list(f.treat_signal_reasons or []),
+        confidence=f.confidence,
+        confidence_reasons=list(f.confidence_reasons or []),
         decision=f.decision,
         decision_note=f.decision_note,
         version=f.version,
@@ -135,6 +139,10 @@ def _study_fields(study: m.ImagingStudy) -> dict[str, Any]:
         "analysed_at": study.analysed_at,
         "version": study.version,
         "high_risk_levels": [f.level for f in findings if f.collapse_risk == CollapseRisk.HIGH],
+        "not_assessable_levels": [
+            f.level for f in findings if f.collapse_risk == CollapseRisk.NOT_ASSESSABLE
+        ],
+        "treat_signal_levels": [f.level for f in findings if f.treat_signal is True],
     }
 
 

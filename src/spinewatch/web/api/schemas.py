@@ -284,9 +284,19 @@ class FindingOut(Schema):
     posterior_wall_involved: bool | None
     pedicle_left_involved: bool | None
     pedicle_right_involved: bool | None
-    collapse_risk: str | None
+    collapse_risk: str | None = Field(
+        description="low, not_assessable (something needed to call it low was not measured: "
+        "see reasons), moderate or high"
+    )
     reasons: list[str]
     sins_imaging_points: int | None
+    treat_signal: bool | None = Field(
+        description="the comparison with the prior analysed study says treat before collapse; "
+        "null when not compared"
+    )
+    treat_signal_reasons: list[str]
+    confidence: str | None = Field(description="high, medium or low: trust in the findings")
+    confidence_reasons: list[str]
     decision: str
     decision_note: str
     version: int
@@ -311,6 +321,12 @@ class ImagingStudySummaryOut(Schema):
     analysed_at: dt.datetime | None
     version: int
     high_risk_levels: list[str] = Field(description="levels rated high collapse risk")
+    not_assessable_levels: list[str] = Field(
+        description="levels whose collapse risk could not be assessed"
+    )
+    treat_signal_levels: list[str] = Field(
+        description="levels with the signal to treat before collapse (vs the prior study)"
+    )
 
 
 class ImagingStudyOut(ImagingStudySummaryOut):

@@ -125,9 +125,11 @@ def finding_sins(request: HttpRequest, pk: int) -> HttpResponse:
     finding: rm.VertebraFinding = request.permission_object  # type: ignore[attr-defined]
     patient = finding.study.patient
     points = imaging_points_of(finding)
+    part = imaging_part_of(finding)
+    unassessed = part.unassessed if part is not None else ()
     status = 200
     if request.method == "POST":
-        form = SinsForm(request.POST)
+        form = SinsForm(request.POST, unassessed=unassessed)
         if form.is_valid():
             try:
                 assessment = record_sins_assessment(
@@ -135,6 +137,7 @@ def finding_sins(request: HttpRequest, pk: int) -> HttpResponse:
                     pain=form.cleaned_data["pain"],
                     alignment=form.cleaned_data["alignment"],
                     assessed_by=request.user,
+                    readings={name: form.cleaned_data[name] for name in unassessed},
                 )
             except RegistryError as exc:
                 form.add_error(None, str(exc))
@@ -151,7 +154,7 @@ def finding_sins(request: HttpRequest, pk: int) -> HttpResponse:
             SinsAssessment.objects.filter(finding=finding).order_by("-assessed_at", "-pk").first()
         )
         initial = {"pain": latest.pain, "alignment": latest.alignment} if latest else {}
-        form = SinsForm(initial=initial)
+        form = SinsForm(initial=initial, unassessed=unassessed)
         audit_view(patient, "SINS form", finding=finding.pk)
     history = SinsAssessment.objects.filter(finding=finding).select_related("assessed_by")
     return render(
@@ -161,9 +164,12 @@ def finding_sins(request: HttpRequest, pk: int) -> HttpResponse:
             "form": form,
             "finding": finding,
             "patient": patient,
-            "part": imaging_part_of(finding),
+            "part": part,
             "points": points,
-            "possible": None if points is None else (points, points + 7),
+            "possible": part.possible_total_range
+            if part is not None
+            else (None if points is None else (points, points + 7)),
+            "unassessed_fields": [form[name] for name in unassessed],
             "history": history.order_by("-assessed_at", "-pk")[:10],
             "can_edit_clinical": can(request.user, Action.EDIT_CLINICAL, finding),
         },

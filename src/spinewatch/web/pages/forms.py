@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from spinewatch.accounts.roles import Role
 from spinewatch.core.diagnoses import DiagnosisKind, PrimaryTumour
+from spinewatch.core.sins import SinsBoneLesion, SinsCollapse, SinsPosterolateral
 from spinewatch.registry.choices import Decision, Sex, enum_choices
 from spinewatch.web.pages.models import SINS_ALIGNMENT_CHOICES, SINS_PAIN_CHOICES
 
@@ -127,10 +128,35 @@ class DecisionForm(forms.Form):
     expected_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
 
 
+def _assessed_choices(enum_cls: Any) -> list[tuple[str, str]]:
+    return [(m.value, f"{m.label} ({m.points})") for m in enum_cls if m.assessed]
+
+
+#: The imaging components a clinician reads from the images when the analysis could not (an
+#: MRI or a label map without a CT: bone lesion, posterolateral; no heights: collapse).
+SINS_IMAGING_FIELDS: dict[str, tuple[str, Any]] = {
+    "bone_lesion": ("Bone lesion (read from the images)", SinsBoneLesion),
+    "collapse": ("Vertebral body collapse (read from the images)", SinsCollapse),
+    "posterolateral": ("Posterolateral involvement (read from the images)", SinsPosterolateral),
+}
+
+
 class SinsForm(forms.Form):
-    """The clinical part of the SINS."""
+    """The clinical part of the SINS, and the imaging components the analysis did not assess.
+
+    ``unassessed``: names of those components (``SinsImagingPart.unassessed``); a required
+    field is added for each, offering only real readings (never "not assessed").
+    """
 
     pain = forms.ChoiceField(label="Pain", choices=SINS_PAIN_CHOICES, widget=forms.RadioSelect)
     alignment = forms.ChoiceField(
         label="Radiographic alignment", choices=SINS_ALIGNMENT_CHOICES, widget=forms.RadioSelect
     )
+
+    def __init__(self, *args: Any, unassessed: tuple[str, ...] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in unassessed:
+            label, enum_cls = SINS_IMAGING_FIELDS[name]
+            self.fields[name] = forms.ChoiceField(
+                label=label, choices=_assessed_choices(enum_cls), widget=forms.RadioSelect
+            )

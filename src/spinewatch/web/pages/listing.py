@@ -16,13 +16,16 @@ from dataclasses import dataclass
 
 from django.db.models import Q, QuerySet
 
+from spinewatch.imaging.risk import CollapseRisk
 from spinewatch.registry import models as rm
 from spinewatch.registry.choices import Decision
 from spinewatch.web.followup_status import VisitStatus, visit_status
 
 __all__ = ["RISK_RANK", "PatientRow", "age_years", "patient_rows", "search_patients"]
 
-RISK_RANK = {"low": 1, "moderate": 2, "high": 3}
+#: Order of concern of ``collapse_risk`` (``imaging.risk.CollapseRisk.rank`` + 1): not assessable
+#: above low -- an unmeasured vertebra is never the "safest" of a patient -- below moderate.
+RISK_RANK = {r.value: r.rank + 1 for r in CollapseRisk}
 
 
 def search_patients(query: str) -> QuerySet[rm.Patient]:

@@ -5,7 +5,10 @@
 :class:`~spinewatch.core.sins.SinsScore`); :func:`record_sins_assessment` stores the result (a new
 :class:`~spinewatch.web.pages.models.SinsAssessment` row, audited like every registry write).
 When a report carries only the imaging points (no components), the total is points + pain +
-alignment and the category follows from the total.
+alignment and the category follows from the total. Components the analysis could not assess
+(``not_assessed``: an MRI or no CT for the bone lesion and posterolateral involvement, no heights
+for the collapse) are read from the images by the clinician and given here; the stored
+``imaging_points`` are then those of the completed imaging part.
 """
 
 from __future__ import annotations
@@ -77,8 +80,18 @@ def imaging_points_of(finding: rm.VertebraFinding) -> int | None:
     return part.points if part is not None else None
 
 
-def score_for(finding: rm.VertebraFinding, *, pain: object, alignment: object) -> SinsResult:
-    """Complete the SINS of ``finding``; RegistryError when it has no imaging part or bad input."""
+def score_for(
+    finding: rm.VertebraFinding,
+    *,
+    pain: object,
+    alignment: object,
+    readings: dict[str, object] | None = None,
+) -> SinsResult:
+    """Complete the SINS of ``finding``; RegistryError when it has no imaging part or bad input.
+
+    ``readings``: the clinician's values of the imaging components the analysis did not assess
+    (``{"bone_lesion": "lytic", ...}``); each such component must be given.
+    """
     try:
         pain_value = SinsPain.parse(pain)  # type: ignore[arg-type]
         alignment_value = SinsAlignment.parse(alignment)  # type: ignore[arg-type]
@@ -86,10 +99,22 @@ def score_for(finding: rm.VertebraFinding, *, pain: object, alignment: object) -
         raise RegistryError(str(exc)) from exc
     part = imaging_part_of(finding)
     if part is not None:
-        score = SinsScore.from_imaging(part, pain=pain_value, alignment=alignment_value)
-        return SinsResult(
-            part.points, pain_value, alignment_value, score.total, score.category, score
-        )
+        given = {k: v for k, v in (readings or {}).items() if v not in (None, "")}
+        missing = [name for name in part.unassessed if name not in given]
+        if missing:
+            names = ", ".join(name.replace("_", " ") for name in missing)
+            raise RegistryError(
+                f"SINS of {finding.level}: {names} not assessed by the imaging analysis (MRI, "
+                "no CT or no heights): read it from the images and enter it"
+            )
+        try:
+            score = SinsScore.from_imaging(
+                part, pain=pain_value, alignment=alignment_value, **given
+            )
+        except InputError as exc:
+            raise RegistryError(str(exc)) from exc
+        imaging = score.imaging_part.points
+        return SinsResult(imaging, pain_value, alignment_value, score.total, score.category, score)
     points = finding.sins_imaging_points
     if points is None:
         raise RegistryError(
@@ -108,8 +133,11 @@ def record_sins_assessment(
     pain: SinsPain | str,
     alignment: SinsAlignment | str,
     assessed_by: Any = None,
+    readings: dict[str, object] | None = None,
 ) -> SinsAssessment:
-    """Store a completed SINS for ``finding`` (a new row; earlier ones are kept as history)."""
+    """Store a completed SINS for ``finding`` (a new row; earlier ones are kept as history).
+
+    ``readings``: see :func:`score_for`."""
     with transaction.atomic():
         if isinstance(finding, rm.VertebraFinding):
             row = rm.VertebraFinding.objects.select_related("study__patient").get(pk=finding.pk)
@@ -121,7 +149,7 @@ def record_sins_assessment(
             )
             if row is None:
                 raise RegistryError(f"finding {finding!r} does not exist")
-        result = score_for(row, pain=pain, alignment=alignment)
+        result = score_for(row, pain=pain, alignment=alignment, readings=readings)
         assessment = SinsAssessment(
             finding=row,
             pain=result.pain.value,

@@ -58,7 +58,8 @@ class FindingRow:
 
     @property
     def is_high(self) -> bool:
-        return self.finding.collapse_risk == "high"
+        """High collapse risk, or the comparison's signal to treat before collapse."""
+        return self.finding.collapse_risk == "high" or self.finding.treat_signal is True
 
 
 @dataclass(frozen=True)

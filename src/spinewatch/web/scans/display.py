@@ -23,6 +23,7 @@ __all__ = [
     "acquisition_line",
     "compare_with_prior",
     "comparison_rows",
+    "dated_report",
     "level_rows",
     "prior_study",
     "scan_status",
@@ -139,7 +140,13 @@ def _cement(entry: Mapping[str, Any]) -> str:
 def level_rows(
     report: Mapping[str, Any] | None, decisions: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """One row per vertebra of a SpineWatch report (cranio-caudal, as stored)."""
+    """One row per vertebra of a SpineWatch report (cranio-caudal, as stored).
+
+    ``risk`` may be ``not_assessable`` (the badge says why from ``reasons``); ``confidence`` and
+    ``signal`` (the comparison's treat-before-collapse verdict stored in the report) are None /
+    False for reports written before those keys existed; a level with the signal is highlighted
+    like a high-risk one.
+    """
     if not report:
         return []
     rows = []
@@ -172,10 +179,15 @@ def level_rows(
                 ),
                 "cement": _cement(entry),
                 "risk": entry.get("collapse_risk"),
-                "is_high": entry.get("collapse_risk") == "high",
+                "is_high": entry.get("collapse_risk") == "high"
+                or entry.get("treat_signal") is True,
                 "reasons": [str(r) for r in entry.get("reasons") or []],
                 "flags": flags,
                 "decision": decisions.get(str(entry.get("level"))),
+                "confidence": entry.get("confidence"),
+                "confidence_reasons": [str(r) for r in entry.get("confidence_reasons") or []],
+                "signal": entry.get("treat_signal") is True,
+                "signal_reasons": [str(r) for r in entry.get("treat_signal_reasons") or []],
             }
         )
     return rows
@@ -194,7 +206,8 @@ def prior_study(study: ImagingStudy) -> ImagingStudy | None:
     )
 
 
-def _dated(report: Mapping[str, Any], date: dt.date) -> dict[str, Any]:
+def dated_report(report: Mapping[str, Any], date: dt.date) -> dict[str, Any]:
+    """A copy of a stored report with ``scan.study_date`` set (to ``date``) when it lacks one."""
     out = copy.deepcopy(dict(report))
     scan = dict(out.get("scan") or {})
     scan.setdefault("study_date", date.isoformat())
@@ -213,8 +226,8 @@ def compare_with_prior(
 
     try:
         result = compare_reports(
-            _dated(prior.report, prior.study_date),
-            _dated(study.report, study.study_date),
+            dated_report(prior.report, prior.study_date),
+            dated_report(study.report, study.study_date),
             prior_source=f"the study of {prior.study_date.isoformat()}",
             current_source=f"the study of {study.study_date.isoformat()}",
         )

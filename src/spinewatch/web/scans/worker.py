@@ -8,6 +8,12 @@ One job (:func:`run_job`):
    instead of being read twice) -> progress 10 %;
 2. :func:`~spinewatch.imaging.analysis.analyze` with ``progress(done, total)`` after each
    vertebra -> 10-85 %; the report gets ``scan.study_date`` (for comparisons with later scans);
+   when the patient has an earlier analysed study (:func:`~spinewatch.web.scans.display.
+   prior_study`), the report is compared with it and carries the comparison
+   (:func:`spinewatch.imaging.compare.apply_comparison`: ``treat_signal`` per vertebra, the
+   signal raising the level's risk), so the stored report, the findings and the worklist see
+   it; a comparison that fails (a malformed prior report) is logged and noted on the job, the
+   analysis is kept;
 3. the curved sagittal picture (:func:`~spinewatch.imaging.render.render_sagittal`) next to the
    files, ``sagittal-<job>.png`` -> 95 % (a picture that cannot be drawn does not lose the
    analysis: the job ends done, saying so);
@@ -105,6 +111,29 @@ def _store(job: AnalysisJob, report: dict[str, Any], picture: str, note: str) ->
             raise _ClaimLost
 
 
+def _with_prior(study: Any, report: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """``report`` compared with the patient's latest earlier analysed study, and a note (empty,
+    or why the comparison could not be made)."""
+    from spinewatch.imaging.compare import apply_comparison, compare_reports
+    from spinewatch.web.scans.display import dated_report, prior_study
+
+    prior = prior_study(study)
+    if prior is None or not prior.report:
+        return report, ""
+    when = prior.study_date.isoformat()
+    try:
+        comparison = compare_reports(
+            dated_report(prior.report, prior.study_date),
+            report,
+            prior_source=f"the study of {when}",
+            current_source=f"the study of {study.study_date.isoformat()}",
+        )
+        return apply_comparison(report, comparison), ""
+    except InputError as exc:
+        logger.warning("study %s: comparison with study %s failed: %s", study.pk, prior.pk, exc)
+        return report, f"Analysed; not compared with the study of {when}: {exc}"
+
+
 def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
     from spinewatch.imaging.analysis import analyze
     from spinewatch.imaging.io import GridMismatchError, load_study, requested_acquisition
@@ -151,9 +180,10 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
     report = result.to_json_dict()
     study = ImagingStudy.objects.get(pk=job.study_id)
     report["scan"]["study_date"] = study.study_date.isoformat()
+    report, compare_note = _with_prior(study, report)
 
     step(85, "Drawing the sagittal picture")
-    picture, note = f"sagittal-{job.pk}.png", ""
+    picture, note = f"sagittal-{job.pk}.png", compare_note
     temporary = directory / f"sagittal-{job.pk}.tmp.png"
     try:
         render_sagittal(
@@ -163,7 +193,9 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
     except Exception:
         logger.exception("job %s: the sagittal picture could not be drawn", job.pk)
         temporary.unlink(missing_ok=True)
-        picture, note = "", "Analysed; the sagittal picture could not be drawn (see the log)."
+        picture = ""
+        note = "Analysed; the sagittal picture could not be drawn (see the log)."
+        note += f" {compare_note}" if compare_note else ""
     del ct, labels
     step(95, "Storing the results")
     _store(job, report, picture, note)

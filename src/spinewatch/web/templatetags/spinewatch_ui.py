@@ -2,7 +2,12 @@
 
 Badges always carry their meaning in text (``High risk``), colour only reinforces it (WCAG 1.4.1).
 
-- ``{{ finding.collapse_risk|risk_badge }}``: low / moderate / high collapse risk.
+- ``{{ finding.collapse_risk|risk_badge:finding.reasons }}``: low / not assessable / moderate /
+  high collapse risk; "not assessable" is grey and says why (from the reasons, when given).
+- ``{{ finding.confidence|confidence_badge:finding.confidence_reasons }}``: high / medium / low
+  confidence in the vertebra's findings, the reasons in the tooltip.
+- ``{% signal_badge finding.treat_signal finding.treat_signal_reasons %}``: "Signal to treat"
+  when the comparison with the prior scan says so.
 - ``{% visit_badge follow_up %}``: a follow-up visit's status (one rule: web.followup_status).
 - ``{{ finding.decision|decision_badge }}``: none / watch / treat / treated.
 - ``{{ value|sw_date }}``: ``12 Mar 2025`` (dates and datetimes, local time for datetimes).
@@ -29,12 +34,14 @@ from spinewatch.web.followup_status import status_label, visit_label
 
 __all__ = [
     "can",
+    "confidence_badge",
     "decision_badge",
     "nav_current",
     "num",
     "person",
     "risk_badge",
     "second_factor_pending",
+    "signal_badge",
     "signed",
     "sw_date",
     "sw_datetime",
@@ -49,7 +56,19 @@ register = template.Library()
 
 _DASH = "\u2014"
 
-_RISK_LABELS = {"low": "Low risk", "moderate": "Moderate risk", "high": "High risk"}
+_RISK_LABELS = {
+    "low": "Low risk",
+    "not_assessable": "Not assessable",
+    "moderate": "Moderate risk",
+    "high": "High risk",
+}
+_RISK_TONES = {"low": "low", "not_assessable": "na", "moderate": "moderate", "high": "high"}
+_NOT_ASSESSABLE = "not assessable: "
+_CONFIDENCE = {
+    "high": ("\u25cf\u25cf\u25cf", "High confidence", "neutral"),
+    "medium": ("\u25cf\u25cf\u25cb", "Medium confidence", "neutral"),
+    "low": ("\u25cf\u25cb\u25cb", "Low confidence", "warn"),
+}
 _DECISION_LABELS = {
     "none": ("No decision", "neutral"),
     "watch": ("Watch", "info"),
@@ -62,13 +81,71 @@ def _value(obj: Any) -> str:
     return str(getattr(obj, "value", obj) or "").strip().lower()
 
 
+def _texts(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value if v]
+    return []
+
+
+def not_assessable_why(reasons: Any) -> str:
+    """What could not be measured, from a finding's reasons (the ``not assessable: ...`` one)."""
+    for reason in _texts(reasons):
+        if reason.startswith(_NOT_ASSESSABLE):
+            return reason[len(_NOT_ASSESSABLE) :]
+    return ""
+
+
 @register.filter
-def risk_badge(value: Any) -> SafeString | str:
-    """A collapse-risk badge (``low``/``moderate``/``high``); an em dash when unknown."""
+def risk_badge(value: Any, reasons: Any = None) -> SafeString | str:
+    """A collapse-risk badge (``low``/``not_assessable``/``moderate``/``high``); an em dash when
+    unknown. ``reasons`` (the finding's): a not-assessable badge is followed by why."""
     key = _value(value)
     if key not in _RISK_LABELS:
         return _DASH
-    return format_html('<span class="badge badge-{}">{}</span>', key, _RISK_LABELS[key])
+    if key == "not_assessable":
+        why = not_assessable_why(reasons)
+        if why:
+            return format_html(
+                '<span class="badge badge-na" title="{}">{}</span> '
+                '<span class="small muted badge-why">{}</span>',
+                why,
+                _RISK_LABELS[key],
+                why,
+            )
+    return format_html(
+        '<span class="badge badge-{}">{}</span>', _RISK_TONES[key], _RISK_LABELS[key]
+    )
+
+
+@register.filter
+def confidence_badge(value: Any, reasons: Any = None) -> SafeString | str:
+    """``●●○ Medium confidence`` (its reasons as the tooltip); an em dash when unknown."""
+    key = _value(value)
+    if key not in _CONFIDENCE:
+        return _DASH
+    marker, label, tone = _CONFIDENCE[key]
+    return format_html(
+        '<span class="badge badge-plain badge-{} confidence" title="{}">'
+        '<span aria-hidden="true">{}</span> {}</span>',
+        tone,
+        "; ".join(_texts(reasons)),
+        marker,
+        label,
+    )
+
+
+@register.simple_tag
+def signal_badge(signal: Any, reasons: Any = None) -> SafeString | str:
+    """``Signal to treat`` (high tone; the comparison's reasons as the tooltip) when ``signal``
+    is true; nothing otherwise."""
+    if signal is not True:
+        return ""
+    return format_html(
+        '<span class="badge badge-high" title="{}">Signal to treat</span>',
+        "; ".join(_texts(reasons)),
+    )
 
 
 @register.filter

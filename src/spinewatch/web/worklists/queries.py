@@ -9,8 +9,12 @@ Read-only queries returning small row objects for the templates. ``today`` is a 
   ``missed`` (no longer actionable) and left out.
 - Surveillance: active plans with ``next_scan_due <= today + 14 days``; patients with a myeloma or
   metastasis diagnosis first, then by due date; ``overdue`` when ``next_scan_due < today``.
-- High risk: findings rated ``collapse_risk == "high"`` with decision ``none`` on each patient's
-  LATEST analysed study (by study date, then id).
+- High risk: findings rated ``collapse_risk == "high"`` -- or carrying the comparison's signal to
+  treat before collapse (``treat_signal``), whatever their risk -- with decision ``none`` on each
+  patient's LATEST analysed study (by study date, then id).
+- Not assessable: findings whose risk could not be assessed (heights, density or lesions not
+  measured), decision ``none``, same studies: they need a look (another scan, a clinician's
+  reading), never a silent "low". Listed after the high-risk ones.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ __all__ = [
     "ScanRow",
     "follow_ups_due",
     "high_risk_undecided",
+    "not_assessable_undecided",
     "surveillance_due",
 ]
 
@@ -131,8 +136,7 @@ def surveillance_due(*, today: dt.date | None = None) -> list[ScanRow]:
     return out
 
 
-def high_risk_undecided() -> list[rm.VertebraFinding]:
-    """High-collapse-risk findings without a decision, on each patient's latest analysed study."""
+def _latest_studies() -> list[int]:
     latest: dict[int, int] = {}
     for pk, pid in (
         rm.ImagingStudy.objects.filter(analysed_at__isnull=False)
@@ -140,15 +144,27 @@ def high_risk_undecided() -> list[rm.VertebraFinding]:
         .values_list("pk", "patient_id")
     ):
         latest[pid] = pk  # the last one per patient wins
-    findings = (
-        rm.VertebraFinding.objects.filter(
-            Q(study_id__in=list(latest.values())), collapse_risk="high", decision="none"
-        )
-        .select_related("study__patient__identity")
-        .order_by("study__patient__study_id", "pk")
-    )
+    return list(latest.values())
+
+
+def _undecided(condition: Q) -> list[rm.VertebraFinding]:
     from spinewatch.core.levels import VertebralLevel
 
+    findings = rm.VertebraFinding.objects.filter(
+        condition, study_id__in=_latest_studies(), decision="none"
+    ).select_related("study__patient__identity")
     rows = list(findings)
     rows.sort(key=lambda f: (f.study.patient.study_id, VertebralLevel.parse(f.level).rank))
     return rows
+
+
+def high_risk_undecided() -> list[rm.VertebraFinding]:
+    """Findings at high collapse risk or with the signal to treat before collapse, without a
+    decision, on each patient's latest analysed study (by patient, then cranio-caudal)."""
+    return _undecided(Q(collapse_risk="high") | Q(treat_signal=True))
+
+
+def not_assessable_undecided() -> list[rm.VertebraFinding]:
+    """Findings whose collapse risk is not assessable, without a decision, on each patient's
+    latest analysed study (those with the signal to treat are in :func:`high_risk_undecided`)."""
+    return _undecided(Q(collapse_risk="not_assessable") & ~Q(treat_signal=True))

@@ -1,4 +1,6 @@
-"""Worklists: follow-ups to chase, surveillance scans due, high-risk vertebrae without a decision.
+"""Worklists: follow-ups to chase, surveillance scans due, high-risk vertebrae without a decision
+(high collapse risk or the signal to treat before collapse), then the vertebrae whose risk could
+not be assessed.
 
 ``/worklists/`` shows the three lists (identifiable: names; recorded in the audit trail as one
 view event listing the study ids shown). ``/worklists/follow-ups/<id>/record/`` is the "record
@@ -30,6 +32,7 @@ from spinewatch.web.worklists.forms import RecordFollowUpForm
 from spinewatch.web.worklists.queries import (
     follow_ups_due,
     high_risk_undecided,
+    not_assessable_undecided,
     surveillance_due,
 )
 
@@ -58,10 +61,12 @@ def index(request: HttpRequest) -> HttpResponse:
     follow_ups = follow_ups_due(manager=manager)
     scans = surveillance_due()
     risks = high_risk_undecided()
+    unassessed = not_assessable_undecided()
     shown = sorted(
         {r.patient.study_id for r in follow_ups}
         | {r.patient.study_id for r in scans}
         | {f.study.patient.study_id for f in risks}
+        | {f.study.patient.study_id for f in unassessed}
     )
     record(
         actor=None,
@@ -88,6 +93,9 @@ def index(request: HttpRequest) -> HttpResponse:
         "scans": [{"row": r, "patient_url": patient_url(r.patient)} for r in scans],
         "scans_overdue_count": sum(r.overdue for r in scans),
         "risks": [{"finding": f, "patient_url": patient_url(f.study.patient)} for f in risks],
+        "unassessed": [
+            {"finding": f, "patient_url": patient_url(f.study.patient)} for f in unassessed
+        ],
     }
     return render(request, "web/worklists/index.html", context)
 

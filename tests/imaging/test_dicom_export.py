@@ -23,12 +23,14 @@ from spinewatch.imaging.analysis import analyze
 from spinewatch.imaging.dicom_export import (
     EmptySegmentationError,
     ReportContentError,
+    SegReadError,
     SeriesIdentity,
     SourceMismatchError,
     build_lesion_seg,
     build_measurement_report,
     build_secondary_capture,
     build_vertebra_seg,
+    labels_from_seg,
     level_code,
     read_headers,
     write_ct_series,
@@ -301,3 +303,28 @@ def test_real_example_series(shared_file, tmp_path) -> None:
     pixels = back.get_pixels_by_source_instance(uids, combine_segments=True, relabel=True)
     assert int((pixels == 2).sum()) == int((labels.labels == 32).sum())
     assert int((pixels == 1).sum()) == int((labels.labels == 33).sum())
+
+
+def test_vertebra_seg_reads_back_as_a_verse_label_map(phantom_study, tmp_path) -> None:
+    ct, labels, headers = phantom_study["ct"], phantom_study["labels"], phantom_study["headers"]
+    seg = build_vertebra_seg(labels.labels, ct.grid, headers, convention=TS, series_uid=hd.UID())
+    seg.save_as(tmp_path / "vertebrae.dcm")
+    back = labels_from_seg(tmp_path / "vertebrae.dcm", ct.grid, headers)
+    # TotalSegmentator 32/31/30 (T12/L1/L2) are VerSe 19/20/21
+    for ts_value, verse_value in ((32, 19), (31, 20), (30, 21)):
+        np.testing.assert_array_equal(back.labels == verse_value, labels.labels == ts_value)
+    report = analyze(ct, back, convention="verse").to_json_dict()
+    assert [v["level"] for v in report["vertebrae"]] == ["T12", "L1", "L2"]
+
+
+def test_a_seg_without_vertebrae_is_refused(phantom_study, tmp_path) -> None:
+    ct, labels, headers = phantom_study["ct"], phantom_study["labels"], phantom_study["headers"]
+    lesions = lytic_lesion_map(ct, labels, convention=TS)
+    build_lesion_seg(lesions, ct.grid, headers, convention=TS, series_uid=hd.UID()).save_as(
+        tmp_path / "lesions.dcm"
+    )
+    with pytest.raises(SegReadError, match="no vertebra segment"):
+        labels_from_seg(tmp_path / "lesions.dcm", ct.grid, headers)
+    (tmp_path / "junk.dcm").write_bytes(b"not dicom")
+    with pytest.raises(SegReadError, match="not a readable DICOM SEG"):
+        labels_from_seg(tmp_path / "junk.dcm", ct.grid, headers)

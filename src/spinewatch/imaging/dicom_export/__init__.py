@@ -3,6 +3,7 @@
 - :func:`build_measurement_report` -- SR TID 1500, one measurement group per vertebra;
 - :func:`build_vertebra_seg` / :func:`build_lesion_seg` -- SEG of the vertebrae / lytic lesions;
 - :func:`build_secondary_capture` -- the sagittal picture;
+- :func:`labels_from_seg` -- a vertebra SEG (from a segmentation node) back into a label map;
 - :func:`write_ct_series` -- a CT volume (a phantom) as a DICOM CT series;
 - :func:`read_headers`, :func:`frames_on_images` -- the CT series' headers on the analysis grid;
 - :func:`level_code` and the other concepts in :mod:`.codes`.
@@ -16,6 +17,11 @@ from spinewatch.imaging.dicom_export.seg import (
     build_lesion_seg,
     build_vertebra_seg,
 )
+from spinewatch.imaging.dicom_export.seg_read import (
+    SegReadError,
+    labels_from_seg,
+    vertebra_levels_of_seg,
+)
 from spinewatch.imaging.dicom_export.source import (
     SourceMismatchError,
     frames_on_images,
@@ -28,6 +34,7 @@ __all__ = [
     "EmptySegmentationError",
     "LevelCode",
     "ReportContentError",
+    "SegReadError",
     "SeriesIdentity",
     "SourceMismatchError",
     "build_lesion_seg",
@@ -35,8 +42,10 @@ __all__ = [
     "build_secondary_capture",
     "build_vertebra_seg",
     "frames_on_images",
+    "labels_from_seg",
     "level_code",
     "read_headers",
     "slice_index_of",
+    "vertebra_levels_of_seg",
     "write_ct_series",
 ]

@@ -46,9 +46,11 @@ __all__ = [
     "Diagnosis",
     "FollowUp",
     "ImagingStudy",
+    "LevelCheck",
     "Patient",
     "PatientIdentity",
     "Procedure",
+    "ReceivedStudy",
     "SurveillancePlan",
     "TreatedLevel",
     "VertebraFinding",
@@ -493,3 +495,6 @@ class SurveillancePlan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient}: every {self.interval_days} days, next {self.next_scan_due}"
+
+
+from spinewatch.registry.models_pacs import LevelCheck, ReceivedStudy  # noqa: E402

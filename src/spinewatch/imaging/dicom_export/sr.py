@@ -143,10 +143,16 @@ def build_measurement_report(
     series_uid: str,
     series_number: int = 9000,
     instance_number: int = 1,
+    verified_by: str | None = None,
+    verifying_organization: str = "SpineWatch level check",
 ) -> hd.sr.Comprehensive3DSR:
     """A TID 1500 Measurement Report of ``report`` (``SpineReport.to_json_dict()``) about the
     CT images ``datasets`` (headers, one series). Raises :class:`ReportContentError` for a
-    report without vertebrae or with an unreadable level."""
+    report without vertebrae or with an unreadable level.
+
+    ``verified_by`` (a person's name, DICOM PN ``Family^Given``): the document is FINAL and
+    VERIFIED by them (the radiologist who confirmed the levels); without it, PRELIMINARY and
+    UNVERIFIED."""
     vertebrae = report.get("vertebrae") if isinstance(report, Mapping) else None
     if not isinstance(vertebrae, list) or not vertebrae:
         raise ReportContentError("report vertebrae: expected a non-empty list of vertebrae")
@@ -177,6 +183,10 @@ def build_measurement_report(
         instance_number=instance_number,
         manufacturer=MANUFACTURER,
         is_complete=True,
+        is_final=verified_by is not None,
+        is_verified=verified_by is not None,
+        verifying_observer_name=verified_by,
+        verifying_organization=verifying_organization if verified_by is not None else None,
         series_description="SpineWatch vertebra measurements",
     )
     sr.CodingSchemeIdentificationSequence = [_private_scheme()]

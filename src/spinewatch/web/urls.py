@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/", include("spinewatch.web.api.urls")),
     path("", include("spinewatch.web.pages.urls")),
     path("scans/", include("spinewatch.web.scans.urls")),
+    path("scans/", include("spinewatch.web.viewer.urls")),
     path("worklists/", include("spinewatch.web.worklists.urls")),
     path("cohort/", include("spinewatch.web.cohort.urls")),
     path("portal/", include("spinewatch.web.portal.urls")),

@@ -11,6 +11,7 @@ urlpatterns = [
     path("scans/", include("spinewatch.web.scans.urls")),
     path("scans/", include("spinewatch.web.viewer.urls")),
     path("worklists/", include("spinewatch.web.worklists.urls")),
+    path("pacs/", include("spinewatch.web.pacs.urls")),
     path("cohort/", include("spinewatch.web.cohort.urls")),
     path("portal/", include("spinewatch.web.portal.urls")),
     path("accounts/", include("spinewatch.accounts.urls")),

@@ -51,4 +51,7 @@ def level_check_worklist() -> dict[str, Any]:
         .select_related("patient", "patient__identity")
         .order_by("study_date", "pk")[:200]
     )
-    return {"studies": studies}
+    from spinewatch.registry.models import ReceivedStudy
+
+    unmatched = ReceivedStudy.objects.filter(status="unmatched").count()
+    return {"studies": studies, "unmatched": unmatched}

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import highdicom as hd
+import numpy as np
 import pytest
 from django.test import Client
 from test_scans_support import SMALL_SPEC, make_patient, make_user
@@ -93,6 +94,14 @@ def test_unmatched_study_is_listed_and_assigned_then_analysed(dicom_study, setti
     study.refresh_from_db()
     assert [v["level"] for v in study.report["vertebrae"]] == ["T12", "L1", "L2"]
     assert study.findings.get(level="L1").genant_grade >= 1  # the phantom's wedge fracture
+    # the viewer reads the stored DICOM series (not a NIfTI upload) and the SEG-made labels
+    import gzip
+
+    import nibabel as nib
+
+    body = b"".join(clinician.get(f"/scans/{study.pk}/viewer/labels.nii.gz").streaming_content)
+    labels = nib.Nifti1Image.from_bytes(gzip.decompress(body))
+    assert {int(v) for v in np.unique(np.asarray(labels.dataobj))} == {0, 19, 20, 21}  # VerSe
 
 
 def test_dismiss_needs_a_reason_and_researchers_see_nothing(dicom_study):
@@ -125,3 +134,22 @@ def test_a_study_sent_twice_is_merged_before_analysis_and_refused_after(dicom_st
     assert len(study_files(second.storage_dir)) == len(dicom_study)
     with pytest.raises(AlreadyReceivedError, match="received before"):
         _receive(dicom_study)
+
+
+def test_pacs_import_of_a_folder(dicom_study, tmp_path, capsys):
+    import shutil
+
+    from spinewatch.cli import main
+
+    make_patient("SW-9300", "H-LOST")
+    folder = tmp_path / "cd"
+    folder.mkdir()
+    for path in dicom_study:
+        shutil.copy(path, folder / f"{path.parent.name}-{path.name}")
+    (folder / "README.TXT").write_text("not DICOM")
+    assert main(["pacs", "import", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "analysis queued (scan " in out
+    assert main(["pacs", "import", str(folder)]) == 2  # the same study again: refused
+    assert "received before" in capsys.readouterr().out
+    assert main(["pacs", "import", str(tmp_path / "nowhere")]) == 2

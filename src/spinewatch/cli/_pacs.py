@@ -9,8 +9,9 @@ Contract (used by acceptance checks; extend it, do not change it):
 - ``spinewatch pacs push SCAN_ID``: SR + SEG (+ the picture) into the same study in the PACS.
 - ``spinewatch pacs poll``: one pass of the watch for patients whose scan is due.
 
-Also ``pacs unmatched`` (the reconciliation list) and ``pacs assign STUDY_UID --patient
-STUDY_ID [--labels LABELS]`` (reconcile: a person says whose study it is; analysis queued).
+Also ``pacs unmatched`` (the reconciliation list), ``pacs assign STUDY_UID --patient
+STUDY_ID [--labels LABELS]`` (reconcile: a person says whose study it is; analysis queued) and
+``pacs import DIR`` (the DICOM files of a folder received as if sent by C-STORE).
 The PACS is ``SPINEWATCH_DICOMWEB_URL`` (see ``spinewatch.web._pacs_settings``).
 """
 
@@ -55,6 +56,11 @@ def add_parser(subparsers: Any) -> None:
     assign.add_argument("--labels", type=Path, help="vertebra label map (NIfTI) of the CT")
     assign.add_argument("--convention", choices=_CONVENTIONS, default="auto")
     assign.set_defaults(run=run)
+    importer = sub.add_parser(
+        "import", help="receive the DICOM files of a folder (a CD, a kept C-STORE) as if sent"
+    )
+    importer.add_argument("folder", type=Path, metavar="DIR")
+    importer.set_defaults(run=run)
 
 
 def _patient(study_id: str) -> Any:
@@ -186,6 +192,33 @@ def _assign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import(args: argparse.Namespace) -> int:
+    from collections import defaultdict
+
+    from spinewatch.core.errors import InputError
+    from spinewatch.pacs.receive import read_dicom_headers, receive_study
+
+    if not args.folder.is_dir():
+        raise InputError(f"DIR {args.folder}: not a folder")
+    files = sorted(p for p in args.folder.rglob("*") if p.is_file())
+    by_study: dict[str, list[Path]] = defaultdict(list)
+    for path, ds in read_dicom_headers(files):
+        by_study[str(ds.get("StudyInstanceUID", ""))].append(path)
+    if not by_study:
+        raise InputError(f"DIR {args.folder}: no DICOM file found")
+    failed = 0
+    for study_uid, paths in sorted(by_study.items()):
+        try:
+            result = receive_study(paths, via="c_store", calling_ae="IMPORT")
+        except InputError as exc:
+            failed += 1
+            print(f"study {study_uid}: not taken: {exc}")
+            continue
+        scan = f" (scan {result.study.imaging_study_id})" if result.study.imaging_study_id else ""
+        print(f"study {study_uid}: {result.study.message}{scan}")
+    return 2 if failed == len(by_study) else 0
+
+
 def run(args: argparse.Namespace) -> int:
     import logging
 
@@ -200,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
         "poll": _poll,
         "unmatched": _unmatched,
         "assign": _assign,
+        "import": _import,
     }[args.pacs_command]
     import getpass
 

@@ -29,6 +29,7 @@ from spinewatch.core.genant import (
     reference_height_mm,
 )
 from spinewatch.core.leakage import CementLeakage, LeakageError, LeakageSite, LeakageType
+from spinewatch.core.level_check import VARIANTS, LevelCheckError, renamed_levels
 from spinewatch.core.levels import (
     ALL_LEVELS,
     STANDARD_LEVELS,
@@ -76,6 +77,7 @@ __all__ = [
     "ALL_LEVELS",
     "DEFAULT_PROTOCOL",
     "STANDARD_LEVELS",
+    "VARIANTS",
     "AblationModality",
     "Anaesthesia",
     "Approach",
@@ -99,6 +101,7 @@ __all__ = [
     "LeakageError",
     "LeakageSite",
     "LeakageType",
+    "LevelCheckError",
     "LevelError",
     "PainScore",
     "PainScoreError",
@@ -132,6 +135,7 @@ __all__ = [
     "pain_change",
     "parse_level",
     "reference_height_mm",
+    "renamed_levels",
     "sins_collapse_from",
     "totalsegmentator_name",
     "validate_procedure",

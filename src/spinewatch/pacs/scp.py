@@ -9,7 +9,10 @@ AE title.
 Each association's instances are written to a staging folder (``DATA_DIR/tmp/scp-<id>``). When
 the association is **released**, the instances are handed, study by study, to
 :func:`~.receive.receive_study` (matched, stored, analysed); an **aborted** association's
-instances are discarded -- nothing half-received is kept. Errors are logged per study.
+instances are discarded -- nothing half-received is kept. A study refused for its content (no CT
+series, already analysed) is logged and dropped; one that fails for another reason (database or
+disk trouble) is moved to ``DATA_DIR/dicom-retry/`` and the log says how to import it again
+(``spinewatch pacs import DIR``), since the sender was already told it was stored.
 """
 
 from __future__ import annotations
@@ -169,4 +172,24 @@ class StorageSCP:
             except InputError as exc:
                 logger.error("C-STORE from %s: study %s not taken: %s", calling, study_uid, exc)
             except Exception:
-                logger.exception("C-STORE from %s: study %s failed", calling, study_uid)
+                kept = _keep_for_retry(paths, study_uid)
+                logger.exception(
+                    "C-STORE from %s: study %s failed (database or disk?); its %d instances are "
+                    "kept in %s -- import them with `spinewatch pacs import %s`",
+                    calling,
+                    study_uid,
+                    len(paths),
+                    kept,
+                    kept,
+                )
+
+
+def _keep_for_retry(paths: list[Path], study_uid: str) -> Path:
+    """Move a study's received files to ``DATA_DIR/dicom-retry/<study>-<n>/`` (not lost)."""
+    root = Path(settings.DATA_DIR) / "dicom-retry"
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    safe = "".join(c for c in study_uid if c.isdigit() or c == ".")[:64] or "unknown"
+    target = Path(tempfile.mkdtemp(prefix=f"{safe}-", dir=root))
+    for path in paths:
+        shutil.move(str(path), target / path.name)
+    return target

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from spinewatch.core.errors import InputError
 from spinewatch.registry.models import ImagingStudy
 from spinewatch.web.scans.models import AnalysisJob, JobStatus
 from spinewatch.web.scans.uploads import upload_dir
@@ -38,7 +39,11 @@ def latest_done_job(study: ImagingStudy) -> AnalysisJob | None:
     for job in AnalysisJob.objects.filter(study=study, status=JobStatus.DONE).order_by(
         "-finished_at", "-id"
     )[:5]:
-        if (upload_dir(job.upload_dir) / job.labels_file).is_file() and job.ct_file:
+        try:
+            folder = upload_dir(job.upload_dir)
+        except InputError:  # a job row without a real upload folder (imported, damaged)
+            continue
+        if job.ct_file and (folder / job.labels_file).is_file() and (folder / job.ct_file).exists():
             return job
     return None
 

@@ -134,6 +134,25 @@ def test_round_trip_storescu_pull_analysis_push_sr_and_seg_in_the_same_study(
     assert "=SegmentationStorage" in dcm and "[23215003]" in dcm
     received.refresh_from_db()
     assert received.pushed_at is not None and len(received.pushed[0]["objects"]) == 3
+    assert sr.VerificationFlag == "UNVERIFIED" and sr.PreliminaryFlag == "PRELIMINARY"
+
+    # the radiologist confirms the levels: the next push is final and verified by them
+    from django.contrib.auth import get_user_model
+
+    from spinewatch.registry import services
+
+    radiologist = get_user_model().objects.create_user(
+        username="rad", first_name="Rita", last_name="Ray"
+    )
+    services.confirm_levels(study=study, checked_by=radiologist)
+    assert main(["pacs", "push", str(scan_id)]) == 0
+    assert "final, verified" in capsys.readouterr().out
+    srs = [s for s in orthanc.series_of(series.study_uid) if s["00080060"]["Value"][0] == "SR"]
+    assert len(srs) == 2
+    verified = [client.retrieve_series(series.study_uid, s["0020000E"]["Value"][0])[0] for s in srs]
+    final = [ds for ds in verified if ds.VerificationFlag == "VERIFIED"]
+    assert len(final) == 1 and final[0].PreliminaryFlag == "FINAL"
+    assert str(final[0].VerifyingObserverSequence[0].VerifyingObserverName) == "Ray^Rita"
 
 
 def test_pull_with_a_vertebra_seg_in_the_study_needs_no_label_file(

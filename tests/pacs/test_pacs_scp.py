@@ -187,23 +187,23 @@ def test_an_aborted_association_keeps_nothing(scp, shared_file, tmp_path):
     assert not ReceivedStudy.objects.exists()
 
 
-def test_dicom_listen_command_answers_echo_and_stops(tmp_path):
+@pytest.mark.parametrize("command", ["dicom-listen", "serve"])
+def test_dicom_listen_and_serve_dicom_answer_echo_and_stop(tmp_path, command):
+    """``spinewatch dicom-listen`` and ``spinewatch serve --dicom`` (the SCP as its child)."""
     port = free_port()
     env = dict(os.environ)
-    for name in ("DATABASE_URL", "SPINEWATCH_DEBUG"):
+    for name in ("DATABASE_URL", "SPINEWATCH_DEBUG", "SPINEWATCH_SECRET_KEY"):
         env.pop(name, None)
     env["SPINEWATCH_DATA_DIR"] = str(tmp_path / "data")
+    env["SPINEWATCH_DICOM_AE_TITLE"] = "SWLISTEN"
+    env["SPINEWATCH_DICOM_PORT"] = str(port)
+    args = (
+        ["dicom-listen"]
+        if command == "dicom-listen"
+        else ["serve", "--port", str(free_port()), "--workers", "1", "--no-worker", "--dicom"]
+    )
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spinewatch.cli",
-            "dicom-listen",
-            "--port",
-            str(port),
-            "--ae-title",
-            "SWLISTEN",
-        ],
+        [sys.executable, "-m", "spinewatch.cli", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

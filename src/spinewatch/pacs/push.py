@@ -88,8 +88,12 @@ def build_result_objects(study: ImagingStudy) -> tuple[list[Any], bool]:
     verified_by = None
     if confirmed and check is not None:
         who = check.checked_by
-        name = (who.get_full_name() or who.username) if who is not None else "SpineWatch user"
-        verified_by = name.replace(" ", "^", 1) if "^" not in name else name
+        if who is None:
+            verified_by = "SpineWatch user"
+        elif who.last_name:
+            verified_by = f"{who.last_name}^{who.first_name}"  # DICOM PN: Family^Given
+        else:
+            verified_by = who.username
     sr = build_measurement_report(report, headers, series_uid=hd.UID(), verified_by=verified_by)
     objects: list[Any] = [sr]
     seg_series = hd.UID()

@@ -18,6 +18,11 @@ from typing import Any
 import highdicom as hd
 from django.db import transaction
 from django.utils import timezone
+from pydicom.uid import (
+    Comprehensive3DSRStorage,
+    SecondaryCaptureImageStorage,
+    SegmentationStorage,
+)
 
 from spinewatch.pacs.dicomweb import PacsClient
 from spinewatch.pacs.errors import PacsError, StudyNotFoundError
@@ -116,9 +121,9 @@ def build_result_objects(study: ImagingStudy) -> tuple[list[Any], bool]:
 
 
 _KINDS = {
-    "1.2.840.10008.5.1.4.1.1.88.34": "SR",
-    "1.2.840.10008.5.1.4.1.1.66.4": "SEG",
-    "1.2.840.10008.5.1.4.1.1.7": "SC",
+    Comprehensive3DSRStorage: "SR",
+    SegmentationStorage: "SEG",
+    SecondaryCaptureImageStorage: "SC",
 }
 
 

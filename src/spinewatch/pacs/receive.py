@@ -22,12 +22,13 @@ Any error undoes the database writes (one transaction) and removes the files thi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DICOM_DIR = "dicom"
+_LABEL_FILES = ("labels.nii.gz", "labels.nii")
 NO_LABELS = (
     "no vertebra label map: send a vertebra SEG of the chosen series into the study (e.g. from "
     "the segmentation node), or pull again with --labels"
@@ -106,9 +108,9 @@ def _date(value: object) -> dt.date | None:
         return None
 
 
-def _place(headers: list[tuple[Path, Dataset]], storage: Path) -> list[Path]:
-    """Move the files into ``storage/dicom/<series>/<sop>.dcm``; returns the paths added."""
-    added = []
+def _place(headers: list[tuple[Path, Dataset]], storage: Path, added: list[Path]) -> None:
+    """Copy the files into ``storage/dicom/<series>/<sop>.dcm``, listing each in ``added`` as
+    soon as it is written (so a failure half-way can be undone)."""
     for path, ds in headers:
         target = (
             storage
@@ -119,10 +121,9 @@ def _place(headers: list[tuple[Path, Dataset]], storage: Path) -> list[Path]:
         if target.exists():
             continue  # the same instance sent again
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        added.append(target)
         shutil.copyfile(path, target)
         os.chmod(target, 0o600)
-        added.append(target)
-    return added
 
 
 def _references_series(seg: Dataset, series_uid: str) -> bool:
@@ -221,20 +222,21 @@ def receive_study(
         storage.mkdir(mode=0o700)
     added: list[Path] = []
     try:
-        added = _place(headers, storage)
-        return _register(
-            existing,
-            dir_name,
-            storage,
-            first,
-            via=via,
-            calling_ae=calling_ae,
-            labels=labels,
-            convention=convention,
-            expect_patient=expect_patient,
-            requested_by=requested_by,
-            extra_series=extra_series,
-        )
+        _place(headers, storage, added)
+        with _label_files_undone(storage):
+            return _register(
+                existing,
+                dir_name,
+                storage,
+                first,
+                via=via,
+                calling_ae=calling_ae,
+                labels=labels,
+                convention=convention,
+                expect_patient=expect_patient,
+                requested_by=requested_by,
+                extra_series=extra_series,
+            )
     except BaseException:
         if new_dir:
             shutil.rmtree(storage, ignore_errors=True)
@@ -283,7 +285,6 @@ def _register(
         found = _labels_from_study_seg(storage, all_headers, choice.uid)
         if found is not None:
             convention = "verse"
-    study_date = _date(first.get("StudyDate")) or timezone.localdate()
     fields: dict[str, Any] = {
         "series": [s.to_json() for s in summaries],
         "chosen_series_uid": choice.uid,
@@ -297,45 +298,84 @@ def _register(
         elif found is None:
             status, message = ReceivedStatus.MATCHED, f"{match.reason}; {NO_LABELS}"
         else:
-            imaging = services.add_imaging_study(
-                patient=match.patient,
-                study_date=min(study_date, timezone.localdate()),
-                study_instance_uid=study_uid,
-                series_instance_uid=choice.uid,
-                description=str(first.get("StudyDescription", "") or "")[:200],
+            imaging, job_id = _queue(
+                match.patient, first, choice.uid, dir_name, found, convention, requested_by
             )
-            job = jobs.enqueue_analysis(
-                study_id=imaging.pk,
-                upload=StoredUpload(
-                    dir_name, DICOM_DIR, found[0], f"DICOM series {choice.uid}", found[1]
-                ),
-                convention=convention,
-                series_uid=choice.uid,
-                requested_by=requested_by,
-            )
-            job_id = job.pk
             fields["imaging_study"] = imaging
             status, message = ReceivedStatus.QUEUED, f"{match.reason}; analysis queued"
         fields.update(status=status.value, message=message, patient=match.patient)
-        if existing is None:
-            row = services.record_received_study(
-                study_instance_uid=study_uid,
-                dicom_patient_id=pid,
-                issuer_of_patient_id=issuer,
-                dicom_patient_name=str(first.get("PatientName", "") or ""),
-                study_date=_date(first.get("StudyDate")),
-                study_description=str(first.get("StudyDescription", "") or ""),
-                accession_number=str(first.get("AccessionNumber", "") or ""),
-                received_via=via,
-                calling_ae_title=calling_ae,
-                **fields,
-            )
-        else:
-            row = services.update_received_study(
-                received=existing, expected_version=existing.version, changes=fields
-            )
+        row = _save_row(existing, first, fields, via=via, calling_ae=calling_ae)
     logger.info("received study %s via %s: %s", study_uid, via, message)
     return Received(row, job_id)
+
+
+def _queue(
+    patient: Patient,
+    first: Dataset,
+    series_uid: str,
+    dir_name: str,
+    labels: tuple[str, str],
+    convention: str,
+    requested_by: object,
+) -> tuple[Any, int]:
+    """Register the imaging study and queue its analysis (inside the caller's transaction)."""
+    today = timezone.localdate()
+    imaging = services.add_imaging_study(
+        patient=patient,
+        study_date=min(_date(first.get("StudyDate")) or today, today),
+        study_instance_uid=str(first.StudyInstanceUID),
+        series_instance_uid=series_uid,
+        description=str(first.get("StudyDescription", "") or "")[:200],
+    )
+    job = jobs.enqueue_analysis(
+        study_id=imaging.pk,
+        upload=StoredUpload(
+            dir_name, DICOM_DIR, labels[0], f"DICOM series {series_uid}", labels[1]
+        ),
+        convention=convention,
+        series_uid=series_uid,
+        requested_by=requested_by,
+    )
+    return imaging, job.pk
+
+
+def _save_row(
+    existing: ReceivedStudy | None,
+    first: Dataset,
+    fields: dict[str, Any],
+    *,
+    via: str,
+    calling_ae: str,
+) -> ReceivedStudy:
+    if existing is not None:
+        return services.update_received_study(
+            received=existing, expected_version=existing.version, changes=fields
+        )
+    return services.record_received_study(
+        study_instance_uid=str(first.StudyInstanceUID),
+        dicom_patient_id=str(first.get("PatientID", "") or ""),
+        issuer_of_patient_id=str(first.get("IssuerOfPatientID", "") or ""),
+        dicom_patient_name=str(first.get("PatientName", "") or ""),
+        study_date=_date(first.get("StudyDate")),
+        study_description=str(first.get("StudyDescription", "") or ""),
+        accession_number=str(first.get("AccessionNumber", "") or ""),
+        received_via=via,
+        calling_ae_title=calling_ae,
+        **fields,
+    )
+
+
+@contextlib.contextmanager
+def _label_files_undone(storage: Path) -> Iterator[None]:
+    """Remove the label files written inside the block when it fails."""
+    before = {n for n in _LABEL_FILES if (storage / n).exists()}
+    try:
+        yield
+    except BaseException:
+        for name in _LABEL_FILES:
+            if name not in before:
+                (storage / name).unlink(missing_ok=True)
+        raise
 
 
 def analyse_received_study(
@@ -362,8 +402,7 @@ def analyse_received_study(
     if not headers:
         raise PacsError(f"study {received.study_instance_uid}: its stored files are missing")
     storage = upload_dir(received.storage_dir)
-    added: list[Path] = []
-    try:
+    with _label_files_undone(storage):
         return _register(
             received,
             received.storage_dir,
@@ -377,10 +416,3 @@ def analyse_received_study(
             requested_by=requested_by,
             extra_series=[],
         )
-    except BaseException:
-        for path in added:
-            path.unlink(missing_ok=True)
-        for name in ("labels.nii.gz", "labels.nii"):
-            if labels is not None:
-                (storage / name).unlink(missing_ok=True)
-        raise

@@ -20,7 +20,7 @@ from pydicom.uid import MRImageStorage
 from _dicom_support import EXAMPLE_DICOM, EXAMPLE_LABELS, example_series_with_uids
 from spinewatch.cli import main
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.pacs, pytest.mark.slow]
 
 HN = "H-9001"
 

@@ -22,7 +22,7 @@ from pydicom.uid import MRImageStorage
 
 from _dicom_support import EXAMPLE_DICOM, EXAMPLE_LABELS, example_series_with_uids
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.pacs, pytest.mark.slow]
 
 HN = "H-7001"
 

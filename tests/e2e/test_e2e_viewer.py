@@ -146,3 +146,55 @@ def test_level_check_confirm_and_shift_in_the_browser(
     page.goto("/worklists/")
     for scan in (prior, current):
         expect(page.locator(f'#level-checks a[href="/scans/{scan}/levels/"]')).to_have_count(0)
+
+
+def _free_patient(server: E2EServer) -> str:
+    """A demo patient no other e2e test works on (see ``E2EServer.patient_for``)."""
+    taken = {server.patient_for(p).study_id for p in ("portal", "upload", "search", "procedure")}
+    taken |= {p.study_id for p in server.patients if p.imaging_studies}
+    return next(p.study_id for p in reversed(server.patients) if p.study_id not in taken)
+
+
+@pytest.mark.shared_data
+def test_real_ct_uploaded_as_dicom_zip_in_the_viewer(
+    e2e_server: E2EServer,
+    staff_page: Page,
+    shot: Callable[[Page, str], Path],
+    shared_file: Callable[[str], Path],
+    tmp_path: Path,
+) -> None:
+    """The real Siemens series (JPEG 2000) with its TotalSegmentator map, through the upload
+    form, analysed by the server, shown in the viewer; a click on T12 moves to its body."""
+    import zipfile
+
+    source = shared_file("ct/totalseg-example/dicom")
+    archive = tmp_path / "example-ct.zip"
+    with zipfile.ZipFile(archive, "w") as out:
+        for path in sorted(source.iterdir()):
+            out.write(path, path.name)
+    page = staff_page
+    sign_in(page, e2e_server, "clinician")
+    page.goto(f"/scans/upload/?patient={_free_patient(e2e_server)}")
+    page.get_by_label(re.compile(r"^\s*CT\s*\*?\s*$")).set_input_files(archive)
+    page.get_by_label("Vertebra label map").set_input_files(
+        shared_file("ct/totalseg-example/example_seg_dicom.nii.gz")
+    )
+    page.get_by_label("Study date").fill(e2e_server.today().isoformat())
+    page.get_by_role("button", name="Upload and analyse").click()
+    expect(page).to_have_url(re.compile(r"/scans/\d+/$"))
+    expect(page.locator(".levels-table")).to_be_visible(timeout=ANALYSIS_WAIT_MS)
+    page.get_by_role("link", name="Open the CT viewer").click()
+    viewer = page.locator("#sw-viewer")
+    expect(viewer).to_have_attribute("data-state", "ready", timeout=VIEWER_READY_MS)
+    jump = page.locator('.level-jump[data-level="T12"]')
+    target = [float(jump.get_attribute(f"data-{axis}")) for axis in "xyz"]
+    jump.click()
+    expect(viewer).to_have_attribute("data-level", "T12")
+    page.wait_for_function("document.getElementById('sw-viewer').dataset.crosshairMm")
+    at = [float(v) for v in viewer.get_attribute("data-crosshair-mm").split(",")]
+    assert max(abs(a - t) for a, t in zip(at, target, strict=True)) < 2.5, (at, target)
+    expect(page.locator("#sw-viewer-status")).to_contain_text("HU")
+    time.sleep(0.5)
+    rgb = _canvas_rgb(page)
+    assert rgb.mean() > 10 and rgb.std() > 10  # real anatomy drawn, not a flat canvas
+    shot(page, "viewer-real-ct-T12")

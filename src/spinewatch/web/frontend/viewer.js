@@ -54,6 +54,10 @@ async function boot() {
     isColorbar: false,
     dragAndDropEnabled: false,
     loadingText: "Loading the CT…",
+    // the reading-room conventions: patient's left on the screen's right (axial, coronal),
+    // anterior to the left in the sagittal view
+    isRadiologicalConvention: true,
+    sagittalNoseLeft: true,
   });
   window.spinewatchViewer = { nv, ready: false };
   try {

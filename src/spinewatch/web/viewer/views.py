@@ -77,10 +77,14 @@ def _levels(study: ImagingStudy) -> list[dict[str, Any]]:
     return rows
 
 
-def _label_colours(study: ImagingStudy) -> list[dict[str, Any]]:
-    """Label value -> level and colour (TotalSegmentator's SNOMED mapping colours)."""
-    from spinewatch.imaging.dicom_export import level_code
+#: Overlay colours of the vertebrae in the viewer, alternating down the spine so neighbours
+#: differ (TotalSegmentator's own colours -- kept in the SEG objects -- are too dark over bone);
+#: no red, which marks the lytic lesions.
+VERTEBRA_PALETTE = ((255, 215, 0), (0, 190, 255), (140, 240, 80), (190, 120, 255), (0, 230, 190))
 
+
+def _label_colours(study: ImagingStudy) -> list[dict[str, Any]]:
+    """Label value -> level and overlay colour, for the vertebrae of the report."""
     scan = (study.report or {}).get("scan") or {}
     convention = str(scan.get("labels_convention") or "")
     out = []
@@ -91,7 +95,8 @@ def _label_colours(study: ImagingStudy) -> list[dict[str, Any]]:
         level = level_for_label(value, convention)
         if level is None:
             continue
-        out.append({"value": value, "level": str(level), "rgb": list(level_code(level).rgb)})
+        rgb = VERTEBRA_PALETTE[level.rank % len(VERTEBRA_PALETTE)]
+        out.append({"value": value, "level": str(level), "rgb": list(rgb)})
     return out
 
 

@@ -5,7 +5,8 @@ DICOM series or a NIfTI file -- and the label map it was analysed with, relabell
 shift), all on the CT's grid so NiiVue overlays them voxel for voxel:
 
 - ``ct``: int16 HU (the scanner's values; float32 when they are not whole numbers);
-- ``labels``: the vertebra label map aligned to the CT;
+- ``labels``: the vertebra label map aligned to the CT (other structures of a segmenter's map,
+  organs and ribs, left out);
 - ``lesions``: :func:`~spinewatch.imaging.lesion_map.lytic_lesion_map` (vertebra label values at
   lesion voxels).
 
@@ -72,10 +73,21 @@ def _build(job: AnalysisJob, convention: str) -> None:
     ct = load_ct(directory / job.ct_file, series_uid=job.series_uid or None)
     labels = align_labels(load_labels(directory / job.labels_file), ct.grid)
     lesions = lytic_lesion_map(ct, labels, convention=convention)
-    _save(labels.labels, ct.grid.affine, _path(job, "labels"))
+    _save(_vertebrae_only(labels.labels, convention), ct.grid.affine, _path(job, "labels"))
     _save(lesions, ct.grid.affine, _path(job, "lesions"))
     _save(ct.hu, ct.grid.affine, _path(job, "ct"))  # last: its presence means "all built"
     logger.info("viewer volumes of job %s built", job.pk)
+
+
+def _vertebrae_only(labels: Any, convention: str) -> Any:
+    """The label map without organs, ribs and the sacrum: the overlay shows the vertebrae."""
+    import numpy as np
+
+    from spinewatch.core.conventions import level_for_label
+
+    values = [int(v) for v in np.unique(labels) if v != 0]
+    keep = [v for v in values if level_for_label(v, convention) is not None]
+    return np.where(np.isin(labels, keep), labels, 0).astype(labels.dtype)
 
 
 def viewer_volume(study: ImagingStudy, kind: str) -> Path | None:

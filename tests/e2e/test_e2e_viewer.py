@@ -114,6 +114,8 @@ def test_level_check_confirm_and_shift_in_the_browser(
     section = page.locator("#level-checks")
     for scan in (prior, current):  # other tests may add scans of their own to the list
         expect(section.locator(f'a[href="/scans/{scan}/levels/"]')).to_have_count(1)
+    section.scroll_into_view_if_needed()
+    shot(page, "worklist-level-checks")
 
     # the current scan: the labels are right
     page.goto(f"/scans/{current}/levels/")

@@ -28,6 +28,8 @@ _COMMANDS: tuple[str, ...] = (
     "_token",
     "_serve",
     "_worker",
+    "_pacs",
+    "_dicom_listen",
     "_audit",
 )
 

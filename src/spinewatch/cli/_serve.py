@@ -4,7 +4,8 @@ Steps: make sure a real secret key exists (``SPINEWATCH_SECRET_KEY`` or, outside
 kept in ``SPINEWATCH_DATA_DIR/secret_key``, created once with mode 0600); apply migrations;
 collect static files into ``STATIC_ROOT`` (under the data directory; WhiteNoise serves them);
 then start the scan-analysis worker (``spinewatch worker``, a child process; ``--no-worker`` when
-workers run elsewhere) and run gunicorn (sync workers) on the Django WSGI application until
+workers run elsewhere) and, with ``--dicom``, the DICOM storage SCP (``spinewatch
+dicom-listen``), and run gunicorn (sync workers) on the Django WSGI application until
 SIGINT/SIGTERM; the worker is stopped on the way out (SIGTERM, then SIGKILL after 20 s: its job
 goes back to the queue either way).
 """
@@ -67,14 +68,19 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="do not start the scan-analysis worker (run `spinewatch worker` elsewhere)",
     )
+    parser.add_argument(
+        "--dicom",
+        action="store_true",
+        help="also run the DICOM storage SCP (spinewatch dicom-listen, SPINEWATCH_DICOM_*)",
+    )
     parser.set_defaults(run=run)
 
 
-def _start_worker() -> Any:
+def _start_worker(command: str = "worker") -> Any:
     import subprocess
     import sys
 
-    return subprocess.Popen([sys.executable, "-m", "spinewatch.cli", "worker"])
+    return subprocess.Popen([sys.executable, "-m", "spinewatch.cli", command])
 
 
 def _stop_worker(process: Any) -> None:
@@ -144,8 +150,10 @@ def run(args: argparse.Namespace) -> int:
             return application
 
     worker = None if getattr(args, "no_worker", False) else _start_worker()
+    listener = _start_worker("dicom-listen") if getattr(args, "dicom", False) else None
     try:
         SpineWatchServer().run()
     finally:
+        _stop_worker(listener)
         _stop_worker(worker)
     return 0

@@ -46,6 +46,7 @@ from spinewatch.core.genant import (
     reference_height_mm,
 )
 from spinewatch.core.leakage import CementLeakage, LeakageError, LeakageSite, LeakageType
+from spinewatch.core.level_check import VARIANTS, LevelCheckError, renamed_levels
 from spinewatch.core.levels import (
     ALL_LEVELS,
     STANDARD_LEVELS,
@@ -102,6 +103,7 @@ __all__ = [
     "DEFAULT_PROTOCOL",
     "MRI_NOT_ASSESSED",
     "STANDARD_LEVELS",
+    "VARIANTS",
     "AblationModality",
     "Acquisition",
     "AcquisitionError",
@@ -128,6 +130,7 @@ __all__ = [
     "LeakageError",
     "LeakageSite",
     "LeakageType",
+    "LevelCheckError",
     "LevelError",
     "LevelShape",
     "Modality",
@@ -176,6 +179,7 @@ __all__ = [
     "posterior_scale",
     "posterior_step",
     "reference_height_mm",
+    "renamed_levels",
     "sins_collapse_from",
     "subregion_refusal",
     "totalsegmentator_name",

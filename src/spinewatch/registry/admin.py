@@ -286,3 +286,24 @@ class SurveillancePlanAdmin(ReadOnlyAdmin):
     search_fields = ("patient__study_id",)
     date_hierarchy = "next_scan_due"
     ordering = ("next_scan_due",)
+
+
+@admin.register(m.ReceivedStudy)
+class ReceivedStudyAdmin(ReadOnlyAdmin):
+    list_display = (
+        "study_instance_uid",
+        "dicom_patient_id",
+        "study_date",
+        "received_via",
+        "status",
+        "patient",
+        "received_at",
+    )
+    list_filter = ("status", "received_via")
+    search_fields = ("study_instance_uid", "dicom_patient_id", "accession_number")
+
+
+@admin.register(m.LevelCheck)
+class LevelCheckAdmin(ReadOnlyAdmin):
+    list_display = ("study", "outcome", "shift", "variant", "pending", "checked_by", "checked_at")
+    list_filter = ("outcome", "pending")

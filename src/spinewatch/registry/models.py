@@ -47,9 +47,11 @@ __all__ = [
     "Diagnosis",
     "FollowUp",
     "ImagingStudy",
+    "LevelCheck",
     "Patient",
     "PatientIdentity",
     "Procedure",
+    "ReceivedStudy",
     "SurveillancePlan",
     "TreatedLevel",
     "VertebraFinding",
@@ -509,3 +511,6 @@ class SurveillancePlan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.patient}: every {self.interval_days} days, next {self.next_scan_due}"
+
+
+from spinewatch.registry.models_pacs import LevelCheck, ReceivedStudy  # noqa: E402

@@ -118,4 +118,5 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
 
+from spinewatch.web._pacs_settings import *  # noqa: E402,F403
 from spinewatch.web._security_settings import *  # noqa: E402,F403

@@ -27,6 +27,18 @@ from spinewatch.registry.services.imaging import (
     set_finding_decision,
     store_analysis,
 )
+from spinewatch.registry.services.level_check import (
+    confirm_levels,
+    finish_level_shift,
+    plan_level_shift,
+    record_level_shift,
+)
+from spinewatch.registry.services.pacs import (
+    assign_received_study,
+    dismiss_received_study,
+    record_received_study,
+    update_received_study,
+)
 from spinewatch.registry.services.patients import (
     IdentityData,
     add_diagnosis,
@@ -64,20 +76,28 @@ __all__ = [
     "StaleEditError",
     "add_diagnosis",
     "add_imaging_study",
+    "assign_received_study",
     "cohort_frame",
+    "confirm_levels",
     "create_patient",
     "default_interval_days",
+    "dismiss_received_study",
     "find_follow_up",
     "findings_from_report",
+    "finish_level_shift",
     "import_cohort",
     "next_study_id",
+    "plan_level_shift",
     "procedure_protocol",
     "record_follow_up",
+    "record_level_shift",
     "record_procedure",
+    "record_received_study",
     "set_finding_decision",
     "set_surveillance_plan",
     "store_analysis",
     "update_patient",
     "update_patient_identity",
     "update_procedure",
+    "update_received_study",
 ]

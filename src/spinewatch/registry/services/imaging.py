@@ -288,13 +288,18 @@ def add_imaging_study(
 
 
 def store_analysis(
-    *, study: m.ImagingStudy | int, expected_version: int, report: Mapping[str, Any]
+    *,
+    study: m.ImagingStudy | int,
+    expected_version: int,
+    report: Mapping[str, Any],
+    renamed: Mapping[str, str] | None = None,
 ) -> m.ImagingStudy:
     """Store a (re-)analysis: the report replaces the old one and its findings, all or nothing.
 
     Decisions (and notes) made on the previous findings are kept for the levels still present.
     The study's modality follows the report's ``scan.modality`` (what the analysis read from the
-    file) when the report records it.
+    file) when the report records it. ``renamed`` (old level -> new level, after a level check
+    shifted the labels) makes a decision follow its vertebra to the vertebra's new name.
     """
     rows = findings_from_report(report)
     modality = _report_modality(report)
@@ -313,7 +318,8 @@ def store_analysis(
         )
         keep = {}
         for old in row.findings.all():
-            keep[old.level] = (old.decision, old.decision_note)
+            level = (renamed or {}).get(old.level, old.level)
+            keep[level] = (old.decision, old.decision_note)
             deleted(old)
         _write_findings(row, rows, keep)
         return row

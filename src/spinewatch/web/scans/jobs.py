@@ -200,13 +200,15 @@ def rerun_analysis(*, study_id: int, requested_by: object = None) -> AnalysisJob
     )
 
 
-def claim_next(*, worker: str) -> AnalysisJob | None:
-    """Take the oldest queued job for ``worker`` (race-free, see the module doc); None if none."""
-    candidates = list(
-        AnalysisJob.objects.filter(status=JobStatus.QUEUED)
-        .order_by("created_at", "id")
-        .values_list("pk", flat=True)[:20]
-    )
+def claim_next(*, worker: str, job_id: int | None = None) -> AnalysisJob | None:
+    """Take the oldest queued job for ``worker`` (race-free, see the module doc); None if none.
+
+    ``job_id``: take that job only (a command that waits for its own job and finds no worker
+    running claims it itself; whoever claims first runs it)."""
+    queued = AnalysisJob.objects.filter(status=JobStatus.QUEUED)
+    if job_id is not None:
+        queued = queued.filter(pk=job_id)
+    candidates = list(queued.order_by("created_at", "id").values_list("pk", flat=True)[:20])
     for pk in candidates:
         token = uuid.uuid4().hex
         now = timezone.now()

@@ -93,16 +93,22 @@ def _acting_for(job: AnalysisJob) -> Iterator[None]:
 
 def _store(job: AnalysisJob, report: dict[str, Any], picture: str, note: str) -> None:
     from spinewatch.registry import services
-    from spinewatch.registry.models import ImagingStudy
+    from spinewatch.registry.models import ImagingStudy, LevelCheck
 
     with transaction.atomic():
         for attempt in range(3):
             study = ImagingStudy.objects.get(pk=job.study_id)
+            shift = LevelCheck.objects.filter(study_id=job.study_id, pending=True).first()
             try:
                 with transaction.atomic():
                     services.store_analysis(
-                        study=study, expected_version=study.version, report=report
+                        study=study,
+                        expected_version=study.version,
+                        report=report,
+                        renamed=shift.renamed if shift is not None else None,
                     )
+                    if shift is not None:  # the re-analysis after a level shift is stored
+                        services.finish_level_shift(study=study)
                 break
             except services.StaleEditError:
                 if attempt == 2:

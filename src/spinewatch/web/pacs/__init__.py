@@ -1,0 +1,1 @@
+"""Studies received from the PACS and the reconciliation list (``/pacs/``)."""

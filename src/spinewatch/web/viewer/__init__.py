@@ -1,0 +1,1 @@
+"""The CT viewer (NiiVue) and the level check of an analysed scan."""

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= spinewatch-demo
 
-.PHONY: install demo test test-sqlite test-postgres lint format bench clean lock
+.PHONY: install demo test test-sqlite test-postgres lint format bench validate clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -41,6 +41,10 @@ test: lint test-sqlite test-postgres
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+
+# The imaging methods on the real scans in ../shared/data and on phantoms -> docs/validation.md.
+validate: $(STAMP)
+	$(BIN)/spinewatch validate --out docs/validation.md
 
 # Re-pin the transitive dependencies after changing pyproject.toml.
 lock: $(BIN)/python

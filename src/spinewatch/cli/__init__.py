@@ -20,6 +20,7 @@ _COMMANDS: tuple[str, ...] = (
     "_analyze",
     "_compare",
     "_batch",
+    "_validate",
     "_outcomes",
     "_importer",
     "_demo",

@@ -1,0 +1,1 @@
+"""The sections of the validation document, in the order they appear."""

@@ -1,0 +1,205 @@
+"""The built-in, classical CT vertebra segmenter (no model weights, no network, CPU only).
+
+Steps (each in its own module): the working grid (:mod:`.working`), bone (:mod:`.bone`), the
+column and canal (:mod:`.column`), discs (:mod:`.discs`), whole vertebrae with their posterior
+elements (:mod:`.vertebrae`), landmarks (:mod:`.landmarks`) and level names (:mod:`.levels`);
+finally the labels are carried back to the CT's own grid, where the bone edge is re-drawn at
+the CT's resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage as ndi
+
+from spinewatch.core.conventions import LabelConvention, label_for_level
+from spinewatch.imaging.segmentation.bone import filled_bone
+from spinewatch.imaging.segmentation.column import MARROW_HU, MARROW_SMOOTH_MM, track_column
+from spinewatch.imaging.segmentation.discs import find_discs
+from spinewatch.imaging.segmentation.landmarks import rib_bearing, sacrum_segment
+from spinewatch.imaging.segmentation.levels import LevelNaming, name_levels
+from spinewatch.imaging.segmentation.result import (
+    NoSpineError,
+    NotCtError,
+    ScoutError,
+    SegmentationResult,
+    VertebraEvidence,
+)
+from spinewatch.imaging.segmentation.vertebrae import label_segments
+from spinewatch.imaging.segmentation.working import (
+    WorkingGrid,
+    canonical_view,
+    make_working_grid,
+    to_ct_grid,
+)
+from spinewatch.imaging.volume import CtVolume, LabelVolume
+
+__all__ = ["BUILTIN_NAME", "BUILTIN_VERSION", "MIN_EXTENT_MM", "check_ct", "segment_ct"]
+
+log = logging.getLogger(__name__)
+
+BUILTIN_NAME = "spinewatch-classical"
+BUILTIN_VERSION = "1.0"
+#: A volume shorter than this along any axis is a scout or a single slice, mm (a vertebra with
+#: its disc is >= ~15 mm even in the cervical spine). Engineering choice.
+MIN_EXTENT_MM = 20.0
+MIN_SLICES = 5
+#: A CT holds air or fat: below this HU in at least MIN_LOW_FRACTION of its voxels.
+LOW_HU = -100.0
+MIN_LOW_FRACTION = 0.001
+#: Smallest vertebra kept, ml (a fragment at the edge of the field of view is still labelled).
+MIN_VERTEBRA_ML = 0.5
+_TS = LabelConvention.TOTALSEGMENTATOR
+
+
+def check_ct(ct: CtVolume) -> None:
+    """Refuse what cannot be segmented: a scout (too few slices or too short along an axis)
+    and an image that is not in Hounsfield units (no air or fat values: an MRI)."""
+    extent = [n * s for n, s in zip(ct.grid.shape, ct.grid.spacing_mm, strict=True)]
+    for axis, (n, e) in enumerate(zip(ct.grid.shape, extent, strict=True)):
+        if n < MIN_SLICES or e < MIN_EXTENT_MM:
+            raise ScoutError(
+                f"{ct.source}: {n} voxel(s) ({e:.0f} mm) along axis {axis}: a scout/localiser or "
+                f"a single slice, not a CT volume; expected at least {MIN_SLICES} slices and "
+                f"{MIN_EXTENT_MM:.0f} mm"
+            )
+    sample = ct.hu[::4, ::4, ::2]
+    low = float(np.count_nonzero(sample < LOW_HU)) / max(sample.size, 1)
+    if low < MIN_LOW_FRACTION:
+        lo, hi = float(sample.min()), float(sample.max())
+        raise NotCtError(
+            f"{ct.source}: values {lo:.0f}..{hi:.0f} with no air or fat (nothing below "
+            f"{LOW_HU:.0f}): not a CT in Hounsfield units (an MRI?); expected a CT"
+        )
+
+
+def _dense(hu: npt.NDArray[np.float32], spacing: tuple[float, float, float]) -> Any:
+    sigma = (MARROW_SMOOTH_MM / spacing[0], MARROW_SMOOTH_MM / spacing[1], 0.0)
+    return ndi.gaussian_filter(hu, sigma) >= MARROW_HU
+
+
+def _to_native(
+    ct: CtVolume, working: WorkingGrid, seg: npt.NDArray[np.uint8], canal: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.uint8]:
+    """The working-grid labels carried to the CT grid: each CT voxel of bone (re-thresholded
+    at the CT's resolution) takes the label of its working voxel, or of the neighbouring one
+    when its own is empty (the edge moves by at most one working voxel)."""
+    view, _ = canonical_view(ct.hu, ct.grid)
+    out = np.zeros(working.canonical_shape, dtype=np.uint8)
+    if not seg.any():
+        return to_ct_grid(out, working)
+    grown = np.where(seg > 0, seg, ndi.grey_dilation(seg, size=3)).astype(np.uint8)
+    blocked = canal & (seg == 0)
+    nz_idx = np.nonzero(grown)
+    lo = [max(0, int(a.min()) - 1) for a in nz_idx]
+    hi = [int(a.max()) + 2 for a in nz_idx]
+    f = working.factors
+    sl_w = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    sl_n = tuple(slice(a * k, b * k) for a, b, k in zip(lo, hi, f, strict=True))
+    crop = np.asarray(view[sl_n], dtype=np.float32)
+    sp = working.canonical_spacing_mm
+    fb = filled_bone(crop, sp)
+    mask = fb.filled | _dense(crop, sp)
+    up = grown[sl_w]
+    up_block = blocked[sl_w]
+    for axis, k in enumerate(f):
+        if k > 1:
+            up = np.repeat(up, k, axis=axis)
+            up_block = np.repeat(up_block, k, axis=axis)
+    up = up[: crop.shape[0], : crop.shape[1], : crop.shape[2]]
+    up_block = up_block[: crop.shape[0], : crop.shape[1], : crop.shape[2]]
+    out[sl_n] = np.where(mask & ~up_block, up, 0)
+    return to_ct_grid(out, working)
+
+
+def _evidence(
+    labels: npt.NDArray[np.uint8],
+    naming: LevelNaming,
+    ribs: dict[int, bool],
+    voxel_ml: float,
+) -> tuple[VertebraEvidence, ...]:
+    counts = np.bincount(labels.ravel(), minlength=256)
+    edge = np.zeros(256, dtype=bool)
+    for axis in range(3):
+        for index in (0, -1):
+            face = np.take(labels, index, axis=axis)
+            edge[np.unique(face)] = True
+    out = []
+    first = 2 if naming.sacrum else 1
+    if naming.sacrum:
+        out.append(
+            VertebraEvidence(
+                "sacrum", 25, naming.confirmed, counts[25] * voxel_ml, None, bool(edge[25])
+            )
+        )
+    for k, level in enumerate(naming.levels):
+        lab = label_for_level(level, _TS)
+        if counts[lab] == 0:
+            continue
+        out.append(
+            VertebraEvidence(
+                str(level),
+                lab,
+                naming.confirmed,
+                counts[lab] * voxel_ml,
+                ribs.get(first + k),
+                bool(edge[lab]),
+            )
+        )
+    return tuple(reversed(out))  # cranial first
+
+
+def segment_ct(ct: CtVolume) -> SegmentationResult:
+    """Segment and name the vertebrae of ``ct``; raises :class:`ScoutError`,
+    :class:`NotCtError` or :class:`NoSpineError` (all :class:`InputError`) when it cannot."""
+    check_ct(ct)
+    working = make_working_grid(ct)
+    sp = working.spacing_mm
+    hu = working.hu
+    bone = filled_bone(hu, sp)
+    column = track_column(hu, bone, sp)
+    if column is None or (column.z1 - column.z0 + 1) * sp[2] < MIN_EXTENT_MM / 2:
+        raise NoSpineError(
+            f"{ct.source}: no vertebral column found (no chain of vertebral bodies near the "
+            "midline); expected a CT that shows the spine"
+        )
+    dense = bone.filled | _dense(hu, sp)
+    discs, _ = find_discs(dense, column, sp)
+    canal = bone.holes & (hu < 110)
+    segments = label_segments(dense, canal, column, discs, sp)
+    voxel_ml = working.voxel_volume_mm3 / 1000.0
+    counts = np.bincount(segments.ravel())
+    if counts.size <= 1 or counts[1:].max() * voxel_ml < MIN_VERTEBRA_ML:
+        raise NoSpineError(f"{ct.source}: no vertebra found along the column; expected a spine CT")
+    n = int(segments.max())
+    sacrum = sacrum_segment(segments, column, sp)
+    ribs = rib_bearing(bone.bone, segments, column, sp)
+    naming = name_levels(n, sacrum, ribs)
+    lut = np.zeros(n + 1, dtype=np.uint8)
+    first = 2 if sacrum else 1
+    if sacrum:
+        lut[1] = 25
+    for k, level in enumerate(naming.levels):
+        if first + k <= n:
+            lut[first + k] = label_for_level(level, _TS)
+    seg_ts = lut[segments]
+    small = [lab for lab in range(1, n + 1) if counts[lab] * voxel_ml < MIN_VERTEBRA_ML]
+    for lab in small:
+        seg_ts[segments == lab] = 0
+    native = _to_native(ct, working, seg_ts, canal)
+    labels = LabelVolume(native, ct.grid, f"{BUILTIN_NAME} {BUILTIN_VERSION} of {ct.source}")
+    vertebrae = _evidence(native, naming, ribs, ct.grid.voxel_volume_ml)
+    log.info("%s: %d vertebrae, levels by %s", ct.source, len(vertebrae), naming.method)
+    return SegmentationResult(
+        labels=labels,
+        segmenter=BUILTIN_NAME,
+        version=BUILTIN_VERSION,
+        level_method=naming.method,
+        levels_confirmed=naming.confirmed,
+        level_evidence=naming.evidence,
+        vertebrae=vertebrae,
+    )

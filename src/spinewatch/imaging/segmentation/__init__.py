@@ -12,6 +12,7 @@ from spinewatch.imaging.segmentation.result import (
     ScoutError,
     SegmentationResult,
     VertebraEvidence,
+    write_label_map,
 )
 from spinewatch.imaging.segmentation.segmenters import (
     SEGMENTER_NAMES,
@@ -35,4 +36,5 @@ __all__ = [
     "VertebraEvidence",
     "get_segmenter",
     "segment_ct",
+    "write_label_map",
 ]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from spinewatch.core.errors import InputError
 from spinewatch.imaging.volume import LabelVolume
@@ -14,6 +17,7 @@ __all__ = [
     "ScoutError",
     "SegmentationResult",
     "VertebraEvidence",
+    "write_label_map",
 ]
 
 
@@ -82,3 +86,17 @@ class SegmentationResult:
             "level_evidence": list(self.level_evidence),
             "vertebrae": [v.to_json_dict() for v in self.vertebrae],
         }
+
+
+def write_label_map(labels: LabelVolume, path: Path | str) -> Path:
+    """Write ``labels`` as NIfTI (uint8, the grid's affine as sform and qform) to ``path``."""
+    import nibabel as nib
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    img: Any = nib.Nifti1Image(np.asarray(labels.labels, dtype=np.uint8), labels.grid.affine)  # type: ignore[no-untyped-call]
+    img.header.set_xyzt_units("mm")
+    img.set_sform(labels.grid.affine, code=1)
+    img.set_qform(labels.grid.affine, code=1)
+    nib.save(img, str(out))  # type: ignore[no-untyped-call]
+    return out

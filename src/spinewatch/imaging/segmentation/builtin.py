@@ -17,7 +17,7 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from spinewatch.core.conventions import LabelConvention, label_for_level
-from spinewatch.imaging.segmentation.bone import filled_bone
+from spinewatch.imaging.segmentation.bone import BONE_HU, filled_bone, in_plane_structure
 from spinewatch.imaging.segmentation.column import MARROW_HU, MARROW_SMOOTH_MM, track_column
 from spinewatch.imaging.segmentation.discs import find_discs
 from spinewatch.imaging.segmentation.landmarks import rib_bearing, sacrum_segment
@@ -48,9 +48,9 @@ BUILTIN_VERSION = "1.0"
 #: its disc is >= ~15 mm even in the cervical spine). Engineering choice.
 MIN_EXTENT_MM = 20.0
 MIN_SLICES = 5
-#: A CT holds air or fat: below this HU in at least MIN_LOW_FRACTION of its voxels.
-LOW_HU = -100.0
-MIN_LOW_FRACTION = 0.001
+#: A CT in HU has negative values (air, fat, or water and soft tissue with noise); an MRI's
+#: magnitude signal, or raw stored values without their rescale, never do.
+LOW_HU = 0.0
 #: Smallest vertebra kept, ml (a fragment at the edge of the field of view is still labelled).
 MIN_VERTEBRA_ML = 0.5
 _TS = LabelConvention.TOTALSEGMENTATOR
@@ -67,19 +67,19 @@ def check_ct(ct: CtVolume) -> None:
                 f"a single slice, not a CT volume; expected at least {MIN_SLICES} slices and "
                 f"{MIN_EXTENT_MM:.0f} mm"
             )
-    sample = ct.hu[::4, ::4, ::2]
-    low = float(np.count_nonzero(sample < LOW_HU)) / max(sample.size, 1)
-    if low < MIN_LOW_FRACTION:
-        lo, hi = float(sample.min()), float(sample.max())
+    lo, hi = float(ct.hu.min()), float(ct.hu.max())
+    if lo >= LOW_HU:
         raise NotCtError(
-            f"{ct.source}: values {lo:.0f}..{hi:.0f} with no air or fat (nothing below "
-            f"{LOW_HU:.0f}): not a CT in Hounsfield units (an MRI?); expected a CT"
+            f"{ct.source}: values {lo:.0f}..{hi:.0f}, none below {LOW_HU:.0f} (no air, fat or "
+            "water): not a CT in Hounsfield units (an MRI?); expected a CT"
         )
 
 
 def _dense(hu: npt.NDArray[np.float32], spacing: tuple[float, float, float]) -> Any:
     sigma = (MARROW_SMOOTH_MM / spacing[0], MARROW_SMOOTH_MM / spacing[1], 0.0)
-    return ndi.gaussian_filter(hu, sigma) >= MARROW_HU
+    # the smoothing carries a bright cortex a few mm into the soft tissue around it: a voxel
+    # must also be above soft tissue on its own
+    return (ndi.gaussian_filter(hu, sigma) >= MARROW_HU) & (hu >= MARROW_HU - 30.0)
 
 
 def _to_native(
@@ -94,6 +94,9 @@ def _to_native(
         return to_ct_grid(out, working)
     grown = np.where(seg > 0, seg, ndi.grey_dilation(seg, size=3)).astype(np.uint8)
     blocked = canal & (seg == 0)
+    # working voxels well inside a vertebra stay labelled whatever their own HU (osteoporotic
+    # or lytic marrow); only the rim is re-drawn from the CT's own voxels
+    core = ndi.binary_erosion(seg > 0, structure=in_plane_structure())
     nz_idx = np.nonzero(grown)
     lo = [max(0, int(a.min()) - 1) for a in nz_idx]
     hi = [int(a.max()) + 2 for a in nz_idx]
@@ -102,17 +105,18 @@ def _to_native(
     sl_n = tuple(slice(a * k, b * k) for a, b, k in zip(lo, hi, f, strict=True))
     crop = np.asarray(view[sl_n], dtype=np.float32)
     sp = working.canonical_spacing_mm
-    fb = filled_bone(crop, sp)
-    mask = fb.filled | _dense(crop, sp)
-    up = grown[sl_w]
-    up_block = blocked[sl_w]
+    # the edge at the CT's resolution: bone or marrow-dense voxels, no closing (which would
+    # also fill the canal and the notches between processes at this finer scale)
+    mask = (crop >= BONE_HU) | _dense(crop, sp)
+    up, up_block, up_core = grown[sl_w], blocked[sl_w], core[sl_w]
     for axis, k in enumerate(f):
         if k > 1:
             up = np.repeat(up, k, axis=axis)
             up_block = np.repeat(up_block, k, axis=axis)
-    up = up[: crop.shape[0], : crop.shape[1], : crop.shape[2]]
-    up_block = up_block[: crop.shape[0], : crop.shape[1], : crop.shape[2]]
-    out[sl_n] = np.where(mask & ~up_block, up, 0)
+            up_core = np.repeat(up_core, k, axis=axis)
+    cut = (slice(0, crop.shape[0]), slice(0, crop.shape[1]), slice(0, crop.shape[2]))
+    up, up_block, up_core = up[cut], up_block[cut], up_core[cut]
+    out[sl_n] = np.where((mask | up_core) & ~up_block, up, 0)
     return to_ct_grid(out, working)
 
 

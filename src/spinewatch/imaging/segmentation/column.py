@@ -162,7 +162,7 @@ def body_mask(
     """Thick bone: marrow-dense tissue (``MARROW_HU`` after an axial smoothing of
     ``MARROW_SMOOTH_MM``) or filled bone, opened with a disc of ``BODY_OPEN_MM``."""
     sigma = (MARROW_SMOOTH_MM / spacing_mm[0], MARROW_SMOOTH_MM / spacing_mm[1], 0.0)
-    dense = ndi.gaussian_filter(hu, sigma) >= MARROW_HU
+    dense = (ndi.gaussian_filter(hu, sigma) >= MARROW_HU) & (hu >= MARROW_HU - 30.0)
     dense |= bone.filled
     st = disc_structure(spacing_mm, BODY_OPEN_MM)
     pad = ((st.shape[0], st.shape[0]), (st.shape[1], st.shape[1]), (0, 0))

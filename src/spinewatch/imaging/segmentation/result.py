@@ -98,5 +98,5 @@ def write_label_map(labels: LabelVolume, path: Path | str) -> Path:
     img.header.set_xyzt_units("mm")
     img.set_sform(labels.grid.affine, code=1)
     img.set_qform(labels.grid.affine, code=1)
-    nib.save(img, str(out))  # type: ignore[no-untyped-call]
+    nib.save(img, str(out))
     return out

@@ -104,11 +104,25 @@ def test_levels_when_ribs_and_sacrum_disagree_are_unconfirmed() -> None:
     assert "disagree" in " ".join(naming.evidence)
 
 
-def test_levels_from_the_last_rib() -> None:
+def test_levels_from_the_last_rib_alone_are_unconfirmed() -> None:
+    # a 12th rib not found would shift every name by one: ribs alone never confirm
     ribs = {1: False, 2: False, 3: True, 4: True}
     naming = name_levels(4, False, ribs)
-    assert naming.method == "ribs" and naming.confirmed
+    assert naming.method == "ribs" and not naming.confirmed
     assert [str(x) for x in naming.levels] == ["L2", "L1", "T12", "T11"]
+
+
+def test_levels_from_the_sacrum_with_a_missed_disc_are_unconfirmed() -> None:
+    naming = name_levels(5, True, {}, spacing_problem="discs 70 mm apart")
+    assert naming.method == "sacrum" and not naming.confirmed
+    assert naming.levels[0] is VertebralLevel.L5
+    assert "missed" in " ".join(naming.evidence)
+
+
+def test_levels_from_the_sacrum_alone_are_confirmed() -> None:
+    naming = name_levels(4, True, {})
+    assert naming.method == "sacrum" and naming.confirmed
+    assert [str(x) for x in naming.levels] == ["L5", "L4", "L3"]
 
 
 def test_levels_without_landmark() -> None:
@@ -188,17 +202,23 @@ def test_example_ct_segmented_and_named_from_a_landmark(shared_file) -> None:
     ref = np.asarray(nib.load(shared_file("ct/totalseg-example/example_seg.nii.gz")).dataobj)
     pred = np.asarray(result.labels.labels)[:, :, 82:112]
     ref = np.where((ref >= 25) & (ref <= 50), ref, 0)
-    dice = matched_dice(pred, ref)
-    # measured 0.70-0.80 for L2, L1, T12 (T11 has only 70 voxels in the reference)
-    assert min(dice[30], dice[31], dice[32]) >= 0.65, dice
-    assert result.level_method in {"ribs", "sacrum", "sacrum+ribs"}
+    # the names must be TotalSegmentator's (same id), and confirmed from the sacrum: the L5/S1
+    # disc is found along the tilted column and the bone below it joins both ilia; the 12th rib
+    # running past L1 is credited to T12 (its medial end), so ribs agree
+    assert result.level_method == "sacrum+ribs" and result.levels_confirmed
+    for lab in (30, 31, 32):  # L2, L1, T12 (T11 has only 70 voxels in the reference)
+        m, p = ref == lab, pred == lab
+        same_id = 2 * np.count_nonzero(m & p) / (m.sum() + p.sum())
+        assert same_id >= 0.70, (lab, same_id)
+    named = {v.level: v for v in result.vertebrae}
+    assert named["T12"].rib_bearing is True and named["L1"].rib_bearing is False
 
 
 @pytest.mark.shared_data
 @pytest.mark.xfail(
     strict=True,
-    reason="target not met: whole-vertebra Dice >= 0.85 and level names right on the "
-    "TotalSegmentator example (measured 0.70-0.80 matched, level names one off)",
+    reason="target not met: whole-vertebra Dice >= 0.85 on the "
+    "TotalSegmentator example (measured 0.75-0.83 for L2, L1, T12; names right, confirmed)",
 )
 def test_example_ct_meets_the_target(shared_file) -> None:
     import nibabel as nib

@@ -19,7 +19,7 @@ from scipy import ndimage as ndi
 from spinewatch.core.conventions import LabelConvention, label_for_level
 from spinewatch.imaging.segmentation.bone import BONE_HU, filled_bone, in_plane_structure
 from spinewatch.imaging.segmentation.column import MARROW_HU, MARROW_SMOOTH_MM, track_column
-from spinewatch.imaging.segmentation.discs import find_discs
+from spinewatch.imaging.segmentation.discs import expected_pitch_vox, find_discs, spacing_problem
 from spinewatch.imaging.segmentation.landmarks import rib_bearing, sacrum_segment
 from spinewatch.imaging.segmentation.levels import LevelNaming, name_levels
 from spinewatch.imaging.segmentation.result import (
@@ -157,6 +157,12 @@ def _evidence(
     return tuple(reversed(out))  # cranial first
 
 
+def _at(values: npt.NDArray[np.float64], z: float | None) -> float:
+    if z is None:
+        return float(np.median(values))
+    return float(values[min(max(round(z), 0), values.size - 1)])
+
+
 def segment_ct(ct: CtVolume) -> SegmentationResult:
     """Segment and name the vertebrae of ``ct``; raises :class:`ScoutError`,
     :class:`NotCtError` or :class:`NoSpineError` (all :class:`InputError`) when it cannot."""
@@ -172,7 +178,8 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
             "midline); expected a CT that shows the spine"
         )
     dense = bone.filled | _dense(hu, sp)
-    discs, _ = find_discs(dense, column, sp)
+    discs, _ = find_discs(hu, column, sp)
+    pitch = expected_pitch_vox(column, sp)
     canal = bone.holes & (hu < 110)
     segments = label_segments(dense, canal, column, discs, sp)
     voxel_ml = working.voxel_volume_mm3 / 1000.0
@@ -180,9 +187,16 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     if counts.size <= 1 or counts[1:].max() * voxel_ml < MIN_VERTEBRA_ML:
         raise NoSpineError(f"{ct.source}: no vertebra found along the column; expected a spine CT")
     n = int(segments.max())
-    sacrum = sacrum_segment(segments, column, sp)
+    lowest = discs[0].z if discs else None
+    sacrum_z = sacrum_segment(bone.filled, column, lowest, _at(pitch, lowest), sp)
+    sacrum = sacrum_z is not None and n >= 2
     ribs = rib_bearing(bone.bone, segments, column, sp)
-    naming = name_levels(n, sacrum, ribs)
+    note = ""
+    if sacrum and lowest is not None and sacrum_z is not None:
+        note = f"bone joins both ilia {(lowest - sacrum_z) * sp[2]:.0f} mm below the lowest disc"
+    naming = name_levels(
+        n, sacrum, ribs, spacing_problem=spacing_problem(discs, pitch, sp), sacrum_note=note
+    )
     lut = np.zeros(n + 1, dtype=np.uint8)
     first = 2 if sacrum else 1
     if sacrum:

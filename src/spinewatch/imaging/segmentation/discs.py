@@ -3,11 +3,14 @@
 Yao et al. (IEEE ISBI 2006) partition the column with an intensity profile along the spinal
 cord; Klinder et al. ("Automated model-based vertebra detection, identification, and segmentation
 in CT images", Medical Image Analysis 13(3):471-482, 2009) likewise separate neighbours at the
-disc. Here the profile is the fraction of marrow-dense bone in a small box at the body centre of
-each slice: near 1 through a body (its cortex and marrow), low through a disc (soft tissue at
-~80-100 HU), whatever the bone density -- an osteoporotic or lytic body still keeps its ring.
-Discs are the profile's clear minima, at least ``MIN_GAP_FRACTION`` of the expected vertebral
-pitch apart.
+disc. Here the profile is the mean HU in a small box at the body centre, sampled in the plane
+*normal to the column* (trilinear interpolation at each slice's centre-line point), so a disc
+tilted by the lordosis -- the lumbosacral disc lies 30-40 degrees off the axial plane -- is cut
+across and not diagonally through both endplates. Through a body the box holds marrow and, near
+its ends, the bright endplates; through a disc it holds disc tissue (~70-100 HU) flanked by the
+two endplates. A disc is therefore a profile minimum lying ``DISC_PROMINENCE_HU`` below the
+maxima on *both* sides within half a vertebral pitch: this holds whatever the marrow density
+(osteoporotic marrow near 100 HU is still flanked by endplates brighter than the disc).
 
 The expected pitch (body + disc height along the column) comes from the body's own width: adult
 body height is roughly 0.7-0.8 times its width from C3 to L5 (Panjabi et al., Spine 1991/1992
@@ -17,6 +20,7 @@ adapts along a full spine without knowing the level.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,16 +29,37 @@ from scipy import ndimage as ndi
 
 from spinewatch.imaging.segmentation.column import Column
 
-__all__ = ["Disc", "body_profile", "find_discs"]
+__all__ = [
+    "Disc",
+    "body_profile",
+    "centre_line_mm",
+    "expected_pitch_vox",
+    "find_discs",
+    "spacing_problem",
+]
 
-#: A disc is a profile minimum at most this deep (fraction of dense bone in the box)...
-DISC_MAX_FRACTION = 0.55
-#: ...lying this far below the bodies on either side (prominence). Engineering choices.
-DISC_PROMINENCE = 0.25
+#: A disc minimum lies this far below the profile maxima on both sides (HU). Engineering choice:
+#: discs read 70-100 HU, endplates at 2-3 mm voxels 150-400 HU, marrow 60-250 HU.
+DISC_PROMINENCE_HU = 35.0
+#: Typical disc tissue (annulus and nucleus) at 2-3 mm voxels, HU, and how far from the bodies'
+#: median level towards it a minimum must reach to be a disc. Engineering choices: a lytic
+#: lesion or a dense island inside a body makes a shallower dip than a disc does.
+DISC_TISSUE_HU = 80.0
+DISC_LEVEL_FRACTION = 0.4
 #: Neighbouring discs are at least this fraction of the expected pitch apart.
 MIN_GAP_FRACTION = 0.5
+#: Neighbouring discs of the chosen set are at least this many pitches apart (a body is
+#: never shorter than ~2/3 of body + disc height). Engineering choice.
+MIN_DISC_GAP = 0.65
+#: Plausible gap between neighbouring discs, in expected pitches: below it a body was split,
+#: above it a disc was missed (a pitch varies by well under +-35 % between neighbours, and the
+#: width-based estimate carries its own error). Engineering choice.
+GAP_RANGE = (0.65, 1.45)
 #: Expected pitch (body height + disc) per mm of body width (see the module docstring).
 PITCH_PER_WIDTH = 0.75
+#: HU range the profile is clipped to: cement or a dense sclerotic island must not make a
+#: body look like two; fat must not make marrow look like a disc.
+PROFILE_HU = (-50.0, 450.0)
 
 
 @dataclass(frozen=True)
@@ -48,71 +73,157 @@ class Disc:
     depth: float
 
 
+def centre_line_mm(
+    column: Column, spacing_mm: tuple[float, float, float]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(points, tangents): the body centre of each slice in mm (nz, 3) and the column's unit
+    superior direction there (nz, 3), smoothed over ~2 slices."""
+    nz = column.x.size
+    c = np.stack(
+        [column.x * spacing_mm[0], column.y * spacing_mm[1], np.arange(nz) * spacing_mm[2]], 1
+    )
+    smooth = ndi.gaussian_filter1d(c, 2.0, axis=0, mode="nearest") if nz > 1 else c
+    t = np.gradient(smooth, axis=0) if nz > 1 else np.array([[0.0, 0.0, 1.0]])
+    t /= np.linalg.norm(t, axis=1, keepdims=True)
+    return c, np.asarray(t, dtype=np.float64)
+
+
 def body_profile(
-    dense: npt.NDArray[np.bool_], column: Column, spacing_mm: tuple[float, float, float]
+    hu: npt.NDArray[np.float32], column: Column, spacing_mm: tuple[float, float, float]
 ) -> npt.NDArray[np.float64]:
-    """Fraction of ``dense`` voxels in a box at the body centre of each slice (length nz).
+    """Mean HU (clipped to ``PROFILE_HU``) in a box at the body centre of each slice, in the
+    plane normal to the column (length nz).
 
     The box spans 0.5 of the body's half width to each side and 0.5 of its half depth front and
-    back -- inside the body, clear of its curved rim and of the pedicles.
+    back -- inside the body, clear of its curved rim and of the pedicles. All slices are sampled
+    in one :func:`scipy.ndimage.map_coordinates` call on 7 x 5 points each.
     """
-    _nx, _ny, nz = dense.shape
-    prof = np.zeros(nz)
-    for z in range(nz):
-        hw = max(1, round(0.5 * column.half_width[z]))
-        hd = max(1, round(0.5 * column.half_depth[z]))
-        x, y = round(column.x[z]), round(column.y[z])
-        box = dense[max(x - hw, 0) : x + hw + 1, max(y - hd, 0) : y + hd + 1, z]
-        prof[z] = float(box.mean()) if box.size else 0.0
-    return prof
+    nz = hu.shape[2]
+    c, t = centre_line_mm(column, spacing_mm)
+    right = np.array([1.0, 0.0, 0.0])
+    u = right[None, :] - t[:, :1] * t
+    u /= np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-9)
+    v = np.cross(t, u)
+    hw_mm = (column.half_width * spacing_mm[0])[:, None, None]
+    hd_mm = (column.half_depth * spacing_mm[1])[:, None, None]
+    a = np.linspace(-0.5, 0.5, 7)[None, :, None] * hw_mm
+    b = np.linspace(-0.5, 0.5, 5)[None, None, :] * hd_mm
+    pts = (
+        c[:, None, None, :]
+        + a[..., None] * u[:, None, None, :]
+        + b[..., None] * v[:, None, None, :]
+    )
+    coords = (pts / np.asarray(spacing_mm)).reshape(-1, 3).T
+    vals = ndi.map_coordinates(hu, coords, order=1, mode="nearest")
+    vals = np.clip(vals, *PROFILE_HU).reshape(nz, -1)
+    return np.asarray(vals.mean(axis=1), dtype=np.float64)
+
+
+def expected_pitch_vox(
+    column: Column, spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.float64]:
+    """Expected vertebral pitch (body + disc height) per slice, in slices along S (nz,)."""
+    width_mm = 2.0 * column.half_width * spacing_mm[0]
+    return np.asarray(PITCH_PER_WIDTH * width_mm / spacing_mm[2], dtype=np.float64)
+
+
+def spacing_problem(
+    discs: list[Disc], pitch_vox: npt.NDArray[np.float64], spacing_mm: tuple[float, float, float]
+) -> str | None:
+    """Why the spacing of neighbouring discs is implausible (a gap outside ``GAP_RANGE``
+    expected pitches: a missed disc or a split body), or None when it is plausible."""
+    for lo, hi in itertools.pairwise(discs):
+        gap = hi.z - lo.z
+        expected = pitch_vox[min(max(round(0.5 * (lo.z + hi.z)), 0), pitch_vox.size - 1)]
+        ratio = gap / max(expected, 1e-6)
+        if not GAP_RANGE[0] <= ratio <= GAP_RANGE[1]:
+            return (
+                f"discs {gap * spacing_mm[2]:.0f} mm apart at slices {lo.z:.0f}-{hi.z:.0f} "
+                f"({ratio:.2f} of the {expected * spacing_mm[2]:.0f} mm expected from the body "
+                "width)"
+            )
+    return None
+
+
+def _regular_subset(
+    prominent: list[tuple[int, float]], pitch_vox: npt.NDArray[np.float64]
+) -> list[int]:
+    """The subset of (slice, prominence) minima with the largest summed prominence in which
+    neighbours are at least ``MIN_DISC_GAP`` pitches apart (dynamic programming along z).
+
+    In an osteoporotic spine the middle of a body can dip between its two bright endplates as
+    deep as a disc; such a dip lies half a pitch from the discs on both sides, so a set holding
+    it loses two discs for one and the discs win."""
+    if not prominent:
+        return []
+    n = len(prominent)
+    best = np.zeros(n)
+    prev = np.full(n, -1)
+    for i, (zi, pi) in enumerate(prominent):
+        best[i] = pi
+        for j in range(i):
+            zj = prominent[j][0]
+            far = zi - zj >= MIN_DISC_GAP * 0.5 * (pitch_vox[zi] + pitch_vox[zj])
+            if far and best[j] + pi > best[i]:
+                best[i], prev[i] = best[j] + pi, j
+    i = int(np.argmax(best))
+    out = []
+    while i >= 0:
+        out.append(prominent[i][0])
+        i = int(prev[i])
+    return sorted(out)
 
 
 def find_discs(
-    dense: npt.NDArray[np.bool_], column: Column, spacing_mm: tuple[float, float, float]
+    hu: npt.NDArray[np.float32], column: Column, spacing_mm: tuple[float, float, float]
 ) -> tuple[list[Disc], npt.NDArray[np.float64]]:
-    """The discs along ``column`` (cranial first is *not* implied: ordered by ascending z, i.e.
-    caudal first) and the profile they were found in."""
-    prof = body_profile(dense, column, spacing_mm)
+    """The discs along ``column``, ordered by ascending z (caudal first), and the profile they
+    were found in (``hu``: working grid, axes R, A, S)."""
+    prof = body_profile(hu, column, spacing_mm)
     smooth = ndi.gaussian_filter1d(prof, max(0.5, 1.0 / spacing_mm[2]), mode="nearest")
     nz = smooth.size
-    width_mm = 2.0 * column.half_width * spacing_mm[0]
-    pitch_vox = PITCH_PER_WIDTH * width_mm / spacing_mm[2]
+    pitch_vox = expected_pitch_vox(column, spacing_mm)
+    inside = np.zeros(nz, dtype=bool)
+    inside[column.z0 : column.z1 + 1] = True
     candidates = [
         z
         for z in range(1, nz - 1)
-        if smooth[z] <= smooth[z - 1]
-        and smooth[z] < smooth[z + 1]
-        and smooth[z] <= DISC_MAX_FRACTION
+        if inside[z] and smooth[z] <= smooth[z - 1] and smooth[z] < smooth[z + 1]
     ]
-    kept: list[int] = []
-    for z in sorted(candidates, key=lambda k: smooth[k]):
+    # a disc also reads well below the bodies' own level: at least 40 % of the way from the
+    # median of the profile (mostly bodies) down to disc tissue
+    body_level = float(np.median(smooth[inside])) if inside.any() else 0.0
+    ceiling = body_level - DISC_LEVEL_FRACTION * max(body_level - DISC_TISSUE_HU, 0.0)
+    prominent: list[tuple[int, float]] = []
+    for z in candidates:
+        if prof[max(z - 1, 0) : z + 2].min() > ceiling:  # unsmoothed: a thin disc stays deep
+            continue
         reach = max(2, round(MIN_GAP_FRACTION * pitch_vox[z]))
-        if any(abs(z - k) < reach for k in kept):
-            continue
         lo, hi = max(0, z - reach), min(nz, z + reach + 1)
-        left, right = smooth[lo:z].max(initial=0.0), smooth[z + 1 : hi].max(initial=0.0)
-        if min(left, right) - smooth[z] < DISC_PROMINENCE:
-            continue
-        kept.append(z)
+        left, right = smooth[lo:z].max(initial=-1e9), smooth[z + 1 : hi].max(initial=-1e9)
+        prom = min(left, right) - smooth[z]
+        if prom >= DISC_PROMINENCE_HU:
+            prominent.append((z, float(prom)))
+    kept = _regular_subset(prominent, pitch_vox)
+    c, t = centre_line_mm(column, spacing_mm)
+    grid = np.arange(nz, dtype=np.float64)
     discs = []
-    cx = column.x * spacing_mm[0]
-    cy = column.y * spacing_mm[1]
     for z in sorted(kept):
         zf = float(z)
         # sub-slice position: parabola through the minimum and its neighbours
-        a, b, c = smooth[z - 1], smooth[z], smooth[z + 1]
-        den = a - 2 * b + c
+        p0, p1, p2 = smooth[z - 1], smooth[z], smooth[z + 1]
+        den = p0 - 2 * p1 + p2
         if den > 1e-9:
-            zf += float(np.clip(0.5 * (a - c) / den, -0.5, 0.5))
-        lo, hi = max(z - 2, 0), min(z + 2, nz - 1)
-        t = np.array(
-            [cx[hi] - cx[lo], cy[hi] - cy[lo], (hi - lo) * spacing_mm[2]], dtype=np.float64
+            zf += float(np.clip(0.5 * (p0 - p2) / den, -0.5, 0.5))
+        point = tuple(float(np.interp(zf, grid, c[:, i])) for i in range(3))
+        n = np.array([np.interp(zf, grid, t[:, i]) for i in range(3)])
+        n /= np.linalg.norm(n)
+        discs.append(
+            Disc(
+                zf,
+                (point[0], point[1], point[2]),
+                (float(n[0]), float(n[1]), float(n[2])),
+                float(smooth[z]),
+            )
         )
-        t /= np.linalg.norm(t)
-        point = (
-            float(np.interp(zf, np.arange(nz), cx)),
-            float(np.interp(zf, np.arange(nz), cy)),
-            zf * spacing_mm[2],
-        )
-        discs.append(Disc(zf, point, (float(t[0]), float(t[1]), float(t[2])), float(smooth[z])))
     return discs, prof

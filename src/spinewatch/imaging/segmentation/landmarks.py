@@ -1,52 +1,86 @@
 """Landmarks that name the levels: the sacrum and the ribs.
 
-* **Sacrum**: below the lumbosacral disc the column widens into the sacral alae, thick bone that
-  the axial opening of :mod:`.column` keeps (a lumbar transverse process is too thin to survive
-  it). A segment whose opened cross-section is at least ``SACRUM_WIDTH_RATIO`` times as wide as
-  the bodies above it, over ``SACRUM_MIN_MM`` along the column, is the sacrum.
-* **Ribs**: a rib-bearing (thoracic) vertebra has bone on both sides lateral to its transverse
-  processes at its own level -- the rib neck and angle. Counting ribs is how the thoracic and
-  lumbar levels are told apart in clinical practice (the vertebra bearing the last rib is taken as
-  T12; variants with 11 or 13 rib pairs and lumbosacral transitional vertebrae make this
-  unreliable in some 5-10 % of patients: Nakajima et al., Insights Imaging 2014;5:77-83 report
-  lumbar ribs in 5.8 %, lumbarisation in 6.2 % and sacralisation in 2.7 % of 226 whole-spine CTs).
+* **Sacrum**: right below the lumbosacral disc the first sacral vertebra joins the ilia at the
+  sacroiliac joints; bone continuous from the body to both ilia within one vertebral pitch
+  below the lowest disc marks the segment below that disc as the sacrum (:func:`sacrum_segment`).
+* **Ribs**: a rib-bearing (thoracic) vertebra has a rib *articulating with it*: a long bone
+  whose medial end (head, neck) lies next to that vertebra's body, at its level
+  (:func:`rib_bearing`). Bone merely lying lateral to a vertebra is not enough: the 12th rib
+  often runs caudally past the first lumbar vertebra, well lateral to it. Counting ribs is how
+  the thoracic and lumbar levels are told apart in clinical practice (the vertebra bearing the
+  last rib is taken as T12); variants with 11 or 13 rib pairs and lumbosacral transitional
+  vertebrae make this unreliable in some 5-10 % of patients: Nakajima et al., Insights Imaging
+  2014;5:77-83 report lumbar ribs in 5.8 %, lumbarisation in 6.2 % and sacralisation in 2.7 %
+  of 226 whole-spine CTs.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage as ndi
 
 from spinewatch.imaging.segmentation.column import Column
 
-__all__ = ["rib_bearing", "sacrum_segment"]
+__all__ = ["SACRUM_REACH_MM", "body_segment_per_slice", "rib_bearing", "sacrum_segment"]
 
-SACRUM_WIDTH_RATIO = 1.6
-SACRUM_MIN_MM = 15.0
-#: The rib box: lateral from the body centre between body half-width + RIB_NEAR_MM and
-#: + RIB_FAR_MM, from the front of the canal to RIB_BACK_MM behind it. Engineering choice: past
-#: the tips of the thoracic transverse processes, where the rib runs on its own.
-RIB_NEAR_MM = 30.0
-RIB_FAR_MM = 60.0
-RIB_BACK_MM = 30.0
-#: Fraction of the box's slices (within the vertebra's own height) that must hold bone, per side.
-RIB_MIN_FRACTION = 0.25
+#: Half-span of the pelvic ring at the sacroiliac joints, mm: the joints lie ~40-60 mm from the
+#: midline in adults and the iliac bone continues laterally from them, while lumbar transverse
+#: processes end ~40-50 mm from it. Engineering choice between the two.
+SACRUM_REACH_MM = 70.0
+#: A rib reaches at least this far beyond the body's lateral edge; a lumbar transverse process
+#: ends ~20-35 mm beyond it. Engineering choice between the two.
+RIB_REACH_MM = 45.0
+#: A rib's medial end (its head and neck, next to the costovertebral joint) lies at most this
+#: far beyond the body's lateral edge, mm...
+RIB_ROOT_LATERAL_MM = 25.0
+#: ...and rib candidates are looked for from this far beyond the edge (the facets and laminae
+#: medial to it would chain all posterior elements into one component), mm.
+RIB_START_MM = -3.0
+#: ...within this band around the body's posterior wall (behind it: pedicles, transverse
+#: processes; in front of it: the rib head at the costal facet), mm.
+RIB_BAND_BEHIND_MM = 30.0
+RIB_BAND_FRONT_MM = 10.0
 
 
 def sacrum_segment(
-    segments: npt.NDArray[np.int16], column: Column, spacing_mm: tuple[float, float, float]
-) -> bool:
-    """True when the lowest segment (label 1) is the sacrum (see the module docstring)."""
-    zs = np.flatnonzero(np.any(segments == 1, axis=(0, 1)))
-    above = np.flatnonzero(np.any(segments >= 2, axis=(0, 1)))
-    if zs.size == 0 or above.size == 0:
-        return False
-    seen = column.seen
-    ref = np.median(column.raw_half_width[above][seen[above]]) if seen[above].any() else None
-    if ref is None or ref <= 0:
-        return False
-    wide = seen[zs] & (column.raw_half_width[zs] >= SACRUM_WIDTH_RATIO * ref)
-    return bool(wide.sum() * spacing_mm[2] >= SACRUM_MIN_MM)
+    bone: npt.NDArray[np.bool_],
+    column: Column,
+    lowest_disc_z: float | None,
+    pitch_vox: float,
+    spacing_mm: tuple[float, float, float],
+) -> int | None:
+    """The slice at which the bone below the lowest disc joins both ilia, or None.
+
+    Below the lumbosacral disc the first sacral vertebra carries the alae, which meet the ilia at
+    the sacroiliac joints within a few centimetres of the promontory. So the segment below the
+    lowest disc is the sacrum when, within one vertebral pitch below that disc, an axial slice
+    holds bone continuous (``bone``: closed and marrow-filled, nx, ny, nz) from the body to at
+    least ``SACRUM_REACH_MM`` on both sides of the column. A fifth lumbar vertebra, even with
+    large transverse processes, is separated from the iliac crests by the iliolumbar soft tissue;
+    and if the lumbosacral disc was missed, the alae lie more than a pitch below the lowest disc
+    found, so the count cannot silently shift by one.
+    """
+    if lowest_disc_z is None:
+        return None
+    nx, ny, nz = bone.shape
+    z1 = int(np.floor(lowest_disc_z))
+    z0 = max(0, int(np.ceil(lowest_disc_z - pitch_vox)))
+    for z in range(min(z1, nz - 1), z0 - 1, -1):
+        x, y = column.x[z], column.y[z]
+        hw, hd = column.half_width[z], column.half_depth[z]
+        xa, xb = max(0, round(x - hw)), min(nx, round(x + hw) + 1)
+        ya, yb = max(0, round(y - hd)), min(ny, round(y + hd) + 1)
+        comp, _ = ndi.label(bone[:, :, z])
+        ids = np.unique(comp[xa:xb, ya:yb])
+        ids = ids[ids > 0]
+        if ids.size == 0:
+            continue
+        xs = np.flatnonzero(np.isin(comp, ids).any(axis=1))
+        left_mm, right_mm = (x - xs.min()) * spacing_mm[0], (xs.max() - x) * spacing_mm[0]
+        if min(left_mm, right_mm) >= SACRUM_REACH_MM:
+            return z
+    return None
 
 
 def rib_bearing(
@@ -55,26 +89,57 @@ def rib_bearing(
     column: Column,
     spacing_mm: tuple[float, float, float],
 ) -> dict[int, bool]:
-    """Per segment label: whether ribs leave it on both sides (see the module docstring)."""
-    nx, ny, _ = bone.shape
-    out: dict[int, bool] = {}
-    for lab in range(1, int(segments.max()) + 1):
-        zs = np.flatnonzero(np.any(segments == lab, axis=(0, 1)))
-        if zs.size == 0:
+    """Per segment label: whether a rib was seen articulating with it (on at least one side).
+
+    ``bone``: thresholded bone (nx, ny, nz, axes R, A, S). On each side, bone lateral to the
+    body's edge within a band around its posterior wall is split into 3D components. A
+    component reaching ``RIB_REACH_MM`` beyond the body's edge whose *medial end* comes within
+    ``RIB_ROOT_LATERAL_MM`` of that edge is a rib leading to the spine; a rib descends laterally
+    from its head, so the slice of its medial end is the level of its head, and the vertebra
+    whose body fills that slice bears it. A 12th rib running caudally past the first lumbar
+    vertebra, lateral to it, is therefore credited to the twelfth thoracic vertebra, not the
+    first lumbar. Only positive findings count: at 3 mm a rib head often breaks up, so a
+    vertebra without a rib found is not taken as proven rib-free.
+    """
+    nx, ny, nz = bone.shape
+    body_seg = body_segment_per_slice(segments, column)
+    x = np.arange(nx, dtype=np.float64)[:, None, None]
+    y = np.arange(ny, dtype=np.float64)[None, :, None]
+    hw_mm = (column.half_width * spacing_mm[0])[None, None, :]
+    dx_mm = (x - column.x[None, None, :]) * spacing_mm[0]
+    dy_mm = (y - column.y[None, None, :] + column.half_depth[None, None, :]) * spacing_mm[1]
+    band = (dy_mm >= -RIB_BAND_BEHIND_MM) & (dy_mm <= RIB_BAND_FRONT_MM)
+    zi = np.broadcast_to(np.arange(nz, dtype=np.float64)[None, None, :], bone.shape)
+    found = np.zeros(int(segments.max()) + 1, dtype=bool)
+    for sign in (-1.0, 1.0):
+        lateral = np.broadcast_to(sign * dx_mm - hw_mm, bone.shape)
+        comp, n = ndi.label(bone & band & (lateral >= RIB_START_MM))
+        if n == 0:
             continue
-        hits = np.zeros(2)
-        for z in zs:
-            cx, cy = column.x[z], column.y[z]
-            hw_mm = column.half_width[z] * spacing_mm[0]
-            wall = cy - column.half_depth[z]
-            y0 = max(0, round(wall - RIB_BACK_MM / spacing_mm[1]))
-            y1 = min(ny, round(wall) + 1)
-            for side, sign in enumerate((-1, 1)):
-                a = cx + sign * (hw_mm + RIB_NEAR_MM) / spacing_mm[0]
-                b = cx + sign * (hw_mm + RIB_FAR_MM) / spacing_mm[0]
-                x0, x1 = sorted((round(a), round(b)))
-                x0, x1 = max(0, x0), min(nx, x1 + 1)
-                if x1 > x0 and y1 > y0 and bone[x0:x1, y0:y1, z].any():
-                    hits[side] += 1
-        out[lab] = bool(np.all(hits / zs.size >= RIB_MIN_FRACTION))
+        index = np.arange(1, n + 1)
+        reach = np.atleast_1d(ndi.maximum(lateral, comp, index))
+        medial = np.atleast_1d(ndi.minimum(lateral, comp, index))
+        ribs = index[(reach >= RIB_REACH_MM) & (medial <= RIB_ROOT_LATERAL_MM)]
+        if ribs.size == 0:
+            continue
+        # slice of each rib's medial end: mean z of its voxels within 6 mm of its medial edge
+        near = np.isin(comp, ribs) & (lateral <= medial[comp - 1] + 6.0)
+        head_z = np.atleast_1d(ndi.mean(zi, np.where(near, comp, 0), ribs))
+        for z in head_z:
+            lab = int(body_seg[round(float(z))])
+            if lab > 0:
+                found[lab] = True
+    return {lab: bool(found[lab]) for lab in range(1, found.size)}
+
+
+def body_segment_per_slice(
+    segments: npt.NDArray[np.int16], column: Column
+) -> npt.NDArray[np.int64]:
+    """The segment label at the body centre of each slice (0 where none), int (nz,)."""
+    nx, ny, nz = segments.shape
+    xi = np.clip(np.round(column.x).astype(int), 0, nx - 1)
+    yi = np.clip(np.round(column.y).astype(int), 0, ny - 1)
+    out: npt.NDArray[np.int64] = np.asarray(segments[xi, yi, np.arange(nz)], dtype=np.int64)
+    out[: column.z0] = 0
+    out[column.z1 + 1 :] = 0
     return out

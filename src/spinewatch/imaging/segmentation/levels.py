@@ -2,13 +2,18 @@
 
 Counting rules (clinical practice; see :mod:`.landmarks` for the variants and their frequency):
 
-* **sacrum in view**: the vertebra above it is L5, and upward from there;
-* **ribs**: the last rib-bearing vertebra is T12 when a rib-free vertebra follows it in view;
-* both: they must agree (five rib-free vertebrae between the last rib and the sacrum); when they
-  do not -- 11 or 13 rib pairs, or a lumbosacral transitional vertebra -- the names are counted
-  from the sacrum and marked unconfirmed, the disagreement stated;
-* neither: the names are relative (the most caudal vertebra in view is assumed to be L5 when no
-  rib is seen, T12 when all bear ribs) and every level is unconfirmed.
+* **sacrum in view** (the bone below the lowest disc joins both ilia within a pitch of it): the
+  vertebra above it is L5, and upward from there. Confirmed only when the discs counted are
+  evenly spaced (no gap between neighbouring discs outside ``GAP_RANGE`` pitches, which would
+  mean a disc was missed or a body split) and no rib contradicts the count;
+* **ribs** are positive evidence only: a rib found articulating with a vertebra makes it
+  thoracic. A rib on a vertebra the sacrum count calls lumbar (11 or 13 rib pairs, a lumbar rib,
+  a lumbosacral transitional vertebra, or a miscount) makes every name unconfirmed. Ribs alone
+  name the lowest rib-bearing vertebra T12 but stay *unconfirmed*: at 2-3 mm a 12th rib's head
+  often breaks up, so "no rib found" is not proof of a lumbar vertebra, and the count would
+  silently shift by one;
+* neither: the names are relative (the most caudal vertebra in view is assumed to be L5) and
+  every level is unconfirmed.
 
 A confirmed name is what a reader would write after counting from the same landmark; it is not
 proof against an anomaly that the landmark itself hides.
@@ -18,7 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spinewatch.core.levels import VertebralLevel
+from spinewatch.core.levels import Region, VertebralLevel
 
 __all__ = ["LevelNaming", "name_levels"]
 
@@ -45,59 +50,82 @@ def _upward_from(level: VertebralLevel, count: int) -> tuple[VertebralLevel, ...
     return tuple(_ORDER[i - k] for k in range(count))
 
 
-def name_levels(n_segments: int, sacrum: bool, ribs: dict[int, bool]) -> LevelNaming:
-    """Name ``n_segments`` segments (1 = most caudal) from the sacrum flag and rib flags."""
-    first = 2 if sacrum else 1
-    count = n_segments - first + 1
-    evidence: list[str] = []
-    # ribs: the lowest rib-bearing segment with a rib-free segment directly below it, scanning
-    # from the top down through the contiguous run of rib-bearing segments
-    last_rib: int | None = None
-    top = n_segments
-    if ribs.get(top, False):
-        k = top
-        while k > first and ribs.get(k - 1, False):
-            k -= 1
-        if k > first:
-            last_rib = k
-    if sacrum:
-        evidence.append("sacrum in view: the vertebra above it is L5")
-        lv = _upward_from(VertebralLevel.L5, count)
-        method = "sacrum"
-        confirmed = lv is not None
-        if last_rib is not None:
-            lumbar = last_rib - first
-            if lumbar == 5:
-                evidence.append("last rib-bearing vertebra is the 6th above the sacrum: T12")
-                method = "sacrum+ribs"
-            else:
-                evidence.append(
-                    f"ribs and sacrum disagree: {lumbar} rib-free vertebrae above the sacrum "
-                    "(11 or 13 rib pairs, or a lumbosacral transitional vertebra); named from "
-                    "the sacrum, unconfirmed"
-                )
-                confirmed = False
-        if lv is not None:
-            return LevelNaming(lv, True, confirmed, method, tuple(evidence))
-    if last_rib is not None:
-        evidence.append("last rib-bearing vertebra (a rib-free one below it) named T12")
-        t12_index = last_rib - first  # 0-based from the most caudal named segment
-        caudal = _ORDER.index(VertebralLevel.T12) + t12_index
-        if caudal < len(_ORDER) - 1:  # S1 is not a free vertebra
-            lv = _upward_from(_ORDER[caudal], count)
-            if lv is not None:
-                return LevelNaming(lv, False, True, "ribs", tuple(evidence))
-    any_rib = any(ribs.get(k, False) for k in range(first, n_segments + 1))
-    anchor = (
-        VertebralLevel.T12
-        if any_rib and all(ribs.get(k, False) for k in range(first, n_segments + 1))
-        else VertebralLevel.L5
-    )
+def _relative(count: int, sacrum: bool, evidence: list[str], anchor: VertebralLevel) -> LevelNaming:
     evidence.append(
-        "no sacrum, C2 or rib transition in view: names are relative (most caudal vertebra "
+        "no sacrum, C2 or rib transition usable: names are relative (most caudal vertebra "
         f"taken as {anchor}), unconfirmed"
     )
     lv = _upward_from(anchor, count)
     if lv is None:
         lv = tuple(_ORDER[len(_ORDER) - 2 - k] for k in range(min(count, len(_ORDER) - 1)))
     return LevelNaming(lv, sacrum, False, "relative", tuple(evidence))
+
+
+def _check_ribs(
+    lv: tuple[VertebralLevel, ...], rib_segments: list[int], first: int, evidence: list[str]
+) -> tuple[bool, bool]:
+    """(consistent, agree): no rib on a vertebra counted as lumbar; the lowest rib on T12."""
+    lumbar_ribs = [lv[k - first] for k in rib_segments if lv[k - first].region is Region.LUMBAR]
+    if lumbar_ribs:
+        names = ", ".join(str(x) for x in lumbar_ribs)
+        evidence.append(
+            f"ribs and sacrum disagree: a rib articulates with the vertebra counted as {names} "
+            "from the sacrum (a lumbar rib, 11 or 13 rib pairs, a transitional vertebra, or a "
+            "miscount); unconfirmed"
+        )
+        return False, False
+    if not rib_segments:
+        return True, False
+    lowest = lv[min(rib_segments) - first]
+    if lowest is VertebralLevel.T12:
+        evidence.append("ribs agree: the lowest rib-bearing vertebra found is T12 by the count")
+        return True, True
+    evidence.append(f"ribs found from {lowest} upward (no contradiction; T12's rib not seen)")
+    return True, False
+
+
+def name_levels(
+    n_segments: int,
+    sacrum: bool,
+    ribs: dict[int, bool],
+    *,
+    spacing_problem: str | None = None,
+    sacrum_note: str = "",
+) -> LevelNaming:
+    """Name ``n_segments`` segments (1 = most caudal): ``sacrum`` (segment 1 is the sacrum),
+    ``ribs`` (segment -> a rib was found articulating with it), ``spacing_problem`` (why the
+    disc spacing is implausible, or None), ``sacrum_note`` (the sacrum finding, for the
+    evidence)."""
+    first = 2 if sacrum else 1
+    count = n_segments - first + 1
+    evidence: list[str] = []
+    rib_segments = sorted(k for k in range(first, n_segments + 1) if ribs.get(k, False))
+    if sacrum:
+        lv = _upward_from(VertebralLevel.L5, count)
+        if lv is not None:
+            evidence.append(
+                "sacrum in view"
+                + (f" ({sacrum_note})" if sacrum_note else "")
+                + ": the vertebra above it is L5, counted upward"
+            )
+            confirmed = True
+            if spacing_problem:
+                evidence.append(f"{spacing_problem}: a disc may be missed; unconfirmed")
+                confirmed = False
+            consistent, agree = _check_ribs(lv, rib_segments, first, evidence)
+            confirmed = confirmed and consistent
+            method = "sacrum+ribs" if agree else "sacrum"
+            return LevelNaming(lv, True, confirmed, method, tuple(evidence))
+    if rib_segments:
+        t12_index = min(rib_segments) - first
+        caudal = _ORDER.index(VertebralLevel.T12) + t12_index
+        if caudal <= _ORDER.index(VertebralLevel.L5):
+            lv = _upward_from(_ORDER[caudal], count)
+            if lv is not None:
+                evidence.append(
+                    "lowest vertebra with a rib found articulating with it named T12; without "
+                    "the sacrum or C2 in view this is unconfirmed (a 12th rib not seen, or 11 or "
+                    "13 rib pairs, would shift every name by one)"
+                )
+                return LevelNaming(lv, sacrum, False, "ribs", tuple(evidence))
+    return _relative(count, sacrum, evidence, VertebralLevel.L5)

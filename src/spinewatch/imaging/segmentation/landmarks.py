@@ -103,8 +103,19 @@ def rib_bearing(
     """
     nx, ny, nz = bone.shape
     body_seg = body_segment_per_slice(segments, column)
-    x = np.arange(nx, dtype=np.float64)[:, None, None]
-    y = np.arange(ny, dtype=np.float64)[None, :, None]
+    # work in the box the test can look at: the band around the posterior wall and the reach
+    # past the body's edge (components cut at the box edge still reach far enough to count)
+    zs = slice(column.z0, column.z1 + 1)
+    wall = column.y[zs] - column.half_depth[zs]
+    y0 = max(0, int(np.floor(wall.min() - RIB_BAND_BEHIND_MM / spacing_mm[1])) - 1)
+    y1 = min(ny, int(np.ceil(wall.max() + RIB_BAND_FRONT_MM / spacing_mm[1])) + 2)
+    span = column.half_width[zs] + (RIB_REACH_MM + 2 * spacing_mm[0]) / spacing_mm[0]
+    x0 = max(0, int(np.floor((column.x[zs] - span).min())))
+    x1 = min(nx, int(np.ceil((column.x[zs] + span).max())) + 1)
+    bone = bone[x0:x1, y0:y1]
+    nx, ny = bone.shape[:2]
+    x = np.arange(x0, x0 + nx, dtype=np.float64)[:, None, None]
+    y = np.arange(y0, y0 + ny, dtype=np.float64)[None, :, None]
     hw_mm = (column.half_width * spacing_mm[0])[None, None, :]
     dx_mm = (x - column.x[None, None, :]) * spacing_mm[0]
     dy_mm = (y - column.y[None, None, :] + column.half_depth[None, None, :]) * spacing_mm[1]

@@ -102,10 +102,40 @@ def label_segments(
     spacing_mm: tuple[float, float, float],
 ) -> npt.NDArray[np.int16]:
     """Vertebra segments on the working grid: 1 = the segment below the lowest disc, 2 the next
-    one up, ...; 0 = not column bone. int16 (nx, ny, nz)."""
+    one up, ...; 0 = not column bone. int16 (nx, ny, nz).
+
+    The work (distance transform, flood) runs on the bounding box of the column's region only.
+    """
     roi, front = column_roi(filled.shape, column, spacing_mm)
-    bone = filled & roi & ~canal
-    seg = _segment_index(filled.shape, discs, spacing_mm) + 1
+    out = np.zeros(filled.shape, dtype=np.int16)
+    box = ndi.find_objects(roi.astype(np.uint8))
+    if not box or box[0] is None:
+        return out
+    sl = box[0]
+    origin = tuple(float(s.start) * sp for s, sp in zip(sl, spacing_mm, strict=True))
+    shifted = [
+        Disc(
+            d.z - sl[2].start,
+            (d.point_mm[0] - origin[0], d.point_mm[1] - origin[1], d.point_mm[2] - origin[2]),
+            d.normal,
+            d.depth,
+        )
+        for d in discs
+    ]
+    bone = filled[sl] & roi[sl] & ~canal[sl]
+    out[sl] = _label_box(bone, front[sl], canal[sl], shifted, spacing_mm)
+    return out
+
+
+def _label_box(
+    bone: npt.NDArray[np.bool_],
+    front: npt.NDArray[np.bool_],
+    canal: npt.NDArray[np.bool_],
+    discs: list[Disc],
+    spacing_mm: tuple[float, float, float],
+) -> npt.NDArray[np.int16]:
+    """:func:`label_segments` inside the column's bounding box (discs in box coordinates)."""
+    seg = _segment_index(bone.shape, discs, spacing_mm) + 1
     seeds = bone & front
     markers = np.where(seeds, seg, 0).astype(np.int16)
     markers[~bone] = -1

@@ -82,12 +82,19 @@ def make_working_grid(ct: CtVolume, spacing_mm: float = WORKING_SPACING_MM) -> W
     fx, fy, fz = factors
     nx, ny, nz = (view.shape[a] // f for a, f in enumerate(factors))
     out = np.empty((nx, ny, nz), dtype=np.float32)
-    step = max(1, _SLAB_SLICES // fz) * fz
-    for k0 in range(0, nz * fz, step):
-        k1 = min(nz * fz, k0 + step)
-        block = np.asarray(view[: nx * fx, : ny * fy, k0:k1], dtype=np.float32)
-        block = block.reshape(nx, fx, ny, fy, (k1 - k0) // fz, fz)
-        out[:, :, k0 // fz : k1 // fz] = block.mean(axis=(1, 3, 5), dtype=np.float32)
+    # integer CTs are summed exactly in int32 (at most 65536 int16 values per working voxel);
+    # the strided adds touch each CT voxel once, slab by slab along R
+    acc_type = np.int32 if np.issubdtype(view.dtype, np.integer) else np.float32
+    scale = np.float32(1.0 / (fx * fy * fz))
+    for i0 in range(0, nx, _SLAB_SLICES):
+        i1 = min(nx, i0 + _SLAB_SLICES)
+        block = view[i0 * fx : i1 * fx, : ny * fy, : nz * fz]
+        acc = np.zeros((i1 - i0, ny, nz), dtype=acc_type)
+        for i in range(fx):
+            for j in range(fy):
+                for k in range(fz):
+                    acc += block[i::fx, j::fy, k::fz]
+        out[i0:i1] = acc * scale
     return WorkingGrid(
         hu=out,
         spacing_mm=(float(sp[0] * fx), float(sp[1] * fy), float(sp[2] * fz)),

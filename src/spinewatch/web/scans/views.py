@@ -229,6 +229,7 @@ def _detail_context(request: HttpRequest, study: ImagingStudy) -> dict[str, Any]
         "status": display.scan_status(study, job),
         "rows": display.level_rows(study.report, display.decisions_of(study)),
         "scan": (study.report or {}).get("scan") or {},
+        "segmentation": (study.report or {}).get("segmentation"),
         "prior": prior,
         "comparison": comparison,
         "comparison_error": comparison_error,

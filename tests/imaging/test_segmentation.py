@@ -65,17 +65,15 @@ def test_phantom_whole_vertebra_dice(name: str) -> None:
     assert len(predicted) == len(phantom.truth)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: marrow at 90 HU with 20 HU noise is not filled inside the body "
-    "(measured whole-vertebra Dice 0.52-0.56)",
-)
 def test_osteoporotic_phantom_dice() -> None:
+    # marrow at 90 HU (below the bone threshold, near disc tissue) is filled inside its cortex
+    # and kept apart from the spinal canal by position, not HU; discs still found between it
     spec = PhantomSpec(default_trabecular_hu=90.0, noise_hu_sd=20.0, seed=3)
     phantom = make_spine_phantom(spec)
     result = segment_ct(phantom.ct)
     dice = matched_dice(np.asarray(result.labels.labels), np.asarray(phantom.labels.labels))
     assert min(dice.values()) >= 0.90, dice
+    assert len(result.vertebrae) == len(phantom.truth)
 
 
 def test_phantom_without_landmark_is_named_relative_and_unconfirmed() -> None:

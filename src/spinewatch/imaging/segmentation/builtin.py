@@ -17,8 +17,18 @@ import numpy.typing as npt
 from scipy import ndimage as ndi
 
 from spinewatch.core.conventions import LabelConvention, label_for_level
-from spinewatch.imaging.segmentation.bone import BONE_HU, filled_bone, in_plane_structure
-from spinewatch.imaging.segmentation.column import MARROW_HU, MARROW_SMOOTH_MM, track_column
+from spinewatch.imaging.segmentation.bone import (
+    BONE_HU,
+    FilledBone,
+    filled_bone,
+    in_plane_structure,
+)
+from spinewatch.imaging.segmentation.column import (
+    MARROW_HU,
+    MARROW_SMOOTH_MM,
+    Column,
+    track_column,
+)
 from spinewatch.imaging.segmentation.discs import expected_pitch_vox, find_discs, spacing_problem
 from spinewatch.imaging.segmentation.landmarks import rib_bearing, sacrum_segment
 from spinewatch.imaging.segmentation.levels import LevelNaming, name_levels
@@ -38,7 +48,14 @@ from spinewatch.imaging.segmentation.working import (
 )
 from spinewatch.imaging.volume import CtVolume, LabelVolume
 
-__all__ = ["BUILTIN_NAME", "BUILTIN_VERSION", "MIN_EXTENT_MM", "check_ct", "segment_ct"]
+__all__ = [
+    "BUILTIN_NAME",
+    "BUILTIN_VERSION",
+    "MIN_EXTENT_MM",
+    "canal_holes",
+    "check_ct",
+    "segment_ct",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +70,10 @@ MIN_SLICES = 5
 LOW_HU = 0.0
 #: Smallest vertebra kept, ml (a fragment at the edge of the field of view is still labelled).
 MIN_VERTEBRA_ML = 0.5
+#: A vertebral body is at least this deep (antero-posterior) for its width: about 0.7 in the
+#: lumbar spine (~35 x 50 mm), more higher up (Panjabi et al., Spine 1991/1992). Half of the
+#: smallest ratio keeps a margin for the width estimate and partial volume.
+CANAL_DEPTH_FRACTION = 0.35
 _TS = LabelConvention.TOTALSEGMENTATOR
 
 
@@ -84,6 +105,41 @@ def _dense(hu: npt.NDArray[np.float32], spacing: tuple[float, float, float]) -> 
         sigma = MARROW_SMOOTH_MM / spacing[axis]
         out = ndi.gaussian_filter1d(out, sigma, axis=axis, truncate=2.0)
     return (out >= MARROW_HU) & (hu >= MARROW_HU - 30.0)
+
+
+def canal_holes(
+    bone: FilledBone, column: Column, spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.bool_]:
+    """The enclosed axial holes that are the spinal canal, bool (nx, ny, nz).
+
+    HU cannot tell the canal from marrow (osteoporotic marrow reads 50-100 HU, like the
+    canal's contents; Pickhardt et al., Ann Intern Med 2013), but position can: a body's marrow
+    cavity starts just behind its anterior cortex, while the canal starts behind the whole body,
+    whose depth is at least ``CANAL_DEPTH_FRACTION`` of its width at every level. A hole near
+    the midline whose anterior edge lies farther than that behind the column's anterior wall
+    is the canal."""
+    lab = bone.hole_labels
+    n = int(lab.max())
+    if n == 0:
+        return np.zeros(lab.shape, dtype=bool)
+    idx = np.nonzero(lab)
+    ids = lab[idx]
+    count = np.bincount(ids, minlength=n + 1).astype(np.float64)
+    count[0] = 1.0
+    cx = np.bincount(ids, weights=idx[0], minlength=n + 1) / count
+    z = np.zeros(n + 1, dtype=np.int64)
+    z[ids] = idx[2]
+    front_edge = np.full(n + 1, -1.0)
+    np.maximum.at(front_edge, ids, idx[1].astype(np.float64))
+    front = column.y[z] + column.half_depth[z]
+    width_mm = 2.0 * column.half_width[z] * spacing_mm[0]
+    gap_mm = (front - front_edge) * spacing_mm[1]
+    is_canal = (gap_mm > CANAL_DEPTH_FRACTION * width_mm) & (
+        np.abs(cx - column.x[z]) <= column.half_width[z]
+    )
+    is_canal &= (z >= column.z0) & (z <= column.z1)
+    is_canal[0] = False
+    return np.asarray(is_canal[lab], dtype=bool)
 
 
 def _to_native(
@@ -199,7 +255,7 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     dense = bone.filled | _dense(hu, sp)
     discs, _ = find_discs(hu, column, sp)
     pitch = expected_pitch_vox(column, sp)
-    canal = bone.holes & (hu < 110)
+    canal = canal_holes(bone, column, sp)
     segments = label_segments(dense, canal, column, discs, sp)
     voxel_ml = working.voxel_volume_mm3 / 1000.0
     counts = np.bincount(segments.ravel())

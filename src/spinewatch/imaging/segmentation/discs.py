@@ -10,7 +10,12 @@ across and not diagonally through both endplates. Through a body the box holds m
 its ends, the bright endplates; through a disc it holds disc tissue (~70-100 HU) flanked by the
 two endplates. A disc is therefore a profile minimum lying ``DISC_PROMINENCE_HU`` below the
 maxima on *both* sides within half a vertebral pitch: this holds whatever the marrow density
-(osteoporotic marrow near 100 HU is still flanked by endplates brighter than the disc).
+(osteoporotic marrow near 100 HU is still flanked by endplates brighter than the disc). And it
+is a *narrow* valley -- the endplates are a disc height apart, while in an osteoporotic body,
+whose marrow reads near disc tissue, the dip between its own endplates is a body height wide:
+each minimum's prominence is weighted down as its width at half prominence grows from a
+quarter to three quarters of the pitch, and the regularly spaced subset with the largest
+weighted sum is kept.
 
 The expected pitch (body + disc height along the column) comes from the body's own width: adult
 body height is roughly 0.7-0.8 times its width from C3 to L5 (Panjabi et al., Spine 1991/1992
@@ -145,6 +150,18 @@ def spacing_problem(
     return None
 
 
+def _valley_width(profile: npt.NDArray[np.float64], z: int, level: float) -> int:
+    """Slices between the points left and right of ``z`` where ``profile`` climbs back to
+    ``level`` (the valley's full width at half its prominence)."""
+    left = z
+    while left > 0 and profile[left] < level:
+        left -= 1
+    right = z
+    while right < profile.size - 1 and profile[right] < level:
+        right += 1
+    return right - left
+
+
 def _regular_subset(
     prominent: list[tuple[int, float]], pitch_vox: npt.NDArray[np.float64]
 ) -> list[int]:
@@ -203,7 +220,10 @@ def find_discs(
         left, right = smooth[lo:z].max(initial=-1e9), smooth[z + 1 : hi].max(initial=-1e9)
         prom = min(left, right) - smooth[z]
         if prom >= DISC_PROMINENCE_HU:
-            prominent.append((z, float(prom)))
+            width = _valley_width(smooth, z, smooth[z] + 0.5 * prom)
+            narrow = np.clip(1.5 - width / (0.5 * pitch_vox[z]), 0.0, 1.0)
+            if narrow > 0:
+                prominent.append((z, float(prom * narrow)))
     kept = _regular_subset(prominent, pitch_vox)
     c, t = centre_line_mm(column, spacing_mm)
     grid = np.arange(nz, dtype=np.float64)

@@ -207,23 +207,6 @@ def test_example_ct_segmented_and_named_from_a_landmark(shared_file) -> None:
     for lab in (30, 31, 32):  # L2, L1, T12 (T11 has only 70 voxels in the reference)
         m, p = ref == lab, pred == lab
         same_id = 2 * np.count_nonzero(m & p) / (m.sum() + p.sum())
-        assert same_id >= 0.70, (lab, same_id)
+        assert same_id >= 0.85, (lab, same_id)  # measured 0.92, 0.875, 0.856
     named = {v.level: v for v in result.vertebrae}
     assert named["T12"].rib_bearing is True and named["L1"].rib_bearing is False
-
-
-@pytest.mark.shared_data
-@pytest.mark.xfail(
-    strict=True,
-    reason="target not met: whole-vertebra Dice >= 0.85 on the "
-    "TotalSegmentator example (measured 0.75-0.83 for L2, L1, T12; names right, confirmed)",
-)
-def test_example_ct_meets_the_target(shared_file) -> None:
-    import nibabel as nib
-
-    ct = load_ct(shared_file("ct/totalseg-example/example_ct.nii.gz"))
-    pred = np.asarray(segment_ct(ct).labels.labels)[:, :, 82:112]
-    ref = np.asarray(nib.load(shared_file("ct/totalseg-example/example_seg.nii.gz")).dataobj)
-    for lab in (30, 31, 32):
-        m, p = ref == lab, pred == lab
-        assert 2 * np.count_nonzero(m & p) / (m.sum() + p.sum()) >= 0.85

@@ -256,7 +256,7 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     discs, _ = find_discs(hu, column, sp)
     pitch = expected_pitch_vox(column, sp)
     canal = canal_holes(bone, column, sp)
-    segments = label_segments(dense, canal, column, discs, sp)
+    segments, disc_tissue = label_segments(dense, hu >= BONE_HU, canal, column, discs, sp)
     voxel_ml = working.voxel_volume_mm3 / 1000.0
     counts = np.bincount(segments.ravel())
     if counts.size <= 1 or counts[1:].max() * voxel_ml < MIN_VERTEBRA_ML:
@@ -283,7 +283,7 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     small = [lab for lab in range(1, n + 1) if counts[lab] * voxel_ml < MIN_VERTEBRA_ML]
     for lab in small:
         seg_ts[segments == lab] = 0
-    native, native_counts = _to_native(ct, working, seg_ts, canal)
+    native, native_counts = _to_native(ct, working, seg_ts, canal | disc_tissue)
     labels = LabelVolume(native, ct.grid, f"{BUILTIN_NAME} {BUILTIN_VERSION} of {ct.source}")
     vertebrae = _evidence(native, native_counts, naming, ribs, ct.grid.voxel_volume_ml)
     log.info("%s: %d vertebrae, levels by %s", ct.source, len(vertebrae), naming.method)

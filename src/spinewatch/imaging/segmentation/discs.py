@@ -76,6 +76,9 @@ class Disc:
     point_mm: tuple[float, float, float]
     normal: tuple[float, float, float]
     depth: float
+    #: Half the disc's height along the column, mm: half the profile valley's width at half its
+    #: prominence (includes the partial-volume blur of the slices).
+    half_height_mm: float = 0.0
 
 
 def centre_line_mm(
@@ -212,6 +215,7 @@ def find_discs(
     body_level = float(np.median(smooth[inside])) if inside.any() else 0.0
     ceiling = body_level - DISC_LEVEL_FRACTION * max(body_level - DISC_TISSUE_HU, 0.0)
     prominent: list[tuple[int, float]] = []
+    widths: dict[int, int] = {}
     for z in candidates:
         if prof[max(z - 1, 0) : z + 2].min() > ceiling:  # unsmoothed: a thin disc stays deep
             continue
@@ -224,6 +228,7 @@ def find_discs(
             narrow = np.clip(1.5 - width / (0.5 * pitch_vox[z]), 0.0, 1.0)
             if narrow > 0:
                 prominent.append((z, float(prom * narrow)))
+                widths[z] = width
     kept = _regular_subset(prominent, pitch_vox)
     c, t = centre_line_mm(column, spacing_mm)
     grid = np.arange(nz, dtype=np.float64)
@@ -244,6 +249,7 @@ def find_discs(
                 (point[0], point[1], point[2]),
                 (float(n[0]), float(n[1]), float(n[2])),
                 float(smooth[z]),
+                0.5 * widths[z] * spacing_mm[2] / max(abs(float(n[2])), 0.5),
             )
         )
     return discs, prof

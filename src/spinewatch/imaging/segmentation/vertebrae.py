@@ -36,6 +36,14 @@ SEED_BEHIND_WALL_MM = 4.0
 #: Pedicle seeds reach this far behind the posterior wall, lateral to the canal (pedicles are
 #: roughly 1-2 cm long from the thoracic to the lumbar spine). Engineering choice.
 PEDICLE_LENGTH_MM = 10.0
+#: Behind the bodies, the boundary between a vertebra and the one below descends by this many
+#: mm per mm behind the posterior wall: laminae, inferior articular and spinous processes of a
+#: vertebra reach down beside and behind the next one's (steeply in the thoracic spine, less in
+#: the lumbar). Engineering choice.
+ARCH_SLOPE = 0.3
+#: Posterior-element bone farther than this from every disc plane is labelled by the planes
+#: directly; nearer, by the flood. About a quarter of a lumbar pitch. Engineering choice.
+ARCH_MARGIN_MM = 8.0
 
 
 def _per_slice(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -75,11 +83,20 @@ def column_roi(
 
 
 def _segment_index(
-    shape: tuple[int, int, int], discs: list[Disc], spacing_mm: tuple[float, float, float]
-) -> npt.NDArray[np.int16]:
-    """Per voxel, how many disc planes lie below it (0 = below the lowest disc), int16."""
+    shape: tuple[int, int, int],
+    discs: list[Disc],
+    spacing_mm: tuple[float, float, float],
+    lift_mm: npt.NDArray[np.float32] | None = None,
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+    """Per voxel: how many disc planes lie below it (0 = below the lowest disc), int16; its
+    distance to the nearest disc plane in mm, float32 (inf without discs); and whether it lies
+    within a disc's half height of that disc's plane, bool. ``lift_mm`` (broadcastable to
+    ``shape``) moves each voxel up by so many mm against every plane (the neural arch of a
+    vertebra reaches below its disc plane, see ``ARCH_SLOPE``)."""
     nx, ny, nz = shape
     idx = np.zeros(shape, dtype=np.int16)
+    near = np.full(shape, np.inf, dtype=np.float32)
+    slab = np.zeros(shape, dtype=bool)
     x = (np.arange(nx) * spacing_mm[0])[:, None, None]
     y = (np.arange(ny) * spacing_mm[1])[None, :, None]
     z = (np.arange(nz) * spacing_mm[2])[None, None, :]
@@ -90,27 +107,37 @@ def _segment_index(
             np.float32(n[0]) * (x - p[0]).astype(np.float32)
             + np.float32(n[1]) * (y - p[1]).astype(np.float32)
         ) + np.float32(n[2]) * (z - p[2]).astype(np.float32)
+        if lift_mm is not None:
+            s = s + lift_mm
         idx += (s > 0).astype(np.int16)
-    return idx
+        np.abs(s, out=s)
+        np.minimum(near, s, out=near)
+        slab |= s < np.float32(d.half_height_mm)
+    return idx, near, slab
 
 
 def label_segments(
     filled: npt.NDArray[np.bool_],
+    cortex: npt.NDArray[np.bool_],
     canal: npt.NDArray[np.bool_],
     column: Column,
     discs: list[Disc],
     spacing_mm: tuple[float, float, float],
-) -> npt.NDArray[np.int16]:
+) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.bool_]]:
     """Vertebra segments on the working grid: 1 = the segment below the lowest disc, 2 the next
-    one up, ...; 0 = not column bone. int16 (nx, ny, nz).
+    one up, ...; 0 = not column bone. int16 (nx, ny, nz). Also the disc tissue left out of
+    them, bool (nx, ny, nz): in front of the bodies' posterior wall, within a disc's half height
+    of its plane and below the cortical threshold (``cortex``: bone by HU alone) -- disc tissue
+    reads like osteoporotic marrow, and only its place between the endplates tells them apart.
 
     The work (distance transform, flood) runs on the bounding box of the column's region only.
     """
     roi, front = column_roi(filled.shape, column, spacing_mm)
     out = np.zeros(filled.shape, dtype=np.int16)
+    disc_tissue = np.zeros(filled.shape, dtype=bool)
     box = ndi.find_objects(roi.astype(np.uint8))
     if not box or box[0] is None:
-        return out
+        return out, disc_tissue
     sl = box[0]
     origin = tuple(float(s.start) * sp for s, sp in zip(sl, spacing_mm, strict=True))
     shifted = [
@@ -119,24 +146,36 @@ def label_segments(
             (d.point_mm[0] - origin[0], d.point_mm[1] - origin[1], d.point_mm[2] - origin[2]),
             d.normal,
             d.depth,
+            d.half_height_mm,
         )
         for d in discs
     ]
-    bone = filled[sl] & roi[sl] & ~canal[sl]
-    out[sl] = _label_box(bone, front[sl], canal[sl], shifted, spacing_mm)
-    return out
+    yy = np.arange(sl[1].start, sl[1].stop, dtype=np.float64)[None, :, None]
+    wall = (column.y - column.half_depth)[None, None, sl[2]]
+    lift = (ARCH_SLOPE * np.clip(wall - yy, 0.0, None) * spacing_mm[1]).astype(np.float32)
+    index, near, slab = _segment_index(out[sl].shape, shifted, spacing_mm, lift)
+    disc_tissue[sl] = slab & front[sl] & ~cortex[sl]
+    bone = filled[sl] & roi[sl] & ~canal[sl] & ~disc_tissue[sl]
+    out[sl] = _label_box(bone, front[sl], canal[sl], index, near, spacing_mm)
+    return out, disc_tissue
 
 
 def _label_box(
     bone: npt.NDArray[np.bool_],
     front: npt.NDArray[np.bool_],
     canal: npt.NDArray[np.bool_],
-    discs: list[Disc],
+    index: npt.NDArray[np.int16],
+    near: npt.NDArray[np.float32],
     spacing_mm: tuple[float, float, float],
 ) -> npt.NDArray[np.int16]:
-    """:func:`label_segments` inside the column's bounding box (discs in box coordinates)."""
-    seg = _segment_index(bone.shape, discs, spacing_mm) + 1
-    seeds = bone & front
+    """:func:`label_segments` inside the column's bounding box (``index``/``near`` from
+    :func:`_segment_index` there)."""
+    seg = index + 1
+    # seeds: the bodies and pedicle roots, and the posterior elements well away from every
+    # disc plane (their own vertebra's laminae, transverse and spinous processes); bone near a
+    # plane behind the bodies -- the facet joints, where a vertebra's inferior articular
+    # processes reach down beside the next one's superior processes -- is flooded from them
+    seeds = bone & (front | (near >= ARCH_MARGIN_MM))
     markers = np.where(seeds, seg, 0).astype(np.int16)
     markers[~bone] = -1
     # flood in order of distance from the seeds (the image-foresting transform processes

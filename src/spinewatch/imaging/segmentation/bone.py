@@ -24,6 +24,7 @@ __all__ = [
     "FilledBone",
     "close_in_plane",
     "disc_structure",
+    "enclosed",
     "filled_bone",
     "in_plane_structure",
 ]
@@ -41,6 +42,10 @@ MAX_HOLE_MM2 = 3000.0
 #: averages below the threshold in places; bridging gaps of up to ~6 mm closes the ring while
 #: the canal (>= 10 mm across) stays open. Engineering choice.
 CLOSING_MM = 3.0
+#: Reach of the four-direction enclosure test, mm: about a lumbar body's half width (~25 mm;
+#: Panjabi et al., Spine 1992), so the marrow of a body sees its cortex on every side, while
+#: soft tissue next to the column sees bone on one or two sides only. Engineering choice.
+ENCLOSE_MM = 30.0
 
 
 def in_plane_structure() -> npt.NDArray[np.bool_]:
@@ -68,6 +73,9 @@ class FilledBone:
         self.bone = bone
         self.holes = holes
         self.filled = bone | holes
+        #: voxels that see bone in at least three of the four in-plane directions (set by
+        #: :func:`filled_bone`): a body whose cortex is broken on one side
+        self.partly_enclosed = np.zeros(bone.shape, dtype=bool)
         self.hole_labels = hole_labels
         self.hole_area_mm2 = hole_area_mm2
 
@@ -96,6 +104,29 @@ def close_in_plane(
     return np.asarray(out[pad[0][0] : -pad[0][1], pad[1][0] : -pad[1][1]] | mask, dtype=bool)
 
 
+def enclosed(
+    mask: npt.NDArray[np.bool_],
+    spacing_mm: tuple[float, float, float],
+    reach_mm: float,
+    directions: int = 4,
+) -> npt.NDArray[np.bool_]:
+    """Voxels not in ``mask`` that see ``mask`` within ``reach_mm`` to the left, the right, the
+    front and the back in their axial slice (``mask``: axes R, A, S), after bridging one-voxel
+    gaps in ``mask``: the inside of a cortical ring that plain hole filling misses because the
+    ring is broken. ``directions``: how many of the four must see bone (3 also fills a ring
+    open on one side -- and the notches between a body, a rib and a transverse process, so it
+    is only used where a body is expected)."""
+    ring = ndi.binary_dilation(mask, structure=np.ones((3, 3, 1), dtype=bool))
+    hits = np.zeros(mask.shape, dtype=np.uint8)
+    for axis in (0, 1):
+        k = max(1, round(reach_mm / spacing_mm[axis] / 2.0))
+        for origin in (k, -k):  # one-sided windows of 2k+1 voxels
+            hits += ndi.maximum_filter1d(
+                ring, size=2 * k + 1, axis=axis, origin=origin, mode="constant"
+            )
+    return np.asarray((hits >= directions) & ~ring, dtype=bool)
+
+
 def filled_bone(
     hu: npt.NDArray[Any],
     spacing_mm: tuple[float, float, float],
@@ -121,4 +152,9 @@ def filled_bone(
     if too_big.any():
         holes &= ~too_big[hole_labels]
         hole_labels[too_big[hole_labels]] = 0
-    return FilledBone(closed, holes, hole_labels.astype(np.int32, copy=False), area)
+    out = FilledBone(closed, holes, hole_labels.astype(np.int32, copy=False), area)
+    # a cortical ring broken by noise or partial volume (a thin osteoporotic cortex): what sees
+    # bone within ENCLOSE_MM in three of the four in-plane directions may be inside it; the
+    # caller uses it only where a body is expected
+    out.partly_enclosed = enclosed(closed, spacing_mm, ENCLOSE_MM, directions=3)
+    return out

@@ -39,7 +39,7 @@ from spinewatch.imaging.segmentation.result import (
     SegmentationResult,
     VertebraEvidence,
 )
-from spinewatch.imaging.segmentation.vertebrae import label_segments
+from spinewatch.imaging.segmentation.vertebrae import column_roi, label_segments
 from spinewatch.imaging.segmentation.working import (
     WorkingGrid,
     canonical_view,
@@ -252,7 +252,10 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
             f"{ct.source}: no vertebral column found (no chain of vertebral bodies near the "
             "midline); expected a CT that shows the spine"
         )
-    dense = bone.filled | _dense(hu, sp)
+    # a body's marrow inside a cortex broken on one side (thin, noisy) is filled too, but only
+    # in front of the posterior wall, where no rib or transverse process makes a notch
+    _, body_region = column_roi(hu.shape, column, sp)
+    dense = bone.filled | _dense(hu, sp) | (bone.partly_enclosed & body_region)
     discs, _ = find_discs(hu, column, sp)
     pitch = expected_pitch_vox(column, sp)
     canal = canal_holes(bone, column, sp)

@@ -57,6 +57,11 @@ MARROW_SMOOTH_MM = 1.5
 #: Candidates farther than this from the patient's left-right midline are not bodies, mm (the
 #: femoral heads, the ilium); a scoliotic column stays well within it.
 MIDLINE_MM = 60.0
+#: A candidate is dropped as lying in front of the column (an enhanced aorta: ~4-6 cm^2) when a
+#: candidate at least this fraction of its size lies behind it (a body: 9-15 cm^2 thoracic to
+#: lumbar). Not a half: the spinal canal enclosed by its arch, filled as a hole, makes a blob of
+#: a third to a half of a body's size behind every body. Engineering choice.
+BEHIND_AREA_FRACTION = 0.8
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,7 +168,7 @@ def body_mask(
     ``MARROW_SMOOTH_MM``) or filled bone, opened with a disc of ``BODY_OPEN_MM``."""
     sigma = (MARROW_SMOOTH_MM / spacing_mm[0], MARROW_SMOOTH_MM / spacing_mm[1], 0.0)
     dense = (ndi.gaussian_filter(hu, sigma) >= MARROW_HU) & (hu >= MARROW_HU - 30.0)
-    dense |= bone.filled
+    dense |= bone.filled | bone.partly_enclosed
     st = disc_structure(spacing_mm, BODY_OPEN_MM)
     pad = ((st.shape[0], st.shape[0]), (st.shape[1], st.shape[1]), (0, 0))
     opened = ndi.binary_opening(np.pad(dense, pad), structure=st)
@@ -173,7 +178,8 @@ def body_mask(
 def _drop_anterior(
     cands: list[tuple[int, float, float, float, float]], spacing_mm: tuple[float, float, float]
 ) -> list[tuple[int, float, float, float, float]]:
-    """Drop a candidate with another at least half its size straight behind it (within 80 mm):
+    """Drop a candidate with another of at least ``BEHIND_AREA_FRACTION`` of its size straight
+    behind it (within 80 mm):
     the body is the most posterior thick structure of the midline -- what lies in front of it
     (an enhanced aorta, the sternum) is not the column."""
     by_z: dict[int, list[tuple[int, float, float, float, float]]] = {}
@@ -186,7 +192,7 @@ def _drop_anterior(
             o is not c
             and abs(o[1] - c[1]) * spacing_mm[0] < 25.0
             and 0 < (c[2] - o[2]) * spacing_mm[1] < 80.0
-            and o[3] * o[4] >= 0.5 * area
+            and o[3] * o[4] >= BEHIND_AREA_FRACTION * area
             for o in by_z[c[0]]
         )
         if not behind:

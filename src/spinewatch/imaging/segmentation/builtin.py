@@ -40,6 +40,7 @@ from spinewatch.imaging.segmentation.result import (
     VertebraEvidence,
 )
 from spinewatch.imaging.segmentation.vertebrae import column_roi, label_segments
+from spinewatch.imaging.segmentation.vessels import enhanced_vessels
 from spinewatch.imaging.segmentation.working import (
     WorkingGrid,
     canonical_view,
@@ -246,7 +247,8 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     sp = working.spacing_mm
     hu = working.hu
     bone = filled_bone(hu, sp)
-    column = track_column(hu, bone, sp)
+    blood = enhanced_vessels(hu, sp) & ~bone.filled & ~bone.partly_enclosed
+    column = track_column(hu, bone, sp, exclude=blood)
     if column is None or (column.z1 - column.z0 + 1) * sp[2] < MIN_EXTENT_MM / 2:
         raise NoSpineError(
             f"{ct.source}: no vertebral column found (no chain of vertebral bodies near the "
@@ -255,7 +257,7 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     # a body's marrow inside a cortex broken on one side (thin, noisy) is filled too, but only
     # in front of the posterior wall, where no rib or transverse process makes a notch
     _, body_region = column_roi(hu.shape, column, sp)
-    dense = bone.filled | _dense(hu, sp) | (bone.partly_enclosed & body_region)
+    dense = bone.filled | (_dense(hu, sp) & ~blood) | (bone.partly_enclosed & body_region)
     discs, _ = find_discs(hu, column, sp)
     pitch = expected_pitch_vox(column, sp)
     canal = canal_holes(bone, column, sp)
@@ -286,7 +288,7 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     small = [lab for lab in range(1, n + 1) if counts[lab] * voxel_ml < MIN_VERTEBRA_ML]
     for lab in small:
         seg_ts[segments == lab] = 0
-    native, native_counts = _to_native(ct, working, seg_ts, canal | disc_tissue)
+    native, native_counts = _to_native(ct, working, seg_ts, canal | disc_tissue | blood)
     labels = LabelVolume(native, ct.grid, f"{BUILTIN_NAME} {BUILTIN_VERSION} of {ct.source}")
     vertebrae = _evidence(native, native_counts, naming, ribs, ct.grid.voxel_volume_ml)
     log.info("%s: %d vertebrae, levels by %s", ct.source, len(vertebrae), naming.method)

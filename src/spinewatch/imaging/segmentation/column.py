@@ -131,9 +131,19 @@ def _longest_chain(
     cands: list[tuple[int, float, float, float, float]], spacing_mm: tuple[float, float, float]
 ) -> list[int]:
     """Indices of the best chain (directed graph, longest path): most linked slices, fewest
-    and shortest jumps."""
+    and shortest jumps. A slice earns its thickness in proportion to the candidate's size
+    relative to the largest candidate of that slice (capped at 1 from half of it): the
+    vertebral body is the largest thick bone near the midline, while a contrast-filled vessel
+    or bowel loop beside it can make an equally long, equally smooth chain."""
     order = sorted(range(len(cands)), key=lambda i: cands[i][0])
     z = np.array([cands[i][0] for i in order])
+    area = np.array([cands[i][3] * cands[i][4] for i in order])
+    largest: dict[int, float] = {}
+    for zi, a in zip(z.tolist(), area.tolist(), strict=True):
+        largest[zi] = max(largest.get(zi, 0.0), a)
+    weight = np.array(
+        [min(1.0, a / (0.5 * largest[zi])) for zi, a in zip(z.tolist(), area.tolist(), strict=True)]
+    )
     xy = np.array([[cands[i][1] * spacing_mm[0], cands[i][2] * spacing_mm[1]] for i in order])
     jump = max(1, round(MAX_JUMP_MM / spacing_mm[2]))
     score = np.zeros(len(order))
@@ -147,10 +157,11 @@ def _longest_chain(
         dist = np.hypot(*(xy[lo:hi] - xy[n]).T)
         # each linked slice earns its thickness; a jump pays for the slices it skips and for
         # its in-plane move, so the chain follows the column slice by slice where it can
-        gain = spacing_mm[2] - JUMP_COST * (dz_mm - spacing_mm[2]) - 0.5 * dist
+        earn = spacing_mm[2] * weight[n]
+        gain = earn - JUMP_COST * (dz_mm - spacing_mm[2]) - 0.5 * dist
         s = np.where(dist <= LINK_TOL_MM + LINK_SLOPE * dz_mm, score[lo:hi] + gain, -np.inf)
         m = int(np.argmax(s))
-        score[n] = spacing_mm[2]
+        score[n] = earn
         if s[m] > score[n]:
             score[n] = s[m]
             prev[n] = lo + m
@@ -162,12 +173,17 @@ def _longest_chain(
 
 
 def body_mask(
-    hu: npt.NDArray[np.float32], bone: FilledBone, spacing_mm: tuple[float, float, float]
+    hu: npt.NDArray[np.float32],
+    bone: FilledBone,
+    spacing_mm: tuple[float, float, float],
+    exclude: npt.NDArray[np.bool_] | None = None,
 ) -> npt.NDArray[np.bool_]:
     """Thick bone: marrow-dense tissue (``MARROW_HU`` after an axial smoothing of
     ``MARROW_SMOOTH_MM``) or filled bone, opened with a disc of ``BODY_OPEN_MM``."""
     sigma = (MARROW_SMOOTH_MM / spacing_mm[0], MARROW_SMOOTH_MM / spacing_mm[1], 0.0)
     dense = (ndi.gaussian_filter(hu, sigma) >= MARROW_HU) & (hu >= MARROW_HU - 30.0)
+    if exclude is not None:  # enhanced blood (see :mod:`.vessels`)
+        dense &= ~exclude
     dense |= bone.filled | bone.partly_enclosed
     st = disc_structure(spacing_mm, BODY_OPEN_MM)
     pad = ((st.shape[0], st.shape[0]), (st.shape[1], st.shape[1]), (0, 0))
@@ -242,11 +258,16 @@ def _extend(
 
 
 def track_column(
-    hu: npt.NDArray[np.float32], bone: FilledBone, spacing_mm: tuple[float, float, float]
+    hu: npt.NDArray[np.float32],
+    bone: FilledBone,
+    spacing_mm: tuple[float, float, float],
+    *,
+    exclude: npt.NDArray[np.bool_] | None = None,
 ) -> Column | None:
     """Track the vertebral bodies through ``hu`` (working grid, axes R, A, S); None when no
-    body-like bone is found."""
-    body = body_mask(hu, bone, spacing_mm)
+    body-like bone is found. ``exclude``: voxels that are not marrow however dense (enhanced
+    blood)."""
+    body = body_mask(hu, bone, spacing_mm, exclude)
     cands = _drop_anterior(_candidates(body, spacing_mm, _patient_midline(hu)), spacing_mm)
     if not cands:
         return None

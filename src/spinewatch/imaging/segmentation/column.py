@@ -62,6 +62,9 @@ MIDLINE_MM = 60.0
 #: lumbar). Not a half: the spinal canal enclosed by its arch, filled as a hole, makes a blob of
 #: a third to a half of a body's size behind every body. Engineering choice.
 BEHIND_AREA_FRACTION = 0.8
+#: How far behind a candidate the body may lie for it to be dropped, mm: the sternum lies
+#: 100-160 mm in front of the thoracic bodies in adults. Engineering choice.
+BEHIND_MM = 200.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,14 +180,20 @@ def body_mask(
     bone: FilledBone,
     spacing_mm: tuple[float, float, float],
     exclude: npt.NDArray[np.bool_] | None = None,
+    *,
+    partly_enclosed: bool = False,
 ) -> npt.NDArray[np.bool_]:
     """Thick bone: marrow-dense tissue (``MARROW_HU`` after an axial smoothing of
-    ``MARROW_SMOOTH_MM``) or filled bone, opened with a disc of ``BODY_OPEN_MM``."""
+    ``MARROW_SMOOTH_MM``) or filled bone, opened with a disc of ``BODY_OPEN_MM``.
+    ``partly_enclosed``: also what bone surrounds on three sides (a body with a broken cortex;
+    in the chest, ribs surround lungs and muscles that way too: a known weakness there)."""
     sigma = (MARROW_SMOOTH_MM / spacing_mm[0], MARROW_SMOOTH_MM / spacing_mm[1], 0.0)
     dense = (ndi.gaussian_filter(hu, sigma) >= MARROW_HU) & (hu >= MARROW_HU - 30.0)
     if exclude is not None:  # enhanced blood (see :mod:`.vessels`)
         dense &= ~exclude
-    dense |= bone.filled | bone.partly_enclosed
+    dense |= bone.filled
+    if partly_enclosed:
+        dense |= bone.partly_enclosed
     st = disc_structure(spacing_mm, BODY_OPEN_MM)
     pad = ((st.shape[0], st.shape[0]), (st.shape[1], st.shape[1]), (0, 0))
     opened = ndi.binary_opening(np.pad(dense, pad), structure=st)
@@ -195,9 +204,8 @@ def _drop_anterior(
     cands: list[tuple[int, float, float, float, float]], spacing_mm: tuple[float, float, float]
 ) -> list[tuple[int, float, float, float, float]]:
     """Drop a candidate with another of at least ``BEHIND_AREA_FRACTION`` of its size straight
-    behind it (within 80 mm):
-    the body is the most posterior thick structure of the midline -- what lies in front of it
-    (an enhanced aorta, the sternum) is not the column."""
+    behind it (within ``BEHIND_MM``): the body is the most posterior thick structure of the
+    midline -- what lies in front of it (an enhanced aorta, the sternum) is not the column."""
     by_z: dict[int, list[tuple[int, float, float, float, float]]] = {}
     for c in cands:
         by_z.setdefault(c[0], []).append(c)
@@ -207,7 +215,7 @@ def _drop_anterior(
         behind = any(
             o is not c
             and abs(o[1] - c[1]) * spacing_mm[0] < 25.0
-            and 0 < (c[2] - o[2]) * spacing_mm[1] < 80.0
+            and 0 < (c[2] - o[2]) * spacing_mm[1] < BEHIND_MM
             and o[3] * o[4] >= BEHIND_AREA_FRACTION * area
             for o in by_z[c[0]]
         )
@@ -267,7 +275,7 @@ def track_column(
     """Track the vertebral bodies through ``hu`` (working grid, axes R, A, S); None when no
     body-like bone is found. ``exclude``: voxels that are not marrow however dense (enhanced
     blood)."""
-    body = body_mask(hu, bone, spacing_mm, exclude)
+    body = body_mask(hu, bone, spacing_mm, exclude, partly_enclosed=True)
     cands = _drop_anterior(_candidates(body, spacing_mm, _patient_midline(hu)), spacing_mm)
     if not cands:
         return None

@@ -210,3 +210,57 @@ def test_example_ct_segmented_and_named_from_a_landmark(shared_file) -> None:
         assert same_id >= 0.85, (lab, same_id)  # measured 0.92, 0.875, 0.856
     named = {v.level: v for v in result.vertebrae}
     assert named["T12"].rib_bearing is True and named["L1"].rib_bearing is False
+
+
+def _aligned(shared_file, ct_rel: str, labels_rel: str) -> tuple[np.ndarray, np.ndarray, object]:
+    from spinewatch.imaging.io import align_labels
+
+    ct = load_ct(shared_file(ct_rel))
+    ref = np.asarray(align_labels(load_labels(shared_file(labels_rel)), ct.grid).labels)
+    result = segment_ct(ct)
+    return np.asarray(result.labels.labels), ref, result
+
+
+@pytest.mark.shared_data
+def test_small_field_of_view_example_slices_alone(shared_file) -> None:
+    # the 30 slices of the example on their own: no sacrum in view, so whatever the names,
+    # they must not be confirmed; the shapes still match TotalSegmentator's
+    pred, ref, result = _aligned(
+        shared_file,
+        "ct/totalseg-example/example_ct_sm.nii.gz",
+        "ct/totalseg-example/example_seg.nii.gz",
+    )
+    assert not result.levels_confirmed
+    assert all(not v.level_confirmed for v in result.vertebrae)
+    ref = np.where((ref >= 25) & (ref <= 50), ref, 0)
+    dice = matched_dice(pred, ref)
+    assert min(dice[30], dice[31], dice[32]) >= 0.85, dice  # measured 0.91, 0.89, 0.87
+
+
+@pytest.mark.shared_data
+def test_tptbox_crop_three_vertebrae(shared_file) -> None:
+    # a 110 x 70 x 110 mm crop (L2-L4, two of them cut by the edge), thin noisy slices,
+    # marrow ~60 HU: three vertebrae found, names relative and unconfirmed
+    pred, ref, result = _aligned(
+        shared_file,
+        "ct/tptbox-ct/sub-ct_label-22_ct.nii.gz",
+        "ct/tptbox-ct/sub-ct_seg-vert_label-22_msk.nii.gz",
+    )
+    assert not result.levels_confirmed
+    dice = matched_dice(pred, ref)
+    assert len({v.label for v in result.vertebrae}) == 3
+    # measured 0.75 / 0.78 / 0.77: below the 0.85 target (see docs/validation.md)
+    assert min(dice.values()) >= 0.70, dice
+
+
+@pytest.mark.shared_data
+def test_dicom_series_with_contrast_is_not_confirmed(shared_file) -> None:
+    # 20 slices (40 mm) through a destroyed T12 next to an enhanced aorta: the aorta is kept
+    # out, the names stay unconfirmed (measured matched Dice 0.47 / 0.37: target not met)
+    pred, ref, result = _aligned(
+        shared_file, "ct/totalseg-example/dicom", "ct/totalseg-example/example_seg_dicom.nii.gz"
+    )
+    assert not result.levels_confirmed
+    ref = np.where((ref >= 25) & (ref <= 50), ref, 0)
+    dice = matched_dice(pred, ref)
+    assert dice[32] >= 0.40, dice

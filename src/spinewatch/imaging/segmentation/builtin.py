@@ -119,8 +119,9 @@ def canal_holes(
     whose depth is at least ``CANAL_DEPTH_FRACTION`` of its width at every level. A hole near
     the midline whose anterior edge lies farther than that behind the column's anterior wall
     is the canal."""
-    lab = bone.hole_labels
-    n = int(lab.max())
+    # the holes, and what bone surrounds on three sides (a canal whose arch is open at this
+    # resolution), as axial components
+    lab, n = ndi.label(bone.holes, structure=in_plane_structure())
     if n == 0:
         return np.zeros(lab.shape, dtype=bool)
     idx = np.nonzero(lab)

@@ -65,6 +65,9 @@ BEHIND_AREA_FRACTION = 0.8
 #: How far behind a candidate the body may lie for it to be dropped, mm: the sternum lies
 #: 100-160 mm in front of the thoracic bodies in adults. Engineering choice.
 BEHIND_MM = 200.0
+#: A chain ending this close to the first or last slice is taken to run on to it, mm (less than
+#: a vertebral body's height: a body cut by the field of view). Engineering choice.
+EDGE_MM = 15.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -296,9 +299,17 @@ def track_column(
     front = along([c[2] for c in chain])
     seen = np.zeros(nz, dtype=bool)
     seen[zs.astype(int)] = True
+    # a chain ending within EDGE_MM of the scan's first or last slice is a column cut by the
+    # field of view: the vertebra there continues to the edge (its body is partial, so it was
+    # not seen as a candidate in the last slices)
+    z0, z1 = int(zs.min()), int(zs.max())
+    if z0 * spacing_mm[2] <= EDGE_MM:
+        z0 = 0
+    if (nz - 1 - z1) * spacing_mm[2] <= EDGE_MM:
+        z1 = nz - 1
     return Column(
-        z0=int(zs.min()),
-        z1=int(zs.max()),
+        z0=z0,
+        z1=z1,
         x=along([c[1] for c in chain]),
         y=front - along(hd.tolist()),
         half_width=along(hw.tolist()),

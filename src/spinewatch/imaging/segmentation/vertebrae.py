@@ -175,6 +175,12 @@ def _label_box(
     # disc plane (their own vertebra's laminae, transverse and spinous processes); bone near a
     # plane behind the bodies -- the facet joints, where a vertebra's inferior articular
     # processes reach down beside the next one's superior processes -- is flooded from them
+    # only bone connected to a body: noise specks and loose fragments seed nothing
+    comp, n = ndi.label(bone)
+    attached = np.zeros(n + 1, dtype=bool)
+    attached[np.unique(comp[bone & front])] = True
+    attached[0] = False
+    bone = attached[comp]
     seeds = bone & (front | (near >= ARCH_MARGIN_MM))
     markers = np.where(seeds, seg, 0).astype(np.int16)
     markers[~bone] = -1

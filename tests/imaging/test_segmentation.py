@@ -50,6 +50,12 @@ PHANTOMS = {
         cement=("L3",),
     ),
     "cervical-0.5mm": PhantomSpec(levels=("C4", "C5", "C6", "C7"), spacing_mm=(0.5, 0.5, 0.5)),
+    # a lateral C curve: T8 and L3 centres ~20-28 mm off the apex, Cobb angle ~38 degrees
+    "scoliosis-20deg": PhantomSpec(
+        levels=("T8", "T9", "T10", "T11", "T12", "L1", "L2", "L3"),
+        scoliosis_deg=20.0,
+        spacing_mm=(1.5, 1.5, 1.5),
+    ),
 }
 
 
@@ -63,6 +69,12 @@ def test_phantom_whole_vertebra_dice(name: str) -> None:
     # one label per drawn vertebra: a fractured, lytic or cemented body is not split or merged
     predicted = {v.label for v in result.vertebrae}
     assert len(predicted) == len(phantom.truth)
+
+
+def test_scoliosis_phantom_bends_laterally() -> None:
+    truth = make_spine_phantom(PHANTOMS["scoliosis-20deg"]).truth
+    x = [truth[k].body_centroid_mm[0] for k in ("T8", "T11", "L3")]
+    assert abs(x[0] - x[1]) > 15.0 and abs(x[2] - x[1]) > 15.0  # a C curve, apex near T11
 
 
 def test_osteoporotic_phantom_dice() -> None:

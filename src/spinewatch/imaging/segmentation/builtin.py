@@ -61,7 +61,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 BUILTIN_NAME = "spinewatch-classical"
-BUILTIN_VERSION = "1.0"
+BUILTIN_VERSION = "1.1"
 #: A volume shorter than this along any axis is a scout or a single slice, mm (a vertebra with
 #: its disc is >= ~15 mm even in the cervical spine). Engineering choice.
 MIN_EXTENT_MM = 20.0

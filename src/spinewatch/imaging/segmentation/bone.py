@@ -156,5 +156,13 @@ def filled_bone(
     # a cortical ring broken by noise or partial volume (a thin osteoporotic cortex): what sees
     # bone within ENCLOSE_MM in three of the four in-plane directions may be inside it; the
     # caller uses it only where a body is expected
-    out.partly_enclosed = enclosed(closed, spacing_mm, ENCLOSE_MM, directions=3)
+    part = enclosed(closed, spacing_mm, ENCLOSE_MM, directions=3)
+    # a region larger than any body's cross-section (the lungs inside the ribs, the pelvis
+    # inside the ilia) is not marrow
+    part_labels, n_part = ndi.label(part, structure=structure)
+    if n_part:
+        part_area = np.bincount(part_labels.ravel(), minlength=n_part + 1) * pixel_mm2
+        part_area[0] = 0.0
+        part &= ~(part_area > max_hole_mm2)[part_labels]
+    out.partly_enclosed = part
     return out

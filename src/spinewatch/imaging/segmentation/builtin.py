@@ -53,6 +53,7 @@ __all__ = [
     "BUILTIN_NAME",
     "BUILTIN_VERSION",
     "MIN_EXTENT_MM",
+    "behind_the_body",
     "canal_holes",
     "check_ct",
     "segment_ct",
@@ -119,9 +120,15 @@ def canal_holes(
     whose depth is at least ``CANAL_DEPTH_FRACTION`` of its width at every level. A hole near
     the midline whose anterior edge lies farther than that behind the column's anterior wall
     is the canal."""
-    # the holes, and what bone surrounds on three sides (a canal whose arch is open at this
-    # resolution), as axial components
-    lab, n = ndi.label(bone.holes, structure=in_plane_structure())
+    return behind_the_body(bone.holes, column, spacing_mm)
+
+
+def behind_the_body(
+    mask: npt.NDArray[np.bool_], column: Column, spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.bool_]:
+    """The axial components of ``mask`` (bool, nx, ny, nz) that start behind the body (see
+    :func:`canal_holes`), bool, same shape."""
+    lab, n = ndi.label(mask, structure=in_plane_structure())
     if n == 0:
         return np.zeros(lab.shape, dtype=bool)
     idx = np.nonzero(lab)
@@ -136,12 +143,12 @@ def canal_holes(
     front = column.y[z] + column.half_depth[z]
     width_mm = 2.0 * column.half_width[z] * spacing_mm[0]
     gap_mm = (front - front_edge) * spacing_mm[1]
-    is_canal = (gap_mm > CANAL_DEPTH_FRACTION * width_mm) & (
+    behind = (gap_mm > CANAL_DEPTH_FRACTION * width_mm) & (
         np.abs(cx - column.x[z]) <= column.half_width[z]
     )
-    is_canal &= (z >= column.z0) & (z <= column.z1)
-    is_canal[0] = False
-    return np.asarray(is_canal[lab], dtype=bool)
+    behind &= (z >= column.z0) & (z <= column.z1)
+    behind[0] = False
+    return np.asarray(behind[lab], dtype=bool)
 
 
 def _to_native(
@@ -258,7 +265,9 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     # a body's marrow inside a cortex broken on one side (thin, noisy) is filled too, but only
     # in front of the posterior wall, where no rib or transverse process makes a notch
     _, body_region = column_roi(hu.shape, column, sp)
-    dense = bone.filled | (_dense(hu, sp) & ~blood) | (bone.partly_enclosed & body_region)
+    part = bone.partly_enclosed & body_region & ~bone.bone
+    part &= ~behind_the_body(part, column, sp)  # an open canal, surrounded on three sides
+    dense = bone.filled | (_dense(hu, sp) & ~blood) | part
     discs, _ = find_discs(hu, column, sp)
     pitch = expected_pitch_vox(column, sp)
     canal = canal_holes(bone, column, sp)

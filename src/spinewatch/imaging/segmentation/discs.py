@@ -62,6 +62,10 @@ MIN_DISC_GAP = 0.65
 GAP_RANGE = (0.65, 1.45)
 #: Expected pitch (body height + disc) per mm of body width (see the module docstring).
 PITCH_PER_WIDTH = 0.75
+#: How far a disc's plane may tilt from the column's tangent, degrees (the lumbosacral disc
+#: is wedged ~10-20 degrees; Panjabi/morphometry and clinical lordosis figures vary).
+#: Engineering choice.
+NORMAL_SEARCH_DEG = 20.0
 #: HU range the profile is clipped to: cement or a dense sclerotic island must not make a
 #: body look like two; fat must not make marrow look like a disc.
 PROFILE_HU = (-50.0, 450.0)
@@ -194,6 +198,45 @@ def _regular_subset(
     return sorted(out)
 
 
+def _disc_normal(
+    hu: npt.NDArray[np.float32],
+    point_mm: npt.NDArray[np.float64],
+    tangent: npt.NDArray[np.float64],
+    column: Column,
+    z: int,
+    spacing_mm: tuple[float, float, float],
+) -> npt.NDArray[np.float64]:
+    """The disc's own plane: the column's tangent tilted by up to ``NORMAL_SEARCH_DEG`` (about
+    the right-left and the antero-posterior axes) to where a disc-sized patch through the disc
+    centre reads darkest (clipped HU). The lumbosacral disc is wedged and tilted more than the
+    line through the body centres (and a lordotic or wedged disc elsewhere too); a plane along
+    the tangent would cut the promontory into L5."""
+    right = np.array([1.0, 0.0, 0.0])
+    u0 = right - float(right @ tangent) * tangent
+    u0 /= np.linalg.norm(u0)
+    v0 = np.cross(tangent, u0)
+    hw = 0.6 * column.half_width[z] * spacing_mm[0]
+    hd = 0.6 * column.half_depth[z] * spacing_mm[1]
+    a = np.linspace(-hw, hw, 7)
+    b = np.linspace(-hd, hd, 5)
+    best, best_n = np.inf, tangent
+    angles = np.deg2rad(np.arange(-NORMAL_SEARCH_DEG, NORMAL_SEARCH_DEG + 1e-6, 5.0))
+    for sag in angles:  # rotation about the right-left axis u0
+        for cor in angles[::2]:  # rotation about the antero-posterior axis v0
+            n = tangent * np.cos(sag) * np.cos(cor) + v0 * np.sin(sag) + u0 * np.sin(cor)
+            n /= np.linalg.norm(n)
+            u = u0 - float(u0 @ n) * n
+            u /= np.linalg.norm(u)
+            v = np.cross(n, u)
+            pts = point_mm[None, None, :] + a[:, None, None] * u + b[None, :, None] * v
+            coords = (pts / np.asarray(spacing_mm)).reshape(-1, 3).T
+            vals = ndi.map_coordinates(hu, coords, order=1, mode="nearest")
+            score = float(np.clip(vals, *PROFILE_HU).mean())
+            if score < best - 1e-6:
+                best, best_n = score, n
+    return np.asarray(best_n, dtype=np.float64)
+
+
 def find_discs(
     hu: npt.NDArray[np.float32], column: Column, spacing_mm: tuple[float, float, float]
 ) -> tuple[list[Disc], npt.NDArray[np.float64]]:
@@ -243,6 +286,7 @@ def find_discs(
         point = tuple(float(np.interp(zf, grid, c[:, i])) for i in range(3))
         n = np.array([np.interp(zf, grid, t[:, i]) for i in range(3)])
         n /= np.linalg.norm(n)
+        n = _disc_normal(hu, np.array(point), n, column, z, spacing_mm)
         discs.append(
             Disc(
                 zf,

@@ -219,7 +219,7 @@ def test_example_ct_segmented_and_named_from_a_landmark(shared_file) -> None:
     for lab in (30, 31, 32):  # L2, L1, T12 (T11 has only 70 voxels in the reference)
         m, p = ref == lab, pred == lab
         same_id = 2 * np.count_nonzero(m & p) / (m.sum() + p.sum())
-        assert same_id >= 0.85, (lab, same_id)  # measured 0.911, 0.885, 0.857
+        assert same_id >= 0.85, (lab, same_id)  # measured 0.911, 0.885, 0.862
     named = {v.level: v for v in result.vertebrae}
     assert named["T12"].rib_bearing is True and named["L1"].rib_bearing is False
 
@@ -246,7 +246,7 @@ def test_small_field_of_view_example_slices_alone(shared_file) -> None:
     assert all(not v.level_confirmed for v in result.vertebrae)
     ref = np.where((ref >= 25) & (ref <= 50), ref, 0)
     dice = matched_dice(pred, ref)
-    assert min(dice[30], dice[31], dice[32]) >= 0.85, dice  # measured 0.90, 0.885, 0.857
+    assert min(dice[30], dice[31], dice[32]) >= 0.85, dice  # measured 0.90, 0.885, 0.862
 
 
 @pytest.mark.shared_data
@@ -261,7 +261,7 @@ def test_tptbox_crop_three_vertebrae(shared_file) -> None:
     assert not result.levels_confirmed
     dice = matched_dice(pred, ref)
     assert len({v.label for v in result.vertebrae}) == 3
-    # measured 0.75 / 0.78 / 0.77: below the 0.85 target (see docs/validation.md)
+    # measured 0.74 / 0.78 / 0.76: below the 0.85 target (see docs/validation.md)
     assert min(dice.values()) >= 0.70, dice
 
 

@@ -170,7 +170,10 @@ def _to_native(
     hi = [min(n, s.stop + 1) for s, n in zip(box, seg.shape, strict=True)]
     sl_w = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
     seg, canal = seg[sl_w], canal[sl_w]
-    grown = np.where(seg > 0, seg, ndi.grey_dilation(seg, size=3)).astype(np.uint8)
+    if max(working.factors) > 1:
+        grown = np.where(seg > 0, seg, ndi.grey_dilation(seg, size=3)).astype(np.uint8)
+    else:  # the working grid is the CT's: nothing was averaged away at the edge
+        grown = seg
     blocked = canal & (seg == 0)
     # working voxels well inside a vertebra stay labelled whatever their own HU (osteoporotic
     # or lytic marrow); only the rim is re-drawn from the CT's own voxels

@@ -15,7 +15,7 @@ canal (>= 10 mm across) spans five. Finer detail is restored on the CT grid afte
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -83,18 +83,28 @@ def make_working_grid(ct: CtVolume, spacing_mm: float = WORKING_SPACING_MM) -> W
     nx, ny, nz = (view.shape[a] // f for a, f in enumerate(factors))
     out = np.empty((nx, ny, nz), dtype=np.float32)
     # integer CTs are summed exactly in int32 (at most 65536 int16 values per working voxel);
-    # the strided adds touch each CT voxel once, slab by slab along R
+    # the strided adds touch each CT voxel once, slab by slab along the axis that varies
+    # slowest in memory (nibabel hands Fortran-ordered arrays: there, the last one)
     acc_type = np.int32 if np.issubdtype(view.dtype, np.integer) else np.float32
     scale = np.float32(1.0 / (fx * fy * fz))
-    for i0 in range(0, nx, _SLAB_SLICES):
-        i1 = min(nx, i0 + _SLAB_SLICES)
-        block = view[i0 * fx : i1 * fx, : ny * fy, : nz * fz]
-        acc = np.zeros((i1 - i0, ny, nz), dtype=acc_type)
+    slow = int(np.argmax(np.abs(view.strides)))
+    order: Literal["C", "F"] = "F" if abs(view.strides[0]) < abs(view.strides[2]) else "C"
+    n_slow = out.shape[slow]
+    for a0 in range(0, n_slow, _SLAB_SLICES):
+        a1 = min(n_slow, a0 + _SLAB_SLICES)
+        cut = [slice(0, nx * fx), slice(0, ny * fy), slice(0, nz * fz)]
+        cut[slow] = slice(a0 * factors[slow], a1 * factors[slow])
+        block = view[tuple(cut)]
+        shape = [nx, ny, nz]
+        shape[slow] = a1 - a0
+        acc = np.zeros(tuple(shape), dtype=acc_type, order=order)
         for i in range(fx):
             for j in range(fy):
                 for k in range(fz):
                     acc += block[i::fx, j::fy, k::fz]
-        out[i0:i1] = acc * scale
+        dest = [slice(None)] * 3
+        dest[slow] = slice(a0, a1)
+        out[tuple(dest)] = acc * scale
     return WorkingGrid(
         hu=out,
         spacing_mm=(float(sp[0] * fx), float(sp[1] * fy), float(sp[2] * fz)),
@@ -115,8 +125,10 @@ def _permuted(sp_ct: npt.NDArray[np.float64], src: npt.NDArray[np.float64]) -> n
 
 
 def to_ct_grid(canonical: npt.NDArray[Any], working: WorkingGrid) -> npt.NDArray[Any]:
-    """An array in canonical (R, A, S) CT-resolution order back in the CT's own voxel order."""
+    """An array in canonical (R, A, S) CT-resolution order back in the CT's own voxel order, in
+    Fortran memory order (NIfTI's; no copy when ``canonical`` is Fortran-ordered and the CT is
+    stored R, A, S)."""
     out = nio.apply_orientation(canonical, nio.ornt_transform(_ras(), working.source_ornt))
     if out.shape != working.ct_shape:  # pragma: no cover - guarded by construction
         raise ValueError(f"array of shape {out.shape} is not on the CT grid {working.ct_shape}")
-    return np.ascontiguousarray(out)
+    return np.asfortranarray(out)

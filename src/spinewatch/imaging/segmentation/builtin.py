@@ -72,6 +72,8 @@ MIN_SLICES = 5
 LOW_HU = 0.0
 #: Smallest vertebra kept, ml (a fragment at the edge of the field of view is still labelled).
 MIN_VERTEBRA_ML = 0.5
+#: Working slices re-drawn at CT resolution at a time (bounds the float32 temporaries).
+_RIM_SLAB = 8
 #: A vertebral body is at least this deep (antero-posterior) for its width: about 0.7 in the
 #: lumbar spine (~35 x 50 mm), more higher up (Panjabi et al., Spine 1991/1992). Half of the
 #: smallest ratio keeps a margin for the width estimate and partial volume.
@@ -181,32 +183,59 @@ def _to_native(
     # or lytic marrow); only the rim is re-drawn from the CT's own voxels
     core = ndi.binary_erosion(seg > 0, structure=in_plane_structure())
     f = working.factors
-    sl_n = tuple(slice(a * k, b * k) for a, b, k in zip(lo, hi, f, strict=True))
-    crop = np.asarray(view[sl_n], dtype=np.float32)
     sp = working.canonical_spacing_mm
-    # the edge at the CT's resolution: bone or marrow-dense voxels, no closing (which would
-    # also fill the canal and the notches between processes at this finer scale)
-    mask = (crop >= BONE_HU) | _dense(crop, sp)
-    up, up_block, up_core = grown, blocked, core
-    for axis, k in enumerate(f):
-        if k > 1:
-            up = np.repeat(up, k, axis=axis)
-            up_block = np.repeat(up_block, k, axis=axis)
-            up_core = np.repeat(up_core, k, axis=axis)
-    cut = (slice(0, crop.shape[0]), slice(0, crop.shape[1]), slice(0, crop.shape[2]))
-    up, up_block, up_core = up[cut], up_block[cut], up_core[cut]
-    keep = (mask | up_core) & ~up_block
-    out[sl_n] = np.where(keep, up, 0)
-    labels_w = grown
-    padded = np.zeros(tuple(n * k for n, k in zip(labels_w.shape, f, strict=True)), dtype=bool)
-    padded[cut] = keep
-    per_block = np.zeros(labels_w.shape, dtype=np.int32)
-    for i in range(f[0]):
-        for j in range(f[1]):
-            for k in range(f[2]):
-                per_block += padded[i :: f[0], j :: f[1], k :: f[2]]
-    counts = np.bincount(labels_w.ravel(), weights=per_block.ravel(), minlength=256)
+    counts = np.zeros(256, dtype=np.float64)
+    # slab by slab along S (the slow axis of a Fortran-ordered CT): the float32 crop and its
+    # smoothing stay a few slices deep instead of the whole column's box
+    for k0 in range(0, grown.shape[2], _RIM_SLAB):
+        k1 = min(grown.shape[2], k0 + _RIM_SLAB)
+        sl_n = (
+            slice(lo[0] * f[0], hi[0] * f[0]),
+            slice(lo[1] * f[1], hi[1] * f[1]),
+            slice((lo[2] + k0) * f[2], (lo[2] + k1) * f[2]),
+        )
+        crop = np.asarray(view[sl_n], dtype=np.float32)
+        part = (slice(None), slice(None), slice(k0, k1))
+        labels_w = grown[part]
+        keep = _rim(crop, sp, f, labels_w, blocked[part], core[part])
+        up = _upsample(labels_w, f, crop.shape)
+        out[sl_n] = np.where(keep, up, 0)
+        padded = np.zeros(tuple(n * k for n, k in zip(labels_w.shape, f, strict=True)), dtype=bool)
+        padded[: keep.shape[0], : keep.shape[1], : keep.shape[2]] = keep
+        per_block = np.zeros(labels_w.shape, dtype=np.int32)
+        for i in range(f[0]):
+            for j in range(f[1]):
+                for k in range(f[2]):
+                    per_block += padded[i :: f[0], j :: f[1], k :: f[2]]
+        counts += np.bincount(labels_w.ravel(), weights=per_block.ravel(), minlength=256)[:256]
     return to_ct_grid(out, working), np.round(counts[:256]).astype(np.int64)
+
+
+def _upsample(
+    a: npt.NDArray[Any], factors: tuple[int, int, int], shape: tuple[int, ...]
+) -> npt.NDArray[Any]:
+    """Working-grid array ``a`` repeated to CT resolution and cut to ``shape``."""
+    for axis, k in enumerate(factors):
+        if k > 1:
+            a = np.repeat(a, k, axis=axis)
+    return a[: shape[0], : shape[1], : shape[2]]
+
+
+def _rim(
+    crop: npt.NDArray[np.float32],
+    spacing_mm: tuple[float, float, float],
+    factors: tuple[int, int, int],
+    labels_w: npt.NDArray[np.uint8],
+    blocked_w: npt.NDArray[np.bool_],
+    core_w: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.bool_]:
+    """Which CT voxels of ``crop`` keep their working voxel's label: bone or marrow-dense at the
+    CT's resolution (no closing, which would also fill the canal and the notches between
+    processes at this finer scale), or inside a vertebra's core; never in a blocked voxel."""
+    mask = (crop >= BONE_HU) | _dense(crop, spacing_mm)
+    up_core = _upsample(core_w, factors, crop.shape)
+    up_block = _upsample(blocked_w, factors, crop.shape)
+    return np.asarray((mask | up_core) & ~up_block & (_upsample(labels_w, factors, crop.shape) > 0))
 
 
 def _evidence(

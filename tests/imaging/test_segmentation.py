@@ -276,3 +276,34 @@ def test_dicom_series_with_contrast_is_not_confirmed(shared_file) -> None:
     ref = np.where((ref >= 25) & (ref <= 50), ref, 0)
     dice = matched_dice(pred, ref)
     assert dice[32] >= 0.40, dice
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("first_slice", [0, 36, 40, 44, 60])
+def test_example_ct_cropped_from_below_never_confirms_a_wrong_level(
+    shared_file, first_slice
+) -> None:
+    # the same scan with its lower slices cut away: the sacrum goes out of view slice by slice
+    # (its top, the promontory, is near slice 44). Whatever the crop, a name is either right
+    # (TotalSegmentator's) or marked unconfirmed -- never wrong and confirmed.
+    import nibabel as nib
+
+    ct = load_ct(shared_file("ct/totalseg-example/example_ct.nii.gz"))
+    hu = np.ascontiguousarray(np.asarray(ct.hu)[:, :, first_slice:])
+    affine = ct.grid.affine.copy()
+    affine[:3, 3] += affine[:3, :3] @ np.array([0.0, 0.0, float(first_slice)])
+    result = segment_ct(CtVolume(hu, Grid(hu.shape, affine), f"crop from {first_slice}"))
+    ref = np.zeros(ct.grid.shape, dtype=np.int16)
+    seg = nib.load(shared_file("ct/totalseg-example/example_seg.nii.gz"))
+    ref[:, :, 82:112] = np.asarray(seg.dataobj)
+    ref = ref[:, :, first_slice:]
+    pred = np.asarray(result.labels.labels)
+    right = True
+    for lab in (30, 31, 32):
+        m = ref == lab
+        vals, counts = np.unique(pred[m], return_counts=True)
+        keep = vals > 0
+        right &= bool(keep.any()) and int(vals[keep][np.argmax(counts[keep])]) == lab
+    assert right or not result.levels_confirmed, (result.level_method, result.level_evidence)
+    if first_slice >= 44:  # no bone joins the ilia below the lowest disc any more
+        assert not result.levels_confirmed

@@ -32,11 +32,16 @@ SACRUM_REACH_MM = 70.0
 #: ends ~20-35 mm beyond it. Engineering choice between the two.
 RIB_REACH_MM = 45.0
 #: A rib's medial end (its head and neck, next to the costovertebral joint) lies at most this
-#: far beyond the body's lateral edge, mm...
-RIB_ROOT_LATERAL_MM = 25.0
+#: far beyond the body's lateral edge, mm (the iliac crest, which also reaches far laterally in
+#: the band, ends ~20 mm or more from the lumbar bodies)...
+RIB_ROOT_LATERAL_MM = 12.0
 #: ...and rib candidates are looked for from this far beyond the edge (the facets and laminae
 #: medial to it would chain all posterior elements into one component), mm.
 RIB_START_MM = -3.0
+#: A rib is slender: its volume per mm of lateral extent stays below this, mm^2 (a rib's
+#: section is ~1 cm^2; measured ~70 mm^2 at 3 mm voxels on the example CT), while the iliac
+#: wing, a plate spanning many slices, has 120-310 mm^2 there. Engineering choice.
+RIB_MAX_SECTION_MM2 = 100.0
 #: ...within this band around the body's posterior wall (behind it: pedicles, transverse
 #: processes; in front of it: the rib head at the costal facet), mm.
 RIB_BAND_BEHIND_MM = 30.0
@@ -93,8 +98,9 @@ def rib_bearing(
 
     ``bone``: thresholded bone (nx, ny, nz, axes R, A, S). On each side, bone lateral to the
     body's edge within a band around its posterior wall is split into 3D components. A
-    component reaching ``RIB_REACH_MM`` beyond the body's edge whose *medial end* comes within
-    ``RIB_ROOT_LATERAL_MM`` of that edge is a rib leading to the spine; a rib descends laterally
+    slender component (``RIB_MAX_SECTION_MM2``) reaching ``RIB_REACH_MM`` beyond the body's edge
+    whose *medial end* comes within ``RIB_ROOT_LATERAL_MM`` of that edge is a rib leading to the
+    spine; a rib descends laterally
     from its head, so the slice of its medial end is the level of its head, and the vertebra
     whose body fills that slice bears it. A 12th rib running caudally past the first lumbar
     vertebra, lateral to it, is therefore credited to the twelfth thoracic vertebra, not the
@@ -130,7 +136,13 @@ def rib_bearing(
         index = np.arange(1, n + 1)
         reach = np.atleast_1d(ndi.maximum(lateral, comp, index))
         medial = np.atleast_1d(ndi.minimum(lateral, comp, index))
-        ribs = index[(reach >= RIB_REACH_MM) & (medial <= RIB_ROOT_LATERAL_MM)]
+        volume = np.bincount(comp.ravel(), minlength=n + 1)[1:] * float(np.prod(spacing_mm))
+        section = volume / np.maximum(reach - medial, 1.0)  # mean cross-section, mm^2
+        ribs = index[
+            (reach >= RIB_REACH_MM)
+            & (medial <= RIB_ROOT_LATERAL_MM)
+            & (section <= RIB_MAX_SECTION_MM2)
+        ]
         if ribs.size == 0:
             continue
         # slice of each rib's medial end: mean z of its voxels within 6 mm of its medial edge

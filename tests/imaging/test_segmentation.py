@@ -279,31 +279,34 @@ def test_dicom_series_with_contrast_is_not_confirmed(shared_file) -> None:
 
 
 @pytest.mark.shared_data
-@pytest.mark.parametrize("first_slice", [0, 36, 40, 44, 60])
-def test_example_ct_cropped_from_below_never_confirms_a_wrong_level(
-    shared_file, first_slice
-) -> None:
-    # the same scan with its lower slices cut away: the sacrum goes out of view slice by slice
-    # (its top, the promontory, is near slice 44). Whatever the crop, a name is either right
-    # (TotalSegmentator's) or marked unconfirmed -- never wrong and confirmed.
+@pytest.mark.parametrize(
+    ("first", "last"), [(0, 112), (36, 112), (40, 112), (44, 112), (60, 112), (20, 105), (0, 103)]
+)
+def test_example_ct_cropped_never_confirms_a_wrong_level(shared_file, first, last) -> None:
+    # the same scan cut from below (the sacrum leaves the view; the promontory is near slice 44)
+    # or from above (T12 leaves it; the T12/L1 disc is near slice 103). Each vertebra
+    # TotalSegmentator names is either named the same here or marked unconfirmed -- never
+    # wrong and confirmed. Measured on 63 crops (docs/validation.md): none was.
     import nibabel as nib
 
     ct = load_ct(shared_file("ct/totalseg-example/example_ct.nii.gz"))
-    hu = np.ascontiguousarray(np.asarray(ct.hu)[:, :, first_slice:])
+    hu = np.ascontiguousarray(np.asarray(ct.hu)[:, :, first:last])
     affine = ct.grid.affine.copy()
-    affine[:3, 3] += affine[:3, :3] @ np.array([0.0, 0.0, float(first_slice)])
-    result = segment_ct(CtVolume(hu, Grid(hu.shape, affine), f"crop from {first_slice}"))
+    affine[:3, 3] += affine[:3, :3] @ np.array([0.0, 0.0, float(first)])
+    result = segment_ct(CtVolume(hu, Grid(hu.shape, affine), f"slices {first}-{last}"))
+    confirmed = {v.label: v.level_confirmed for v in result.vertebrae}
     ref = np.zeros(ct.grid.shape, dtype=np.int16)
     seg = nib.load(shared_file("ct/totalseg-example/example_seg.nii.gz"))
     ref[:, :, 82:112] = np.asarray(seg.dataobj)
-    ref = ref[:, :, first_slice:]
+    ref = ref[:, :, first:last]
     pred = np.asarray(result.labels.labels)
-    right = True
     for lab in (30, 31, 32):
         m = ref == lab
+        if m.sum() < 300:  # (almost) out of view
+            continue
         vals, counts = np.unique(pred[m], return_counts=True)
         keep = vals > 0
-        right &= bool(keep.any()) and int(vals[keep][np.argmax(counts[keep])]) == lab
-    assert right or not result.levels_confirmed, (result.level_method, result.level_evidence)
-    if first_slice >= 44:  # no bone joins the ilia below the lowest disc any more
+        best = int(vals[keep][np.argmax(counts[keep])]) if keep.any() else 0
+        assert best == lab or not confirmed.get(best, False), (lab, best, result.level_evidence)
+    if first >= 44:  # no bone joins the ilia below the lowest disc any more
         assert not result.levels_confirmed

@@ -29,7 +29,12 @@ from spinewatch.imaging.segmentation.column import (
     Column,
     track_column,
 )
-from spinewatch.imaging.segmentation.discs import expected_pitch_vox, find_discs, spacing_problem
+from spinewatch.imaging.segmentation.discs import (
+    Disc,
+    expected_pitch_vox,
+    find_discs,
+    spacing_problem,
+)
 from spinewatch.imaging.segmentation.landmarks import rib_bearing, sacrum_segment
 from spinewatch.imaging.segmentation.levels import LevelNaming, name_levels
 from spinewatch.imaging.segmentation.result import (
@@ -56,6 +61,7 @@ __all__ = [
     "behind_the_body",
     "canal_holes",
     "check_ct",
+    "overlong_end_segments",
     "segment_ct",
 ]
 
@@ -78,6 +84,10 @@ _RIM_SLAB = 8
 #: lumbar spine (~35 x 50 mm), more higher up (Panjabi et al., Spine 1991/1992). Half of the
 #: smallest ratio keeps a margin for the width estimate and partial volume.
 CANAL_DEPTH_FRACTION = 0.35
+#: An end segment reaching the scan's edge this many expected pitches beyond its last disc may
+#: hide a disc near the edge (its name stays unconfirmed). Engineering choice: a whole vertebra
+#: with its disc is one pitch.
+EDGE_SEGMENT_PITCH = 0.9
 _TS = LabelConvention.TOTALSEGMENTATOR
 
 
@@ -238,12 +248,40 @@ def _rim(
     return np.asarray((mask | up_core) & ~up_block & (_upsample(labels_w, factors, crop.shape) > 0))
 
 
+def overlong_end_segments(
+    discs: list[Disc],
+    column: Column,
+    pitch_vox: npt.NDArray[np.float64],
+    nz: int,
+    sacrum: bool,
+) -> set[int]:
+    """Segments (1 = most caudal) at a scan edge that run on from their last disc for at least
+    ``EDGE_SEGMENT_PITCH`` expected pitches: a disc may be hidden in them near the edge, so they
+    may hold part of the next vertebra as well as their own (their names stay unconfirmed)."""
+    out: set[int] = set()
+    if not discs:
+        return out
+    n = len(discs) + 1
+    top = discs[-1].z
+    if column.z1 >= nz - 1 and column.z1 - top >= EDGE_SEGMENT_PITCH * _at(pitch_vox, top):
+        out.add(n)
+    low = discs[0].z
+    if (
+        not sacrum
+        and column.z0 <= 0
+        and low - column.z0 >= EDGE_SEGMENT_PITCH * _at(pitch_vox, low)
+    ):
+        out.add(1)
+    return out
+
+
 def _evidence(
     labels: npt.NDArray[np.uint8],
     counts: npt.NDArray[np.int64],
     naming: LevelNaming,
     ribs: dict[int, bool],
     voxel_ml: float,
+    doubtful: set[int],
 ) -> tuple[VertebraEvidence, ...]:
     edge = np.zeros(256, dtype=bool)
     # the six faces as views (np.take copies, and is pathologically slow on Fortran order)
@@ -266,7 +304,7 @@ def _evidence(
             VertebraEvidence(
                 str(level),
                 lab,
-                naming.confirmed,
+                naming.confirmed and first + k not in doubtful,
                 counts[lab] * voxel_ml,
                 ribs.get(first + k),
                 bool(edge[lab]),
@@ -334,7 +372,15 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
         seg_ts[segments == lab] = 0
     native, native_counts = _to_native(ct, working, seg_ts, canal | disc_tissue | blood)
     labels = LabelVolume(native, ct.grid, f"{BUILTIN_NAME} {BUILTIN_VERSION} of {ct.source}")
-    vertebrae = _evidence(native, native_counts, naming, ribs, ct.grid.voxel_volume_ml)
+    doubtful = overlong_end_segments(discs, column, pitch, hu.shape[2], sacrum)
+    vertebrae = _evidence(native, native_counts, naming, ribs, ct.grid.voxel_volume_ml, doubtful)
+    evidence = naming.evidence
+    for v in vertebrae:
+        if naming.confirmed and not v.level_confirmed:
+            evidence += (
+                f"{v.level} reaches the scan's edge over more than a vertebra's height from its "
+                "last disc: it may hold part of the next vertebra; its name is unconfirmed",
+            )
     log.info("%s: %d vertebrae, levels by %s", ct.source, len(vertebrae), naming.method)
     return SegmentationResult(
         labels=labels,
@@ -342,6 +388,6 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
         version=BUILTIN_VERSION,
         level_method=naming.method,
         levels_confirmed=naming.confirmed,
-        level_evidence=naming.evidence,
+        level_evidence=evidence,
         vertebrae=vertebrae,
     )

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     for line in result.level_evidence:
         print(f"  {line}")
     for v in result.vertebrae:
-        print(f"  {v.level:>6}  label {v.label:>2}  {v.volume_ml:7.1f} ml")
+        doubt = "" if v.level_confirmed or not result.levels_confirmed else "  (unconfirmed)"
+        print(f"  {v.level:>6}  label {v.label:>2}  {v.volume_ml:7.1f} ml{doubt}")
     print(f"written: {args.out}")
     return 0

@@ -31,6 +31,7 @@ from spinewatch.imaging.segmentation.column import (
 )
 from spinewatch.imaging.segmentation.discs import (
     Disc,
+    body_profile_smooth,
     expected_pitch_vox,
     find_discs,
     spacing_problem,
@@ -340,8 +341,8 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     part = bone.partly_enclosed & body_region & ~bone.bone
     part &= ~behind_the_body(part, column, sp)  # an open canal, surrounded on three sides
     dense = bone.filled | (_dense(hu, sp) & ~blood) | part
-    discs, _ = find_discs(hu, column, sp)
-    pitch = expected_pitch_vox(column, sp)
+    discs, profile = find_discs(hu, column, sp)
+    pitch = expected_pitch_vox(column, sp, body_profile_smooth(profile, sp))
     canal = canal_holes(bone, column, sp)
     segments, disc_tissue = label_segments(dense, hu >= BONE_HU, canal, column, discs, sp)
     voxel_ml = working.voxel_volume_mm3 / 1000.0

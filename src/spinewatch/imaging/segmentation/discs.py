@@ -37,6 +37,7 @@ from spinewatch.imaging.segmentation.column import Column
 __all__ = [
     "Disc",
     "body_profile",
+    "body_profile_smooth",
     "centre_line_mm",
     "expected_pitch_vox",
     "find_discs",
@@ -56,6 +57,10 @@ MIN_GAP_FRACTION = 0.5
 #: Neighbouring discs of the chosen set are at least this many pitches apart (a body is
 #: never shorter than ~2/3 of body + disc height). Engineering choice.
 MIN_DISC_GAP = 0.65
+#: The profile's period is searched within this range of the width-based pitch, and used when
+#: its autocorrelation reaches PERIOD_MIN_CORR there. Engineering choices.
+PERIOD_RANGE = (0.7, 1.5)
+PERIOD_MIN_CORR = 0.2
 #: Plausible gap between neighbouring discs, in expected pitches: below it a body was split,
 #: above it a disc was missed (a pitch varies by well under +-35 % between neighbours, and the
 #: width-based estimate carries its own error). Engineering choice.
@@ -132,11 +137,35 @@ def body_profile(
 
 
 def expected_pitch_vox(
-    column: Column, spacing_mm: tuple[float, float, float]
+    column: Column,
+    spacing_mm: tuple[float, float, float],
+    profile: npt.NDArray[np.float64] | None = None,
 ) -> npt.NDArray[np.float64]:
-    """Expected vertebral pitch (body + disc height) per slice, in slices along S (nz,)."""
+    """Expected vertebral pitch (body + disc height) per slice, in slices along S (nz,).
+
+    From the body width (``PITCH_PER_WIDTH``), rescaled by the column's own period when the
+    ``profile`` (see :func:`body_profile`) shows one: the autocorrelation of the profile along
+    the chain peaks at the pitch (endplate pairs repeat every vertebra). The width of a body
+    whose cortex is faint (osteoporosis at 3 mm) is easily underestimated; its period is not.
+    """
     width_mm = 2.0 * column.half_width * spacing_mm[0]
-    return np.asarray(PITCH_PER_WIDTH * width_mm / spacing_mm[2], dtype=np.float64)
+    pitch = np.asarray(PITCH_PER_WIDTH * width_mm / spacing_mm[2], dtype=np.float64)
+    if profile is None:
+        return pitch
+    seg = profile[column.z0 : column.z1 + 1]
+    base = float(np.median(pitch[column.z0 : column.z1 + 1]))
+    lo, hi = int(np.floor(PERIOD_RANGE[0] * base)), int(np.ceil(PERIOD_RANGE[1] * base))
+    if lo < 2 or seg.size < 2 * hi:  # fewer than two periods in view: keep the width's
+        return pitch
+    x = seg - seg.mean()
+    denom = float((x * x).sum())
+    if denom <= 0:
+        return pitch
+    corr = np.array([float((x[:-lag] * x[lag:]).sum()) / denom for lag in range(lo, hi + 1)])
+    best = int(np.argmax(corr))
+    if corr[best] < PERIOD_MIN_CORR:
+        return pitch
+    return np.asarray(pitch * (lo + best) / base, dtype=np.float64)
 
 
 def spacing_problem(
@@ -155,6 +184,16 @@ def spacing_problem(
                 "width)"
             )
     return None
+
+
+def body_profile_smooth(
+    profile: npt.NDArray[np.float64], spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.float64]:
+    """The profile lightly smoothed along S (a Gaussian of ~1 mm, at least half a slice)."""
+    return np.asarray(
+        ndi.gaussian_filter1d(profile, max(0.5, 1.0 / spacing_mm[2]), mode="nearest"),
+        dtype=np.float64,
+    )
 
 
 def _valley_width(profile: npt.NDArray[np.float64], z: int, level: float) -> int:
@@ -243,9 +282,9 @@ def find_discs(
     """The discs along ``column``, ordered by ascending z (caudal first), and the profile they
     were found in (``hu``: working grid, axes R, A, S)."""
     prof = body_profile(hu, column, spacing_mm)
-    smooth = ndi.gaussian_filter1d(prof, max(0.5, 1.0 / spacing_mm[2]), mode="nearest")
+    smooth = body_profile_smooth(prof, spacing_mm)
     nz = smooth.size
-    pitch_vox = expected_pitch_vox(column, spacing_mm)
+    pitch_vox = expected_pitch_vox(column, spacing_mm, smooth)
     inside = np.zeros(nz, dtype=bool)
     inside[column.z0 : column.z1 + 1] = True
     candidates = [

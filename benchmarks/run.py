@@ -14,7 +14,18 @@ For each case:
   (``ct.astype(np.float32).mean()``), for context -- the target is judged on the first;
 - ``memory_ratio``: peak resident memory of the ``spinewatch analyze`` process over the CT
   array's size in memory (target <= 3).
-Results are printed and written to ``bench-results/results.json``.
+Segmentation case (issue 8): ``full_spine_segment``, the built-in segmenter on the full-spine
+phantom CT alone (512 x 512 x 600):
+- ``segment_cli_s`` / ``segment_end_to_end_ratio``: wall time of ``spinewatch segment CT --out``
+  in a fresh process, and its ratio to a fresh process that merely loads the CT with nibabel
+  (target: <= 10 s absolute on the 2-core machine);
+- ``segment_s`` / ``segment_ratio``: ``segment_ct()`` alone on the CT in memory, and its ratio
+  to one numpy pass over the CT;
+- ``segment_memory_ratio``: peak resident memory of the ``spinewatch segment`` process over the
+  CT array's size (target <= 3; the interpreter and libraries count too), with the load-only
+  process's ratio beside it for comparison;
+- ``segment_min_dice``: whole-vertebra Dice of the worst vertebra against the phantom's truth.
+Results are printed and written to ``bench-results/results.json``; ``--cases`` picks cases.
 """
 
 from __future__ import annotations
@@ -146,6 +157,73 @@ def bench_case(name: str, spec, workdir: Path, repeat: int) -> dict[str, float |
     }
 
 
+LOAD_CT_ONLY = (
+    "import sys, nibabel as nib, numpy as np\n"
+    "ct = np.asanyarray(nib.load(sys.argv[1]).dataobj)\n"
+    "print(ct.shape)\n"
+)
+
+
+def _min_dice(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Worst whole-vertebra Dice, each truth vertebra against the predicted label overlapping it
+    most (the phantom has no landmark, so names are relative)."""
+    worst = 1.0
+    for lab in np.unique(truth):
+        if lab == 0:
+            continue
+        m = truth == lab
+        vals, counts = np.unique(pred[m], return_counts=True)
+        keep = vals > 0
+        if not keep.any():
+            return 0.0
+        p = pred == vals[keep][np.argmax(counts[keep])]
+        worst = min(worst, float(2 * np.count_nonzero(p & m) / (p.sum() + m.sum())))
+    return worst
+
+
+def bench_segment(name: str, spec, workdir: Path, repeat: int) -> dict[str, float | str]:
+    from spinewatch.imaging.io import load_ct
+    from spinewatch.imaging.phantom import make_spine_phantom, write_phantom
+    from spinewatch.imaging.segmentation import segment_ct
+
+    phantom = make_spine_phantom(spec)
+    ct_path, _, _ = write_phantom(phantom, workdir / name)
+    truth = np.asarray(phantom.labels.labels)
+    ct_bytes = phantom.ct.hu.nbytes
+    shape = phantom.ct.hu.shape
+    del phantom
+    load_s, load_rss = _best([sys.executable, "-c", LOAD_CT_ONLY, str(ct_path)], repeat)
+    out = workdir / f"{name}-labels.nii.gz"
+    cli = [str(BIN / "spinewatch"), "segment", str(ct_path), "--out", str(out)]
+    seg_cli_s, seg_rss = _best(cli, repeat)
+    ct = load_ct(ct_path)
+    passes, runs = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        np.count_nonzero(ct.hu > 0)
+        passes.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        result = segment_ct(ct)
+        runs.append(time.perf_counter() - t)
+    return {
+        "case": name,
+        "shape": "x".join(map(str, shape)),
+        "vertebrae": len(result.vertebrae),
+        "ct_mb": round(ct_bytes / 1e6, 1),
+        "load_only_s": round(load_s, 3),
+        "segment_cli_s": round(seg_cli_s, 3),
+        "segment_end_to_end_ratio": round(seg_cli_s / load_s, 2),
+        "numpy_pass_s": round(min(passes), 4),
+        "segment_s": round(min(runs), 3),
+        "segment_ratio": round(min(runs) / min(passes), 2),
+        "load_only_peak_mb": round(load_rss / 1e6, 1),
+        "segment_peak_mb": round(seg_rss / 1e6, 1),
+        "load_only_memory_ratio": round(load_rss / ct_bytes, 2),
+        "segment_memory_ratio": round(seg_rss / ct_bytes, 2),
+        "segment_min_dice": round(_min_dice(np.asarray(result.labels.labels), truth), 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     from spinewatch.imaging.phantom import PhantomSpec, full_spine_spec
 
@@ -153,6 +231,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     parser.add_argument("--small", action="store_true", help="quick run on small volumes")
+    parser.add_argument(
+        "--cases",
+        default="lumbar_0.5mm,full_spine,full_spine_segment",
+        help="comma-separated cases to run",
+    )
     args = parser.parse_args(argv)
     shape = (192, 192, 200) if args.small else (512, 512, 600)
     cases = {
@@ -172,14 +255,20 @@ def main(argv: list[str] | None = None) -> int:
             **({"spacing_mm": (1.9, 1.9, 3.0)} if args.small else {}),
         ),
     }
-    results = []
+    cases["full_spine_segment"] = cases["full_spine"]
+    wanted = [c.strip() for c in args.cases.split(",") if c.strip()]
+    results, seg_results = [], []
     with tempfile.TemporaryDirectory(prefix="spinewatch-bench-") as tmp:
-        for name, spec in cases.items():
-            row = bench_case(name, spec, Path(tmp), args.repeat)
-            results.append(row)
+        for name in wanted:
+            if name.endswith("_segment"):
+                row = bench_segment(name, cases[name], Path(tmp), args.repeat)
+                seg_results.append(row)
+            else:
+                row = bench_case(name, cases[name], Path(tmp), args.repeat)
+                results.append(row)
             print(json.dumps(row))
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.json").write_text(json.dumps(results + seg_results, indent=2) + "\n")
     print()
     print(
         f"{'case':<14}{'shape':>14}{'load s':>9}{'analyze s':>11}{'e2e x':>8}"
@@ -193,6 +282,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['memory_ratio']:>7}"
         )
     print("targets: end-to-end <= 2x load, analysis <= 5x one numpy pass, peak memory <= 3x CT")
+    for r in seg_results:
+        print(
+            f"{r['case']}: segment {r['segment_cli_s']} s (CLI; load-only {r['load_only_s']} s), "
+            f"segment_ct {r['segment_s']} s = {r['segment_ratio']} numpy passes, peak "
+            f"{r['segment_peak_mb']} MB = {r['segment_memory_ratio']} x CT (load-only "
+            f"{r['load_only_memory_ratio']} x), worst Dice {r['segment_min_dice']}"
+        )
+    if seg_results:
+        print("segmentation targets: <= 10 s on 2 cores, peak memory <= 3x CT, Dice >= 0.90")
     return 0
 
 

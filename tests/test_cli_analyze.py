@@ -119,7 +119,7 @@ def test_bad_inputs_exit_2(study, tmp_path, capsys) -> None:
     truncated = tmp_path / "cut.nii.gz"
     truncated.write_bytes(ct.read_bytes()[:2000])
     cases = [
-        ["analyze", str(ct)],  # no --labels
+        ["analyze"],  # neither a CT to segment nor --labels
         ["analyze", str(ct), "--labels", str(tmp_path / "missing.nii.gz")],
         ["analyze", str(junk), "--labels", str(labels)],
         ["analyze", str(truncated), "--labels", str(labels)],

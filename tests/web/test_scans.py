@@ -610,3 +610,57 @@ def test_upload_page_explains_the_modality_and_phase_choices(client, patient):
         assert f'<label for="id_{field}">' in html, field
     assert "MRI (geometry only)" in html and "Portal-venous" in html
     assert "An MRI gives heights and Genant only" in html
+
+
+# -- a CT alone (issue 8) -----------------------------------------------------------------------
+
+
+def test_a_ct_alone_is_segmented_by_the_configured_segmenter(
+    client, patient, phantom, tmp_path, settings
+):
+    import datetime as _dt
+
+    settings.SPINEWATCH_SEGMENTER = "builtin"
+    ct_copy = tmp_path / "ct-only.nii.gz"
+    ct_copy.write_bytes(phantom[0].read_bytes())
+    with ct_copy.open("rb") as ct_fh:
+        response = client.post(
+            f"/scans/upload/?patient={patient.study_id}",
+            {
+                "patient": patient.study_id,
+                "ct": ct_fh,
+                "convention": "auto",
+                "study_date": _dt.date(2025, 3, 1).isoformat(),
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    study = rm.ImagingStudy.objects.order_by("-pk").first()
+    job = AnalysisJob.objects.get(study=study)
+    assert job.labels_file == "" and job.ct_file
+    assert run_pending_jobs(max_jobs=5) == 1
+    job.refresh_from_db()
+    study.refresh_from_db()
+    assert job.status == JobStatus.DONE, job.message
+    seg = study.report["segmentation"]
+    assert seg["segmenter"] == "spinewatch-classical" and seg["version"]
+    # the phantom shows no sacrum, C2 or rib: relative names, said so
+    assert seg["levels_confirmed"] is False and seg["level_method"] == "relative"
+    assert len(study.report["vertebrae"]) == 3
+    html = client.get(f"/scans/{study.pk}/").content.decode()
+    assert "spinewatch-classical" in html and "unconfirmed" in html
+    # the same files can be analysed again (the rerun finds the CT without a label map)
+    assert jobs.rerun_analysis(study_id=study.pk).labels_file == ""
+
+
+def test_an_unknown_segmenter_setting_is_refused(monkeypatch) -> None:
+    import importlib
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    import spinewatch.web.settings as web_settings
+
+    monkeypatch.setenv("SPINEWATCH_SEGMENTER", "nnunet")
+    with pytest.raises(ImproperlyConfigured, match="SPINEWATCH_SEGMENTER='nnunet'"):
+        importlib.reload(web_settings)
+    monkeypatch.delenv("SPINEWATCH_SEGMENTER")
+    importlib.reload(web_settings)

@@ -18,6 +18,7 @@ __all__ = ["main"]
 # Sub-command modules; the order is the order of ``spinewatch --help``.
 _COMMANDS: tuple[str, ...] = (
     "_analyze",
+    "_segment",
     "_compare",
     "_batch",
     "_validate",

@@ -99,9 +99,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     parser.add_argument(
         "--segment",
-        choices=("totalsegmentator",),
+        choices=("builtin", "totalsegmentator"),
         default=None,
-        help="segment the CT first (needs TotalSegmentator with its weights installed)",
+        help="segmenter used when no --labels are given (default builtin: classical, CPU; "
+        "totalsegmentator needs its weights installed); --out also gets labels.nii.gz",
     )
     parser.set_defaults(run=run)
 
@@ -116,18 +117,19 @@ def run(args: argparse.Namespace) -> int:
     class UsageError(InputError):
         """Arguments that do not fit together."""
 
+    if args.labels is None and args.ct is None:
+        raise UsageError("give a CT (segmented first when --labels is absent) or --labels")
     if args.labels is None and args.segment is None:
-        raise UsageError("--labels LABELS is required (or --segment totalsegmentator with a CT)")
+        args.segment = "builtin"
     if args.segment is not None and args.ct is None:
         raise UsageError("--segment needs the CT to segment")
     if args.labels is not None and args.segment is not None:
         raise UsageError("give either --labels or --segment, not both")
     if args.segment is not None and args.modality == "mr":
-        raise UsageError("--segment runs TotalSegmentator's CT task; give --labels for an MRI")
+        raise UsageError("--segment segments a CT; give --labels for an MRI")
 
     from spinewatch.imaging.analysis import FAST_WORKING_RESOLUTION_MM, analyze
     from spinewatch.imaging.io import load_study, requested_acquisition
-    from spinewatch.imaging.volume import MrVolume
 
     prior = None
     if args.prior is not None:
@@ -135,26 +137,29 @@ def run(args: argparse.Namespace) -> int:
 
         prior = load_report(args.prior)
 
+    segmentation = None
     with tempfile.TemporaryDirectory(prefix="spinewatch-seg-") as work:
         labels_path: Path = args.labels
         convention = args.labels_convention
-        if args.segment == "totalsegmentator":
-            from spinewatch.imaging.segmenters import run_totalsegmentator
+        if args.segment is not None:
+            from spinewatch.imaging.io import load_ct
+            from spinewatch.imaging.segmentation import get_segmenter, write_label_map
 
-            labels_path = run_totalsegmentator(args.ct, Path(work))
+            ct = load_ct(args.ct, series_uid=args.series)
+            segmentation = get_segmenter(args.segment).segment(ct, ct_path=args.ct)
+            labels = segmentation.labels
+            labels_path = Path(work) / "labels.nii.gz"
+            if args.out is not None:
+                labels_path = write_label_map(labels, args.out / "labels.nii.gz")
             convention = "totalsegmentator"
-        ct, labels = load_study(
-            args.ct,
-            labels_path,
-            series_uid=args.series,
-            modality=args.modality,
-            contrast_phase=args.contrast_phase,
-            convention=convention,
-        )
-        if args.segment is not None and isinstance(ct, MrVolume):
-            raise UsageError(
-                f"{args.ct} is an MRI ({ct.acquisition.modality_evidence}); --segment runs "
-                "TotalSegmentator's CT task: give --labels instead"
+        else:
+            ct, labels = load_study(
+                args.ct,
+                labels_path,
+                series_uid=args.series,
+                modality=args.modality,
+                contrast_phase=args.contrast_phase,
+                convention=convention,
             )
         from spinewatch.imaging.label_reading import prepare_labels
 
@@ -178,6 +183,8 @@ def run(args: argparse.Namespace) -> int:
             else requested_acquisition(args.modality, args.contrast_phase),
         )
     result = report.to_json_dict()
+    if segmentation is not None:
+        result["segmentation"] = segmentation.to_json_dict()
     if prior is not None:
         from spinewatch.imaging.compare import apply_comparison, compare_reports
 

@@ -113,6 +113,7 @@ _ANCHORS = np.array(
 _CURVE_AMPLITUDE_DEG = 10.0
 _CURVE_WAVELENGTH_MM = 520.0
 _CURVE_STEP_MM = 0.5
+_SCOLIOSIS_WAVELENGTH_MM = 360.0
 
 
 class PhantomSpecError(InputError):
@@ -153,6 +154,10 @@ class PhantomSpec:
     shape: tuple[int, int, int] | None = None
     margin_mm: float = 12.0
     default_trabecular_hu: float = 200.0
+    #: lateral (coronal) curve: amplitude in degrees of the column's tilt to the right/left,
+    #: varying along it with a wavelength of ``_SCOLIOSIS_WAVELENGTH_MM`` (a Cobb angle of up
+    #: to twice the amplitude); 0 draws today's straight coronal profile
+    scoliosis_deg: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -260,8 +265,11 @@ def _normal_mean_heights(anchor_h: FloatArray, ratio_a: FloatArray) -> FloatArra
     return out
 
 
-def _spine_geometry() -> list[_Geometry]:
-    """Centres and frames of all PHANTOM_LEVELS along the curve (C1 centre at the origin)."""
+def _spine_geometry(scoliosis_deg: float = 0.0) -> list[_Geometry]:
+    """Centres and frames of all PHANTOM_LEVELS along the curve (C1 centre at the origin).
+
+    ``scoliosis_deg``: amplitude of the lateral tilt ``phi`` of the column (0: none, and the
+    frames and centres are exactly those of the sagittal curve alone)."""
     n = len(PHANTOM_LEVELS)
     sizes = np.stack(
         [np.interp(np.arange(n), _ANCHORS[:, 0], _ANCHORS[:, c]) for c in range(1, 5)], axis=1
@@ -275,17 +283,32 @@ def _spine_geometry() -> list[_Geometry]:
         s_centres[i] = s_centres[i - 1] + sizes[i - 1, 2] / 2 + sizes[i - 1, 3] + sizes[i, 2] / 2
     s = np.arange(0.0, s_centres[-1] + _CURVE_STEP_MM, _CURVE_STEP_MM)
     theta = np.deg2rad(_CURVE_AMPLITUDE_DEG) * np.sin(2 * np.pi * (s + 60.0) / _CURVE_WAVELENGTH_MM)
-    # superior tangent t = (0, sin, cos); going caudally the position moves by -t ds
-    dy = -np.sin(theta) * _CURVE_STEP_MM
-    dz = -np.cos(theta) * _CURVE_STEP_MM
+    phi = np.deg2rad(scoliosis_deg) * np.sin(2 * np.pi * s / _SCOLIOSIS_WAVELENGTH_MM)
+    # superior tangent t = (sin phi, sin theta cos phi, cos theta cos phi); going caudally the
+    # position moves by -t ds
+    dx = -np.sin(phi) * _CURVE_STEP_MM
+    dy = -np.sin(theta) * np.cos(phi) * _CURVE_STEP_MM
+    dz = -np.cos(theta) * np.cos(phi) * _CURVE_STEP_MM
+    x = np.concatenate([[0.0], np.cumsum((dx[1:] + dx[:-1]) / 2)])
     y = np.concatenate([[0.0], np.cumsum((dy[1:] + dy[:-1]) / 2)])
     z = np.concatenate([[0.0], np.cumsum((dz[1:] + dz[:-1]) / 2)])
     out: list[_Geometry] = []
     for i, name in enumerate(PHANTOM_LEVELS):
         th = float(np.interp(s_centres[i], s, theta))
-        centre = np.array([0.0, np.interp(s_centres[i], s, y), np.interp(s_centres[i], s, z)])
-        right = np.array([1.0, 0.0, 0.0])
-        superior = np.array([0.0, math.sin(th), math.cos(th)])
+        ph = float(np.interp(s_centres[i], s, phi))
+        centre = np.array(
+            [
+                np.interp(s_centres[i], s, x),
+                np.interp(s_centres[i], s, y),
+                np.interp(s_centres[i], s, z),
+            ]
+        )
+        superior = np.array(
+            [math.sin(ph), math.sin(th) * math.cos(ph), math.cos(th) * math.cos(ph)]
+        )
+        right = np.array([math.cos(ph), 0.0, -math.sin(ph)])
+        right -= float(right @ superior) * superior
+        right /= float(np.linalg.norm(right))
         anterior = np.cross(superior, right)
         rot = np.stack([right, anterior, superior], axis=1)
         a, b, h, disc = (float(v) for v in sizes[i])
@@ -498,7 +521,7 @@ def make_spine_phantom(spec: PhantomSpec) -> Phantom:
     """Draw the phantom described by ``spec`` (see the module docstring for the geometry)."""
     levels, target = _validate(spec)
     convention = LabelConvention(spec.convention)
-    all_geoms = _spine_geometry()
+    all_geoms = _spine_geometry(spec.scoliosis_deg)
     by_name = {g.level: g for g in all_geoms}
     geoms = [by_name[x] for x in levels]
     grid, shape = _canonical_grid(spec, geoms, target)

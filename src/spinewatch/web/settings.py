@@ -4,6 +4,9 @@
 - ``DATABASE_URL``: a PostgreSQL URL (``postgres://user@host:5432/name``) selects PostgreSQL.
 - ``SPINEWATCH_SECRET_KEY``: required outside debug; a fixed development key is used in debug.
 - ``SPINEWATCH_DEBUG``: ``1`` for development.
+- ``SPINEWATCH_SEGMENTER``: which segmenter the worker runs on a CT uploaded without a label map:
+  ``builtin`` (default; classical, CPU, seconds) or ``totalsegmentator`` (its model and weights
+  installed offline; minutes on a CPU).
 """
 
 from __future__ import annotations
@@ -28,6 +31,12 @@ def _flag(name: str, default: bool) -> bool:
 
 DEBUG = _flag("SPINEWATCH_DEBUG", False)
 DATA_DIR = Path(os.environ.get("SPINEWATCH_DATA_DIR", "spinewatch-data")).resolve()
+
+SPINEWATCH_SEGMENTER = os.environ.get("SPINEWATCH_SEGMENTER", "").strip().lower() or "builtin"
+if SPINEWATCH_SEGMENTER not in {"builtin", "totalsegmentator"}:
+    raise ImproperlyConfigured(
+        f"SPINEWATCH_SEGMENTER={SPINEWATCH_SEGMENTER!r}: expected builtin or totalsegmentator"
+    )
 
 SECRET_KEY = os.environ.get("SPINEWATCH_SECRET_KEY", "")
 if not SECRET_KEY:

@@ -43,7 +43,7 @@ class _DateInput(forms.DateInput):
 
 
 class UploadForm(forms.Form):
-    """Upload a CT and its vertebra label map for one patient."""
+    """Upload a CT (and, optionally, its vertebra label map) for one patient."""
 
     patient = forms.CharField(
         label="Patient study id",
@@ -60,7 +60,9 @@ class UploadForm(forms.Form):
     )
     labels = forms.FileField(
         label="Vertebra label map",
-        help_text="A NIfTI file (.nii or .nii.gz) on the CT's grid, one label per vertebra.",
+        required=False,
+        help_text="Optional: a NIfTI file (.nii or .nii.gz) on the CT's grid, one label per "
+        "vertebra. Without it the vertebrae are segmented and named from the CT.",
         widget=forms.ClearableFileInput(attrs={"accept": ".nii,.gz"}),
     )
     convention = forms.ChoiceField(
@@ -152,4 +154,6 @@ class UploadForm(forms.Form):
         return self._check_file("ct", check_ct_file)
 
     def clean_labels(self) -> Any:
+        if not self.cleaned_data.get("labels"):
+            return None  # a CT alone: the worker segments it
         return self._check_file("labels", check_labels_file)

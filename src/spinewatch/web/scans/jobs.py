@@ -176,7 +176,8 @@ def rerun_analysis(*, study_id: int, requested_by: object = None) -> AnalysisJob
     """Queue a new analysis of the files of the study's latest job (same convention, series,
     modality and contrast phase)."""
     previous = latest_job(study_id)
-    if previous is None or not (upload_dir(previous.upload_dir) / previous.labels_file).is_file():
+    kept = (previous.labels_file or previous.ct_file) if previous is not None else ""
+    if previous is None or not kept or not (upload_dir(previous.upload_dir) / kept).is_file():
         raise JobError(
             f"imaging study {study_id}: no uploaded files to analyse again (the study was "
             "registered without files); upload the CT and label map instead"

@@ -251,31 +251,35 @@ def _copy(source: Any, target: Path) -> int:
     return size
 
 
-def store_upload(ct: Any, labels: Any) -> StoredUpload:
-    """Check and store an uploaded CT and label map (Django ``UploadedFile`` objects).
+def store_upload(ct: Any, labels: Any = None) -> StoredUpload:
+    """Check and store an uploaded CT and, when given, its label map (Django ``UploadedFile``
+    objects). Without a label map ``labels_file`` is empty and the worker segments the CT.
 
     Raises :class:`UploadError` (nothing is left on disk then).
     """
     ct_name = _display_name(getattr(ct, "name", None))
-    labels_name = _display_name(getattr(labels, "name", None))
-    for what, upload, name in (("CT", ct, ct_name), ("label map", labels, labels_name)):
+    labels_name = _display_name(getattr(labels, "name", None)) if labels is not None else ""
+    given = [("CT", ct, ct_name)] + ([("label map", labels, labels_name)] if labels else [])
+    for what, upload, name in given:
         if not getattr(upload, "size", 0):
             raise UploadError(f"{what} {name!r}: the file is empty")
     ct_suffix = check_ct_file(ct, ct_name)
-    labels_suffix = check_labels_file(labels, labels_name)
+    labels_suffix = check_labels_file(labels, labels_name) if labels is not None else ""
     dir_name = uuid.uuid4().hex
     root = uploads_root()
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
     target = root / dir_name
     target.mkdir(mode=0o700)
     try:
-        ct_file, labels_file = f"ct{ct_suffix}", f"labels{labels_suffix}"
+        ct_file = f"ct{ct_suffix}"
+        labels_file = f"labels{labels_suffix}" if labels is not None else ""
         _copy(ct, target / ct_file)
-        _copy(labels, target / labels_file)
+        if labels is not None:
+            _copy(labels, target / labels_file)
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise
-    logger.info("stored upload %s (%s, %s)", dir_name, ct_name, labels_name)
+    logger.info("stored upload %s (%s, %s)", dir_name, ct_name, labels_name or "CT only")
     return StoredUpload(dir_name, ct_file, labels_file, ct_name, labels_name)
 
 

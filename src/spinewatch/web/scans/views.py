@@ -235,6 +235,7 @@ def _detail_context(request: HttpRequest, study: ImagingStudy) -> dict[str, Any]
         "rows": display.level_rows(study.report, display.decisions_of(study)),
         "scan": (study.report or {}).get("scan") or {},
         "acquisition": display.acquisition_line(study.report),
+        "segmentation": (study.report or {}).get("segmentation"),
         "prior": prior,
         "comparison": comparison,
         "comparison_error": comparison_error,

@@ -140,6 +140,20 @@ def _with_prior(study: Any, report: dict[str, Any]) -> tuple[dict[str, Any], str
         return report, f"Analysed; not compared with the study of {when}: {exc}"
 
 
+def _segment(ct_path: Any, job: AnalysisJob) -> tuple[Any, Any, dict[str, Any]]:
+    """Read the CT and segment it with the segmenter the ``SPINEWATCH_SEGMENTER`` setting names;
+    returns the CT, the label map (TotalSegmentator ids) and the report's ``segmentation``
+    record (segmenter, version, level evidence)."""
+    from django.conf import settings
+
+    from spinewatch.imaging.io import load_ct
+    from spinewatch.imaging.segmentation import get_segmenter
+
+    ct = load_ct(ct_path, series_uid=job.series_uid or None)
+    result = get_segmenter(settings.SPINEWATCH_SEGMENTER).segment(ct, ct_path=ct_path)
+    return ct, result.labels, result.to_json_dict()
+
+
 def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
     from spinewatch.imaging.analysis import analyze
     from spinewatch.imaging.io import GridMismatchError, load_study, requested_acquisition
@@ -149,21 +163,28 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
 
     directory = upload_dir(job.upload_dir)
     ct_path = directory / job.ct_file if job.ct_file else None
-    labels_path = directory / job.labels_file
+    labels_path = directory / job.labels_file if job.labels_file else None
 
     def step(percent: int, message: str) -> None:
         if lost.is_set() or not jobs.set_progress(job, percent, message):
             raise _ClaimLost
 
-    step(2, "Reading the scan and the label map")
-    ct, labels = load_study(
-        ct_path,
-        labels_path,
-        series_uid=job.series_uid or None,
-        modality=job.modality,
-        contrast_phase=job.contrast_phase,
-        convention=job.convention,
-    )
+    segmentation = None
+    convention = job.convention
+    if labels_path is None:  # a CT alone: segment it first
+        step(2, "Reading the CT")
+        ct, labels, segmentation = _segment(ct_path, job)
+        convention = "totalsegmentator"
+    else:
+        step(2, "Reading the scan and the label map")
+        ct, labels = load_study(
+            ct_path,
+            labels_path,
+            series_uid=job.series_uid or None,
+            modality=job.modality,
+            contrast_phase=job.contrast_phase,
+            convention=job.convention,
+        )
     step(10, "Measuring the vertebrae")
 
     def progress(done: int, total: int) -> None:
@@ -173,10 +194,10 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
         result = analyze(
             ct,
             labels,
-            convention=job.convention,
+            convention=convention,
             progress=progress,
             ct_path=job.ct_name or None,
-            labels_path=job.labels_name,
+            labels_path=job.labels_name or None,
             acquisition=None
             if ct is not None
             else requested_acquisition(job.modality, job.contrast_phase),
@@ -184,6 +205,8 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
     except GeometryError as exc:
         raise GridMismatchError(str(exc)) from exc
     report = result.to_json_dict()
+    if segmentation is not None:
+        report["segmentation"] = segmentation
     study = ImagingStudy.objects.get(pk=job.study_id)
     report["scan"]["study_date"] = study.study_date.isoformat()
     report, compare_note = _with_prior(study, report)
@@ -215,7 +238,7 @@ def run_job(job: AnalysisJob, *, heartbeat_s: float | None = None) -> AnalysisJo
     job back in the queue and propagates.
     """
     directory = upload_dir(job.upload_dir)
-    names = {str(directory / job.labels_file): job.labels_name}
+    names = {str(directory / job.labels_file): job.labels_name} if job.labels_file else {}
     if job.ct_file:
         names[str(directory / job.ct_file)] = job.ct_name
     names[str(directory)] = "the uploaded files"

@@ -26,38 +26,24 @@ from spinewatch.imaging.heights import body_heights
 from spinewatch.imaging.phantom import POSTERIOR_HU, PhantomSpec, make_spine_phantom
 from spinewatch.imaging.report import format_text
 from spinewatch.imaging.volume import Grid, LabelVolume
+from spinewatch.validation.frame_perturbation import (
+    FLIP_X,
+    FLIP_Y,
+    FLIP_Z,
+    HEADER_FLAGS,
+    cut_to_bodies,
+    frame_angles_deg,
+    voxel_axis_swap,
+)
+from spinewatch.validation.frame_perturbation import angle_deg as _deg
+from spinewatch.validation.frame_perturbation import reheader as _reheader
+from spinewatch.validation.frame_perturbation import rotation as _rot
 
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
-HEADER_FLAGS = {"header_orientation_disagrees", "anterior_from_header", "superior_from_header"}
 VERSE = "ct/verse004/sub-verse004_seg-vert_msk.nii.gz"
 VERSE_CTD = "ct/verse004/sub-verse004_seg-subreg_ctd.json"
 TPT_VERT = "ct/tptbox-ct/sub-ct_seg-vert_label-22_msk.nii.gz"
 TPT_SUBREG = "ct/tptbox-ct/sub-ct_seg-subreg_label-22_msk.nii.gz"
-
-
-def _deg(a: np.ndarray, b: np.ndarray) -> float:
-    cos = float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
-
-
-def _rot(axis: int, deg: float) -> np.ndarray:
-    """4x4 world rotation about world axis 0/1/2 by ``deg``."""
-    a = np.deg2rad(deg)
-    c, s = np.cos(a), np.sin(a)
-    i, j = [k for k in range(3) if k != axis]
-    out = np.eye(4)
-    out[i, i], out[i, j], out[j, i], out[j, j] = c, -s, s, c
-    return out
-
-
-FLIP_X = np.diag([-1.0, 1.0, 1.0, 1.0])
-FLIP_Y = np.diag([1.0, -1.0, 1.0, 1.0])
-FLIP_Z = np.diag([1.0, 1.0, -1.0, 1.0])
-
-
-def _reheader(labels: LabelVolume, world: np.ndarray) -> LabelVolume:
-    """The same voxels under another header: ``world @ affine``."""
-    return LabelVolume(labels.labels, Grid(labels.grid.shape, world @ labels.grid.affine), "re")
 
 
 def _load(path) -> LabelVolume:
@@ -66,22 +52,14 @@ def _load(path) -> LabelVolume:
     return LabelVolume(arr, Grid(img.shape, img.affine), str(path))
 
 
-def _cut_to_bodies(labels: LabelVolume, regions: list[VertebraRegion]) -> LabelVolume:
-    """Body-only labels: each vertebra's body as separated in front of its canal."""
-    out = np.zeros_like(labels.labels)
-    for r in regions:
-        out[r.bbox][r.body] = r.label
-    return LabelVolume(out, labels.grid, "bodies")
-
-
 def _assert_same_in_voxels(
     got: list[VertebraRegion], ref: list[VertebraRegion], world: np.ndarray, tol_deg: float
 ) -> None:
-    m = world[:3, :3]
+    assert [g.level for g in got] == [r.level for r in ref]
+    for a in frame_angles_deg(got, ref, world):
+        assert a.anterior_deg < tol_deg, a.level
+        assert a.superior_deg < tol_deg, a.level
     for g, r in zip(got, ref, strict=True):
-        assert g.level == r.level
-        assert _deg(g.frame.anterior, m @ r.frame.anterior) < tol_deg, g.level
-        assert _deg(g.frame.superior, m @ r.frame.superior) < tol_deg, g.level
         moved = world[:3, :3] @ r.frame.origin_mm + world[:3, 3]
         np.testing.assert_allclose(g.frame.origin_mm, moved, atol=0.5)
 
@@ -235,8 +213,7 @@ def test_verse004_corrupted_header(verse, world: np.ndarray | str) -> None:
     """A wrong header: the same frame in the voxel sense, every vertebra flagged."""
     labels, regions, _ = verse
     if isinstance(world, str):  # the header swaps voxel axes P and I (both 1 mm)
-        swap = np.eye(4)[[1, 0, 2, 3]]
-        world = labels.grid.affine @ swap @ np.linalg.inv(labels.grid.affine)
+        world = voxel_axis_swap(labels.grid, (0, 1))
     got = find_vertebrae(_reheader(labels, world), "verse")
     _assert_same_in_voxels(got, regions, world, tol_deg=3.0)
     for r in got:
@@ -270,7 +247,7 @@ def test_verse004_body_only_matches_the_full_mask(
     """The mask cut in front of the canal (no posterior elements): the same anterior as the
     full mask within 10 degrees, under any header (old code: 69-95 degrees off at T11-L3)."""
     labels, regions, _ = verse
-    bodies = _cut_to_bodies(labels, regions)
+    bodies = cut_to_bodies(labels, regions)
     got = find_vertebrae(_reheader(bodies, world), "verse")
     m = world[:3, :3]
     for g, r in zip(got, regions, strict=True):
@@ -286,7 +263,7 @@ def test_verse004_body_only_matches_the_full_mask(
 @pytest.mark.shared_data
 def test_verse004_body_only_heights_match_the_full_mask(verse) -> None:
     labels, regions, _ = verse
-    got = find_vertebrae(_cut_to_bodies(labels, regions), "verse")
+    got = find_vertebrae(cut_to_bodies(labels, regions), "verse")
     for g, r in zip(got, regions, strict=True):
         hg, hr = body_heights(g), body_heights(r)
         assert hg is not None and hr is not None
@@ -304,7 +281,7 @@ def test_verse004_lumbar_body_only_twisted_frame_regression(verse) -> None:
     the right sign, decided by the anatomy."""
     labels, regions, _ = verse
     lumbar = [r for r in regions if r.level.region.value == "lumbar"]
-    bodies = _cut_to_bodies(labels, lumbar)
+    bodies = cut_to_bodies(labels, lumbar)
     got = find_vertebrae(_reheader(bodies, _rot(2, 90.0)), "verse")
     m = _rot(2, 90.0)[:3, :3]
     for g, r in zip(got, lumbar, strict=True):

@@ -3,7 +3,8 @@ the false-positive / detection rates on spines simulated from the normative dist
 
 Simulated spines (seeded): posterior heights follow the normal level-to-level steps with the
 tabulated SD, each body's Ha/Hp and Hm/walls are drawn from its level's normal distribution
-(:mod:`spinewatch.core.vertebral_shape`), and every height gets Gaussian measurement noise.
+(:mod:`spinewatch.core.vertebral_shape`), and every height gets Gaussian measurement noise --
+the generator is :mod:`spinewatch.validation.simulated_spines`, which ``make validate`` uses too.
 Figures measured with this file (400 spines):
 
 * healthy T9-L5 (levels with published ratios), 3600 vertebrae graded >= 1: 0.1 % at 0.5 mm
@@ -16,48 +17,26 @@ Figures measured with this file (400 spines):
 
 from __future__ import annotations
 
-import random
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pytest
 
 from spinewatch.core.genant import DeformityType, GenantGrade
 from spinewatch.core.levels import VertebralLevel
-from spinewatch.core.vertebral_shape import COLUMN_FRACTIONS, normal_shape, posterior_scale
+from spinewatch.core.vertebral_shape import COLUMN_FRACTIONS
 from spinewatch.imaging.grading import expected_posterior_mm, grade_spine
 from spinewatch.imaging.heights import COLUMN_FRACTIONS as MEASURED_AT
+from spinewatch.validation.simulated_spines import (
+    PUBLISHED,
+    THORACOLUMBAR,
+    healthy_rate,
+    normal_spine,
+    simulated_fractures,
+)
+from spinewatch.validation.simulated_spines import SimHeights as H
+from spinewatch.validation.simulated_spines import deform_heights as deform
 
 V = VertebralLevel
-PUBLISHED = tuple(V[x] for x in ("T9", "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5"))
-THORACOLUMBAR = tuple(V[f"T{i}"] for i in range(4, 9)) + PUBLISHED
-
-
-@dataclass(frozen=True)
-class H:
-    anterior_mm: float
-    middle_mm: float
-    posterior_mm: float
-
-
-def normal_heights(level: V, posterior_mm: float) -> H:
-    """The mean normal body of ``level`` with this posterior height."""
-    shape = normal_shape(level)
-    ha = shape.anterior_ratio.mean * posterior_mm
-    return H(ha, shape.middle_ratio.mean * (ha + posterior_mm) / 2, posterior_mm)
-
-
-def normal_spine(levels: Sequence[V], l1_posterior_mm: float = 27.0) -> dict[V, H]:
-    return {lv: normal_heights(lv, l1_posterior_mm * posterior_scale("L1", lv)) for lv in levels}
-
-
-def deform(h: H, kind: str, loss: float) -> H:
-    """``h`` with a deformity of ``loss`` (fraction) relative to it (as the phantom draws it)."""
-    if kind == "wedge":
-        return H(h.anterior_mm * (1 - loss), h.middle_mm * (1 - loss / 2), h.posterior_mm)
-    if kind == "biconcave":
-        return H(h.anterior_mm, h.middle_mm * (1 - loss), h.posterior_mm)
-    return H(h.anterior_mm * (1 - loss), h.middle_mm * (1 - loss), h.posterior_mm * (1 - loss))
 
 
 def expected_grade(loss_pct: float) -> GenantGrade:
@@ -152,38 +131,7 @@ def test_truncated_vertebrae_are_skipped() -> None:
     assert grades[V.L1].reference_levels == (V.L2,)
 
 
-# -- simulated populations -----------------------------------------------------------------
-
-
-def _simulated_spine(rng: random.Random, levels: Sequence[V]) -> dict[V, list[float]]:
-    base_l1 = rng.gauss(27.0, 2.0)
-    out = {}
-    for lv in levels:
-        shape = normal_shape(lv)
-        # independent per-level deviation whose adjacent ratio has the tabulated step SD
-        hp = (
-            base_l1
-            * posterior_scale("L1", lv)
-            * (1 + rng.gauss(0, shape.posterior_step.sd / 2**0.5))
-        )
-        ha = hp * rng.gauss(shape.anterior_ratio.mean, shape.anterior_ratio.sd)
-        hm = (ha + hp) / 2 * rng.gauss(shape.middle_ratio.mean, shape.middle_ratio.sd)
-        out[lv] = [ha, hm, hp]
-    return out
-
-
-def _measured(rng: random.Random, spine: dict[V, list[float]], noise_mm: float) -> dict[V, H]:
-    return {lv: H(*(x + rng.gauss(0, noise_mm) for x in v)) for lv, v in spine.items()}
-
-
-def _healthy_rate(levels: Sequence[V], noise_mm: float, n_spines: int = 400) -> float:
-    rng = random.Random(7)
-    n = positives = 0
-    for _ in range(n_spines):
-        grades = grade_spine(_measured(rng, _simulated_spine(rng, levels), noise_mm))
-        n += len(grades)
-        positives += sum(g.assessment.is_fracture for g in grades.values())
-    return positives / n
+# -- simulated populations (spinewatch.validation.simulated_spines) --------------------------
 
 
 @pytest.mark.slow
@@ -199,29 +147,20 @@ def _healthy_rate(levels: Sequence[V], noise_mm: float, n_spines: int = 400) -> 
 def test_simulated_healthy_spines_are_rarely_graded(
     levels: Sequence[V], noise_mm: float, limit: float
 ) -> None:
-    assert _healthy_rate(levels, noise_mm) <= limit
+    rate, n = healthy_rate(levels, noise_mm)
+    assert n == 400 * len(levels)
+    assert rate <= limit
 
 
 @pytest.mark.slow
 def test_simulated_fractures_are_detected() -> None:
     """Grade >= 2 deformities (25-50 % relative to the body's own normal shape), alone or next
     to another, with 1 mm measurement noise: >= 96 % graded as fractures, every one from 33 %."""
-    rng = random.Random(11)
-    total = detected = 0
-    for _ in range(400):
-        spine = _simulated_spine(rng, PUBLISHED)
-        i = rng.randrange(1, len(PUBLISHED) - 2)
-        targets = [PUBLISHED[i]] + ([PUBLISHED[i + 1]] if rng.random() < 0.5 else [])
-        truth = {}
-        for lv in targets:
-            kind, loss = rng.choice(["wedge", "biconcave", "crush"]), rng.uniform(0.25, 0.5)
-            d = deform(H(*spine[lv]), kind, loss)
-            spine[lv] = [d.anterior_mm, d.middle_mm, d.posterior_mm]
-            truth[lv] = loss
-        grades = grade_spine(_measured(rng, spine, 1.0))
-        for lv, loss in truth.items():
-            total += 1
-            detected += grades[lv].assessment.is_fracture
-            if loss >= 0.33:
-                assert grades[lv].assessment.grade >= GenantGrade.MILD, (lv, loss)
-    assert detected / total >= 0.96
+    fractures = simulated_fractures(400, 1.0)
+    assert any(f.adjacent for f in fractures) and any(not f.adjacent for f in fractures)
+    for f in fractures:
+        assert f.true_grade >= GenantGrade.MODERATE
+        if f.loss >= 0.33:
+            assert f.assessment.grade >= GenantGrade.MILD, f
+    detected = sum(f.assessment.is_fracture for f in fractures)
+    assert detected / len(fractures) >= 0.96

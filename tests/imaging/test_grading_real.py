@@ -1,6 +1,6 @@
 """Genant grades on REAL vertebra masks: healthy levels stay grade 0, and fractures built into
-real bodies in code (tests/imaging/_deform_support.py) are graded -- alone and next to another
-fracture, including next to VerSe004's real severe L1 fracture.
+real bodies in code (:mod:`spinewatch.validation.fracture_insertion`) are graded -- alone and
+next to another fracture, including next to VerSe004's real severe L1 fracture.
 
 The deformities are relative to each real body's own shape; the grade is relative to the
 level's normal shape (as a reader grades it), so a body whose own shape is off the population
@@ -22,10 +22,10 @@ mean reads a few points higher or lower. Measured (this file):
 from __future__ import annotations
 
 import pytest
-from _deform_support import deform_body
 
 from spinewatch.imaging.analysis import analyze
 from spinewatch.imaging.io import load_labels
+from spinewatch.validation.fracture_insertion import deform_body
 
 pytestmark = pytest.mark.shared_data
 

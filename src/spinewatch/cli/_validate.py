@@ -13,9 +13,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "validate",
         help="validate the imaging methods on ../shared/data and phantoms (docs/validation.md)",
         description=(
-            "Runs every validation section (real scans as a user would run them, geometry, "
-            "Genant, lesions inserted into real bone, frames, modality and label-map checks) and "
-            "writes the Markdown document, its pictures and a JSON of the headline figures."
+            "Runs every validation section (real scans as a user would run them, modality and "
+            "label maps, geometry, Genant, frames, risk and confidence; lesions in real bone: "
+            "pending the lesion work) and writes the Markdown document, its pictures and a JSON "
+            "of the headline figures."
         ),
     )
     parser.add_argument(

@@ -24,10 +24,23 @@ log = logging.getLogger(__name__)
 
 
 def _sections() -> list[Callable[[ValidationContext], Section]]:
+    from spinewatch.validation.sections.frames import frames_section
+    from spinewatch.validation.sections.genant import genant_section
     from spinewatch.validation.sections.geometry import geometry_section
+    from spinewatch.validation.sections.lesions import lesions_section
+    from spinewatch.validation.sections.modality_labels import modality_labels_section
     from spinewatch.validation.sections.real_scans import real_scans_section
+    from spinewatch.validation.sections.risk_confidence import risk_confidence_section
 
-    return [real_scans_section, geometry_section]
+    return [
+        real_scans_section,
+        modality_labels_section,
+        geometry_section,
+        genant_section,
+        frames_section,
+        risk_confidence_section,
+        lesions_section,
+    ]
 
 
 #: The section builders, in document order (resolved lazily so importing this module is cheap).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 __all__ = ["Headline", "Section", "ValidationContext"]
 
@@ -35,13 +36,15 @@ class ValidationContext:
     """Where the real data is and where figures go (``figures_dir`` relative links from the doc).
 
     ``quick``: smaller matrices (for a smoke run in the tests); the document written by
-    ``make validate`` is always the full run.
+    ``make validate`` is always the full run. ``cache``: results several sections share (each
+    real dataset is analysed once per run: :func:`spinewatch.validation.runs.run_dataset`).
     """
 
     data_root: Path
     figures_dir: Path
     doc_dir: Path
     quick: bool = False
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def figure_link(self, path: Path) -> str:
         """The figure's path relative to the document, for a Markdown image link."""

@@ -1,52 +1,39 @@
 """Every real scan of the shared data analysed as a user would: what the report says per level.
 
-Each dataset goes through `spinewatch.imaging.analysis.analyze` with the dataset's
-convention (usually `auto`); a refusal is shown with its message -- a refusal with a clear reason
-is a correct outcome for input that cannot be read safely. A picture (the curved sagittal
-reformat coloured by risk) is drawn for each analysed scan.
+Each dataset goes through `spinewatch analyze`'s path (`spinewatch.validation.runs`) with
+`--labels-convention auto`; a refusal is shown with its message -- a refusal with a clear reason
+is the correct outcome for input that cannot be read safely. Where `auto` refuses a map whose
+levels a user can name (a binary mask, a map numbered from elsewhere, TotalSegmentator's
+`total_mr` with every vertebra in one label), the dataset is run again with the option that
+user would give (`--level`, `--lowest-level`); where the source does not document the levels,
+the names are for display only and the section says so. A picture (the curved sagittal
+reformat coloured by risk) is drawn for each analysed run.
 """
 
 from __future__ import annotations
 
-import logging
-import time
 from typing import Any
 
-from spinewatch.core.errors import InputError
-from spinewatch.validation.datasets import DATASETS, RealDataset
+from spinewatch.validation.datasets import DATASETS
 from spinewatch.validation.markdown import table
+from spinewatch.validation.runs import RunOutcome, run_dataset
 from spinewatch.validation.section import Headline, Section, ValidationContext
 
 __all__ = ["real_scans_section"]
 
-log = logging.getLogger(__name__)
-
-
-def _analyse(ctx: ValidationContext, d: RealDataset) -> tuple[dict[str, Any] | None, str, float]:
-    from spinewatch.imaging.analysis import analyze
-    from spinewatch.imaging.io import load_study
-    from spinewatch.imaging.render import render_sagittal
-
-    ct_path, labels_path = d.path(ctx.data_root, "ct"), d.path(ctx.data_root, "labels")
-    assert labels_path is not None
-    t0 = time.perf_counter()
-    try:
-        ct, labels = load_study(ct_path, labels_path)
-        report = analyze(
-            ct,
-            labels,
-            convention=d.convention,
-            ct_path=None if ct_path is None else ct_path.name,
-            labels_path=labels_path.name,
-        ).to_json_dict()
-    except InputError as exc:
-        return None, str(exc).replace(str(ctx.data_root) + "/", ""), time.perf_counter() - t0
-    seconds = time.perf_counter() - t0
-    picture = ctx.figures_dir / f"{d.name}.png"
-    render_sagittal(
-        ct, labels, report, picture, convention=report["scan"]["labels_convention"], dpi=80
-    )
-    return report, ctx.figure_link(picture), seconds
+_HEADERS = [
+    "level",
+    "Ha mm",
+    "Hm mm",
+    "Hp mm",
+    "grade",
+    "deformity",
+    "HU",
+    "lytic ml",
+    "risk",
+    "confidence",
+    "flags",
+]
 
 
 def _rows(report: dict[str, Any]) -> list[list[object]]:
@@ -70,52 +57,61 @@ def _rows(report: dict[str, Any]) -> list[list[object]]:
     return rows
 
 
+def _outcome_md(run: RunOutcome) -> list[str]:
+    if run.report is None:
+        return [f"Refused ({run.refused_at}, {run.seconds:.1f} s): `{run.refusal}`"]
+    scan = run.report["scan"]
+    named = scan.get("levels_named_by")
+    parts = [
+        f"Read as **{scan['labels_convention']}** ({scan.get('labels_convention_source')}"
+        + (f"; levels named by {named}" if named else "")
+        + f"), modality **{scan['modality']}** ({scan['modality_source']}), contrast "
+        f"**{scan['contrast_phase']}** ({scan['contrast_source']}); "
+        f"{len(run.report['vertebrae'])} vertebrae in {run.seconds:.1f} s.",
+        table(_HEADERS, _rows(run.report)),
+        f"![{run.dataset.title} ({run.label})]({run.picture})",
+    ]
+    return parts
+
+
 def real_scans_section(ctx: ValidationContext) -> Section:
-    """Analyse every present dataset; one table (and picture) per dataset."""
+    """Analyse every dataset (and its user option); one table and picture per analysed run."""
     parts: list[str] = [__doc__.split("\n\n", 1)[1].strip() if __doc__ else ""]
-    analysed = refused = 0
+    analysed = refused = user_total = user_analysed = 0
     for d in DATASETS:
-        if not d.present(ctx.data_root):
-            raise FileNotFoundError(f"{d.name}: files missing under {ctx.data_root}")
-        report, outcome, seconds = _analyse(ctx, d)
+        run = run_dataset(ctx, d)
         parts.append(f"### {d.title}\n\n{d.note}.")
-        if report is None:
-            refused += 1
-            parts.append(f"Refused ({seconds:.1f} s): `{outcome}`")
-            continue
-        analysed += 1
-        scan = report["scan"]
-        parts.append(
-            f"Read as **{scan['labels_convention']}**, modality **{scan['modality']}** "
-            f"({scan['modality_source']}), contrast **{scan['contrast_phase']}** "
-            f"({scan['contrast_source']}); {len(report['vertebrae'])} vertebrae in {seconds:.1f} s."
-        )
-        parts.append(
-            table(
-                [
-                    "level",
-                    "Ha mm",
-                    "Hm mm",
-                    "Hp mm",
-                    "grade",
-                    "deformity",
-                    "HU",
-                    "lytic ml",
-                    "risk",
-                    "confidence",
-                    "flags",
-                ],
-                _rows(report),
+        parts += _outcome_md(run)
+        analysed += run.analysed
+        refused += not run.analysed
+        if d.has_user_option:
+            user = run_dataset(ctx, d, user=True)
+            user_total += 1
+            user_analysed += user.analysed
+            display = (
+                ""
+                if d.levels_documented
+                else " **The level names below are for display only: the true levels are not "
+                "documented by the source.**"
             )
-        )
-        parts.append(f"![{d.title}]({outcome})")
+            parts.append(
+                f"As a user who knows the levels would run it: `{user.label}` "
+                f"({d.user_note}).{display}"
+            )
+            parts += _outcome_md(user)
     return Section(
         title="Real scans as a user would run them",
         body="\n\n".join(parts),
         headlines=[
             Headline(
-                "real scans analysed / refused with a reason",
+                "real datasets (auto): analysed / refused with a reason",
                 f"{analysed} / {refused} of {len(DATASETS)}",
-            )
+            ),
+            Headline(
+                "refused maps run with the user's named level: analysed",
+                f"{user_analysed} of {user_total}",
+                "all",
+                user_analysed == user_total,
+            ),
         ],
     )

@@ -14,6 +14,8 @@ Per vertebra (:func:`analyze`), in cranio-caudal order:
    neighbour never lowers the reference); the next neighbours are used only when no immediate
    neighbour was measured;
 4. with a CT: trabecular density, cement (> 1500 HU; reported, never called bone), lytic lesions;
+   then, over all levels, diffuse infiltration (:mod:`spinewatch.imaging.infiltration`: a body
+   far below the patient's own other vertebrae);
 5. collapse risk and the imaging part of SINS.
 
 Only the crop of each vertebra is read from the CT, so memory stays near the CT's own size.
@@ -145,6 +147,23 @@ def _ct_findings(ct: CtVolume, region: VertebraRegion) -> tuple[Any, Any, Any]:
     return density, lytic, cement
 
 
+def _infiltration(
+    regions: list[VertebraRegion], findings: dict[VertebralLevel, tuple[Any, Any, Any]]
+) -> dict[VertebralLevel, Any]:
+    """Diffuse infiltration per level (:mod:`spinewatch.imaging.infiltration`) from each body's
+    lesion-robust trabecular background (``LyticFindings.background_hu``); a level is a reliable
+    reference when its body is whole (not truncated) and holds no cement."""
+    from spinewatch.imaging.infiltration import LevelDensity, assess_diffuse_infiltration
+
+    levels = []
+    for region in regions:
+        _density, lytic, cement = findings[region.level]
+        bg = None if lytic is None else lytic.background_hu
+        treated = cement is not None and cement.present
+        levels.append(LevelDensity(region.level, bg, not region.truncated and not treated))
+    return dict(assess_diffuse_infiltration(levels))
+
+
 def analyze(
     ct: CtVolume | None,
     labels: LabelVolume,
@@ -189,6 +208,7 @@ def analyze(
         if progress is not None:
             progress(done, total)
 
+    infiltration = _infiltration(regions, findings) if ct is not None else {}
     records: list[VertebraReport] = []
     for region in regions:
         h = heights_of[region.level]
@@ -200,8 +220,14 @@ def analyze(
             density, lytic, cement = findings[region.level]
             if cement is not None and cement.present:
                 flags.append("cement_present")
+        infiltrated = infiltration.get(region.level)
         risk = assess_collapse_risk(
-            level=region.level, genant=genant, lytic=lytic, density=density, cement=cement
+            level=region.level,
+            genant=genant,
+            lytic=lytic,
+            density=density,
+            cement=cement,
+            infiltration=infiltrated,
         )
         f = region.frame
         records.append(
@@ -228,6 +254,7 @@ def analyze(
                 cement=cement,
                 risk=risk,
                 has_ct=ct is not None,
+                infiltration=infiltrated,
             )
         )
 

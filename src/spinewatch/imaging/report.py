@@ -5,6 +5,12 @@ acceptance checks consume (see ``docs``/the imaging design): ``{"scan": {...}, "
 [...]}`` in cranio-caudal order, world RAS+ mm, ml and HU, floats rounded (0.1 mm, 0.01 ml,
 1 HU, 0.1 %, 4 decimals for unit vectors), never NaN (missing values are null). Without a CT the
 density, lesion and cement fields are null.
+
+``diffuse_infiltration`` (true/false/null) says whether the body's trabecular background lies far
+below the patient's own other vertebrae (:mod:`spinewatch.imaging.infiltration`; null when not
+assessable: no CT, a truncated or cemented body, or fewer than three other whole bodies);
+``diffuse_infiltration_hu_below_own`` is the expected minus the measured background (HU; positive
+= below its own spine), null likewise.
 """
 
 from __future__ import annotations
@@ -89,9 +95,11 @@ class VertebraReport:
     cement: Any = None  # cement.CementFindings | None
     risk: Any = None  # risk.RiskAssessment | None
     has_ct: bool = False
+    infiltration: Any = None  # infiltration.InfiltrationFinding | None
 
     def to_json_dict(self) -> dict[str, Any]:
         g, d, ly, ce, rk = self.genant, self.density, self.lytic, self.cement, self.risk
+        inf = self.infiltration
         out: dict[str, Any] = {
             "level": str(self.level.value),
             "label": int(self.label),
@@ -120,6 +128,8 @@ class VertebraReport:
             "posterior_wall_involved": None if ly is None else bool(ly.posterior_wall_involved),
             "pedicle_left_involved": None if ly is None else bool(ly.pedicle_left_involved),
             "pedicle_right_involved": None if ly is None else bool(ly.pedicle_right_involved),
+            "diffuse_infiltration": None if inf is None else inf.infiltrated,
+            "diffuse_infiltration_hu_below_own": None if inf is None else _r(inf.hu_below_own, 0),
             "cement_volume_ml": None if ce is None else _r(ce.volume_ml, 2),
             "cement_present": None if ce is None else bool(ce.present),
             "collapse_risk": None if rk is None else str(rk.risk.value),

@@ -20,6 +20,9 @@ adds a human-readable reason, so a radiologist can see why. Rules:
 * **Trabecular attenuation** (Pickhardt 2013, L1-validated): median <= 110 HU is *moderate*
   (osteoporosis, > 90% specific); <= 145 HU is mentioned (fracture-risk threshold) without
   raising the verdict.
+* **Diffuse infiltration** (:mod:`spinewatch.imaging.infiltration`: the body's trabecular
+  background far below the patient's own other vertebrae, the myeloma pattern without a focal
+  lesion) is *moderate*.
 * **Cement present** (a treated level): reported and the verdict lowered by one step -- the
   cemented body is mechanically reinforced; a collapsed cemented level is still at least moderate.
 
@@ -47,6 +50,7 @@ from spinewatch.core.sins import (
 )
 from spinewatch.imaging.cement import CementFindings
 from spinewatch.imaging.density import TrabecularDensity
+from spinewatch.imaging.infiltration import InfiltrationFinding
 from spinewatch.imaging.lesions import LyticFindings
 
 __all__ = [
@@ -184,11 +188,14 @@ def assess_collapse_risk(
     lytic: LyticFindings | None,
     density: TrabecularDensity | None,
     cement: CementFindings | None,
+    infiltration: InfiltrationFinding | None = None,
 ) -> RiskAssessment:
     """Collapse risk of one vertebra from what was measured (None = not measured).
 
     ``genant``: the height assessment (None when truncated); ``lytic``, ``density``, ``cement``:
-    the CT findings (None without a CT). The rules and their sources are in the module docstring.
+    the CT findings (None without a CT); ``infiltration``: the diffuse-infiltration verdict of
+    this level against the patient's other levels (None when not assessed). The rules and their
+    sources are in the module docstring.
     """
     lvl = VertebralLevel.parse(level)
     rank = 0
@@ -264,6 +271,13 @@ def assess_collapse_risk(
                 f"trabecular {hu:.0f} HU (<= {DENSITY_MENTION_HU:.0f} HU fracture-risk threshold, "
                 "Pickhardt 2013)"
             )
+
+    if infiltration is not None and infiltration.infiltrated:
+        rank = max(rank, 1)
+        reasons.append(
+            f"diffuse infiltration: trabecular bone {infiltration.hu_below_own:.0f} HU below the "
+            f"patient's own other vertebrae (expected {infiltration.expected_hu:.0f} HU)"
+        )
 
     if cement is not None and cement.present:
         floor = 1 if genant is not None and genant.grade >= GenantGrade.MODERATE else 0

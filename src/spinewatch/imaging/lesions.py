@@ -19,7 +19,8 @@ Method (all distances in mm, honouring anisotropic spacing):
    :data:`BACKGROUND_EROSION_MM`): the background is the upper *mode* of the smoothed values
    (:func:`background_hu`: kernel-density mode reached from a high percentile; a lesion filling
    half the core does not move it), and the spread is the SD of the bone *below* that mode
-   (1.4826 x the median shortfall): the side a false lesion comes from; real bone is often
+   (:func:`bone_spread_below`: from the half-maximum point of the density's lower flank, which
+   a lesion's far-off values do not move): the side a false lesion comes from; real bone is often
    right-skewed (denser near the endplates), so the upper side would overstate it. Before the
    spread is read, the core voxels near *probable lesions* (:data:`PROBABLE_NOISE_FACTOR`
    spreads down, at least :data:`MIN_LESION_ML`) are left out, with a reach of two sigmas: at
@@ -31,24 +32,29 @@ Method (all distances in mm, honouring anisotropic spacing):
    least ``max(MIN_DROP_HU, SEED_NOISE_FACTOR x spread)`` below that scale's background.
    ``MIN_DROP_HU`` is the absolute floor (a faint 5-30 HU dip is never a lesion); the noise
    factor keeps healthy bone above the threshold at every scale.
-4. *Extent*: scale by scale from fine to coarse, from each seed component not already inside a
-   finer lesion, the connected voxels within ``2 s`` + a voxel of the seeds whose smoothed HU
-   is below half-way between the background and the seed's own HU (the half-contrast contour,
-   where a partial-volume edge is half lesion; the short reach keeps it from running along a
-   vessel or a channel next to the lesion). The extent may continue from the body into the
-   pedicle zone (posterior-element voxels within :data:`PEDICLE_ZONE_MM` of the body, at least
-   :data:`PEDICLE_EDGE_MARGIN_MM` inside the mask's outer surface).
+4. *Extent*: scale by scale from fine to coarse, from each seed component whose centre is not
+   already in a finer lesion and which lies :data:`EXTENT_NOISE_FACTOR` spreads deep (else a
+   coarser scale draws it), the connected voxels within ``2 s`` + a voxel of the seeds whose
+   smoothed HU is below half-way between the background and the seed's own HU (the
+   half-contrast contour, where a partial-volume edge is half lesion; the short reach keeps it
+   from running along a vessel or a channel next to the lesion). The extent may continue from
+   the body into the pedicle zone (posterior-element voxels within :data:`PEDICLE_ZONE_MM` of
+   the body, at least :data:`PEDICLE_EDGE_MARGIN_MM` inside the mask's outer surface).
 5. *Each lesion's own HU and local background*: the lesion HU ``L`` is the median fine-scale HU
    of its *deep core* -- the voxels at least :func:`core_depth_mm` (and half the deepest
-   voxel's depth) away from anything outside the extent: no partial volume there. The local
+   voxel's depth) away from anything outside the extent: no partial volume there (read in the
+   blob of the extent's voxels below half-way, when they form one: a coarse extent is wider
+   than a small lesion). The local
    background is the median raw HU of the trabecular core in a shell of :data:`SHELL_MM` around
    it (bone density varies across a body by tens of HU).
 6. *Volume*: the **partial-volume sum** ``sum((B - hu) / (B - L))`` of the raw HU over the
-   support voxels within half a voxel diagonal + :data:`PSF_MM` + half the extent's scale of the
-   extent (each voxel to its nearest lesion), where ``B`` is the bone that voxel would hold: the
-   bone around the lesion smoothed into it (:data:`BONE_FIELD_SIGMA_MM`; so the denser
-   subchondral bone next to a large lesion is not counted as negative lesion). Unbiased for any
-   size and voxel size, the noise averaging out (no clipping at 0; only above 1.5).
+   support voxels within half a voxel diagonal + :data:`PSF_MM` of the lesion proper (the
+   extent's voxels within a quarter of the contrast of ``L``, connected to its lowest voxel:
+   :data:`LESION_LIKE_FRACTION`; each voxel to its nearest lesion), where ``B`` is the bone that
+   voxel would hold: the bone around the lesion smoothed into it (:data:`BONE_FIELD_SIGMA_MM`;
+   the body's outer layer from its own kind, so the denser subchondral rim a large lesion
+   reaches is not counted as negative lesion). Unbiased for any size and voxel size as far as
+   ``B`` is right, the noise averaging out (no clipping at 0; only above 1.5).
    ``lesion_mask`` is the body voxels with a fraction >= 0.5.
 7. *Acceptance*: a lesion is reported when its HU is soft-tissue-like (between
    :data:`LESION_FLOOR_HU` and :data:`LESION_CEILING_HU`: not fat), at least
@@ -62,9 +68,10 @@ Method (all distances in mm, honouring anisotropic spacing):
    Schmorl nodes (disc material, 70-100 HU, entering through an endplate) are *not* told apart
    yet: one of 0.1 ml and more would be reported.
 8. *Posterior wall*: lesion voxels in the posterior :data:`POSTERIOR_WALL_MM` of the body along
-   the frame's anterior axis (:func:`posterior_wall_zone`), at least :data:`MIN_INVOLVEMENT_ML`.
+   the frame's anterior axis (:func:`posterior_wall_zone`), at least :data:`MIN_INVOLVEMENT_ML`
+   and :data:`MIN_INVOLVEMENT_VOXELS`.
 9. *Pedicles*: lesion voxels (fraction >= 0.5) in the pedicle zone, split left/right along
-   ``frame.right`` about the body centre, at least :data:`MIN_INVOLVEMENT_ML` on a side.
+   ``frame.right`` about the body centre, at least as much on a side.
 10. *Blastic*: smoothed HU >= background + :data:`BLASTIC_RISE_HU` (and below cement) inside the
     body eroded by :data:`BLASTIC_MARGIN_MM` or 1.5 voxels, components >= :data:`MIN_LESION_ML`.
 11. A body thinner than :data:`MIN_BODY_DEPTH_MM` (largest inscribed depth; a body cut by the
@@ -115,13 +122,16 @@ __all__ = [
     "BODY_MARGIN_MM",
     "BONE_FIELD_SIGMA_MM",
     "DENSE_RISE_HU",
+    "EXTENT_NOISE_FACTOR",
     "LESION_CEILING_HU",
     "LESION_FLOOR_HU",
+    "LESION_LIKE_FRACTION",
     "MIN_BODY_DEPTH_MM",
     "MIN_CONTRAST_HU",
     "MIN_CORE_DEPTH_MM",
     "MIN_DROP_HU",
     "MIN_INVOLVEMENT_ML",
+    "MIN_INVOLVEMENT_VOXELS",
     "MIN_LESION_ML",
     "MIN_LESION_VOXELS",
     "MIN_TRUNCATED_BODY_DEPTH_MM",
@@ -136,6 +146,7 @@ __all__ = [
     "SMOOTHING_SIGMA_MM",
     "LyticFindings",
     "background_hu",
+    "bone_spread_below",
     "core_depth_mm",
     "detect_lytic_lesions",
     "masked_smooth",
@@ -172,9 +183,12 @@ DENSE_RISE_HU = 150.0
 #: osteoporotic bone varies by 20-30 HU across a body; a lesion is markedly below it).
 MIN_DROP_HU = 40.0
 #: ... and at least this many spreads (SD of smoothed bone at that scale) below it.
-SEED_NOISE_FACTOR = 4.0
+SEED_NOISE_FACTOR = 3.5
 #: A probable lesion (left out of the bone statistics of the coarser scales): this many spreads.
 PROBABLE_NOISE_FACTOR = 2.5
+#: A lesion's extent is drawn at the finest scale where its seed lies this many spreads below the
+#: background.
+EXTENT_NOISE_FACTOR = 5.0
 #: An accepted lesion's own HU: soft tissue or fluid, whatever the background ...
 LESION_CEILING_HU = 100.0
 #: ... and not fat: focal fatty marrow and haemangiomas (-50 to -100 HU) are benign look-alikes.
@@ -183,6 +197,9 @@ LESION_FLOOR_HU = -60.0
 MIN_CONTRAST_HU = 40.0
 #: The scanner's blur beyond the voxel (mm): partial volume reaches this far past a voxel.
 PSF_MM = 1.0
+#: The partial-volume region surrounds the extent's voxels this far (as a share of the contrast)
+#: from the bone towards the lesion's own HU (:func:`_lesion_like`).
+LESION_LIKE_FRACTION = 0.65
 #: The bone a partial-volume voxel would hold without the lesion: the bone around the lesion,
 #: smoothed with this sigma (mm).
 BONE_FIELD_SIGMA_MM = 3.0
@@ -207,8 +224,11 @@ PEDICLE_ZONE_MM = 10.0
 #: The pedicle region is eroded by this much (mm) from the vertebra mask's outer surface.
 PEDICLE_EDGE_MARGIN_MM = 1.0
 #: The smallest lesion volume in the posterior wall zone or in a pedicle that counts as
-#: involvement (0.01 ml = 10 voxels at 1 mm: a few-voxel breach is below what CT can call).
+#: involvement (0.01 ml = 10 voxels at 1 mm: a few-voxel breach is below what CT can call) ...
 MIN_INVOLVEMENT_ML = 0.01
+#: ... and at least this many voxels (on 3 mm slices one voxel is 0.027 ml, and one noisy voxel
+#: at the rim of a lesion is not a breach).
+MIN_INVOLVEMENT_VOXELS = 2
 #: Blastic: smoothed HU at least this far above the background (sclerotic metastasis, ~ +300 HU
 #: and more), inside the body eroded by BLASTIC_MARGIN_MM (away from the cortex and endplates).
 BLASTIC_RISE_HU = 300.0
@@ -225,6 +245,7 @@ MIN_TRUNCATED_BODY_DEPTH_MM = 6.0
 _MIN_BACKGROUND_VOXELS = 20
 _PV_FRACTION_MAX = 1.5
 _MODE_BIN_HU = 0.5
+_MAX_STAT_ROUNDS = 4
 _MIN_BONE_WEIGHT = 0.05
 _MIN_SHELL_VOXELS = 10
 _CONN = np.ones((3, 3, 3), dtype=np.bool_)
@@ -323,6 +344,33 @@ def background_hu(values: npt.NDArray[Any]) -> tuple[float, float]:
     return bg, spread
 
 
+def bone_spread_below(values: npt.NDArray[Any], bg: float, upper_spread: float) -> float:
+    """The SD of the bone *below* its mode ``bg`` (HU), from the half width at half maximum of
+    the lower flank of the values' kernel density (``HWHM = 1.1774 SD`` for a Gaussian; the
+    kernel's own width, a quarter of ``upper_spread``, is taken out in quadrature).
+
+    The flank near the mode is bone: a lesion -- even one filling a third of the core -- and its
+    partial-volume rim add values far below it or a flat spread across it, which barely move
+    the half-maximum point, where they would move a median of the shortfalls. Falls back to
+    1.4826 x the median shortfall when the flank has no half-maximum point.
+    """
+    v = np.asarray(values, dtype=np.float64).ravel()
+    h = max(BACKGROUND_MIN_BANDWIDTH_HU, 0.25 * upper_spread)
+    lo = float(v.min())
+    counts = np.bincount(((v - lo) / _MODE_BIN_HU).astype(np.int64)).astype(np.float64)
+    dens = ndimage.gaussian_filter1d(counts, h / _MODE_BIN_HU, mode="constant", truncate=4.0)
+    i = int(min(max(round((bg - lo) / _MODE_BIN_HU - 0.5), 0), dens.size - 1))
+    half = 0.5 * float(dens[i])
+    below = np.flatnonzero(dens[:i] < half)
+    if below.size == 0:
+        shortfall = bg - v[v < bg]
+        return max(1.4826 * float(np.median(shortfall)), 1.0) if shortfall.size else 1.0
+    j = int(below[-1])  # dens[j] < half <= dens[j + 1]
+    x_half = lo + (j + 0.5 + (half - dens[j]) / max(dens[j + 1] - dens[j], 1e-12)) * _MODE_BIN_HU
+    sd_obs = max(bg - x_half, 0.0) / 1.1774
+    return max(float(np.sqrt(max(sd_obs**2 - h**2, 0.25 * sd_obs**2))), 1.0)
+
+
 def _climb(counts: npt.NDArray[np.float64], lo: float, h: float, start: float) -> float:
     """The kernel density (Gaussian, bandwidth ``h`` HU) of values binned by ``_MODE_BIN_HU``
     from ``lo``: the local maximum reached uphill from ``start`` (the fixed point of a Gaussian
@@ -399,6 +447,7 @@ class _Domain:
     bg: float  # fine-scale background (reported)
     excluded: BoolArray  # dense or near cement (also in the posterior elements)
     core: BoolArray  # the trabecular core of the body (support, away from the surface)
+    inner: BoolArray  # the support without the body's outermost voxel layer
     near_cement: BoolArray
     scales: list[_Scale]
 
@@ -419,7 +468,8 @@ def _scale_space(
     (:func:`_away_from`): components of at least :data:`MIN_LESION_ML` lying
     :data:`PROBABLE_NOISE_FACTOR` spreads (and :data:`MIN_DROP_HU`) below the background at this
     or a finer scale; healthy texture rarely forms such a component. The seed threshold then
-    uses the spread of the bone *below* its background in what is left (:func:`_lower_spread`).
+    uses the spread of the bone *below* its background in what is left
+    (:func:`bone_spread_below`).
     """
     out: list[_Scale] = []
     probable = np.zeros(inner.shape, dtype=np.bool_)
@@ -428,13 +478,18 @@ def _scale_space(
     for sigma in SCALES_MM:
         smooth = masked_smooth(hu_f, inner, spacing, sigma)
         bg_s = spread_s = 0.0
-        for stage in range(2):
+        # the bone statistics and the probable lesions refine each other: a lesion left in the
+        # statistics widens the spread, which hides it; once found, it is left out
+        for _round in range(_MAX_STAT_ROUNDS):
             stats = _away_from(probable, core, spacing, sigma, min_core)
-            bg_s, spread_s = background_hu(smooth[stats])
-            if stage == 1:
-                spread_s = _lower_spread(smooth[stats], bg_s)
-            drop = max(MIN_DROP_HU, PROBABLE_NOISE_FACTOR * spread_s)
-            probable |= _big_components(seed_ok & (smooth <= bg_s - drop), min_vox)
+            bg_s, upper = background_hu(smooth[stats])
+            spread_s = bone_spread_below(smooth[stats], bg_s, upper)
+            # a lesion still in the statistics widens the lower flank, not the upper one
+            drop = max(MIN_DROP_HU, PROBABLE_NOISE_FACTOR * min(spread_s, upper))
+            more = _big_components(seed_ok & (smooth <= bg_s - drop), min_vox) & ~probable
+            if not more.any():
+                break
+            probable |= more
         thr = bg_s - max(MIN_DROP_HU, SEED_NOISE_FACTOR * spread_s)
         seeds = seed_ok & (smooth <= thr)
         log.debug("scale %.1f mm: background %.0f HU, lower spread %.1f HU", sigma, bg_s, spread_s)
@@ -461,13 +516,6 @@ def _away_from(
         if np.count_nonzero(away) >= min_core:
             return away
     return core
-
-
-def _lower_spread(values: npt.NDArray[Any], bg: float) -> float:
-    """1.4826 x the median shortfall of the values below ``bg`` (the SD for Gaussian bone)."""
-    below = bg - np.asarray(values, dtype=np.float64)
-    below = below[below > 0]
-    return max(1.4826 * float(np.median(below)), 1.0) if below.size else 1.0
 
 
 def _big_components(mask: BoolArray, min_voxels: float) -> BoolArray:
@@ -538,36 +586,56 @@ def _prepare(
         bg=scales[0].bg,
         excluded=excluded,
         core=core_s,
+        inner=inner,
         near_cement=near_cement,
         scales=scales,
     )
 
 
-def _extents(dom: _Domain, spacing: tuple[float, float, float]) -> npt.NDArray[np.int8]:
+def _extents(dom: _Domain, spacing: tuple[float, float, float]) -> BoolArray:
     """Step 4: the half-contrast region grown from each seed component, scale by scale from fine
-    to coarse; a coarser seed component that touches an extent already found is the same lesion
-    seen again and is skipped. Returns, per voxel, the index of the scale of its extent or -1."""
-    out = np.full(dom.support.shape, -1, dtype=np.int8)
+    to coarse.
+
+    A coarser seed component whose centre (its lowest tenth) lies mostly in extents already found
+    is the same lesion seen again and is skipped (its half-contrast contour would be wider than
+    the lesion); one whose centre they miss -- a faint lesion -- is grown. A seed component is
+    grown at its own scale only if it lies at least :data:`EXTENT_NOISE_FACTOR` spreads below
+    the background (half the contrast is then more than half that many spreads from both bone
+    and lesion; a contour drawn in noise would pick the lowest voxels, fall inside the lesion and
+    split it into fragments): otherwise the same lesion is drawn at a coarser scale (or at the
+    coarsest, whatever its depth). The extent stays within two sigmas + a voxel of its seed."""
+    found = np.full(dom.support.shape, -1, dtype=np.int8)
+    out = np.zeros(dom.support.shape, dtype=np.bool_)
     for index, sc in enumerate(dom.scales):
         comp, _n = ndimage.label(sc.seeds, structure=_CONN)
-        # a seed found at scale s lies within about s of the lesion's half-contrast contour
-        reach_mm = 2.0 * sc.sigma_mm + max(spacing)
         for label, sl in enumerate(ndimage.find_objects(comp), start=1):
-            finer = (out[sl] >= 0) & (out[sl] < index)
-            if sl is None or np.any((comp[sl] == label) & finer):
+            if sl is None:
                 continue
+            own = comp[sl] == label
+            vals = sc.smooth[sl][own]
+            deepest = vals <= np.percentile(vals, 10.0)
+            finer = found[sl] >= 0
+            if np.count_nonzero(finer[own][deepest]) >= 0.5 * np.count_nonzero(deepest):
+                continue  # its centre lies in a lesion found at a finer scale: seen again
+            last = index == len(dom.scales) - 1
+            if sc.bg - float(np.median(vals)) < EXTENT_NOISE_FACTOR * sc.spread and not last:
+                continue  # too close to the noise here: the lesion is drawn at a coarser scale
+            ext_sc = sc
+            # a seed found at scale s lies within about s of the lesion's half-contrast contour
+            reach_mm = 2.0 * ext_sc.sigma_mm + max(spacing)
             box = zones.grow(*sl, pad_mm=reach_mm, spacing=spacing, shape=comp.shape)
             seed = comp[box] == label
-            vals = sc.smooth[box]
+            ext_vals = ext_sc.smooth[box]
             # the seed's own low values (a coarse seed reaches beyond the lesion)
-            level = float(np.percentile(vals[seed], 10.0))
-            half_way = 0.5 * (sc.bg + min(level, sc.bg))
+            level = float(np.percentile(ext_vals[seed], 10.0))
+            half_way = 0.5 * (ext_sc.bg + min(level, ext_sc.bg))
             reach = distance_within_mm(seed, spacing, reach_mm) <= reach_mm
-            cand = dom.domain[box] & reach & (vals <= half_way)
+            cand = dom.domain[box] & reach & (ext_vals <= half_way)
             lab, _ = ndimage.label(cand, structure=_CONN)
             touching = np.unique(lab[seed])
             keep = np.isin(lab, touching[touching > 0])
-            sub = out[box]
+            out[box] |= keep
+            sub = found[box]
             sub[keep & (sub < 0)] = index
     return out
 
@@ -610,25 +678,21 @@ def core_depth_mm(spacing_mm: tuple[float, float, float]) -> float:
 
 
 def _measure(
-    hu_f: FloatArray,
-    dom: _Domain,
-    ext_scale: npt.NDArray[np.int8],
-    spacing: tuple[float, float, float],
+    hu_f: FloatArray, dom: _Domain, ext: BoolArray, spacing: tuple[float, float, float]
 ) -> tuple[npt.NDArray[np.intp], FloatArray, list[_Lesion]]:
     """Steps 5-6: per extent component its HU, local background and the partial-volume fractions.
     Returns (owner label per voxel, fraction per voxel, lesions), crop shape.
 
-    The partial-volume margin around an extent found at scale ``s`` is half a voxel diagonal +
-    :data:`PSF_MM` + ``s / 2`` (a smoothed contour is uncertain by about that much)."""
-    ext = ext_scale >= 0
-    half_diag = 0.5 * float(np.linalg.norm(spacing))
+    The partial-volume region is the support within half a voxel diagonal + :data:`PSF_MM` of the
+    extent's *lesion-like* voxels: those whose fine-scale HU is below half-way between the
+    lesion's background and its own HU (an extent drawn at a coarse scale is wider than a small
+    lesion, and bone in the region only adds the error of ``B``)."""
     comp, _n = ndimage.label(ext, structure=_CONN)
-    margins = np.array([half_diag + PSF_MM + 0.5 * sc.sigma_mm for sc in dom.scales])
-    box = zones.bbox(ext, float(margins.max()) + SHELL_MM, spacing)
+    margin = 0.5 * float(np.linalg.norm(spacing)) + PSF_MM
+    box = zones.bbox(ext, margin + SHELL_MM, spacing)
     c = comp[box]
     dist, inds = ndimage.distance_transform_edt(c == 0, sampling=spacing, return_indices=True)
     nearest = c[inds[0], inds[1], inds[2]]
-    margin = margins[np.maximum(ext_scale[box][inds[0], inds[1], inds[2]], 0)]
     del inds
     owner_b = np.where((dist <= margin) & dom.domain[box], nearest, 0).astype(np.intp)
     shell_b = (dist > margin) & (dist <= margin + SHELL_MM) & dom.core[box]
@@ -644,6 +708,13 @@ def _measure(
         bg = (
             float(np.median(raw[shell])) if np.count_nonzero(shell) >= _MIN_SHELL_VOXELS else dom.bg
         )
+        # an extent drawn at a coarse scale is wider than a small lesion: where its lesion-like
+        # voxels form a blob of their own, the lesion's HU is read in that blob's core
+        like = own & (dom.fine[box] <= 0.5 * (bg + level))
+        if like.any():
+            like_level, like_core = _lesion_level(dom.fine[box], like, spacing)
+            if like_core:
+                level = like_level
         lesions.append(_Lesion(label, level, bg, has_core))
         log.debug(
             "lesion %d: %d extent voxels, level %.0f HU, local background %.0f HU, core %s",
@@ -653,7 +724,18 @@ def _measure(
             bg,
             has_core,
         )
-    frac_b = _fractions(raw, owner_b, dom.support[box] & (owner_b == 0), lesions, spacing)
+    # the partial-volume region: around the extent's voxels that are lesion-like at the fine
+    # scale (a contour drawn at a coarse scale is wider than a small lesion: its rim is bone)
+    lesion_like = _lesion_like(dom.fine[box], c, lesions)
+    if lesion_like.any():
+        dist, inds = ndimage.distance_transform_edt(
+            ~lesion_like, sampling=spacing, return_indices=True
+        )
+        nearest = c[inds[0], inds[1], inds[2]]
+        del inds
+        owner_b = np.where((dist <= margin) & dom.domain[box], nearest, 0).astype(np.intp)
+    sup = dom.support[box]
+    frac_b = _fractions(raw, owner_b, sup & (owner_b == 0), sup & ~dom.inner[box], lesions, spacing)
     owner = np.zeros(ext.shape, dtype=np.intp)
     frac = np.zeros(ext.shape, dtype=np.float32)
     owner[box] = owner_b
@@ -661,30 +743,67 @@ def _measure(
     return owner, frac, lesions
 
 
+def _lesion_like(
+    fine: FloatArray, comp: npt.NDArray[np.int32], lesions: list[_Lesion]
+) -> BoolArray:
+    """The extent voxels (``comp`` > 0) whose fine-scale HU lies within a quarter of the contrast
+    of their lesion's own HU, connected to the lesion's lowest voxel: the lesion proper. (Half-way
+    would also take the low patches of noisy bone next to it; they would count as lesion.)"""
+    out = np.zeros(comp.shape, dtype=np.bool_)
+    for les in lesions:
+        own = comp == les.label
+        like = own & (
+            fine <= les.background_hu - LESION_LIKE_FRACTION * (les.background_hu - les.level_hu)
+        )
+        if not like.any():
+            continue
+        lab, _n = ndimage.label(like, structure=_CONN)
+        vals = np.where(like, fine, np.inf)
+        centre = lab.flat[int(np.argmin(vals))]
+        out |= lab == centre
+    return out
+
+
+def _bone_field(
+    raw: FloatArray, bone: BoolArray, spacing: tuple[float, float, float], at: BoolArray
+) -> tuple[FloatArray, FloatArray]:
+    """The normalised Gaussian (sigma :data:`BONE_FIELD_SIGMA_MM`) of ``raw`` over ``bone``, and
+    its weight, at the voxels ``at`` (n,). (A first-order fit -- a plane -- was tried: on the
+    inserted lesions it followed the bone no better and extrapolated worse.)"""
+    sigma_vox = [BONE_FIELD_SIGMA_MM / sp for sp in spacing]
+    w = bone.astype(np.float32)
+    num = ndimage.gaussian_filter(raw * w, sigma_vox, mode="constant")[at]
+    den = ndimage.gaussian_filter(w, sigma_vox, mode="constant")[at]
+    return np.asarray(num / np.maximum(den, 1e-6), dtype=np.float32), den
+
+
 def _fractions(
     raw: FloatArray,
     owner: npt.NDArray[np.intp],
-    bone: BoolArray,
+    free: BoolArray,
+    outer: BoolArray,
     lesions: list[_Lesion],
     spacing: tuple[float, float, float],
 ) -> FloatArray:
     """Step 6: each owned voxel's lesion fraction ``(B - hu) / (B - L)``, at most 1.5.
 
     ``B`` is the bone the voxel would hold without the lesion: the normalised Gaussian
-    (:data:`BONE_FIELD_SIGMA_MM`) of the bone voxels around the lesions (``bone``: support not
-    owned by any lesion), which follows the denser subchondral and subcortical bone a large
-    lesion reaches; where no bone is near (deep inside a large lesion, where the fraction is ~1
-    whatever ``B``) the lesion's shell median is used.
+    (:data:`BONE_FIELD_SIGMA_MM`) of the bone around the lesions (``free``: support voxels owned
+    by no lesion), like with like -- for a voxel of the body's outer layer (``outer``: mixed
+    with the cortex, denser) the outer layer's bone, inside the inner bone -- so the denser
+    subchondral rim a large lesion reaches is not counted as negative lesion. Where no such bone
+    is near (deep inside a large lesion, where the fraction is ~1 whatever ``B``) the lesion's
+    shell median is used.
     """
-    sigma_vox = [BONE_FIELD_SIGMA_MM / sp for sp in spacing]
-    w = bone.astype(np.float32)
-    num = ndimage.gaussian_filter(raw * w, sigma_vox, mode="constant")
-    den = ndimage.gaussian_filter(w, sigma_vox, mode="constant")
+    sel = owner > 0
+    b_in, w_in = _bone_field(raw, free & ~outer, spacing, sel)
+    b_out, w_out = _bone_field(raw, free & outer, spacing, sel)
     level = np.array([np.nan] + [les.level_hu for les in lesions])
     shell_bg = np.array([np.nan] + [les.background_hu for les in lesions])
-    sel = owner > 0
     lab = owner[sel]
-    b = np.where(den[sel] > _MIN_BONE_WEIGHT, num[sel] / np.maximum(den[sel], 1e-6), shell_bg[lab])
+    use_out = outer[sel] & (w_out > _MIN_BONE_WEIGHT)
+    b = np.where(use_out, b_out, b_in)
+    b = np.where(use_out | (w_in > _MIN_BONE_WEIGHT), b, shell_bg[lab])
     contrast = b - level[lab]
     good = contrast > 1.0
     frac = np.zeros(raw.shape, dtype=np.float32)
@@ -760,9 +879,9 @@ def detect_lytic_lesions(
     lesion_mask = np.zeros(shape, dtype=np.bool_)
     involved = np.zeros(shape, dtype=np.bool_)
     kept: list[_Lesion] = []
-    if any(sc.seeds.any() for sc in dom.scales):
-        ext_scale = _extents(dom, spacing)
-        owner, frac, lesions = _measure(hu_f, dom, ext_scale, spacing)
+    ext = _extents(dom, spacing) if any(sc.seeds.any() for sc in dom.scales) else None
+    if ext is not None and ext.any():
+        owner, frac, lesions = _measure(hu_f, dom, ext, spacing)
         kept, counted = _accept(lesions, owner, frac, body, dom.pedicle, voxel_ml)
         strong = counted[owner] & (frac >= 0.5)
         lesion_mask = strong & body
@@ -772,7 +891,8 @@ def detect_lytic_lesions(
     body_ml = float(np.count_nonzero(body)) * voxel_ml
 
     wall = posterior_wall_zone(body, region)
-    min_vox = MIN_INVOLVEMENT_ML / voxel_ml
+    # at least two voxels as well: one noisy voxel at the rim of a lesion is not a breach
+    min_vox = max(MIN_INVOLVEMENT_ML / voxel_ml, MIN_INVOLVEMENT_VOXELS)
     posterior_wall = bool(np.count_nonzero(lesion_mask & wall) >= min_vox - 1e-9)
     left, right = zones.sides(involved, region, min_vox)
 

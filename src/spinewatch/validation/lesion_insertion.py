@@ -12,10 +12,10 @@ frame (``region.frame``: right, anterior, superior):
   overlapping spheres). The scale is iterated until the volume *inside the confinement* (see
   below) matches the request (within ~2 %); the truth is what was actually written.
 * **Place**: ``central`` (around the body centroid, with no lesion voxel within
-  :data:`CENTRAL_WALL_GAP_MM` + the wall zone of the posterior wall: unambiguously not
-  involving it), ``posterior_wall`` (at the mid-sagittal posterior wall, reaching through it), or
-  ``pedicle_left``/``pedicle_right`` (centred on the pedicle base: posterior-element voxels of
-  that side next to the body, reaching into the body).
+  :data:`CENTRAL_WALL_GAP_MM` (and two voxels) + the wall zone of the posterior wall:
+  unambiguously not involving it), ``posterior_wall`` (at the mid-sagittal posterior wall,
+  reaching through it), or ``pedicle_left``/``pedicle_right`` (centred on the pedicle base:
+  posterior-element voxels of that side next to the body, reaching into the body).
 * **Confinement**: the lesion exists only in the vertebral body (``region.body``), and for a
   pedicle case also in the posterior-element voxels of that side within
   :data:`PEDICLE_REACH_MM` of the body.
@@ -91,7 +91,8 @@ SUPERSAMPLE = 4
 #: surface, in the posterior half of the body (the clinical question: does the lesion reach the
 #: posterior cortex, where cement could leak towards the canal).
 WALL_ZONE_MM = 3.0
-#: A ``central`` lesion keeps this much bone (mm) between itself and the wall zone.
+#: A ``central`` lesion keeps this much bone (mm), and at least two voxels, between itself and
+#: the wall zone.
 CENTRAL_WALL_GAP_MM = 3.0
 #: Posterior-element voxels within this distance (mm) of the body are the pedicle a ``pedicle_*``
 #: lesion may fill (the pedicle, not the lamina or the processes).
@@ -608,12 +609,12 @@ def _wall_gap(frac: npt.NDArray[np.float32], an: _Anatomy, spacing: tuple[float,
 
 
 def _placement_ok(
-    spec: LesionSpec, frac: npt.NDArray[np.float32], an: _Anatomy, vox: float
+    spec: LesionSpec, frac: npt.NDArray[np.float32], an: _Anatomy, vox: float, voxel_mm: float
 ) -> bool:
     if spec.place == "central":
-        keep_off = (
-            an.body & an.posterior_half & (an.wall_distance <= WALL_ZONE_MM + CENTRAL_WALL_GAP_MM)
-        )
+        # the gap is at least two voxels: one voxel of bone cannot be resolved as "clear"
+        gap = max(CENTRAL_WALL_GAP_MM, 2.0 * voxel_mm)
+        keep_off = an.body & an.posterior_half & (an.wall_distance <= WALL_ZONE_MM + gap)
         return not bool(np.any(frac[keep_off] > 0))
     if spec.place == "posterior_wall":
         return float(frac[_wall_zone(an)].sum(dtype=np.float64)) * vox >= 0.1 * spec.volume_ml
@@ -661,12 +662,12 @@ def insert_lesion(
         try:
             # placement judged on 2**3 samples per voxel, the truth on SUPERSAMPLE**3
             f, p, k = _scaled_fractions(region, centre, unit, confine, spec.volume_ml, n_sub=2)
-            if not _placement_ok(spec, f, an, vox):
+            if not _placement_ok(spec, f, an, vox, max(region.grid.spacing_mm)):
                 continue
             f, p, _k = _scaled_fractions(region, centre, unit, confine, spec.volume_ml, start=k)
         except InsertionError:
             continue
-        if _placement_ok(spec, f, an, vox):
+        if _placement_ok(spec, f, an, vox, max(region.grid.spacing_mm)):
             frac, parts = f, p
             break
     if frac is None:

@@ -203,3 +203,13 @@ def test_errors_are_typed_and_name_the_value() -> None:
     with pytest.raises(InsertionError, match="cannot place"):
         insert_lesion(syn.hu, syn.region, LesionSpec(25.0, 20.0), seed=1, noise=QUIET)
     assert WALL_ZONE_MM > 0
+
+
+def test_channel_look_alike_runs_forward_from_the_wall(vertebra) -> None:  # type: ignore[no-untyped-def]
+    region = vertebra.region
+    spec = LesionSpec(0.3, 10.0, "channel", "posterior_wall")
+    les = insert_lesion(vertebra.hu, region, spec, seed=4, noise=QUIET)
+    assert les.posterior_wall_involved
+    loc = _local(region, les.fraction >= 0.5)
+    spans = np.ptp(loc, axis=0)  # right, anterior, superior (mm)
+    assert spans[1] > 2.5 * spans[0] and spans[1] > 2.5 * spans[2]  # the wall cuts its back end

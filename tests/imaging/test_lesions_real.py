@@ -288,6 +288,26 @@ def test_faint_change_is_not_a_lesion(real, name: str) -> None:  # type: ignore[
         assert f.largest_ml < 0.3, (name, drop, f.largest_ml)
 
 
+@pytest.mark.parametrize("name", ["verse/L2", "tptbox/L3", "cta/T12", "ts3mm/L1"])
+def test_basivertebral_channel_is_not_a_lesion(real, name: str) -> None:  # type: ignore[no-untyped-def]
+    """A venous channel entering at the posterior wall (a tube five times as long as wide, 0.3 ml,
+    vessel/fat-blood density) is thin: not reported, and no wall involvement from it."""
+    region, hu = real[name]
+    les = insert_lesion(hu, region, LesionSpec(0.3, 10.0, "channel", "posterior_wall"), seed=2)
+    assert les.posterior_wall_involved and les.body_volume_ml > 0.25
+    f = detect_lytic_lesions(les.hu, region, density=trabecular_density(les.hu, region))
+    assert f.n_lesions == 0 and not f.posterior_wall_involved, (name, f.largest_ml)
+    # a blob of twice the volume at the same place is a lesion (at voxels fine enough for it,
+    # in bone dense enough to hold a soft-tissue lesion 80 HU below it)
+    bone = f.background_hu
+    assert bone is not None
+    if max(region.grid.spacing_mm) <= 1.5 and bone - 80.0 >= -20.0:
+        spec = LesionSpec(0.6, min(10.0, bone - 80.0), "sphere", "posterior_wall")
+        blob = insert_lesion(hu, region, spec, seed=2)
+        g = detect_lytic_lesions(blob.hu, region, density=trabecular_density(blob.hu, region))
+        assert g.n_lesions == 1 and g.posterior_wall_involved, name
+
+
 @pytest.mark.parametrize(("volume_ml", "hu"), [(3.0, 0.0), (5.0, 20.0), (7.0, 35.0), (7.0, 0.0)])
 def test_issue_7_spheres_in_l1_are_measured(real, volume_ml: float, hu: float) -> None:  # type: ignore[no-untyped-def]
     """The tester's report: 0-35 HU spheres of 3-7 ml in L1 of the 3 mm example all read 0 ml."""

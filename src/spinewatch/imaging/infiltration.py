@@ -5,13 +5,15 @@ without any focal lesion: the body then stands out only by being much less dense
 patient's other vertebrae. Population thresholds (Pickhardt 2013) cannot see it -- an infiltrated
 level of a young patient can still read "normal" -- so the comparison is within the scan.
 
-Method (:func:`assess_diffuse_infiltration`, a pure function of the per-level trabecular medians
-of one scan):
+Method (:func:`assess_diffuse_infiltration`, a pure function of the per-level trabecular
+densities of one scan; :func:`spinewatch.imaging.analysis.analyze` passes each body's
+lesion-robust trabecular background, ``LyticFindings.background_hu``, so a focal lesion does not
+pass for diffuse loss):
 
 * Reference levels: the *other* levels whose density was measured on a whole body
   (``LevelDensity.reliable``: not truncated by the scan, no cement, not a sliver). At least
   :data:`MIN_REFERENCE_LEVELS` are needed, else the verdict is None ("not assessable").
-* Expected density at the tested level: a robust line through the reference levels' medians
+* Expected density at the tested level: a robust line through the reference levels' densities
   against their cranio-caudal rank -- Siegel's repeated-median regression (Siegel, "Robust
   regression using repeated medians", Biometrika 1982;69:242-4; breakdown point 50 %), so the
   normal cranio-caudal gradient (thoracic bodies denser than lumbar) is followed and up to half
@@ -66,7 +68,7 @@ MIN_SCATTER_HU = 8.0
 
 @dataclass(frozen=True)
 class LevelDensity:
-    """The trabecular median of one level (HU, None when not measured) and whether it was
+    """The trabecular density of one level (HU, None when not measured) and whether it was
     measured on a whole body (``reliable``: not truncated, no cement, not a sliver)."""
 
     level: VertebralLevel

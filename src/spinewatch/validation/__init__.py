@@ -6,6 +6,7 @@ imaging methods on real backgrounds. Imports only :mod:`spinewatch.core` and
 """
 
 from spinewatch.validation.lesion_insertion import (
+    LOOK_ALIKE_SHAPES,
     PLACES,
     SHAPES,
     InsertedLesion,
@@ -21,6 +22,7 @@ from spinewatch.validation.lesion_insertion import (
 )
 
 __all__ = [
+    "LOOK_ALIKE_SHAPES",
     "PLACES",
     "SHAPES",
     "InsertedLesion",

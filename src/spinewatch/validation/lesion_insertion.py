@@ -9,8 +9,9 @@ frame (``region.frame``: right, anterior, superior):
 
 * **Shape** (in the vertebra frame, scaled to the requested volume): ``sphere``; ``ellipsoid``
   (semi-axes in a ratio of up to ~2.2, random orientation); ``lobulated`` (the union of 2-4
-  overlapping spheres). The scale is iterated until the volume *inside the confinement* (see
-  below) matches the request (within ~2 %); the truth is what was actually written.
+  overlapping spheres); and a look-alike, ``channel`` (:data:`LOOK_ALIKE_SHAPES`). The scale is
+  iterated until the volume *inside the confinement* (see below) matches the request (within
+  ~2 %); the truth is what was actually written.
 * **Place**: ``central`` (around the body centroid, with no lesion voxel within
   :data:`CENTRAL_WALL_GAP_MM` (and two voxels) + the wall zone of the posterior wall:
   unambiguously not involving it), ``posterior_wall`` (at the mid-sagittal posterior wall,
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CENTRAL_WALL_GAP_MM",
+    "LOOK_ALIKE_SHAPES",
     "MIN_NOISE_VOXELS",
     "PEDICLE_BASE_MM",
     "PEDICLE_REACH_MM",
@@ -84,6 +86,10 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 SHAPES = ("sphere", "ellipsoid", "lobulated")
+#: Shapes of the look-alikes a detector must *not* call a lesion: ``channel``, a tube five times
+#: as long as wide along the vertebra's anterior axis (a basivertebral venous channel entering at
+#: the posterior wall, with ``place="posterior_wall"``).
+LOOK_ALIKE_SHAPES = ("channel",)
 PLACES = ("central", "posterior_wall", "pedicle_left", "pedicle_right")
 #: Sub-samples per voxel axis for the partial-volume fraction (4**3 = 64 points per voxel).
 SUPERSAMPLE = 4
@@ -136,8 +142,10 @@ class LesionSpec:
             raise InsertionError(f"lesion volume_ml={self.volume_ml!r}: expected 0 < ml <= 100")
         if not (math.isfinite(self.hu) and -1000.0 <= self.hu <= 3000.0):
             raise InsertionError(f"lesion hu={self.hu!r}: expected a finite HU in -1000..3000")
-        if self.shape not in SHAPES:
-            raise InsertionError(f"lesion shape={self.shape!r}: expected one of {SHAPES}")
+        if self.shape not in SHAPES + LOOK_ALIKE_SHAPES:
+            raise InsertionError(
+                f"lesion shape={self.shape!r}: expected one of {SHAPES + LOOK_ALIKE_SHAPES}"
+            )
         if self.place not in PLACES:
             raise InsertionError(f"lesion place={self.place!r}: expected one of {PLACES}")
 
@@ -420,6 +428,10 @@ def _unit_shape(shape: str, rng: np.random.Generator) -> tuple[Ellipsoid, ...]:
     eye = np.eye(3)
     if shape == "sphere":
         return (Ellipsoid(np.zeros(3), np.ones(3), eye),)
+    if shape == "channel":
+        # semi-axes 1 : 5 : 1 (right, anterior, superior), scaled to the unit sphere's volume
+        radii = np.array([1.0, 5.0, 1.0]) / 5.0 ** (1.0 / 3.0)
+        return (Ellipsoid(np.zeros(3), radii, eye),)
     if shape == "ellipsoid":
         log_r = rng.uniform(-0.4, 0.4, 3)
         log_r -= log_r.mean()  # product of the semi-axes 1: the unit sphere's volume

@@ -19,7 +19,9 @@ over the whole generated matrix:
 
 The VerSe crop (spineFE-benchmark) labels six compartments; the benchmark's README says they are
 cortical, trabecular, body, process and *disk* components, and its image is zero outside classes
-1-4 (the discs were cropped away): classes 1-4 are the vertebra, 5-6 the disc layers.
+1-4 (the discs were cropped away): classes 1-4 are the vertebra, 5-6 the disc layers along the
+endplates. It is used both ways: classes 1-4 ("verse"), and the union of all six ("verse+disc":
+a label that takes in disc, a known source of false lesions along the endplates).
 """
 
 from __future__ import annotations
@@ -83,8 +85,10 @@ def _load(shared_file, key: str) -> list[tuple[str, VertebraRegion, Any]]:  # ty
         crop = "ct/verse004-L2-crop/sub-verse004_0000_vertebra_21_"
         ct, labels = load_study(shared_file(crop + "im.nii.gz"), shared_file(crop + "seg.nii.gz"))
         classes = np.asarray(labels.labels)
-        l2 = ((classes >= 1) & (classes <= 4)).astype(np.uint8) * 21  # VerSe L2
-        labels = LabelVolume(l2, labels.grid, labels.source)
+        # "verse": the vertebra (classes 1-4); "verse+disc": all six classes, the disc layers
+        # (image zero, i.e. soft-tissue-like) inside the label along both endplates
+        keep = classes > 0 if key == "verse+disc" else (classes >= 1) & (classes <= 4)
+        labels = LabelVolume(keep.astype(np.uint8) * 21, labels.grid, labels.source)  # VerSe L2
         conv = "verse"
     assert ct is not None
     return [(key, r, crop_hu(ct.hu, r)) for r in find_vertebrae(labels, conv)]
@@ -93,7 +97,7 @@ def _load(shared_file, key: str) -> list[tuple[str, VertebraRegion, Any]]:  # ty
 @pytest.fixture(scope="module")
 def real(shared_file) -> dict[str, tuple[VertebraRegion, Any]]:  # type: ignore[no-untyped-def]
     out = {}
-    for key in ("ts3mm", "dicom", "tptbox", "cta", "verse"):
+    for key in ("ts3mm", "dicom", "tptbox", "cta", "verse", "verse+disc"):
         for name, region, hu in _load(shared_file, key):
             out[f"{name}/{region.level}"] = (region, hu)
     return out
@@ -102,7 +106,7 @@ def real(shared_file) -> dict[str, tuple[VertebraRegion, Any]]:  # type: ignore[
 # --- no false lesions in untouched real vertebrae ---------------------------------------------
 def test_no_false_lesions_in_untouched_real_vertebrae(real) -> None:  # type: ignore[no-untyped-def]
     assert set(real) >= {"ts3mm/T12", "ts3mm/L1", "ts3mm/L2", "dicom/T12", "tptbox/L3"}
-    assert {"tptbox/L2", "tptbox/L4", "cta/T12", "verse/L2"} <= set(real)
+    assert {"tptbox/L2", "tptbox/L4", "cta/T12", "verse/L2", "verse+disc/L2"} <= set(real)
     for name, (region, hu) in real.items():
         f = detect_lytic_lesions(hu, region, density=trabecular_density(hu, region))
         assert f.largest_ml < 0.3, (name, f.largest_ml)
@@ -306,6 +310,18 @@ def test_basivertebral_channel_is_not_a_lesion(real, name: str) -> None:  # type
         blob = insert_lesion(hu, region, spec, seed=2)
         g = detect_lytic_lesions(blob.hu, region, density=trabecular_density(blob.hu, region))
         assert g.n_lesions == 1 and g.posterior_wall_involved, name
+
+
+@pytest.mark.parametrize("place", ["central", "posterior_wall"])
+def test_lesion_found_in_a_label_with_disc_layers(real, place: str) -> None:  # type: ignore[no-untyped-def]
+    """With the disc layers in the label (not a lesion, see the no-false-lesion test), a lesion
+    in the bone between them is still found and measured."""
+    region, hu = real["verse+disc/L2"]
+    les = insert_lesion(hu, region, LesionSpec(2.0, 0.0, "sphere", place), seed=5)
+    f = detect_lytic_lesions(les.hu, region, density=trabecular_density(les.hu, region))
+    assert f.n_lesions == 1
+    assert f.volume_ml == pytest.approx(les.body_volume_ml, rel=0.25)
+    assert f.posterior_wall_involved == les.posterior_wall_involved
 
 
 @pytest.mark.parametrize(("volume_ml", "hu"), [(3.0, 0.0), (5.0, 20.0), (7.0, 35.0), (7.0, 0.0)])

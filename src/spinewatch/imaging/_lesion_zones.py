@@ -138,3 +138,37 @@ def sides(
     left = int(np.count_nonzero(r < 0)) >= min_vox - 1e-9
     right = int(np.count_nonzero(r > 0)) >= min_vox - 1e-9
     return left, right
+
+
+def endplate_distances(
+    body: npt.NDArray[np.bool_], region: VertebraRegion
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.int64], int]:
+    """For each body voxel: its distance (mm, along ``frame.superior``) below the body's upper
+    surface and above its lower surface in its own column, and the column's index; and the
+    number of columns. Columns run along ``frame.superior`` on a grid of the largest voxel
+    spacing in the right/anterior plane (as the wall zone's columns run along the anterior axis),
+    so concave or tilted endplates are followed column by column. Outside the body: inf / -1."""
+    idx, local = body_points(body, region)
+    top = np.full(body.shape, np.inf)
+    bottom = np.full(body.shape, np.inf)
+    column = np.full(body.shape, -1, dtype=np.int64)
+    if idx.size == 0:
+        return top, bottom, column, 0
+    bin_mm = max(region.grid.spacing_mm)
+    kr = np.floor(local[:, 0] / bin_mm).astype(np.int64)
+    ka = np.floor(local[:, 1] / bin_mm).astype(np.int64)
+    kr -= kr.min()
+    ka -= ka.min()
+    col = kr * (int(ka.max()) + 1) + ka
+    sup = local[:, 2]
+    n = int(col.max()) + 1
+    hi = np.full(n, -np.inf)
+    lo = np.full(n, np.inf)
+    np.maximum.at(hi, col, sup)
+    np.minimum.at(lo, col, sup)
+    where = tuple(idx.T)
+    top[where] = hi[col] - sup
+    bottom[where] = sup - lo[col]
+    _, dense_col = np.unique(col, return_inverse=True)
+    column[where] = dense_col
+    return top, bottom, column, int(dense_col.max()) + 1

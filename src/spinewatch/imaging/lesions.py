@@ -60,11 +60,15 @@ Method (all distances in mm, honouring anisotropic spacing):
    :data:`LESION_FLOOR_HU` and :data:`LESION_CEILING_HU`: not fat), at least
    :data:`MIN_CONTRAST_HU` below its local background, its body volume at least
    :func:`min_lesion_ml` (0.1 ml and :data:`MIN_LESION_VOXELS` voxels), and it is a blob: its
-   deep core exists. The known look-alikes of real bone fail one of these: the basivertebral
-   venous channel and its branches (a few mm wide: no core at 1-1.5 mm; below 30 voxels at
-   3 mm), the endplate's partial volume with the disc and the body's edge on coarse slices
-   (outer voxel layer excluded from seeding; sheets one or two voxels thick have no core), focal
-   fatty marrow (below the floor), slivers of a body cut by the scan (not analysed, 11).
+   deep core exists, and it is not a layer of disc along an endplate (at least 90 % of it
+   within :data:`DISC_LAYER_MM` of the body's upper or lower surface, over at least
+   :data:`DISC_LAYER_COVER` of the endplate: a label that takes in part of the disc). The known
+   look-alikes of real bone fail one of these: the basivertebral venous channel and its
+   branches (a few mm wide: no core at 1-1.5 mm; below 30 voxels at 3 mm), the endplate's
+   partial volume with the disc and the body's edge on coarse slices (outer voxel layer excluded
+   from seeding; sheets one or two voxels thick have no core; thicker disc layers by the layer
+   rule), focal fatty marrow (below the floor), slivers of a body cut by the scan (not analysed,
+   11).
    Schmorl nodes (disc material, 70-100 HU, entering through an endplate) are *not* told apart
    yet: one of 0.1 ml and more would be reported.
 8. *Posterior wall*: lesion voxels in the posterior :data:`POSTERIOR_WALL_MM` of the body along
@@ -122,6 +126,8 @@ __all__ = [
     "BODY_MARGIN_MM",
     "BONE_FIELD_SIGMA_MM",
     "DENSE_RISE_HU",
+    "DISC_LAYER_COVER",
+    "DISC_LAYER_MM",
     "EXTENT_NOISE_FACTOR",
     "LESION_CEILING_HU",
     "LESION_FLOOR_HU",
@@ -220,6 +226,12 @@ MIN_LESION_ML = 0.1
 #: slices venous channels and foramina make 0.3-0.6 ml low-density regions in normal bodies
 #: (seen in the TotalSegmentator example's L1 and L2).
 MIN_LESION_VOXELS = 30
+#: A low-density layer within this distance (mm) of an endplate surface ...
+DISC_LAYER_MM = 8.0
+#: ... spread over at least this share of the endplate's columns is disc in the label (a quarter
+#: of a lumbar endplate is ~4 cm^2: a layer under 8 mm thick and over 20 mm across; a disc layer
+#: found only in part, next to a lesion that shifted the statistics, covered 39 %).
+DISC_LAYER_COVER = 0.25
 #: The posterior wall zone: the posterior-most body voxels within this distance of the wall (mm).
 POSTERIOR_WALL_MM = 3.0
 #: Posterior-element voxels within this distance (mm) of the body are the pedicle (base) region.
@@ -684,6 +696,7 @@ class _Lesion:
     background_hu: float
     has_core: bool
     body_ml: float = 0.0
+    disc_layer: bool = False
 
 
 def _lesion_level(
@@ -850,6 +863,38 @@ def _fractions(
     return frac
 
 
+def _reject_disc_layers(
+    lesions: list[_Lesion],
+    owner: npt.NDArray[np.intp],
+    frac: FloatArray,
+    body: BoolArray,
+    region: VertebraRegion,
+) -> None:
+    """Mark the lesions that are disc inside the label (``disc_layer``): at least 90 % of their
+    voxels (fraction >= 0.5) within :data:`DISC_LAYER_MM` of the body's upper or lower surface,
+    spread over at least :data:`DISC_LAYER_COVER` of the endplate. A segmentation that takes in
+    part of the disc (or the disc's partial volume on coarse slices) puts such a layer of soft
+    tissue along an endplate; a lytic lesion grows from inside the bone and is not an
+    endplate-wide layer a few mm thick."""
+    if not lesions:
+        return
+    to_top, to_bottom, column, n_columns = zones.endplate_distances(body, region)
+    if n_columns == 0:
+        return
+    strong = (frac >= 0.5) & body & (owner > 0)
+    for les in lesions:
+        own = strong & (owner == les.label)
+        n = np.count_nonzero(own)
+        if n == 0:
+            continue
+        for dist in (to_top, to_bottom):
+            near = own & (dist <= DISC_LAYER_MM)
+            cover = np.unique(column[near]).size / n_columns
+            if np.count_nonzero(near) >= 0.9 * n and cover >= DISC_LAYER_COVER:
+                les.disc_layer = True
+                log.info("%s: a disc-like layer along an endplate is not a lesion", region.level)
+
+
 def min_lesion_ml(voxel_ml: float) -> float:
     """The smallest lesion reported (ml): :data:`MIN_LESION_ML`, and at least
     :data:`MIN_LESION_VOXELS` voxels (0.81 ml at 3 mm, 0.1 ml at 1.5 mm and finer)."""
@@ -880,7 +925,7 @@ def _accept(
         les.body_ml = float(body_vox[les.label]) * voxel_ml
         contrast = les.background_hu - les.level_hu
         soft_tissue = LESION_FLOOR_HU <= les.level_hu <= LESION_CEILING_HU
-        if not (les.has_core and soft_tissue and contrast >= MIN_CONTRAST_HU):
+        if les.disc_layer or not (les.has_core and soft_tissue and contrast >= MIN_CONTRAST_HU):
             continue
         if les.body_ml >= min_ml:
             kept.append(les)
@@ -919,6 +964,7 @@ def detect_lytic_lesions(
     ext = _extents(dom, spacing) if any(sc.seeds.any() for sc in dom.scales) else None
     if ext is not None and ext.any():
         owner, frac, lesions = _measure(hu_f, dom, ext, spacing)
+        _reject_disc_layers(lesions, owner, frac, body, region)
         kept, counted = _accept(lesions, owner, frac, body, dom.pedicle, voxel_ml)
         strong = counted[owner] & (frac >= 0.5)
         lesion_mask = strong & body

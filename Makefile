@@ -23,7 +23,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 	$(BIN)/ruff format --check src tests benchmarks scripts
-	$(BIN)/mypy src/spinewatch/core src/spinewatch/imaging
+	$(BIN)/mypy src/spinewatch/core src/spinewatch/imaging src/spinewatch/validation
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks scripts

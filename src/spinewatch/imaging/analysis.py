@@ -22,7 +22,9 @@ Then per vertebra (:func:`analyze`), in cranio-caudal order:
    vertebra (:func:`spinewatch.imaging.confidence.noise_around`); with an MRI
    (:class:`~spinewatch.imaging.volume.MrVolume`, signal units) or no image, none of them: those
    fields are null and each vertebra's ``not_assessed`` says why
-   (:data:`~spinewatch.core.acquisition.MRI_NOT_ASSESSED`);
+   (:data:`~spinewatch.core.acquisition.MRI_NOT_ASSESSED`); then, over all levels, diffuse
+   infiltration (:mod:`spinewatch.imaging.infiltration`: a body far below the patient's own
+   other vertebrae);
 5. collapse risk (low / moderate / high, or not assessable when something needed to call it low
    was not measured) and the imaging part of SINS;
 6. the confidence class (:mod:`spinewatch.imaging.confidence`): voxel size along the vertebra,
@@ -199,6 +201,24 @@ def _with_contrast(
 # -- the analysis -------------------------------------------------------------------------------
 
 
+def _infiltration(
+    regions: list[VertebraRegion],
+    findings: dict[VertebralLevel, tuple[Any, Any, Any, float | None]],
+) -> dict[VertebralLevel, Any]:
+    """Diffuse infiltration per level (:mod:`spinewatch.imaging.infiltration`) from each body's
+    lesion-robust trabecular background (``LyticFindings.background_hu``); a level is a reliable
+    reference when its body is whole (not truncated) and holds no cement."""
+    from spinewatch.imaging.infiltration import LevelDensity, assess_diffuse_infiltration
+
+    levels = []
+    for region in regions:
+        _density, lytic, cement, _noise = findings[region.level]
+        bg = None if lytic is None else lytic.background_hu
+        treated = cement is not None and cement.present
+        levels.append(LevelDensity(region.level, bg, not region.truncated and not treated))
+    return dict(assess_diffuse_infiltration(levels))
+
+
 def analyze(
     ct: CtVolume | MrVolume | None,
     labels: LabelVolume | PreparedLabels,
@@ -276,6 +296,7 @@ def analyze(
             progress(done, total)
 
     grades = grade_spine(measured)
+    infiltration = _infiltration(regions, findings) if ct is not None else {}
     records: list[VertebraReport] = []
     for region in regions:
         h = heights_of[region.level]
@@ -288,6 +309,7 @@ def analyze(
             density, lytic, cement, noise = findings[region.level]
             if cement is not None and cement.present:
                 flags.append("cement_present")
+        infiltrated = infiltration.get(region.level)
         risk = assess_collapse_risk(
             level=region.level,
             genant=genant,
@@ -298,6 +320,7 @@ def analyze(
             truncated=region.truncated,
             quality_flags=flags,
             has_ct=ct is not None,
+            infiltration=infiltrated,
         )
         f = region.frame
         confidence = assess_confidence(
@@ -340,6 +363,7 @@ def analyze(
                 not_assessed=not_assessed,
                 confidence=confidence,
                 noise_hu=noise,
+                infiltration=infiltrated,
             )
         )
 

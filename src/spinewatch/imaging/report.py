@@ -25,6 +25,12 @@ when the user named the levels), ``rejected_labels`` (``[{"label", "level", "rea
 named a vertebra that do not look like one for their level; they are not analysed) and
 ``label_notes`` (endplates merged, pieces split...). A vertebra's ``label`` is its id in the
 analysed map -- the VerSe id of its level when the user named the levels.
+
+``diffuse_infiltration`` (true/false/null) says whether the body's trabecular background lies far
+below the patient's own other vertebrae (:mod:`spinewatch.imaging.infiltration`; null when not
+assessable: no CT, a truncated or cemented body, or fewer than three other whole bodies);
+``diffuse_infiltration_hu_below_own`` is the expected minus the measured background (HU; positive
+= below its own spine), null likewise.
 """
 
 from __future__ import annotations
@@ -145,9 +151,11 @@ class VertebraReport:
     not_assessed: tuple[str, ...] = ()
     confidence: Any = None  # confidence.Confidence | None
     noise_hu: float | None = None
+    infiltration: Any = None  # infiltration.InfiltrationFinding | None
 
     def to_json_dict(self) -> dict[str, Any]:
         g, d, ly, ce, rk = self.genant, self.density, self.lytic, self.cement, self.risk
+        inf = self.infiltration
         out: dict[str, Any] = {
             "level": str(self.level.value),
             "label": int(self.label),
@@ -184,6 +192,8 @@ class VertebraReport:
             "posterior_wall_involved": None if ly is None else bool(ly.posterior_wall_involved),
             "pedicle_left_involved": None if ly is None else bool(ly.pedicle_left_involved),
             "pedicle_right_involved": None if ly is None else bool(ly.pedicle_right_involved),
+            "diffuse_infiltration": None if inf is None else inf.infiltrated,
+            "diffuse_infiltration_hu_below_own": None if inf is None else _r(inf.hu_below_own, 0),
             "cement_volume_ml": None if ce is None else _r(ce.volume_ml, 2),
             "cement_present": None if ce is None else bool(ce.present),
             "collapse_risk": None if rk is None else str(rk.risk.value),

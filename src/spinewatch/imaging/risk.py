@@ -27,6 +27,9 @@ every rule that fires adds a human-readable reason, so a radiologist can see why
   wasserth/TotalSegmentator at 0e65a44; delayed and unknown phase as in
   :mod:`spinewatch.core.acquisition`), and the reason says so: ``trabecular 125 HU (<= 130 HU =
   110 + 20 HU arterial contrast: ...)``.
+* **Diffuse infiltration** (:mod:`spinewatch.imaging.infiltration`: the body's trabecular
+  background far below the patient's own other vertebrae, the myeloma pattern without a focal
+  lesion) is *moderate*.
 * **Cement present** (a treated level): reported and the verdict lowered by one step -- the
   cemented body is mechanically reinforced; a collapsed cemented level is still at least moderate.
 
@@ -77,6 +80,7 @@ from spinewatch.core.sins import (
 )
 from spinewatch.imaging.cement import CementFindings
 from spinewatch.imaging.density import TrabecularDensity
+from spinewatch.imaging.infiltration import InfiltrationFinding
 from spinewatch.imaging.lesions import LyticFindings
 
 __all__ = [
@@ -379,6 +383,7 @@ def assess_collapse_risk(
     truncated: bool = False,
     quality_flags: Sequence[str] = (),
     has_ct: bool | None = None,
+    infiltration: InfiltrationFinding | None = None,
 ) -> RiskAssessment:
     """Collapse risk of one vertebra from what was measured (None = not measured).
 
@@ -387,7 +392,9 @@ def assess_collapse_risk(
     ``acquisition``: the scan's modality and contrast phase (default native CT): an MRI gives no
     density/lesion/cement; a contrast phase raises the density thresholds. ``truncated`` and
     ``quality_flags`` (the region's) say why heights are missing or unreliable. ``has_ct``:
-    whether a CT was analysed (default: inferred -- any CT finding given). The rules and their
+    whether a CT was analysed (default: inferred -- any CT finding given). ``infiltration``: the
+    diffuse-infiltration verdict of this level against the patient's other levels (None when not
+    assessed). The rules and their
     sources are in the module docstring.
     """
     lvl = VertebralLevel.parse(level)
@@ -414,6 +421,14 @@ def assess_collapse_risk(
         rank = max(rank, found)
         if text is not None:
             reasons.append(text)
+
+    if infiltration is not None and infiltration.infiltrated:
+        rank = max(rank, 1)
+        reasons.append(
+            f"diffuse infiltration: trabecular bone {infiltration.hu_below_own:.0f} HU below the "
+            f"patient's own other vertebrae (expected {infiltration.expected_hu:.0f} HU)"
+        )
+
     if cement is not None and cement.present:
         floor = 1 if genant is not None and genant.grade >= GenantGrade.MODERATE else 0
         lowered = max(floor, rank - 1)

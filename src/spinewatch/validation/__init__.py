@@ -1,8 +1,40 @@
 """spinewatch.validation -- how well the imaging methods do on real scans and phantoms.
 
-``python -m spinewatch.validation`` (``make validate``) writes ``docs/validation.md``; the
-pieces (datasets, lesion insertion into real backgrounds, sections) are also used by the tests.
-No Django here.
+``spinewatch validate`` (``make validate``) writes ``docs/validation.md`` from the sections in
+:mod:`spinewatch.validation.sections`; the tools here -- synthetic findings inserted into real
+scans with their ground truth -- are also used by the tests. Nothing here is used by the analysis
+itself. Imports only :mod:`spinewatch.core` and
+:mod:`spinewatch.imaging` (no Django).
 """
 
-__all__: list[str] = []
+from spinewatch.validation.lesion_insertion import (
+    LOOK_ALIKE_SHAPES,
+    PLACES,
+    SHAPES,
+    InsertedLesion,
+    InsertionError,
+    LesionSpec,
+    NoiseModel,
+    TrabecularShift,
+    estimate_noise,
+    insert_lesion,
+    posterior_distance_mm,
+    synthesize_noise,
+    with_trabecular_background,
+)
+
+__all__ = [
+    "LOOK_ALIKE_SHAPES",
+    "PLACES",
+    "SHAPES",
+    "InsertedLesion",
+    "InsertionError",
+    "LesionSpec",
+    "NoiseModel",
+    "TrabecularShift",
+    "estimate_noise",
+    "insert_lesion",
+    "posterior_distance_mm",
+    "synthesize_noise",
+    "with_trabecular_background",
+]

@@ -400,7 +400,7 @@ def _scan_lines(report: Mapping[str, Any], has_ct: bool) -> tuple[str, list[str]
         name = Path(str(ct)).name
     else:
         name = Path(str(scan.get("labels") or "label map")).name
-    summary = acquisition_summary(scan) if has_ct else ""
+    summary = acquisition_summary(scan, evidence=False) if has_ct else ""
     bits = [summary] if summary else []
     if not has_ct:
         bits.append("label map only (no CT)")

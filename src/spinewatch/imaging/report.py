@@ -251,9 +251,10 @@ class SpineReport:
         raise KeyError(str(lv.value))
 
 
-def acquisition_summary(scan: Mapping[str, Any]) -> str:
+def acquisition_summary(scan: Mapping[str, Any], *, evidence: bool = True) -> str:
     """One line saying how a scan was acquired, from a report's ``scan`` record ("" for a
-    version 1 report, which does not record it).
+    version 1 report, which does not record it); ``evidence=False`` leaves out why (the
+    picture's subtitle has room for the facts only).
 
     >>> acquisition_summary({"modality": "CT", "contrast_phase": "portal_venous",
     ...     "contrast_source": "dicom", "contrast_evidence": "DICOM SeriesDescription 'ABD PV'"})
@@ -273,8 +274,8 @@ def acquisition_summary(scan: Mapping[str, Any]) -> str:
     text = f"CT, {phase.label}"
     if scan.get("contrast_source") == "assumed":
         text += ", assumed"
-    evidence = str(scan.get("contrast_evidence") or "")
-    return f"{text} ({evidence})" if evidence else text
+    why = str(scan.get("contrast_evidence") or "") if evidence else ""
+    return f"{text} ({why})" if why else text
 
 
 def _cell(value: Any, spec: str) -> str:

@@ -34,6 +34,7 @@ from spinewatch.web.pages.timeline import (
     pain_series,
     patient_timeline,
 )
+from spinewatch.web.plain_errors import plain_message
 
 __all__ = [
     "attach_registry_error",
@@ -68,16 +69,18 @@ def audit_view(patient: rm.Patient, page: str, **detail: Any) -> None:
 
 
 def attach_registry_error(form: Any, message: str, aliases: dict[str, str] | None = None) -> None:
-    """Put a service error next to the field its message names (else above the form)."""
+    """Put a service error, in plain words (:func:`~spinewatch.web.plain_errors.
+    plain_message`), next to the field its message names (else above the form)."""
+    text = plain_message(message)
     for word, name in (aliases or {}).items():
         if word in message and name in form.fields:
-            form.add_error(name, message)
+            form.add_error(name, text)
             return
     for name in form.fields:
         if re.search(rf"\b{re.escape(name)}\b", message):
-            form.add_error(name, message)
+            form.add_error(name, text)
             return
-    form.add_error(None, message)
+    form.add_error(None, text)
 
 
 def _identity(patient: rm.Patient) -> rm.PatientIdentity | None:
@@ -153,8 +156,33 @@ def patient_page(request: HttpRequest, study_id: str) -> HttpResponse:
             "today": today,
             "can_edit_patient": can(request.user, Action.EDIT_PATIENT, patient),
             "can_edit_clinical": can(request.user, Action.EDIT_CLINICAL, patient),
+            "can_record_follow_up": can(request.user, Action.RECORD_FOLLOW_UP, patient),
+            "can_merge": can(request.user, Action.EDIT_CLINICAL, patient)
+            and can(request.user, Action.EDIT_PATIENT, patient),
+            "diagnoses": list(patient.diagnoses.all()),
+            "plan": _plan(patient),
+            "near_duplicates": []
+            if identity is None or patient.voided_at is not None
+            else services.near_duplicates(
+                family_name=identity.family_name,
+                given_name=identity.given_name,
+                birth_date=identity.birth_date,
+                exclude=patient,
+            ),
         },
     )
+
+
+def _plan(patient: rm.Patient) -> rm.SurveillancePlan | None:
+    from spinewatch.core.surveillance import RiskState, SurveillanceError
+
+    plan = rm.SurveillancePlan.objects.filter(patient=patient).first()
+    if plan is not None:
+        try:
+            plan.risk_label = RiskState.parse(plan.risk_state or None).label  # type: ignore[attr-defined]
+        except SurveillanceError:
+            plan.risk_label = plan.risk_state  # type: ignore[attr-defined]
+    return plan
 
 
 @require_http_methods(["GET", "HEAD", "POST"])

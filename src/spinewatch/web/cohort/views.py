@@ -143,6 +143,10 @@ def index(request: HttpRequest) -> HttpResponse:
         return render(request, "web/cohort/index.html", context, status=400)
     frame = _frame(form)
     context["n_rows"] = len(frame)
+    context["out_of_window"] = bool(form.cleaned_data.get("include_out_of_window"))
+    from spinewatch.registry.services import cohort_attrition
+
+    context["attrition"] = cohort_attrition(**form.selection())
     if len(frame):
         from spinewatch.outcomes import outcome_table
 

@@ -100,8 +100,14 @@ def home(request: HttpRequest) -> HttpResponse:
             return redirect("/cohort/")
         require(request.user, Action.VIEW_IDENTIFIABLE)
     form = PatientSearchForm(request.GET or None)
-    query = form.cleaned_data["q"].strip() if form.is_valid() else ""
-    paginator = Paginator(search_patients(query), PAGE_SIZE)
+    valid = form.is_valid()
+    query = form.cleaned_data["q"].strip() if valid else ""
+    filters = {
+        "diagnosis": form.cleaned_data.get("diagnosis", "") if valid else "",
+        "risk": form.cleaned_data.get("risk", "") if valid else "",
+        "include_voided": bool(form.cleaned_data.get("voided")) if valid else False,
+    }
+    paginator = Paginator(search_patients(query, **filters), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     today = timezone.localdate()
     rows = patient_rows(list(page.object_list), today)
@@ -113,6 +119,7 @@ def home(request: HttpRequest) -> HttpResponse:
         detail={
             "page": "patient list",
             "query": query,
+            "filters": {k: v for k, v in filters.items() if v},
             "page_number": page.number,
             "study_ids": [r.patient.study_id for r in rows],
         },
@@ -194,6 +201,21 @@ def patient_new(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         form = NewPatientForm(request.POST)
+        near: list[rm.Patient] = []
+        if form.is_valid():
+            data = form.cleaned_data
+            near = services.near_duplicates(
+                family_name=data["family_name"],
+                given_name=data["given_name"],
+                birth_date=data["birth_date"],
+            )
+        if form.is_valid() and near and not form.cleaned_data["confirm_not_duplicate"]:
+            form.add_error(
+                None,
+                "A patient with the same name and date of birth is already registered: "
+                + ", ".join(f"{p.study_id} ({p.identity.hospital_number})" for p in near)
+                + ". Open that record instead, or tick the box below if this is another person.",
+            )
         if form.is_valid():
             data = form.cleaned_data
             try:

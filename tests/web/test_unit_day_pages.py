@@ -285,6 +285,12 @@ def test_cohort_counts_in_window_values_and_shows_attrition(doc):
     assert "1 pain score" in html
     html = client.get("/cohort/?include_out_of_window=on").content.decode()
     assert "2 pain scores" in html
+    # the table is cached by the registry's state: a new value is never hidden by the cache
+    three = proc.follow_ups.get(timepoint="3m")
+    services.record_follow_up(follow_up=three, expected_version=1, completed_on=TODAY, vas=2)
+    assert "3 pain scores" in client.get("/cohort/?include_out_of_window=on").content.decode()
+    services.void_record(record=three, expected_version=2, reason="wrong patient")
+    assert "2 pain scores" in client.get("/cohort/?include_out_of_window=on").content.decode()
 
 
 def test_patient_list_filters_by_diagnosis_and_risk(doc):

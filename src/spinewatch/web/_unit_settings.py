@@ -97,3 +97,18 @@ except ValueError:
     SPINEWATCH_ALERT_VAS = -1.0
 if not 0 <= SPINEWATCH_ALERT_VAS <= 10:
     raise ImproperlyConfigured(f"SPINEWATCH_ALERT_VAS={_vas!r}: expected a number 0..10")
+
+# The computed cohort table (``spinewatch.web.cohort.cache``): a file cache in the data directory
+# when one is configured (shared by the web workers and the analysis worker), memory otherwise
+# (tests, one-off commands without a data directory).
+if os.environ.get("SPINEWATCH_DATA_DIR"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(_DATA_DIR / "cache"),
+            "OPTIONS": {"MAX_ENTRIES": 2000},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+__all__ += ["CACHES"]

@@ -355,8 +355,9 @@ NOTIFY_SCAN_S = 300.0
 
 
 def _notify_tick(last_scan: float) -> float:
-    """Send the outbox's due messages; every :data:`NOTIFY_SCAN_S` queue reminders and overdue
-    alerts first. Returns the time of the last scan. A failure is logged, never fatal."""
+    """Send the outbox's due messages (every :data:`NOTIFY_SCAN_S` queue reminders and overdue
+    alerts first) and warm the cohort table after a change of the registry. Returns the time
+    of the last scan. A database failure is logged, never fatal."""
     from spinewatch.web.notify.alerts import queue_overdue_alerts, queue_reminders
     from spinewatch.web.notify.outbox import send_due
 
@@ -368,6 +369,9 @@ def _notify_tick(last_scan: float) -> float:
                 queue_overdue_alerts()
             last_scan = now
         send_due()
+        from spinewatch.web.cohort.cache import warm
+
+        warm()
     except DatabaseError:
         logger.exception("outbox: database unavailable; retrying at the next poll")
     return last_scan

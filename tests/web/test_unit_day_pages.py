@@ -363,3 +363,41 @@ def test_scan_and_patient_pdfs_keep_every_column_on_a4(doc, cm):
     assert "Decision" in html and "Collapse risk" in html and "SINS" in html
     rightmost, page_right = _cells_fit_the_page(html)
     assert rightmost <= page_right + 0.5, (rightmost, page_right)
+
+
+def test_pdf_embeds_the_sagittal_picture(tmp_path):
+    from PIL import Image
+
+    from spinewatch.web.reports.pdf import _data_uri, render_pdf
+
+    patient = make_patient(13)
+    study = add_analysed_study(patient, 1, vertebra("L1"))
+    png = tmp_path / "sagittal.png"
+    Image.new("RGB", (120, 300), (200, 200, 200)).save(png)
+    with_picture = render_pdf(
+        "web/reports/scan.html",
+        {
+            "patient": patient,
+            "identity": patient.identity,
+            "printed_by": "x",
+            "today": TODAY,
+            "study": study,
+            "findings": list(study.findings.all()),
+            "picture": _data_uri(png),
+            "analysis": {"findings": list(study.findings.all())},
+        },
+    )
+    without = render_pdf(
+        "web/reports/scan.html",
+        {
+            "patient": patient,
+            "identity": patient.identity,
+            "printed_by": "x",
+            "today": TODAY,
+            "study": study,
+            "picture": None,
+            "analysis": {"findings": list(study.findings.all())},
+        },
+    )
+    assert with_picture.startswith(b"%PDF") and b"/Subtype /Image" in with_picture
+    assert b"/Subtype /Image" not in without

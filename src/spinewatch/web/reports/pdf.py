@@ -24,16 +24,15 @@ from spinewatch.registry import models as rm
 __all__ = ["patient_summary_pdf", "render_pdf", "scan_report_pdf"]
 
 
-def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    raise ValueError(f"the PDF refers to {url!r}: reports embed everything they show")
-
-
 def render_pdf(template: str, context: dict[str, Any]) -> bytes:
-    """``template`` rendered with ``context`` as a PDF (bytes)."""
+    """``template`` rendered with ``context`` as a PDF (bytes). Only ``data:`` URIs are fetched
+    (no network, no file): a report embeds everything it shows."""
     from weasyprint import HTML
+    from weasyprint.urls import URLFetcher
 
     html = render_to_string(template, context)
-    pdf: bytes = HTML(string=html, url_fetcher=_refuse_fetch).write_pdf()
+    fetcher = URLFetcher(allowed_protocols=("data",), fail_on_errors=True)
+    pdf: bytes = HTML(string=html, url_fetcher=fetcher).write_pdf()
     return pdf
 
 

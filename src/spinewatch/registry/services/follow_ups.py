@@ -118,9 +118,10 @@ def record_visit_outcome(
     entered_by: Any = None,
 ) -> list[m.FollowUp]:
     """Record why a visit has no value: died, lost to follow-up, withdrew (these end the
-    patient's follow-up: this visit and every open visit of the patient whose window ends on or
-    after ``outcome_on`` take it) or declined (this visit only). ``outcome_on``: the date of
-    death, of the last contact, of the withdrawal or of the refusal -- not in the future.
+    patient's follow-up: this visit and every open visit of the patient due on or after it whose
+    window ends on or after ``outcome_on`` take it) or declined (this visit only).
+    ``outcome_on``: the date of death, of the last contact, of the withdrawal or of the
+    refusal -- not in the future.
     Returns the visits changed, the given one first. Completed visits keep their value.
     """
     parsed = parse_field("outcome", VisitOutcome.parse, outcome)
@@ -143,6 +144,7 @@ def record_visit_outcome(
                     completed_on__isnull=True,
                     voided_at__isnull=True,
                     outcome__isnull=True,
+                    due_date__gte=row.due_date,
                     window_end__gte=when,
                 )
                 .exclude(pk=row.pk)

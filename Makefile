@@ -41,6 +41,7 @@ test: lint test-sqlite test-postgres
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/pages.py
 
 # The imaging methods on the real scans in ../shared/data and on phantoms -> docs/validation.md.
 validate: $(STAMP)

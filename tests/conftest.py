@@ -44,3 +44,16 @@ def shared_file(shared_data: Path):
         return path
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """Each test starts with an empty cache (the cohort table is cached by the registry's state,
+    and a test database rolled back can repeat an earlier test's ids and versions)."""
+    yield
+    try:
+        from django.core.cache import cache
+
+        cache.clear()
+    except Exception:  # Django not configured for this test: nothing cached
+        pass

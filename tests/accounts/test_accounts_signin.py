@@ -50,7 +50,9 @@ def test_login_page_renders_and_signs_in(client, make_user):
     page = client.get(LOGIN)
     assert page.status_code == 200 and b'name="csrfmiddlewaretoken"' in page.content
     response = _login(client, "cara", PASSWORD)
-    assert response.status_code == 302 and response["Location"] == reverse("accounts:account")
+    # a clinician lands where their work is (issue 10), through the role dispatcher
+    assert response.status_code == 302 and response["Location"] == reverse("pages:start")
+    assert client.get(reverse("pages:start"))["Location"] == "/worklists/"
     assert client.get(reverse("accounts:account")).status_code == 200
 
 

@@ -168,7 +168,7 @@ def test_too_many_wrong_codes_log_the_session_out(client, make_user, totp_code, 
 def test_clinician_without_device_is_not_asked(client, make_user):
     make_user("clinician", username="cara")
     response = client.post("/accounts/login/", {"username": "cara", "password": PASSWORD})
-    assert response["Location"] == reverse("accounts:account")
+    assert response["Location"] == reverse("pages:start")
     assert client.get(reverse("accounts:account")).status_code == 200
 
 

@@ -316,7 +316,7 @@ def test_new_patient_bad_input_is_400_and_writes_nothing(client, users):
     assert response.status_code == 400
     html = response.content.decode()
     field = html[html.index('for="id_hospital_number"') :]
-    assert "already exists" in field[: field.index("<input")]
+    assert "already the number of patient" in field[: field.index("<input")]
     # metastasis without its primary: refused by the core, next to the primary tumour field
     data.update(hospital_number="HX-NEW-77", diagnosis_kind="metastasis")
     response = client.post("/patients/new/", data)

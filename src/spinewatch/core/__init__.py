@@ -36,6 +36,7 @@ from spinewatch.core.conventions import (
 )
 from spinewatch.core.diagnoses import Diagnosis, DiagnosisError, DiagnosisKind, PrimaryTumour
 from spinewatch.core.errors import InputError
+from spinewatch.core.follow_up_outcome import VisitOutcome, VisitOutcomeError
 from spinewatch.core.genant import (
     DeformityType,
     GenantAssessment,
@@ -44,6 +45,12 @@ from spinewatch.core.genant import (
     assess_vertebra,
     height_loss_pct,
     reference_height_mm,
+)
+from spinewatch.core.identifiers import (
+    HospitalNumberError,
+    hospital_number_key,
+    names_match,
+    tidy_hospital_number,
 )
 from spinewatch.core.leakage import CementLeakage, LeakageError, LeakageSite, LeakageType
 from spinewatch.core.level_check import VARIANTS, LevelCheckError, renamed_levels
@@ -62,12 +69,16 @@ from spinewatch.core.procedures import (
     AblationModality,
     Anaesthesia,
     Approach,
+    BiopsyResult,
     CementoplastySite,
+    CementType,
     DiscLevel,
     Guidance,
+    PedicleAccess,
     ProcedureError,
     ProcedureType,
     TreatedLevel,
+    cement_volume_warning,
     validate_procedure,
 )
 from spinewatch.core.protocol import (
@@ -89,6 +100,7 @@ from spinewatch.core.sins import (
     SinsScore,
     sins_collapse_from,
 )
+from spinewatch.core.surveillance import DEFAULT_RULE, IntervalRule, RiskState, SurveillanceError
 from spinewatch.core.vertebral_shape import (
     LevelShape,
     NormalRatio,
@@ -101,6 +113,7 @@ from spinewatch.core.vertebral_shape import (
 __all__ = [
     "ALL_LEVELS",
     "DEFAULT_PROTOCOL",
+    "DEFAULT_RULE",
     "MRI_NOT_ASSESSED",
     "STANDARD_LEVELS",
     "VARIANTS",
@@ -109,7 +122,9 @@ __all__ = [
     "AcquisitionError",
     "Anaesthesia",
     "Approach",
+    "BiopsyResult",
     "CementLeakage",
+    "CementType",
     "CementoplastySite",
     "ComplicationClass",
     "ComplicationError",
@@ -125,7 +140,9 @@ __all__ = [
     "GenantError",
     "GenantGrade",
     "Guidance",
+    "HospitalNumberError",
     "InputError",
+    "IntervalRule",
     "LabelConvention",
     "LeakageError",
     "LeakageSite",
@@ -137,12 +154,14 @@ __all__ = [
     "NormalRatio",
     "PainScore",
     "PainScoreError",
+    "PedicleAccess",
     "PrimaryTumour",
     "ProcedureError",
     "ProcedureType",
     "ProtocolError",
     "Reading",
     "Region",
+    "RiskState",
     "ScheduledVisit",
     "SinsAlignment",
     "SinsBoneLesion",
@@ -154,16 +173,21 @@ __all__ = [
     "SinsPain",
     "SinsPosterolateral",
     "SinsScore",
+    "SurveillanceError",
     "TimePoint",
     "TreatedLevel",
     "VertebralLevel",
+    "VisitOutcome",
+    "VisitOutcomeError",
     "assess_vertebra",
     "candidate_readings",
+    "cement_volume_warning",
     "column_ratio",
     "detect_convention",
     "endplate_of",
     "group_labels",
     "height_loss_pct",
+    "hospital_number_key",
     "ids_text",
     "is_responder",
     "is_subregion_map",
@@ -172,6 +196,7 @@ __all__ = [
     "level_for_label",
     "level_from_totalsegmentator_name",
     "merge_equivalent",
+    "names_match",
     "neighbours",
     "normal_shape",
     "pain_change",
@@ -182,6 +207,7 @@ __all__ = [
     "renamed_levels",
     "sins_collapse_from",
     "subregion_refusal",
+    "tidy_hospital_number",
     "totalsegmentator_name",
     "validate_procedure",
     "vertebra_labels",

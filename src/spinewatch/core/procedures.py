@@ -29,17 +29,22 @@ from spinewatch.core.errors import InputError
 from spinewatch.core.levels import LevelError, Region, VertebralLevel
 
 __all__ = [
+    "CEMENT_WARNING_RANGE_ML",
     "MAX_CEMENT_VOLUME_ML",
     "NEEDLE_GAUGE_RANGE",
     "AblationModality",
     "Anaesthesia",
     "Approach",
+    "BiopsyResult",
+    "CementType",
     "CementoplastySite",
     "DiscLevel",
     "Guidance",
+    "PedicleAccess",
     "ProcedureError",
     "ProcedureType",
     "TreatedLevel",
+    "cement_volume_warning",
     "validate_procedure",
 ]
 
@@ -47,6 +52,21 @@ MAX_CEMENT_VOLUME_ML = 15.0
 """Largest cement volume accepted for one vertebra (ml); see the module docstring."""
 NEEDLE_GAUGE_RANGE = (8, 22)
 """Accepted needle gauges (G), inclusive."""
+
+CEMENT_WARNING_RANGE_ML: dict[Region, tuple[float, float]] = {
+    Region.CERVICAL: (0.5, 4.0),
+    Region.THORACIC: (0.5, 8.0),
+    Region.LUMBAR: (1.0, 12.0),
+    Region.SACRAL: (1.0, 12.0),
+}
+"""Cement volumes (ml) outside which a level's entry is questioned (not refused), by region.
+
+An engineering choice, not a published range: it brackets the volumes reported for one body --
+a cervical body takes a few millilitres at most, thoracic bodies typically 2-6 ml and lumbar
+bodies 3-8 ml (the figures usually quoted from Belkoff et al., Spine 2001, who restored the
+strength of thoracic and thoracolumbar bodies with 2 ml and their stiffness with 4-6 ml) -- with
+room for the large lytic bodies of myeloma. A value outside it is more often a typing slip
+(``45`` for ``4.5``) than a clinical fact, so the form asks the operator to confirm it."""
 
 
 class ProcedureError(InputError):
@@ -229,6 +249,92 @@ class Anaesthesia(enum.Enum):
         return parse_enum(cls, value, what="anaesthesia", error=ProcedureError)
 
 
+class CementType(enum.Enum):
+    """The cement injected (one per session)."""
+
+    PMMA = "pmma"
+    PMMA_HIGH_VISCOSITY = "pmma_high_viscosity"
+    CALCIUM_PHOSPHATE = "calcium_phosphate"
+    OTHER = "other"
+
+    @property
+    def label(self) -> str:
+        return {
+            "pmma": "PMMA (standard viscosity)",
+            "pmma_high_viscosity": "PMMA, high viscosity",
+            "calcium_phosphate": "Calcium phosphate",
+            "other": "Other",
+        }[self.value]
+
+    @classmethod
+    def parse(cls, value: CementType | str) -> CementType:
+        """A member, its value or name (any case); else :class:`ProcedureError`."""
+        return parse_enum(cls, value, what="cement type", error=ProcedureError)
+
+
+class PedicleAccess(enum.Enum):
+    """One needle (unipedicular) or two (bipedicular) into the body of a treated level."""
+
+    UNIPEDICULAR = "unipedicular"
+    BIPEDICULAR = "bipedicular"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+    @classmethod
+    def parse(cls, value: PedicleAccess | str) -> PedicleAccess:
+        """A member, its value or name (any case); else :class:`ProcedureError`."""
+        return parse_enum(cls, value, what="pedicle access", error=ProcedureError)
+
+
+class BiopsyResult(enum.Enum):
+    """The histology of a biopsy taken through the vertebroplasty needle."""
+
+    PENDING = "pending"
+    MYELOMA = "myeloma"
+    METASTASIS = "metastasis"
+    OTHER_MALIGNANCY = "other_malignancy"
+    BENIGN = "benign"
+    NON_DIAGNOSTIC = "non_diagnostic"
+
+    @property
+    def label(self) -> str:
+        return {
+            "pending": "Pending",
+            "myeloma": "Myeloma / plasmacytoma",
+            "metastasis": "Metastasis",
+            "other_malignancy": "Other malignancy",
+            "benign": "Benign (e.g. osteoporotic fracture)",
+            "non_diagnostic": "Non-diagnostic",
+        }[self.value]
+
+    @classmethod
+    def parse(cls, value: BiopsyResult | str) -> BiopsyResult:
+        """A member, its value or name (any case); else :class:`ProcedureError`."""
+        return parse_enum(cls, value, what="biopsy result", error=ProcedureError)
+
+
+def cement_volume_warning(level: VertebralLevel | str, volume_ml: float) -> str | None:
+    """A question for the operator when ``volume_ml`` is unusual for ``level``, else None.
+
+    See :data:`CEMENT_WARNING_RANGE_ML` (an engineering choice, documented there).
+    """
+    lv = VertebralLevel.parse(level)
+    low, high = CEMENT_WARNING_RANGE_ML[lv.region]
+    if volume_ml > high:
+        return (
+            f"{volume_ml:g} ml of cement at {lv} is more than the {high:g} ml expected at most "
+            f"for a {lv.region.value} vertebra: please check the volume"
+        )
+    if volume_ml < low:
+        return (
+            f"{volume_ml:g} ml of cement at {lv} is less than the {low:g} ml expected at least "
+            f"for a {lv.region.value} vertebra: please check the volume"
+        )
+    return None
+
+
 def _positive(value: object, field: str, unit: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ProcedureError(f"{field} {value!r} is not a number; expected a positive {unit}")
@@ -244,7 +350,9 @@ class TreatedLevel:
 
     ``needle_gauge`` in G (8-22); ``cement_volume_ml`` in ml (0 < v <= 15, see the module
     docstring); ``ablation`` the modality or None; ``ablation_power_w`` (W) and
-    ``ablation_duration_s`` (s) are positive numbers, given only with an ablation. Level and
+    ``ablation_duration_s`` (s) are positive numbers, given only with an ablation;
+    ``access`` unipedicular/bipedicular (transpedicular or parapedicular approaches only);
+    ``biopsy`` whether a biopsy was taken, ``biopsy_result`` its histology when known. Level and
     enum fields accept their names; everything is validated here (:class:`ProcedureError`,
     or :class:`~spinewatch.core.levels.LevelError` for a non-level).
     """
@@ -256,6 +364,9 @@ class TreatedLevel:
     ablation: AblationModality | None = None
     ablation_power_w: float | None = None
     ablation_duration_s: float | None = None
+    access: PedicleAccess | None = None
+    biopsy: bool = False
+    biopsy_result: BiopsyResult | None = None
 
     def __post_init__(self) -> None:
         try:
@@ -304,6 +415,27 @@ class TreatedLevel:
                     "ablation to be set"
                 )
             object.__setattr__(self, field, _positive(value, field, unit))
+        self._check_access_and_biopsy()
+
+    def _check_access_and_biopsy(self) -> None:
+        if self.access is not None:
+            access = PedicleAccess.parse(self.access)
+            object.__setattr__(self, "access", access)
+            if self.approach not in (Approach.TRANSPEDICULAR, Approach.PARAPEDICULAR):
+                raise ProcedureError(
+                    f"access {access.value!r} given for the {self.approach.value} approach; "
+                    "unipedicular/bipedicular is only expected for a transpedicular or "
+                    "parapedicular approach"
+                )
+        if not isinstance(self.biopsy, bool):
+            raise ProcedureError(f"biopsy {self.biopsy!r}: expected true or false")
+        if self.biopsy_result is not None:
+            object.__setattr__(self, "biopsy_result", BiopsyResult.parse(self.biopsy_result))
+            if not self.biopsy:
+                raise ProcedureError(
+                    f"biopsy_result {self.biopsy_result.value!r} given without a biopsy; "
+                    "expected biopsy to be true"
+                )
 
 
 _DISC = re.compile(r"(?:disc_)?(?P<upper>[A-Za-z]\d{1,2})\s*[-/]\s*(?P<lower>(?:[A-Za-z])?\d{1,2})")

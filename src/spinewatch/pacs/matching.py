@@ -1,7 +1,9 @@
 """Which patient a DICOM study belongs to: PatientID = hospital number (and the issuer).
 
-A study matches the patient whose ``PatientIdentity.hospital_number`` equals its PatientID
-(0010,0020), compared exactly after trimming spaces. When the study names an IssuerOfPatientID
+A study matches the patient whose ``PatientIdentity.hospital_number`` is its PatientID
+(0010,0020), compared by the hospital-number key (:func:`spinewatch.core.identifiers.
+hospital_number_key`: case, spaces and dashes ignored, as the registry does); a voided patient
+is never matched. When the study names an IssuerOfPatientID
 (0010,0021) and SpineWatch knows its own (``SPINEWATCH_PATIENT_ID_ISSUER``), the two must be the
 same -- another hospital's number 12345 is not our 12345. No match is not an error: the study
 goes to the reconciliation list. Nothing here creates a patient.
@@ -38,8 +40,12 @@ def match_patient(patient_id: str, issuer: str = "") -> Match:
             None,
             f"PatientID {pid!r} is issued by {theirs!r}, not by this hospital ({ours!r})",
         )
+    from spinewatch.core.identifiers import hospital_number_key
+
     patient = (
-        Patient.objects.select_related("identity").filter(identity__hospital_number=pid).first()
+        Patient.objects.select_related("identity")
+        .filter(identity__hospital_number_key=hospital_number_key(pid), voided_at__isnull=True)
+        .first()
     )
     if patient is None:
         return Match(None, f"no patient has the hospital number {pid!r}")

@@ -27,9 +27,12 @@ __all__ = [
     "AnalgesicUse",
     "CollapseRisk",
     "Confidence",
+    "ContactBy",
     "Decision",
     "EnteredVia",
+    "IntervalSource",
     "Modality",
+    "ProcedureStatus",
     "RecordedVia",
     "Sex",
     "enum_choices",
@@ -121,3 +124,25 @@ class RecordedVia(models.TextChoices):
 
     STAFF = "staff", "Staff"
     IMPORT = "import", "Import"
+
+
+class ProcedureStatus(models.TextChoices):
+    """A procedure is planned (a date, planned levels, the pre-operative visit) or performed."""
+
+    PLANNED = "planned", "Planned"
+    PERFORMED = "performed", "Performed"
+
+
+class ContactBy(models.TextChoices):
+    """How the patient agreed to receive portal links and reminders."""
+
+    NONE = "none", "Not contacted"
+    EMAIL = "email", "E-mail"
+    SMS = "sms", "Text message (SMS)"
+
+
+class IntervalSource(models.TextChoices):
+    """Where a surveillance plan's interval comes from."""
+
+    RULE = "rule", "Programme rule"
+    CLINICIAN = "clinician", "Set by a clinician"

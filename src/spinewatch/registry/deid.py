@@ -65,6 +65,7 @@ DEIDENTIFIED_COHORT_COLUMNS: tuple[str, ...] = (
     "entered_via",
     "age_years",
     "sex",
+    "in_window",
 )
 
 
@@ -83,7 +84,10 @@ def index_date(patient: m.Patient | int) -> dt.date | None:
     """The date of the patient's index (first) procedure, or ``None`` without any procedure."""
     row = _patient(patient)
     return (
-        row.procedures.order_by("performed_on", "pk").values_list("performed_on", flat=True).first()
+        row.procedures.filter(voided_at__isnull=True, status="performed")
+        .order_by("performed_on", "pk")
+        .values_list("performed_on", flat=True)
+        .first()
     )
 
 
@@ -91,7 +95,9 @@ def index_dates(patient_ids: Iterable[int]) -> dict[int, dt.date]:
     """``{patient pk: index date}`` for many patients in one query (patients without procedure
     are absent)."""
     rows = (
-        m.Procedure.objects.filter(patient_id__in=list(patient_ids))
+        m.Procedure.objects.filter(
+            patient_id__in=list(patient_ids), voided_at__isnull=True, status="performed"
+        )
         .values("patient_id")
         .annotate(first=Min("performed_on"))
         .order_by()

@@ -11,20 +11,27 @@ fractions 0..1, durations ``_s``, power ``_w``; dates are calendar dates (no tim
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
 from spinewatch.core.complications import ComplicationClass
 from spinewatch.core.diagnoses import DiagnosisKind, PrimaryTumour
+from spinewatch.core.follow_up_outcome import VisitOutcome
 from spinewatch.core.genant import DeformityType, GenantGrade
+from spinewatch.core.identifiers import hospital_number_key
 from spinewatch.core.leakage import LeakageSite, LeakageType
 from spinewatch.core.procedures import (
     AblationModality,
     Anaesthesia,
     Approach,
+    BiopsyResult,
     CementoplastySite,
+    CementType,
     Guidance,
+    PedicleAccess,
     ProcedureType,
 )
 from spinewatch.registry.choices import (
@@ -32,9 +39,12 @@ from spinewatch.registry.choices import (
     AnalgesicUse,
     CollapseRisk,
     Confidence,
+    ContactBy,
     Decision,
     EnteredVia,
+    IntervalSource,
     Modality,
+    ProcedureStatus,
     RecordedVia,
     Sex,
     enum_choices,
@@ -72,14 +82,53 @@ LEAKAGE_SITE_CHOICES = enum_choices(LeakageSite)
 COMPLICATION_CHOICES = enum_choices(ComplicationClass)
 GENANT_CHOICES = enum_choices(GenantGrade)
 DEFORMITY_CHOICES = enum_choices(DeformityType)
+CEMENT_TYPE_CHOICES = enum_choices(CementType)
+ACCESS_CHOICES = enum_choices(PedicleAccess)
+BIOPSY_CHOICES = enum_choices(BiopsyResult)
+OUTCOME_CHOICES = enum_choices(VisitOutcome)
 
 
 def _version_positive(name: str) -> models.CheckConstraint:
     return models.CheckConstraint(condition=Q(version__gte=1), name=name)
 
 
-class Patient(models.Model):
-    """A patient under a pseudonymous study id; identifying data are in :class:`PatientIdentity`."""
+def _void_reason_iff_voided(name: str) -> models.CheckConstraint:
+    return models.CheckConstraint(
+        condition=Q(voided_at__isnull=True, void_reason="")
+        | (Q(voided_at__isnull=False) & ~Q(void_reason="")),
+        name=name,
+    )
+
+
+class Voidable(models.Model):
+    """A record entered in error is *voided*, never deleted: it stays (shown struck through,
+    with the reason, in the audit trail) but leaves the worklists and the results.
+    ``voided_at`` and ``void_reason`` are set together (a constraint of each table)."""
+
+    voided_at = models.DateTimeField(null=True, blank=True)
+    void_reason = models.TextField(blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def voided(self) -> bool:
+        return self.voided_at is not None
+
+
+class Patient(Voidable):
+    """A patient under a pseudonymous study id; identifying data are in :class:`PatientIdentity`.
+
+    ``merged_into``: this record was a duplicate of another record of the same person; its
+    diagnoses, scans, procedures and plan were moved there and this record is voided.
+    """
 
     study_id = models.CharField(max_length=64, unique=True)
     case_manager = models.ForeignKey(
@@ -89,6 +138,9 @@ class Patient(models.Model):
         on_delete=models.SET_NULL,
         related_name="managed_patients",
     )
+    merged_into = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="merged_records"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     version = models.PositiveIntegerField(default=1)
 
@@ -97,6 +149,11 @@ class Patient(models.Model):
         constraints = (
             models.CheckConstraint(condition=~Q(study_id=""), name="patient_study_id_not_empty"),
             _version_positive("patient_version_positive"),
+            _void_reason_iff_voided("patient_void_reason_iff_voided"),
+            models.CheckConstraint(
+                condition=Q(merged_into__isnull=True) | Q(voided_at__isnull=False),
+                name="patient_merged_is_voided",
+            ),
         )
 
     def __str__(self) -> str:
@@ -113,9 +170,16 @@ class PatientIdentity(models.Model):
     given_name = models.CharField(max_length=150)
     birth_date = models.DateField(null=True, blank=True)
     sex = models.CharField(max_length=_ENUM, choices=Sex.choices, default=Sex.UNKNOWN)
-    hospital_number = models.CharField(max_length=64, unique=True)
+    hospital_number = models.CharField(max_length=64)
+    #: :func:`spinewatch.core.identifiers.hospital_number_key` of ``hospital_number``: unique,
+    #: so "demo 00002" and "DEMO-00002" cannot be two patients.
+    hospital_number_key = models.CharField(max_length=64, unique=True)
     phone = models.CharField(max_length=40, blank=True)
     email = models.EmailField(blank=True)
+    #: How the patient agreed to receive portal links and reminders.
+    contact_by = models.CharField(
+        max_length=_ENUM, choices=ContactBy.choices, default=ContactBy.NONE
+    )
 
     class Meta:
         verbose_name_plural = "patient identities"
@@ -123,11 +187,20 @@ class PatientIdentity(models.Model):
             models.CheckConstraint(
                 condition=~Q(hospital_number=""), name="identity_hospital_number_not_empty"
             ),
+            models.CheckConstraint(
+                condition=~Q(hospital_number_key=""), name="identity_hospital_key_not_empty"
+            ),
             in_choices("sex", Sex.choices, name="identity_sex_valid"),
+            in_choices("contact_by", ContactBy.choices, name="identity_contact_by_valid"),
         )
 
     def __str__(self) -> str:
         return f"{self.family_name}, {self.given_name} ({self.hospital_number})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """The key always follows the number (a raw save cannot store a stale or empty key)."""
+        self.hospital_number_key = hospital_number_key(self.hospital_number or "")
+        super().save(*args, **kwargs)
 
 
 class Diagnosis(models.Model):
@@ -164,7 +237,7 @@ class Diagnosis(models.Model):
         return str(self.get_kind_display())
 
 
-class ImagingStudy(models.Model):
+class ImagingStudy(Voidable):
     """A CT or MR study; ``report`` is the analysis JSON (``SpineReport.to_json_dict()``)."""
 
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="imaging_studies")
@@ -184,10 +257,11 @@ class ImagingStudy(models.Model):
             in_choices("modality", Modality.choices, name="imaging_modality_valid"),
             models.UniqueConstraint(
                 fields=["study_instance_uid", "series_instance_uid"],
-                condition=~Q(study_instance_uid=""),
-                name="imaging_series_unique",
+                condition=~Q(study_instance_uid="") & Q(voided_at__isnull=True),
+                name="imaging_series_unique_unless_voided",
             ),
             _version_positive("imaging_version_positive"),
+            _void_reason_iff_voided("imaging_void_reason_iff_voided"),
         )
 
     def __str__(self) -> str:
@@ -233,6 +307,14 @@ class VertebraFinding(models.Model):
     confidence_reasons = models.JSONField(default=list, blank=True)
     decision = models.CharField(max_length=_ENUM, choices=Decision.choices, default=Decision.NONE)
     decision_note = models.TextField(blank=True)
+    #: The treated level that closed this finding's decision as "treated".
+    treated_by = models.ForeignKey(
+        "TreatedLevel",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="findings",
+    )
     version = models.PositiveIntegerField(default=1)
 
     class Meta:
@@ -267,8 +349,12 @@ class VertebraFinding(models.Model):
         return f"{self.level} ({self.study})"
 
 
-class Procedure(models.Model):
+class Procedure(Voidable):
     """One treatment session (possibly several levels).
+
+    ``status`` "planned": a session with a date, planned levels (``planned_levels``, names)
+    and only its pre-operative visit, so a portal link can be sent before it; recording it as
+    performed fills in the rest and schedules the post-operative visits.
 
     ``protocol`` is the follow-up protocol used (``FollowUpProtocol.to_dict()``), stored with the
     procedure so that a later change of the programme's protocol does not rewrite history.
@@ -296,6 +382,15 @@ class Procedure(models.Model):
         max_length=_ENUM, choices=SITE_CHOICES, null=True, blank=True
     )
     disc_level = models.CharField(max_length=8, null=True, blank=True)  # "L4-L5", PLDD only
+    status = models.CharField(
+        max_length=_ENUM, choices=ProcedureStatus.choices, default=ProcedureStatus.PERFORMED
+    )
+    planned_levels = models.JSONField(default=list, blank=True)
+    cement_type = models.CharField(
+        max_length=_ENUM, choices=CEMENT_TYPE_CHOICES, null=True, blank=True
+    )
+    fluoroscopy_time_s = models.FloatField(null=True, blank=True)
+    dose_area_product_gycm2 = models.FloatField(null=True, blank=True)
     protocol = models.JSONField()
     recorded_via = models.CharField(
         max_length=_ENUM, choices=RecordedVia.choices, default=RecordedVia.STAFF
@@ -314,6 +409,20 @@ class Procedure(models.Model):
             ),
             in_choices("cementoplasty_site", SITE_CHOICES, null=True, name="procedure_site_valid"),
             in_choices("recorded_via", RecordedVia.choices, name="procedure_recorded_via_valid"),
+            in_choices("status", ProcedureStatus.choices, name="procedure_status_valid"),
+            in_choices(
+                "cement_type", CEMENT_TYPE_CHOICES, null=True, name="procedure_cement_type_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(fluoroscopy_time_s__isnull=True) | Q(fluoroscopy_time_s__gte=0),
+                name="procedure_fluoroscopy_time_nonnegative",
+            ),
+            models.CheckConstraint(
+                condition=Q(dose_area_product_gycm2__isnull=True)
+                | Q(dose_area_product_gycm2__gte=0),
+                name="procedure_dap_nonnegative",
+            ),
+            _void_reason_iff_voided("procedure_void_reason_iff_voided"),
             models.CheckConstraint(
                 condition=Q(cementoplasty_site__isnull=True)
                 | Q(procedure_type=ProcedureType.CEMENTOPLASTY.value),
@@ -344,6 +453,11 @@ class TreatedLevel(models.Model):
     )
     ablation_power_w = models.FloatField(null=True, blank=True)
     ablation_duration_s = models.FloatField(null=True, blank=True)
+    access = models.CharField(max_length=_ENUM, choices=ACCESS_CHOICES, null=True, blank=True)
+    biopsy = models.BooleanField(default=False)
+    biopsy_result = models.CharField(
+        max_length=_ENUM, choices=BIOPSY_CHOICES, null=True, blank=True
+    )
 
     class Meta:
         ordering = ("procedure_id", "pk")
@@ -373,6 +487,12 @@ class TreatedLevel(models.Model):
             models.CheckConstraint(
                 condition=Q(ablation_duration_s__isnull=True) | Q(ablation_duration_s__gt=0),
                 name="treated_ablation_duration_positive",
+            ),
+            in_choices("access", ACCESS_CHOICES, null=True, name="treated_access_valid"),
+            in_choices("biopsy_result", BIOPSY_CHOICES, null=True, name="treated_biopsy_valid"),
+            models.CheckConstraint(
+                condition=Q(biopsy=True) | Q(biopsy_result__isnull=True),
+                name="treated_biopsy_result_needs_biopsy",
             ),
         )
 
@@ -420,8 +540,12 @@ class Complication(models.Model):
         return f"SIR {self.sir_class}: {self.description[:40]}"
 
 
-class FollowUp(models.Model):
-    """One scheduled visit of a procedure's protocol; completed when the VAS is recorded."""
+class FollowUp(Voidable):
+    """One scheduled visit of a procedure's protocol; completed when the VAS is recorded.
+
+    ``outcome`` (with ``outcome_on``): why the visit has no value -- died, lost to follow-up,
+    withdrew (these end the follow-up) or declined (this visit only).
+    """
 
     procedure = models.ForeignKey(Procedure, on_delete=models.CASCADE, related_name="follow_ups")
     timepoint = models.CharField(max_length=16)
@@ -443,6 +567,8 @@ class FollowUp(models.Model):
     entered_via = models.CharField(
         max_length=_ENUM, choices=EnteredVia.choices, null=True, blank=True
     )
+    outcome = models.CharField(max_length=_ENUM, choices=OUTCOME_CHOICES, null=True, blank=True)
+    outcome_on = models.DateField(null=True, blank=True)
     version = models.PositiveIntegerField(default=1)
 
     class Meta:
@@ -470,6 +596,13 @@ class FollowUp(models.Model):
                 "entered_via", EnteredVia.choices, null=True, name="follow_up_entered_via_valid"
             ),
             _version_positive("follow_up_version_positive"),
+            in_choices("outcome", OUTCOME_CHOICES, null=True, name="follow_up_outcome_valid"),
+            models.CheckConstraint(
+                condition=Q(outcome__isnull=True, outcome_on__isnull=True)
+                | Q(outcome__isnull=False, outcome_on__isnull=False, completed_on__isnull=True),
+                name="follow_up_outcome_dated_and_not_completed",
+            ),
+            _void_reason_iff_voided("follow_up_void_reason_iff_voided"),
         )
 
     def __str__(self) -> str:
@@ -497,6 +630,13 @@ class SurveillancePlan(models.Model):
     next_scan_due = models.DateField()
     active = models.BooleanField(default=True)
     reason = models.TextField(blank=True)
+    #: "rule": the interval follows the programme's rule (diagnosis x risk) after each analysed
+    #: scan; "clinician": a clinician fixed it, and scans move the date but keep the interval.
+    interval_source = models.CharField(
+        max_length=_ENUM, choices=IntervalSource.choices, default=IntervalSource.RULE
+    )
+    #: The risk state (``core.surveillance.RiskState`` value) the interval was last derived from.
+    risk_state = models.CharField(max_length=_ENUM, blank=True)
     version = models.PositiveIntegerField(default=1)
 
     class Meta:
@@ -507,6 +647,7 @@ class SurveillancePlan(models.Model):
                 name="surveillance_interval_1_3650",
             ),
             _version_positive("surveillance_version_positive"),
+            in_choices("interval_source", IntervalSource.choices, name="surveillance_source_valid"),
         )
 
     def __str__(self) -> str:

@@ -129,3 +129,4 @@ STATIC_ROOT = DATA_DIR / "static"
 
 from spinewatch.web._pacs_settings import *  # noqa: E402,F403
 from spinewatch.web._security_settings import *  # noqa: E402,F403
+from spinewatch.web._unit_settings import *  # noqa: E402,F403

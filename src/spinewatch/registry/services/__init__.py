@@ -11,8 +11,10 @@ All writes funnel through :mod:`spinewatch.registry.services._base` (``created``
 from spinewatch.registry.errors import NotFoundError, RegistryError, StaleEditError
 from spinewatch.registry.services._base import UNCHANGED
 from spinewatch.registry.services.cohort import (
+    ATTRITION_COLUMNS,
     COHORT_COLUMNS,
     ImportSummary,
+    cohort_attrition,
     cohort_frame,
     import_cohort,
 )
@@ -20,6 +22,7 @@ from spinewatch.registry.services.follow_ups import (
     FollowUpResult,
     find_follow_up,
     record_follow_up,
+    record_visit_outcome,
 )
 from spinewatch.registry.services.imaging import (
     add_imaging_study,
@@ -33,6 +36,7 @@ from spinewatch.registry.services.level_check import (
     plan_level_shift,
     record_level_shift,
 )
+from spinewatch.registry.services.merging import MergeSummary, merge_patients
 from spinewatch.registry.services.pacs import (
     assign_received_study,
     dismiss_received_study,
@@ -43,6 +47,8 @@ from spinewatch.registry.services.patients import (
     IdentityData,
     add_diagnosis,
     create_patient,
+    find_by_hospital_number,
+    near_duplicates,
     next_study_id,
     update_patient,
     update_patient_identity,
@@ -50,18 +56,26 @@ from spinewatch.registry.services.patients import (
 from spinewatch.registry.services.procedures import (
     ComplicationRecord,
     LeakageRecord,
+    ProcedureWarnings,
+    plan_procedure,
     procedure_protocol,
+    procedure_warnings,
     record_procedure,
     update_procedure,
 )
 from spinewatch.registry.services.surveillance import (
     DEFAULT_INTERVAL_DAYS,
     HIGH_RISK_INTERVAL_DAYS,
+    advance_plan,
     default_interval_days,
+    interval_rule,
+    patient_risk_state,
     set_surveillance_plan,
 )
+from spinewatch.registry.services.voiding import void_record
 
 __all__ = [
+    "ATTRITION_COLUMNS",
     "COHORT_COLUMNS",
     "DEFAULT_INTERVAL_DAYS",
     "HIGH_RISK_INTERVAL_DAYS",
@@ -71,28 +85,40 @@ __all__ = [
     "IdentityData",
     "ImportSummary",
     "LeakageRecord",
+    "MergeSummary",
     "NotFoundError",
+    "ProcedureWarnings",
     "RegistryError",
     "StaleEditError",
     "add_diagnosis",
     "add_imaging_study",
+    "advance_plan",
     "assign_received_study",
+    "cohort_attrition",
     "cohort_frame",
     "confirm_levels",
     "create_patient",
     "default_interval_days",
     "dismiss_received_study",
+    "find_by_hospital_number",
     "find_follow_up",
     "findings_from_report",
     "finish_level_shift",
     "import_cohort",
+    "interval_rule",
+    "merge_patients",
+    "near_duplicates",
     "next_study_id",
+    "patient_risk_state",
     "plan_level_shift",
+    "plan_procedure",
     "procedure_protocol",
+    "procedure_warnings",
     "record_follow_up",
     "record_level_shift",
     "record_procedure",
     "record_received_study",
+    "record_visit_outcome",
     "set_finding_decision",
     "set_surveillance_plan",
     "store_analysis",
@@ -100,4 +126,5 @@ __all__ = [
     "update_patient_identity",
     "update_procedure",
     "update_received_study",
+    "void_record",
 ]

@@ -28,7 +28,14 @@ from spinewatch.registry.services._base import check_date, created, parse_field,
 from spinewatch.registry.services.patients import STUDY_ID_PATTERN
 from spinewatch.registry.services.procedures import create_procedure_row
 
-__all__ = ["COHORT_COLUMNS", "ImportSummary", "cohort_frame", "import_cohort"]
+__all__ = [
+    "ATTRITION_COLUMNS",
+    "COHORT_COLUMNS",
+    "ImportSummary",
+    "cohort_attrition",
+    "cohort_frame",
+    "import_cohort",
+]
 
 #: Columns of :func:`cohort_frame`, in order.
 COHORT_COLUMNS: tuple[str, ...] = (
@@ -47,32 +54,37 @@ COHORT_COLUMNS: tuple[str, ...] = (
     "entered_via",
     "study_id",
     "procedure_number",
+    "in_window",
+)
+
+#: Keys of each row of :func:`cohort_attrition`, in order.
+ATTRITION_COLUMNS: tuple[str, ...] = (
+    "timepoint",
+    "label",
+    "scheduled",
+    "not_yet_due",
+    "in_window",
+    "out_of_window",
+    "died",
+    "lost_to_follow_up",
+    "withdrew",
+    "declined",
+    "missed",
 )
 
 
-def cohort_frame(
-    *,
-    diagnosis: DiagnosisKind | str | None = None,
-    level: VertebralLevel | str | None = None,
-    approach: Approach | str | None = None,
-    procedure_type: ProcedureType | str | None = None,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-) -> pd.DataFrame:
-    """Completed follow-ups with a VAS, one row each, as a long DataFrame (:data:`COHORT_COLUMNS`).
-
-    ``patient_id`` is the study id; a patient's second, third ... procedure (by date) is
-    ``"SW-000012/2"``, ``"/3"`` so that each procedure is its own series in the outcome table.
-    ``timepoint`` is the protocol code (str), ``vas`` 0-10 (float), ``procedure_date`` and
-    ``completed_on`` :class:`datetime.date`; ``diagnosis`` the patient's latest diagnosis kind
-    (``primary_tumour`` for a metastasis); ``levels`` and ``approaches`` the treated levels
-    (cranio-caudal) and approaches joined by ``;`` (empty for an imported cohort).
-    Filters (all optional, combined with AND): patients with a ``diagnosis`` of that kind,
-    procedures treating ``level`` / using ``approach`` / of ``procedure_type``, procedures
-    performed between ``date_from`` and ``date_to`` inclusive. Rows are ordered by patient,
-    procedure and the protocol's time point order.
-    """
-    procedures = m.Procedure.objects.all()
+def _selected_procedures(
+    diagnosis: DiagnosisKind | str | None,
+    level: VertebralLevel | str | None,
+    approach: Approach | str | None,
+    procedure_type: ProcedureType | str | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+) -> dict[int, m.Procedure]:
+    """Performed, not voided procedures of not voided patients matching the filters."""
+    procedures = m.Procedure.objects.filter(
+        voided_at__isnull=True, patient__voided_at__isnull=True, status="performed"
+    )
     if diagnosis is not None:
         kind = parse_field("diagnosis", DiagnosisKind.parse, diagnosis)
         procedures = procedures.filter(patient__diagnoses__kind=kind.value)
@@ -89,15 +101,101 @@ def cohort_frame(
         procedures = procedures.filter(performed_on__gte=check_date("date_from", date_from))
     if date_to is not None:
         procedures = procedures.filter(performed_on__lte=check_date("date_to", date_to))
-    selected = {
+    return {
         p.pk: p for p in procedures.distinct().select_related("patient").prefetch_related("levels")
     }
+
+
+def cohort_attrition(
+    *,
+    today_: dt.date | None = None,
+    diagnosis: DiagnosisKind | str | None = None,
+    level: VertebralLevel | str | None = None,
+    approach: Approach | str | None = None,
+    procedure_type: ProcedureType | str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+) -> list[dict[str, Any]]:
+    """CONSORT-style counts per time point of the same procedures as :func:`cohort_frame`.
+
+    For each time point (protocol order, the first procedure's protocol naming them):
+    ``scheduled`` visits (not voided), of which ``not_yet_due`` (window still open or to come,
+    no value), ``in_window`` and ``out_of_window`` (a VAS recorded inside / outside the visit
+    window), ``died`` / ``lost_to_follow_up`` / ``withdrew`` / ``declined`` (the recorded
+    outcome) and ``missed`` (window closed, no value, no reason recorded). The counts of a row
+    add up to ``scheduled``.
+    """
+    day = today_ or today()
+    selected = _selected_procedures(diagnosis, level, approach, procedure_type, date_from, date_to)
+    rows: dict[str, dict[str, Any]] = {}
+    for proc in selected.values():
+        for tp in proc.protocol.get("timepoints", []):
+            rows.setdefault(
+                tp["code"],
+                {k: 0 for k in ATTRITION_COLUMNS}
+                | {
+                    "timepoint": tp["code"],
+                    "label": tp.get("label", tp["code"]),
+                },
+            )
+    visits = m.FollowUp.objects.filter(procedure_id__in=list(selected), voided_at__isnull=True)
+    for fu in visits.only(
+        "timepoint", "completed_on", "vas", "window_start", "window_end", "outcome"
+    ):
+        row = rows.setdefault(
+            fu.timepoint,
+            {k: 0 for k in ATTRITION_COLUMNS} | {"timepoint": fu.timepoint, "label": fu.timepoint},
+        )
+        row["scheduled"] += 1
+        if fu.completed_on is not None and fu.vas is not None:
+            inside = fu.window_start <= fu.completed_on <= fu.window_end
+            row["in_window" if inside else "out_of_window"] += 1
+        elif fu.outcome:
+            row[fu.outcome] += 1
+        elif fu.window_end >= day:
+            row["not_yet_due"] += 1
+        else:
+            row["missed"] += 1
+    return list(rows.values())
+
+
+def cohort_frame(
+    *,
+    diagnosis: DiagnosisKind | str | None = None,
+    level: VertebralLevel | str | None = None,
+    approach: Approach | str | None = None,
+    procedure_type: ProcedureType | str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    include_out_of_window: bool = False,
+) -> pd.DataFrame:
+    """Completed follow-ups with a VAS, one row each, as a long DataFrame (:data:`COHORT_COLUMNS`).
+
+    ``patient_id`` is the study id; a patient's second, third ... procedure (by date) is
+    ``"SW-000012/2"``, ``"/3"`` so that each procedure is its own series in the outcome table.
+    ``timepoint`` is the protocol code (str), ``vas`` 0-10 (float), ``procedure_date`` and
+    ``completed_on`` :class:`datetime.date`; ``diagnosis`` the patient's latest diagnosis kind
+    (``primary_tumour`` for a metastasis); ``levels`` and ``approaches`` the treated levels
+    (cranio-caudal) and approaches joined by ``;`` (empty for an imported cohort).
+    Filters (all optional, combined with AND): patients with a ``diagnosis`` of that kind,
+    procedures treating ``level`` / using ``approach`` / of ``procedure_type``, procedures
+    performed between ``date_from`` and ``date_to`` inclusive. Rows are ordered by patient,
+    procedure and the protocol's time point order.
+
+    Voided patients, procedures and visits and planned procedures are left out. By default only
+    values recorded inside their visit window count (the paper's table: a "3 months" value taken
+    at 5 months is not a 3-month value); ``include_out_of_window=True`` adds the others.
+    ``in_window`` (bool) says which is which.
+    """
+    selected = _selected_procedures(diagnosis, level, approach, procedure_type, date_from, date_to)
     patient_ids = {p.patient_id for p in selected.values()}
 
     number: dict[int, int] = {}
     counter: dict[int, int] = defaultdict(int)
     for pk, patient_pk in (
-        m.Procedure.objects.filter(patient_id__in=patient_ids)
+        m.Procedure.objects.filter(
+            patient_id__in=patient_ids, voided_at__isnull=True, status="performed"
+        )
         .order_by("patient_id", "performed_on", "pk")
         .values_list("pk", "patient_id")
     ):
@@ -113,9 +211,15 @@ def cohort_frame(
     orders: dict[int, dict[str, int]] = {}
     records: list[dict[str, Any]] = []
     follow_ups = m.FollowUp.objects.filter(
-        procedure_id__in=list(selected), completed_on__isnull=False, vas__isnull=False
+        procedure_id__in=list(selected),
+        completed_on__isnull=False,
+        vas__isnull=False,
+        voided_at__isnull=True,
     )
     for fu in follow_ups:
+        inside = fu.window_start <= fu.completed_on <= fu.window_end
+        if not inside and not include_out_of_window:
+            continue
         proc = selected[fu.procedure_id]
         if proc.pk not in orders:
             codes = [tp["code"] for tp in proc.protocol.get("timepoints", [])]
@@ -141,6 +245,7 @@ def cohort_frame(
                 "entered_via": fu.entered_via,
                 "study_id": study_id,
                 "procedure_number": n,
+                "in_window": inside,
                 "_sort": (study_id, n, orders[proc.pk].get(fu.timepoint, 1_000)),
             }
         )
@@ -149,6 +254,7 @@ def cohort_frame(
     frame["vas"] = frame["vas"].astype("float64")
     frame["days_after_procedure"] = frame["days_after_procedure"].astype("int64")
     frame["procedure_number"] = frame["procedure_number"].astype("int64")
+    frame["in_window"] = frame["in_window"].astype("bool")
     return frame
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import transaction
 
+from spinewatch.core.follow_up_outcome import VisitOutcome
 from spinewatch.core.pain import PainScore
 from spinewatch.registry import models as m
 from spinewatch.registry.choices import AnalgesicUse, EnteredVia
@@ -16,7 +17,7 @@ from spinewatch.registry.services._base import changed, check_date, get, parse_f
 from spinewatch.registry.services.patients import _check_user
 from spinewatch.registry.services.procedures import procedure_protocol
 
-__all__ = ["FollowUpResult", "find_follow_up", "record_follow_up"]
+__all__ = ["FollowUpResult", "find_follow_up", "record_follow_up", "record_visit_outcome"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ def record_follow_up(
         what = (
             f"follow-up {row.timepoint} of procedure {procedure.pk} ({procedure.patient.study_id})"
         )
+        if row.voided_at is not None:
+            raise RegistryError(f"{what} is voided ({row.void_reason}): nothing can be recorded")
         is_baseline = bool(procedure_protocol(procedure).timepoint(row.timepoint).baseline)
         if not is_baseline and when < procedure.performed_on:
             raise RegistryError(
@@ -98,7 +101,62 @@ def record_follow_up(
                 "analgesic_use": analgesic_use,
                 "entered_by": user,
                 "entered_via": entered_via,
+                "outcome": None,
+                "outcome_on": None,
             },
             expected_version=expected_version,
         )
         return FollowUpResult(saved, tuple(warnings))
+
+
+def record_visit_outcome(
+    *,
+    follow_up: m.FollowUp | int,
+    expected_version: int,
+    outcome: VisitOutcome | str,
+    outcome_on: dt.date,
+    entered_by: Any = None,
+) -> list[m.FollowUp]:
+    """Record why a visit has no value: died, lost to follow-up, withdrew (these end the
+    patient's follow-up: this visit and every open visit of the patient due on or after it whose
+    window ends on or after ``outcome_on`` take it) or declined (this visit only).
+    ``outcome_on``: the date of death, of the last contact, of the withdrawal or of the
+    refusal -- not in the future.
+    Returns the visits changed, the given one first. Completed visits keep their value.
+    """
+    parsed = parse_field("outcome", VisitOutcome.parse, outcome)
+    when = check_date("outcome_on", outcome_on, not_future=True)
+    assert when is not None
+    user = _check_user("entered_by", entered_by)
+    with transaction.atomic():
+        row = get(m.FollowUp, follow_up, "follow_up")
+        patient = row.procedure.patient
+        what = f"follow-up {row.timepoint} of procedure {row.procedure_id} ({patient.study_id})"
+        if row.voided_at is not None or row.completed_on is not None:
+            state = "voided" if row.voided_at is not None else "completed"
+            raise RegistryError(f"{what} is {state}: it has no outcome to record")
+        values = {"outcome": parsed.value, "outcome_on": when, "entered_by": user}
+        saved = [changed(row, what=what, changes=values, expected_version=expected_version)]
+        if parsed.ends_follow_up:
+            later = (
+                m.FollowUp.objects.filter(
+                    procedure__patient=patient,
+                    completed_on__isnull=True,
+                    voided_at__isnull=True,
+                    outcome__isnull=True,
+                    due_date__gte=row.due_date,
+                    window_end__gte=when,
+                )
+                .exclude(pk=row.pk)
+                .order_by("due_date", "pk")
+            )
+            for visit in later:
+                saved.append(
+                    changed(
+                        visit,
+                        what=f"follow-up {visit.timepoint} of procedure {visit.procedure_id}",
+                        changes=values,
+                        expected_version=visit.version,
+                    )
+                )
+        return saved

@@ -35,6 +35,7 @@ from spinewatch.registry.services._base import (
     get,
     parse_field,
 )
+from spinewatch.registry.services.surveillance import advance_plan
 
 __all__ = [
     "add_imaging_study",
@@ -228,11 +229,21 @@ def _check_series(study: m.ImagingStudy, report: Mapping[str, Any]) -> None:
 
 
 def _write_findings(
-    study: m.ImagingStudy, rows: list[dict[str, Any]], keep: Mapping[str, tuple[str, str]]
+    study: m.ImagingStudy,
+    rows: list[dict[str, Any]],
+    keep: Mapping[str, tuple[str, str, int | None]],
 ) -> None:
     for values in rows:
-        decision, note = keep.get(values["level"], (Decision.NONE.value, ""))
-        created(m.VertebraFinding(study=study, decision=decision, decision_note=note, **values))
+        decision, note, treated_by = keep.get(values["level"], (Decision.NONE.value, "", None))
+        created(
+            m.VertebraFinding(
+                study=study,
+                decision=decision,
+                decision_note=note,
+                treated_by_id=treated_by,
+                **values,
+            )
+        )
 
 
 def _text(field: str, value: object, max_length: int) -> str:
@@ -284,6 +295,7 @@ def add_imaging_study(
         created(study)
         if rows is not None:
             _write_findings(study, rows, {})
+        advance_plan(row)
         return study
 
 
@@ -319,9 +331,10 @@ def store_analysis(
         keep = {}
         for old in row.findings.all():
             level = (renamed or {}).get(old.level, old.level)
-            keep[level] = (old.decision, old.decision_note)
+            keep[level] = (old.decision, old.decision_note, old.treated_by_id)
             deleted(old)
         _write_findings(row, rows, keep)
+        advance_plan(row.patient)
         return row
 
 
@@ -339,9 +352,14 @@ def set_finding_decision(
         raise RegistryError(f"note {note!r}: expected text")
     with transaction.atomic():
         row = get(m.VertebraFinding, finding, "finding")
-        return changed(
+        changes: dict[str, Any] = {"decision": decision, "decision_note": note.strip()}
+        if decision != Decision.TREATED.value:
+            changes["treated_by"] = None
+        saved = changed(
             row,
             what=f"finding {row.level} of imaging study {row.study_id}",
-            changes={"decision": decision, "decision_note": note.strip()},
+            changes=changes,
             expected_version=expected_version,
         )
+        advance_plan(saved.study.patient)
+        return saved

@@ -11,8 +11,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from spinewatch.core.diagnoses import Diagnosis as CoreDiagnosis
+from spinewatch.core.identifiers import hospital_number_key, names_match, tidy_hospital_number
 from spinewatch.registry import models as m
-from spinewatch.registry.choices import Sex
+from spinewatch.registry.choices import ContactBy, Sex
 from spinewatch.registry.errors import RegistryError
 from spinewatch.registry.services._base import (
     UNCHANGED,
@@ -29,6 +30,8 @@ __all__ = [
     "IdentityData",
     "add_diagnosis",
     "create_patient",
+    "find_by_hospital_number",
+    "near_duplicates",
     "next_study_id",
     "update_patient",
     "update_patient_identity",
@@ -52,6 +55,7 @@ class IdentityData:
     sex: str = Sex.UNKNOWN.value
     phone: str = ""
     email: str = ""
+    contact_by: str = ContactBy.NONE.value
 
 
 def validate_study_id(value: object) -> str:
@@ -92,10 +96,69 @@ def _identity_values(data: IdentityData) -> dict[str, Any]:
     for name in ("family_name", "given_name", "hospital_number"):
         if not values[name]:
             raise RegistryError(f"{name} {getattr(data, name)!r}: must not be empty")
+    values["hospital_number"] = parse_field(
+        "hospital_number", tidy_hospital_number, values["hospital_number"]
+    )
+    values["hospital_number_key"] = hospital_number_key(values["hospital_number"])
     check_date("birth_date", values["birth_date"], allow_none=True, not_future=True)
     if values["sex"] not in Sex.values:
         raise RegistryError(f"sex {values['sex']!r}: expected one of {', '.join(Sex.values)}")
+    if values["contact_by"] not in ContactBy.values:
+        raise RegistryError(
+            f"contact_by {values['contact_by']!r}: expected one of {', '.join(ContactBy.values)}"
+        )
+    if values["contact_by"] == ContactBy.EMAIL and not values["email"]:
+        raise RegistryError("contact_by 'email': the patient has no e-mail address")
+    if values["contact_by"] == ContactBy.SMS and not values["phone"]:
+        raise RegistryError("contact_by 'sms': the patient has no phone number")
     return values
+
+
+def find_by_hospital_number(number: str) -> m.Patient | None:
+    """The patient whose hospital number is ``number`` however it is spelt (case, spaces,
+    dashes), or None."""
+    key = hospital_number_key(number) if isinstance(number, str) else ""
+    if not key:
+        return None
+    return (
+        m.Patient.objects.select_related("identity")
+        .filter(identity__hospital_number_key=key)
+        .first()
+    )
+
+
+def _check_number_free(values: dict[str, Any], patient_pk: int | None) -> None:
+    taken = find_by_hospital_number(values["hospital_number"])
+    if taken is not None and taken.pk != patient_pk:
+        state = " (voided)" if taken.voided_at is not None else ""
+        raise RegistryError(
+            f"hospital_number {values['hospital_number']!r} is already the number of patient "
+            f"{taken.study_id}{state} ({taken.identity.hospital_number}): one number, one patient"
+        )
+
+
+def near_duplicates(
+    *,
+    family_name: str,
+    given_name: str,
+    birth_date: dt.date | None,
+    exclude: m.Patient | int | None = None,
+) -> list[m.Patient]:
+    """Patients (not voided) who may be the same person: same birth date and the same family
+    and given names when case, accents, spaces and hyphens are ignored."""
+    if birth_date is None:
+        return []
+    rows = m.Patient.objects.select_related("identity").filter(
+        identity__birth_date=birth_date, voided_at__isnull=True
+    )
+    if exclude is not None:
+        rows = rows.exclude(pk=getattr(exclude, "pk", exclude))
+    return [
+        p
+        for p in rows.order_by("study_id")
+        if names_match(p.identity.family_name, family_name)
+        and names_match(p.identity.given_name, given_name)
+    ]
 
 
 def create_patient(
@@ -111,6 +174,8 @@ def create_patient(
     """
     _check_user("case_manager", case_manager)
     values = _identity_values(identity) if identity is not None else None
+    if values is not None:
+        _check_number_free(values, None)
     given = validate_study_id(study_id) if study_id is not None else None
     for _attempt in range(5):
         candidate = given or next_study_id()
@@ -153,6 +218,7 @@ def update_patient_identity(
     sex: str | Unchanged = UNCHANGED,
     phone: str | Unchanged = UNCHANGED,
     email: str | Unchanged = UNCHANGED,
+    contact_by: str | Unchanged = UNCHANGED,
 ) -> m.Patient:
     """Change (or add) the patient's identifying data under the patient's version.
 
@@ -171,11 +237,18 @@ def update_patient_identity(
             "sex": sex,
             "phone": phone,
             "email": email,
+            "contact_by": contact_by,
         }
         given = {k: v for k, v in given.items() if not isinstance(v, Unchanged)}
         identity = m.PatientIdentity.objects.filter(patient=row).first()
         if identity is None:
-            base = {"birth_date": None, "sex": Sex.UNKNOWN.value, "phone": "", "email": ""}
+            base = {
+                "birth_date": None,
+                "sex": Sex.UNKNOWN.value,
+                "phone": "",
+                "email": "",
+                "contact_by": ContactBy.NONE.value,
+            }
             missing = [
                 k for k in ("family_name", "given_name", "hospital_number") if k not in given
             ]
@@ -186,6 +259,7 @@ def update_patient_identity(
         else:
             base = {f.name: getattr(identity, f.name) for f in fields(IdentityData)}
         values = _identity_values(IdentityData(**{**base, **given}))
+        _check_number_free(values, row.pk)
         row = changed(row, what=what, changes={}, expected_version=expected_version)
         if identity is None:
             created(m.PatientIdentity(patient=row, **values))

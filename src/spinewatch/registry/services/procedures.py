@@ -15,15 +15,17 @@ from spinewatch.core.levels import VertebralLevel
 from spinewatch.core.procedures import (
     Anaesthesia,
     CementoplastySite,
+    CementType,
     DiscLevel,
     Guidance,
     ProcedureType,
     TreatedLevel,
+    cement_volume_warning,
     validate_procedure,
 )
 from spinewatch.core.protocol import DEFAULT_PROTOCOL, FollowUpProtocol
 from spinewatch.registry import models as m
-from spinewatch.registry.choices import EnteredVia, RecordedVia
+from spinewatch.registry.choices import Decision, EnteredVia, ProcedureStatus, RecordedVia
 from spinewatch.registry.errors import RegistryError
 from spinewatch.registry.services._base import (
     UNCHANGED,
@@ -36,14 +38,28 @@ from spinewatch.registry.services._base import (
     parse_field,
 )
 from spinewatch.registry.services.patients import _check_user
+from spinewatch.registry.services.surveillance import advance_plan
 
 __all__ = [
     "ComplicationRecord",
     "LeakageRecord",
+    "ProcedureWarnings",
+    "plan_procedure",
     "procedure_protocol",
+    "procedure_warnings",
     "record_procedure",
     "update_procedure",
 ]
+
+
+class ProcedureWarnings(RegistryError):
+    """Values that are possible but unusual (a second session at the same level on the same day,
+    a cement volume unusual for the level): refused until the person confirms them.
+    ``warnings`` lists them, one sentence each."""
+
+    def __init__(self, warnings: Sequence[str]) -> None:
+        self.warnings = tuple(warnings)
+        super().__init__("please confirm: " + "; ".join(self.warnings))
 
 
 @dataclass(frozen=True)
@@ -171,6 +187,9 @@ def _write_children(
                 ablation_modality=t.ablation.value if t.ablation is not None else None,
                 ablation_power_w=t.ablation_power_w,
                 ablation_duration_s=t.ablation_duration_s,
+                access=t.access.value if t.access is not None else None,
+                biopsy=t.biopsy,
+                biopsy_result=t.biopsy_result.value if t.biopsy_result is not None else None,
             )
         )
     for record in leakages:
@@ -212,13 +231,19 @@ def _schedule(
     procedure: m.Procedure,
     protocol: FollowUpProtocol,
     imported_vas: Mapping[str, float] | None = None,
+    *,
+    baseline_only: bool = False,
 ) -> int:
-    """Create the visits of ``protocol``; those in ``imported_vas`` are created completed
-    (nominally on their due date, ``entered_via="import"``). Returns the number created."""
+    """Create the visits of ``protocol`` not created yet (only the baseline for a planned
+    procedure); those in ``imported_vas`` are created completed (nominally on their due date,
+    ``entered_via="import"``). Returns the number created."""
     imported_vas = imported_vas or {}
+    existing = set(procedure.follow_ups.values_list("timepoint", flat=True))
     n = 0
     for visit in protocol.schedule(procedure.performed_on):
         code = _visit_code(visit)
+        if code in existing or (baseline_only and not visit.timepoint.baseline):
+            continue
         vas = imported_vas.get(code)
         created(
             m.FollowUp(
@@ -264,6 +289,169 @@ def create_procedure_row(
     return procedure
 
 
+def _check_optional_number(field: str, value: object, unit: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
+        raise RegistryError(f"{field} {value!r}: expected a number of {unit} >= 0, or nothing")
+    return float(value)
+
+
+def _session_fields(
+    *,
+    guidance: object,
+    anaesthesia: object,
+    day_case: object,
+    cementoplasty_site: CementoplastySite | None,
+    disc_level: DiscLevel | None,
+    operator: str,
+    operator_user: Any,
+    notes: object,
+    cement_type: object,
+    fluoroscopy_time_s: object,
+    dose_area_product_gycm2: object,
+) -> dict[str, Any]:
+    user = _check_user("operator_user", operator_user)
+    name = _check_text("operator", operator)
+    if not name and user is not None:
+        name = user.get_full_name() or user.get_username()
+    if not name:
+        raise RegistryError("operator '': the operator's name (or operator_user) is required")
+    return {
+        "guidance": parse_field("guidance", Guidance.parse, guidance).value,
+        "anaesthesia": parse_field("anaesthesia", Anaesthesia.parse, anaesthesia).value,
+        "day_case": _check_day_case(day_case),
+        "cementoplasty_site": cementoplasty_site.value if cementoplasty_site else None,
+        "disc_level": str(disc_level) if disc_level is not None else None,
+        "operator": name,
+        "operator_user": user,
+        "notes": _check_text("notes", notes),
+        "cement_type": None
+        if cement_type in (None, "")
+        else parse_field("cement_type", CementType.parse, cement_type).value,
+        "fluoroscopy_time_s": _check_optional_number(
+            "fluoroscopy_time_s", fluoroscopy_time_s, "seconds"
+        ),
+        "dose_area_product_gycm2": _check_optional_number(
+            "dose_area_product_gycm2", dose_area_product_gycm2, "Gy·cm²"
+        ),
+    }
+
+
+def procedure_warnings(
+    *,
+    patient: m.Patient | int,
+    performed_on: dt.date,
+    levels: Sequence[TreatedLevel],
+    exclude: m.Procedure | int | None = None,
+) -> list[str]:
+    """What a person should confirm before this session is saved (empty when nothing is odd):
+    another (not voided) session of the patient on the same day at the same level, and cement
+    volumes unusual for the level (:func:`spinewatch.core.procedures.cement_volume_warning`)."""
+    row = get(m.Patient, patient, "patient")
+    out = []
+    names = [str(t.level) for t in levels]
+    same_day = m.TreatedLevel.objects.filter(
+        procedure__patient=row,
+        procedure__performed_on=performed_on,
+        procedure__voided_at__isnull=True,
+        procedure__status=ProcedureStatus.PERFORMED,
+        level__in=names,
+    )
+    if exclude is not None:
+        same_day = same_day.exclude(procedure_id=getattr(exclude, "pk", exclude))
+    for level, pk in same_day.values_list("level", "procedure_id").order_by("level"):
+        out.append(
+            f"{level} was already treated on {performed_on.isoformat()} (procedure {pk}): "
+            "is this the same session entered twice?"
+        )
+    for t in levels:
+        warning = cement_volume_warning(t.level, t.cement_volume_ml)
+        if warning:
+            out.append(warning)
+    return out
+
+
+def _close_decisions(procedure: m.Procedure) -> None:
+    """Each treated level closes the open decision about that vertebra as "treated": the finding
+    of the level on the patient's latest analysed (not voided) scan on or before the session,
+    linked to the treated level (``VertebraFinding.treated_by``)."""
+    study = (
+        m.ImagingStudy.objects.filter(
+            patient_id=procedure.patient_id,
+            analysed_at__isnull=False,
+            voided_at__isnull=True,
+            study_date__lte=procedure.performed_on,
+        )
+        .order_by("-study_date", "-pk")
+        .first()
+    )
+    if study is None:
+        return
+    label = procedure.get_procedure_type_display()
+    for level_row in procedure.levels.all():
+        finding = study.findings.filter(level=level_row.level).first()
+        if finding is None or finding.treated_by_id == level_row.pk:
+            continue
+        changed(
+            finding,
+            what=f"finding {finding.level} of imaging study {study.pk}",
+            changes={
+                "decision": Decision.TREATED.value,
+                "decision_note": f"{label} on {procedure.performed_on.isoformat()}"
+                + (f"; before: {finding.decision_note}" if finding.decision_note else ""),
+                "treated_by": level_row,
+            },
+            expected_version=finding.version,
+        )
+
+
+def plan_procedure(
+    *,
+    patient: m.Patient | int,
+    planned_on: dt.date,
+    procedure_type: ProcedureType | str,
+    planned_levels: Sequence[str] = (),
+    notes: str = "",
+    protocol: FollowUpProtocol = DEFAULT_PROTOCOL,
+) -> m.Procedure:
+    """Plan a session on ``planned_on`` (today or later, or a past date not yet recorded):
+    the procedure exists as "planned" with its pre-operative visit only, so that the baseline
+    pain can be collected (a portal link sent) before the procedure. Record it as performed
+    with :func:`record_procedure` (``planned=``)."""
+    kind = parse_field("procedure_type", ProcedureType.parse, procedure_type)
+    when = check_date("planned_on", planned_on)
+    assert when is not None
+    if isinstance(planned_levels, (str, bytes)) or not isinstance(planned_levels, Sequence):
+        raise RegistryError(f"planned_levels {planned_levels!r}: expected a list of levels")
+    levels = [
+        str(parse_field(f"planned_levels[{i}]", VertebralLevel.parse, v))
+        for i, v in enumerate(planned_levels)
+    ]
+    if len(set(levels)) != len(levels):
+        raise RegistryError(f"planned_levels {levels}: a level is given twice")
+    if not isinstance(protocol, FollowUpProtocol):
+        raise RegistryError(f"protocol {protocol!r}: expected a FollowUpProtocol")
+    with transaction.atomic():
+        row = get(m.Patient, patient, "patient")
+        if row.voided_at is not None:
+            raise RegistryError(f"patient {row.study_id} is voided: nothing can be planned")
+        procedure = created(
+            m.Procedure(
+                patient=row,
+                performed_on=when,
+                procedure_type=kind.value,
+                protocol=protocol.to_dict(),
+                recorded_via=RecordedVia.STAFF.value,
+                status=ProcedureStatus.PLANNED.value,
+                planned_levels=levels,
+                notes=_check_text("notes", notes),
+            )
+        )
+        _schedule(procedure, protocol, baseline_only=True)
+        return procedure
+
+
 def record_procedure(
     *,
     patient: m.Patient | int,
@@ -281,6 +469,11 @@ def record_procedure(
     disc_level: DiscLevel | str | None = None,
     protocol: FollowUpProtocol = DEFAULT_PROTOCOL,
     notes: str = "",
+    cement_type: CementType | str | None = None,
+    fluoroscopy_time_s: float | None = None,
+    dose_area_product_gycm2: float | None = None,
+    planned: m.Procedure | int | None = None,
+    allow_warnings: bool = True,
 ) -> m.Procedure:
     """Record one treatment session with its levels, leakages and complications.
 
@@ -293,7 +486,13 @@ def record_procedure(
     cementoplasty (extraspinal) needs its ``cementoplasty_site``; a laser disc decompression needs
     its ``disc_level`` (``"L4-L5"``) and nothing else. Leakages may name a treated level.
     ``operator`` is the name as recorded (taken from ``operator_user`` when empty); one of them
-    is required.
+    is required. ``cement_type``, ``fluoroscopy_time_s`` (s) and ``dose_area_product_gycm2``
+    (Gy·cm²) are optional.
+
+    ``planned``: a planned procedure of this patient that this session performs (its
+    pre-operative visit and value are kept, moved to the real date). Each treated level closes
+    the open decision about the vertebra as "treated". ``allow_warnings=False`` raises
+    :class:`ProcedureWarnings` when :func:`procedure_warnings` finds something to confirm.
     """
     kind = parse_field("procedure_type", ProcedureType.parse, procedure_type)
     when = check_date("performed_on", performed_on, not_future=True)
@@ -303,37 +502,90 @@ def record_procedure(
     )
     checked_leakages = _check_leakages(leakages, checked_levels)
     checked_complications = _check_complications(complications, when)
-    user = _check_user("operator_user", operator_user)
-    name = _check_text("operator", operator)
-    if not name and user is not None:
-        name = user.get_full_name() or user.get_username()
-    if not name:
-        raise RegistryError("operator '': the operator's name (or operator_user) is required")
     if not isinstance(protocol, FollowUpProtocol):
         raise RegistryError(f"protocol {protocol!r}: expected a FollowUpProtocol")
-    fields = {
-        "guidance": parse_field("guidance", Guidance.parse, guidance).value,
-        "anaesthesia": parse_field("anaesthesia", Anaesthesia.parse, anaesthesia).value,
-        "day_case": _check_day_case(day_case),
-        "cementoplasty_site": site.value if site is not None else None,
-        "disc_level": str(disc) if disc is not None else None,
-        "operator": name,
-        "operator_user": user,
-        "notes": _check_text("notes", notes),
-    }
+    fields = _session_fields(
+        guidance=guidance,
+        anaesthesia=anaesthesia,
+        day_case=day_case,
+        cementoplasty_site=site,
+        disc_level=disc,
+        operator=operator,
+        operator_user=operator_user,
+        notes=notes,
+        cement_type=cement_type,
+        fluoroscopy_time_s=fluoroscopy_time_s,
+        dose_area_product_gycm2=dose_area_product_gycm2,
+    )
     with transaction.atomic():
         row = get(m.Patient, patient, "patient")
-        procedure = create_procedure_row(
-            patient=row,
-            performed_on=when,
-            procedure_type=kind,
-            protocol=protocol,
-            recorded_via=RecordedVia.STAFF.value,
-            **fields,
-        )
+        if row.voided_at is not None:
+            raise RegistryError(f"patient {row.study_id} is voided: nothing can be recorded")
+        if not allow_warnings:
+            found = procedure_warnings(
+                patient=row, performed_on=when, levels=checked_levels, exclude=planned
+            )
+            if found:
+                raise ProcedureWarnings(found)
+        if planned is not None:
+            procedure = _perform_planned(row, planned, when, kind, fields)
+        else:
+            procedure = create_procedure_row(
+                patient=row,
+                performed_on=when,
+                procedure_type=kind,
+                protocol=protocol,
+                recorded_via=RecordedVia.STAFF.value,
+                **fields,
+            )
         _write_children(procedure, checked_levels, checked_leakages)
         _write_complications(procedure, checked_complications)
+        _close_decisions(procedure)
+        advance_plan(row)
         return procedure
+
+
+def _perform_planned(
+    patient: m.Patient,
+    planned: m.Procedure | int,
+    when: dt.date,
+    kind: ProcedureType,
+    fields: Mapping[str, Any],
+) -> m.Procedure:
+    row = get(m.Procedure, planned, "planned procedure")
+    what = f"procedure {row.pk} of patient {patient.study_id}"
+    if row.patient_id != patient.pk:
+        raise RegistryError(f"planned {what}: belongs to another patient")
+    if row.status != ProcedureStatus.PLANNED.value or row.voided_at is not None:
+        raise RegistryError(f"planned {what}: is not a planned procedure (any more)")
+    row = changed(
+        row,
+        what=what,
+        changes={
+            **fields,
+            "performed_on": when,
+            "procedure_type": kind.value,
+            "status": ProcedureStatus.PERFORMED.value,
+        },
+        expected_version=row.version,
+    )
+    protocol = procedure_protocol(row)
+    visits = {_visit_code(v): v for v in protocol.schedule(when)}
+    for fu in row.follow_ups.all():
+        visit = visits.get(fu.timepoint)
+        if visit is not None and (fu.due_date, fu.window_start) != (visit.due, visit.window_start):
+            changed(
+                fu,
+                what=f"follow-up {fu.timepoint} of {what}",
+                changes={
+                    "due_date": visit.due,
+                    "window_start": visit.window_start,
+                    "window_end": visit.window_end,
+                },
+                expected_version=fu.version,
+            )
+    _schedule(row, protocol)
+    return row
 
 
 def _core_levels(procedure: m.Procedure) -> list[TreatedLevel]:
@@ -350,6 +602,9 @@ def _core_levels(procedure: m.Procedure) -> list[TreatedLevel]:
             else None,
             ablation_power_w=row.ablation_power_w,
             ablation_duration_s=row.ablation_duration_s,
+            access=row.access or None,
+            biopsy=row.biopsy,
+            biopsy_result=row.biopsy_result or None,
         )
         for row in procedure.levels.all()
     ]
@@ -388,6 +643,9 @@ def update_procedure(
     levels: Sequence[TreatedLevel] | Unchanged = UNCHANGED,
     leakages: Sequence[CementLeakage | LeakageRecord] | Unchanged = UNCHANGED,
     complications: Sequence[ComplicationRecord] | Unchanged = UNCHANGED,
+    cement_type: CementType | str | Unchanged | None = UNCHANGED,
+    fluoroscopy_time_s: float | Unchanged | None = UNCHANGED,
+    dose_area_product_gycm2: float | Unchanged | None = UNCHANGED,
 ) -> m.Procedure:
     """Correct a recorded procedure; only the arguments given change.
 
@@ -400,6 +658,10 @@ def update_procedure(
     with transaction.atomic():
         row = get(m.Procedure, procedure, "procedure")
         what = f"procedure {row.pk} of patient {row.patient.study_id}"
+        if row.voided_at is not None:
+            raise RegistryError(f"{what} is voided: it cannot be changed")
+        if row.status != ProcedureStatus.PERFORMED.value:
+            raise RegistryError(f"{what} is planned: record it as performed instead")
         kind = parse_field(
             "procedure_type",
             ProcedureType.parse,
@@ -447,6 +709,20 @@ def update_procedure(
                 raise RegistryError("operator '': the operator's name is required")
         if not isinstance(notes, Unchanged):
             changes["notes"] = _check_text("notes", notes)
+        if not isinstance(cement_type, Unchanged):
+            changes["cement_type"] = (
+                None
+                if cement_type in (None, "")
+                else parse_field("cement_type", CementType.parse, cement_type).value
+            )
+        if not isinstance(fluoroscopy_time_s, Unchanged):
+            changes["fluoroscopy_time_s"] = _check_optional_number(
+                "fluoroscopy_time_s", fluoroscopy_time_s, "seconds"
+            )
+        if not isinstance(dose_area_product_gycm2, Unchanged):
+            changes["dose_area_product_gycm2"] = _check_optional_number(
+                "dose_area_product_gycm2", dose_area_product_gycm2, "Gy·cm²"
+            )
         new_complications = None
         if not isinstance(complications, Unchanged):
             new_complications = _check_complications(complications, when)
@@ -478,4 +754,6 @@ def update_procedure(
                     },
                     expected_version=fu.version,
                 )
+        _close_decisions(row)
+        advance_plan(row.patient)
         return row

@@ -175,6 +175,9 @@ def follow_up_out(fu: m.FollowUp) -> s.FollowUpOut:
         analgesic_use=fu.analgesic_use,
         entered_via=fu.entered_via,
         version=fu.version,
+        outcome=fu.outcome,
+        outcome_on=fu.outcome_on,
+        voided=fu.voided_at is not None,
     )
 
 
@@ -196,6 +199,12 @@ def procedure_out(procedure: m.Procedure) -> s.ProcedureOut:
         notes=procedure.notes,
         protocol=str(protocol.get("name", "")),
         version=procedure.version,
+        status=procedure.status,
+        cement_type=procedure.cement_type,
+        fluoroscopy_time_s=procedure.fluoroscopy_time_s,
+        dose_area_product_gycm2=procedure.dose_area_product_gycm2,
+        voided=procedure.voided_at is not None,
+        void_reason=procedure.void_reason,
         levels=[
             s.TreatedLevelOut(
                 level=t.level,
@@ -205,6 +214,9 @@ def procedure_out(procedure: m.Procedure) -> s.ProcedureOut:
                 ablation_modality=t.ablation_modality,
                 ablation_power_w=t.ablation_power_w,
                 ablation_duration_s=t.ablation_duration_s,
+                access=t.access,
+                biopsy=t.biopsy,
+                biopsy_result=t.biopsy_result,
             )
             for t in procedure.levels.all()
         ],

@@ -50,6 +50,9 @@ def core_levels(items: Sequence[s.TreatedLevelIn] | None) -> list[TreatedLevel] 
                     ablation=item.ablation_modality,
                     ablation_power_w=item.ablation_power_w,
                     ablation_duration_s=item.ablation_duration_s,
+                    access=plain(item.access),
+                    biopsy=item.biopsy,
+                    biopsy_result=plain(item.biopsy_result),
                 )
             )
         except InputError as exc:
@@ -133,6 +136,9 @@ def record_procedure(
         cementoplasty_site=plain(payload.cementoplasty_site),
         disc_level=payload.disc_level,
         notes=payload.notes,
+        cement_type=plain(payload.cement_type),
+        fluoroscopy_time_s=payload.fluoroscopy_time_s,
+        dose_area_product_gycm2=payload.dose_area_product_gycm2,
     )
     return Status(201, procedure_out(load(_procedures(), procedure.pk, "procedure")))
 

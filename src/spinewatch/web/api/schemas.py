@@ -28,6 +28,7 @@ from pydantic import StringConstraints
 
 from spinewatch.core.complications import ComplicationClass
 from spinewatch.core.diagnoses import DiagnosisKind, PrimaryTumour
+from spinewatch.core.follow_up_outcome import VisitOutcome
 from spinewatch.core.leakage import LeakageSite, LeakageType
 from spinewatch.core.levels import VertebralLevel
 from spinewatch.core.pain import PAIN_MAX, PAIN_MIN
@@ -37,8 +38,11 @@ from spinewatch.core.procedures import (
     AblationModality,
     Anaesthesia,
     Approach,
+    BiopsyResult,
     CementoplastySite,
+    CementType,
     Guidance,
+    PedicleAccess,
     ProcedureType,
 )
 from spinewatch.registry.choices import AnalgesicUse, Decision, Sex
@@ -81,6 +85,8 @@ __all__ = [
     "TreatedLevelIn",
     "TreatedLevelOut",
     "ValidationErrorOut",
+    "VisitOutcomeIn",
+    "VoidIn",
 ]
 
 #: Largest id accepted in a path (a signed 64-bit integer, the database's key type).
@@ -359,6 +365,9 @@ class TreatedLevelIn(Schema):
     ablation_modality: AblationModality | None = None
     ablation_power_w: Positive | None = None
     ablation_duration_s: Positive | None = None
+    access: PedicleAccess | None = None
+    biopsy: bool = False
+    biopsy_result: BiopsyResult | None = None
 
 
 class LeakageIn(Schema):
@@ -396,6 +405,9 @@ class ProcedureIn(Schema):
     cementoplasty_site: CementoplastySite | None = None
     disc_level: DiscText | None = None
     notes: LongText = ""
+    cement_type: CementType | None = None
+    fluoroscopy_time_s: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    dose_area_product_gycm2: Annotated[float, Field(ge=0, le=1e6)] | None = None
 
 
 class ProcedureUpdate(Schema):
@@ -414,6 +426,24 @@ class ProcedureUpdate(Schema):
     levels: list[TreatedLevelIn] | None = Field(None, max_length=30)
     leakages: list[LeakageIn] | None = Field(None, max_length=60)
     complications: list[ComplicationIn] | None = Field(None, max_length=30)
+    cement_type: CementType | None = None
+    fluoroscopy_time_s: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    dose_area_product_gycm2: Annotated[float, Field(ge=0, le=1e6)] | None = None
+
+
+class VoidIn(Schema):
+    """Void a record entered in error (it stays, struck through, out of lists and results)."""
+
+    expected_version: Version
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=NO_NUL)]
+
+
+class VisitOutcomeIn(Schema):
+    """Why a visit has no value; died / lost / withdrew also close the later open visits."""
+
+    expected_version: Version
+    outcome: VisitOutcome
+    outcome_on: dt.date
 
 
 class TreatedLevelOut(Schema):
@@ -424,6 +454,9 @@ class TreatedLevelOut(Schema):
     ablation_modality: str | None
     ablation_power_w: float | None
     ablation_duration_s: float | None
+    access: str | None = None
+    biopsy: bool = False
+    biopsy_result: str | None = None
 
 
 class LeakageOut(Schema):
@@ -455,6 +488,9 @@ class FollowUpOut(Schema):
     analgesic_use: str | None
     entered_via: str | None
     version: int
+    outcome: str | None = None
+    outcome_on: dt.date | None = None
+    voided: bool = False
 
 
 class ProcedureOut(Schema):
@@ -473,6 +509,12 @@ class ProcedureOut(Schema):
     notes: str
     protocol: str = Field(description="name of the follow-up protocol stored with it")
     version: int
+    status: str = "performed"
+    cement_type: str | None = None
+    fluoroscopy_time_s: float | None = None
+    dose_area_product_gycm2: float | None = None
+    voided: bool = False
+    void_reason: str = ""
     levels: list[TreatedLevelOut]
     leakages: list[LeakageOut]
     complications: list[ComplicationOut]

@@ -47,6 +47,11 @@ class CohortFilterForm(forms.Form):
         input_formats=["%Y-%m-%d"],
         error_messages={"invalid": "Expected a date as YYYY-MM-DD."},
     )
+    include_out_of_window = forms.BooleanField(
+        label="Include values recorded outside their visit window",
+        required=False,
+        help_text="By default only in-window values count, as in a paper's table.",
+    )
     test = forms.ChoiceField(
         label="Paired test",
         required=False,
@@ -66,8 +71,22 @@ class CohortFilterForm(forms.Form):
 
     def filters(self) -> dict[str, Any]:
         """The cohort_frame keyword arguments (empty values left out); call after is_valid()."""
-        names = ("diagnosis", "level", "approach", "procedure_type", "date_from", "date_to")
+        names = (
+            "diagnosis",
+            "level",
+            "approach",
+            "procedure_type",
+            "date_from",
+            "date_to",
+            "include_out_of_window",
+        )
         return {n: self.cleaned_data[n] for n in names if self.cleaned_data.get(n)}
+
+    def selection(self) -> dict[str, Any]:
+        """The filters that select procedures (for the attrition counts)."""
+        out = self.filters()
+        out.pop("include_out_of_window", None)
+        return out
 
     def test_name(self) -> str:
         return self.cleaned_data.get("test") or "paired-t"

@@ -141,20 +141,22 @@ def index(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form, "query": request.GET.urlencode()}
     if not form.is_valid():
         return render(request, "web/cohort/index.html", context, status=400)
-    frame = _frame(form)
-    context["n_rows"] = len(frame)
-    if len(frame):
-        from spinewatch.outcomes import outcome_table
+    from spinewatch.registry.services import cohort_attrition
+    from spinewatch.web.cohort.cache import cached_table
 
-        try:
-            table = outcome_table(frame, test=form.test_name())
-        except InputError as exc:
-            context["problem"] = str(exc)
-        else:
-            context["table"] = table.to_json_dict()
-            context["rows"] = [display_row(r) for r in context["table"]["timepoints"]]
-            context["sd_footnote"] = any(r["sd_missing"] for r in context["rows"])
-            context["test_label"] = TEST_LABELS.get(table.test, table.test)
+    context["out_of_window"] = bool(form.cleaned_data.get("include_out_of_window"))
+    context["attrition"] = cohort_attrition(**form.selection())
+    table = cached_table(form.filters(), form.test_name())
+    context["n_rows"] = 0
+    if isinstance(table, str):
+        context["problem"] = table
+        context["n_rows"] = len(_frame(form))
+    elif table is not None:
+        context["n_rows"] = table["n_rows"]
+        context["table"] = table
+        context["rows"] = [display_row(r) for r in table["timepoints"]]
+        context["sd_footnote"] = any(r["sd_missing"] for r in context["rows"])
+        context["test_label"] = TEST_LABELS.get(table["test"], table["test"])
     return render(request, "web/cohort/index.html", context)
 
 
@@ -162,18 +164,29 @@ def index(request: HttpRequest) -> HttpResponse:
 @requires(Action.VIEW_DEIDENTIFIED)
 def plot_png(request: HttpRequest) -> HttpResponse:
     form = _form(request)
-    frame = _nonempty_frame(form)
-    if isinstance(frame, HttpResponse):
-        return frame
-    from spinewatch.outcomes import trajectory_figure
+    if not form.is_valid():
+        return _bad(form)
+    from django.core.cache import cache
 
-    try:
-        fig = trajectory_figure(frame)
-    except InputError as exc:
-        return HttpResponse(f"{exc}\n", status=422, content_type="text/plain")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": "SpineWatch"})
-    return HttpResponse(buffer.getvalue(), content_type="image/png")
+    from spinewatch.web.cohort.cache import TIMEOUT_S, cache_key
+
+    key = cache_key(form.filters(), "plot")
+    png = cache.get(key)
+    if png is None:
+        frame = _nonempty_frame(form)
+        if isinstance(frame, HttpResponse):
+            return frame
+        from spinewatch.outcomes import trajectory_figure
+
+        try:
+            fig = trajectory_figure(frame)
+        except InputError as exc:
+            return HttpResponse(f"{exc}\n", status=422, content_type="text/plain")
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", metadata={"Software": "SpineWatch"})
+        png = buffer.getvalue()
+        cache.set(key, png, TIMEOUT_S)
+    return HttpResponse(png, content_type="image/png")
 
 
 def _export(request: HttpRequest, form: CohortFilterForm, what: str, rows: int) -> None:

@@ -16,7 +16,7 @@ from django.utils import timezone
 from spinewatch.accounts.roles import Role
 from spinewatch.core.diagnoses import DiagnosisKind, PrimaryTumour
 from spinewatch.core.sins import SinsBoneLesion, SinsCollapse, SinsPosterolateral
-from spinewatch.registry.choices import Decision, Sex, enum_choices
+from spinewatch.registry.choices import ContactBy, Decision, Sex, enum_choices
 from spinewatch.web.pages.models import SINS_ALIGNMENT_CHOICES, SINS_PAIN_CHOICES
 
 __all__ = [
@@ -46,7 +46,24 @@ class CaseManagerField(forms.ModelChoiceField):  # type: ignore[type-arg]
         return str(obj.get_full_name() or obj.get_username())
 
 
+RISK_FILTER_CHOICES = [
+    ("", "Any"),
+    ("high", "High (or signal to treat)"),
+    ("not_assessable", "Not assessable"),
+    ("moderate", "Moderate"),
+    ("low", "Low"),
+    ("none", "No analysed scan"),
+]
+
+
 class PatientSearchForm(forms.Form):
+    diagnosis = forms.ChoiceField(
+        label="Diagnosis",
+        required=False,
+        choices=[("", "Any"), *((v, str(lbl)) for v, lbl in enum_choices(DiagnosisKind))],
+    )
+    risk = forms.ChoiceField(label="Highest open risk", required=False, choices=RISK_FILTER_CHOICES)
+    voided = forms.BooleanField(label="Include voided records", required=False)
     q = forms.CharField(
         label="Search patients",
         required=False,
@@ -71,6 +88,13 @@ class IdentityForm(forms.Form):
     )
     phone = forms.CharField(label="Phone", max_length=40, required=False)
     email = forms.EmailField(label="E-mail", required=False)
+    contact_by = forms.ChoiceField(
+        label="Portal links and reminders",
+        choices=ContactBy.choices,
+        initial=ContactBy.NONE,
+        required=False,
+        help_text="Only with the patient's agreement.",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,7 +107,8 @@ class IdentityForm(forms.Form):
         return value
 
     def identity_kwargs(self) -> dict[str, Any]:
-        data = self.cleaned_data
+        data = dict(self.cleaned_data)
+        data["contact_by"] = data.get("contact_by") or ContactBy.NONE.value
         return {
             name: data[name]
             for name in (
@@ -94,6 +119,7 @@ class IdentityForm(forms.Form):
                 "sex",
                 "phone",
                 "email",
+                "contact_by",
             )
         }
 
@@ -112,6 +138,9 @@ class NewPatientForm(IdentityForm):
         help_text="For metastases only.",
     )
     diagnosed_on = forms.DateField(label="Diagnosed on", required=False, widget=_DATE)
+    confirm_not_duplicate = forms.BooleanField(
+        label="This is a different person: register anyway", required=False
+    )
 
 
 class DecisionForm(forms.Form):

@@ -28,9 +28,20 @@ __all__ = ["RISK_RANK", "PatientRow", "age_years", "patient_rows", "search_patie
 RISK_RANK = {r.value: r.rank + 1 for r in CollapseRisk}
 
 
-def search_patients(query: str) -> QuerySet[rm.Patient]:
-    """Patients matching every word of ``query`` (all patients for an empty query), by name."""
+def search_patients(
+    query: str, *, diagnosis: str = "", risk: str = "", include_voided: bool = False
+) -> QuerySet[rm.Patient]:
+    """Patients matching every word of ``query`` (all patients for an empty query), by name;
+    optionally with a ``diagnosis`` (kind) and a highest open ``risk`` (high -- which includes
+    the signal to treat --, not_assessable, moderate, low, or none: no analysed scan). Voided
+    records are left out unless ``include_voided``."""
     patients = rm.Patient.objects.select_related("identity", "case_manager")
+    if not include_voided:
+        patients = patients.filter(voided_at__isnull=True)
+    if diagnosis:
+        patients = patients.filter(diagnoses__kind=diagnosis).distinct()
+    if risk:
+        patients = patients.filter(pk__in=_patients_at_risk(risk))
     for word in query.split():
         patients = patients.filter(
             Q(identity__family_name__icontains=word)
@@ -39,6 +50,15 @@ def search_patients(query: str) -> QuerySet[rm.Patient]:
             | Q(study_id__icontains=word)
         )
     return patients.order_by("identity__family_name", "identity__given_name", "study_id")
+
+
+def _patients_at_risk(risk: str) -> list[int]:
+    """Ids of the patients whose highest open risk (see :func:`_highest_risks`) is ``risk``."""
+    ids = list(rm.Patient.objects.filter(voided_at__isnull=True).values_list("pk", flat=True))
+    found = _highest_risks(ids)
+    if risk == "none":
+        return [pk for pk in ids if pk not in found]
+    return [pk for pk, (level_risk, _lvl) in found.items() if level_risk == risk]
 
 
 def age_years(birth_date: dt.date | None, on: dt.date) -> int | None:
@@ -76,7 +96,9 @@ def _highest_risks(ids: Sequence[int]) -> dict[int, tuple[str, str]]:
     """patient id -> (risk, level): highest risk not yet treated on the latest analysed study."""
     latest: dict[int, int] = {}
     studies = (
-        rm.ImagingStudy.objects.filter(patient_id__in=ids, analysed_at__isnull=False)
+        rm.ImagingStudy.objects.filter(
+            patient_id__in=ids, analysed_at__isnull=False, voided_at__isnull=True
+        )
         .order_by("patient_id", "study_date", "pk")
         .values_list("patient_id", "pk")
     )
@@ -87,11 +109,12 @@ def _highest_risks(ids: Sequence[int]) -> dict[int, tuple[str, str]]:
         study_id__in=latest.values(), collapse_risk__isnull=False
     ).exclude(decision=Decision.TREATED)
     by_study = {v: k for k, v in latest.items()}
-    for f in findings.values("study_id", "collapse_risk", "level"):
+    for f in findings.values("study_id", "collapse_risk", "level", "treat_signal"):
         patient_id = by_study[f["study_id"]]
+        risk = "high" if f["treat_signal"] else f["collapse_risk"]
         best = out.get(patient_id)
-        if best is None or RISK_RANK.get(f["collapse_risk"], 0) > RISK_RANK.get(best[0], 0):
-            out[patient_id] = (f["collapse_risk"], f["level"])
+        if best is None or RISK_RANK.get(risk, 0) > RISK_RANK.get(best[0], 0):
+            out[patient_id] = (risk, f["level"])
     return out
 
 

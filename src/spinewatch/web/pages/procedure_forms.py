@@ -31,8 +31,11 @@ from spinewatch.core.procedures import (
     AblationModality,
     Anaesthesia,
     Approach,
+    BiopsyResult,
     CementoplastySite,
+    CementType,
     Guidance,
+    PedicleAccess,
     ProcedureType,
     TreatedLevel,
 )
@@ -85,7 +88,27 @@ class ProcedureForm(forms.Form):
         required=False,
         help_text="Only for a laser disc decompression, e.g. L4-L5.",
     )
+    cement_type = forms.ChoiceField(label="Cement", choices=_choices(CementType), required=False)
+    fluoroscopy_time_s = forms.FloatField(
+        label="Fluoroscopy time (s)",
+        required=False,
+        min_value=0,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        error_messages={"min_value": "The fluoroscopy time cannot be negative."},
+    )
+    dose_area_product_gycm2 = forms.FloatField(
+        label="Dose-area product (Gy·cm²)",
+        required=False,
+        min_value=0,
+        widget=forms.NumberInput(attrs={"step": "any"}),
+        error_messages={"min_value": "The dose-area product cannot be negative."},
+    )
     notes = forms.CharField(label="Notes", required=False, widget=forms.Textarea(attrs={"rows": 3}))
+    confirm_warnings = forms.BooleanField(
+        label="I have checked the values above: save anyway",
+        required=False,
+        widget=forms.CheckboxInput,
+    )
 
     def clean_performed_on(self) -> dt.date:
         value: dt.date = self.cleaned_data["performed_on"]
@@ -107,6 +130,9 @@ class ProcedureForm(forms.Form):
             "cementoplasty_site": data["cementoplasty_site"] or None,
             "disc_level": data["disc_level"].strip() or None,
             "notes": data["notes"],
+            "cement_type": data["cement_type"] or None,
+            "fluoroscopy_time_s": data["fluoroscopy_time_s"],
+            "dose_area_product_gycm2": data["dose_area_product_gycm2"],
         }
 
 
@@ -120,7 +146,9 @@ def _add_core_error(form: forms.Form, exc: InputError, fields: Sequence[str]) ->
     name = match.group("field") if match else ""
     if name == "approach" and "level" in message:
         name = "approach"
-    form.add_error(name if name in fields else None, message)
+    from spinewatch.web.plain_errors import plain_message
+
+    form.add_error(name if name in fields else None, plain_message(message))
 
 
 class LevelForm(forms.Form):
@@ -143,6 +171,13 @@ class LevelForm(forms.Form):
     ablation_duration_s = forms.FloatField(
         label="Duration (s)", required=False, widget=forms.NumberInput(attrs={"step": "any"})
     )
+    access = forms.ChoiceField(
+        label="Uni/bipedicular", choices=_choices(PedicleAccess), required=False
+    )
+    biopsy = forms.BooleanField(label="Biopsy taken", required=False)
+    biopsy_result = forms.ChoiceField(
+        label="Biopsy result", choices=_choices(BiopsyResult), required=False
+    )
 
     treated: TreatedLevel | None = None
 
@@ -162,6 +197,9 @@ class LevelForm(forms.Form):
                 ablation=data.get("ablation_modality") or None,
                 ablation_power_w=data.get("ablation_power_w"),
                 ablation_duration_s=data.get("ablation_duration_s"),
+                access=data.get("access") or None,
+                biopsy=bool(data.get("biopsy")),
+                biopsy_result=data.get("biopsy_result") or None,
             )
         except InputError as exc:
             _add_core_error(self, exc, list(self.fields))
@@ -238,6 +276,7 @@ class ProcedureForms:
     leakages: Any
     complications: Any
     errors_summary: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def is_valid(self) -> bool:
         # Evaluate all (no short circuit) so every error is shown at once.
@@ -256,6 +295,7 @@ class ProcedureForms:
 
     def service_kwargs(self) -> dict[str, Any]:
         kwargs = self.form.service_kwargs()
+        kwargs.pop("confirm_warnings", None)
         kwargs["levels"] = [f.treated for _, f in self.filled("levels")]
         kwargs["leakages"] = [f.record for _, f in self.filled("leakages")]
         kwargs["complications"] = [f.record() for _, f in self.filled("complications")]
@@ -353,6 +393,9 @@ def procedure_initial(
         "cementoplasty_site": procedure.cementoplasty_site or "",
         "disc_level": procedure.disc_level or "",
         "notes": procedure.notes,
+        "cement_type": procedure.cement_type or "",
+        "fluoroscopy_time_s": _num(procedure.fluoroscopy_time_s),
+        "dose_area_product_gycm2": _num(procedure.dose_area_product_gycm2),
     }
     rows = {
         "levels": [
@@ -364,6 +407,9 @@ def procedure_initial(
                 "ablation_modality": t.ablation_modality or "",
                 "ablation_power_w": _num(t.ablation_power_w),
                 "ablation_duration_s": _num(t.ablation_duration_s),
+                "access": t.access or "",
+                "biopsy": t.biopsy,
+                "biopsy_result": t.biopsy_result or "",
             }
             for t in procedure.levels.all()
         ],
@@ -400,8 +446,14 @@ _MAIN_FIELDS = (
 
 
 def attach_service_error(forms_: ProcedureForms, message: str) -> None:
-    """Put a service-layer error message next to the field it concerns (else at the top)."""
-    text = message.removeprefix("procedure: ")
+    """Put a service-layer error message, in plain words, next to the field it concerns (else
+    at the top)."""
+    from spinewatch.web.plain_errors import plain_message
+
+    _attach(forms_, message.removeprefix("procedure: "), plain_message)
+
+
+def _attach(forms_: ProcedureForms, text: str, plain: Any) -> None:
     indexed = _INDEXED.match(text)
     if indexed:
         filled = forms_.filled(indexed.group("set"))
@@ -409,17 +461,17 @@ def attach_service_error(forms_: ProcedureForms, message: str) -> None:
         if i < len(filled):
             form = filled[i][1]
             name = indexed.group("field")
-            form.add_error(name if name in form.fields else None, text)
+            form.add_error(name if name in form.fields else None, plain(text))
             return
     for name in _MAIN_FIELDS:
         if text.startswith(name):
-            forms_.form.add_error(name, text)
+            forms_.form.add_error(name, plain(text))
             return
     if "cementoplasty site" in text:
-        forms_.form.add_error("cementoplasty_site", text)
+        forms_.form.add_error("cementoplasty_site", plain(text))
         return
     if "disc level" in text or "disc is only" in text:
-        forms_.form.add_error("disc_level", text)
+        forms_.form.add_error("disc_level", plain(text))
         return
     named = _LEVEL_NAMED.search(text)
     if named:
@@ -428,9 +480,9 @@ def attach_service_error(forms_: ProcedureForms, message: str) -> None:
         ]
         if rows:
             target = "ablation_modality" if "ablation" in text else "level"
-            rows[-1].add_error(target, text)
+            rows[-1].add_error(target, plain(text))
             return
     if "treated level" in text:
-        forms_.levels._non_form_errors.append(text)
+        forms_.levels._non_form_errors.append(plain(text))
         return
-    forms_.form.add_error(None, text)
+    forms_.form.add_error(None, plain(text))

@@ -70,6 +70,16 @@ def _render(
     )
 
 
+def _planned_of(request: HttpRequest, patient: rm.Patient) -> rm.Procedure | None:
+    """The planned procedure this form performs (``?planned=<id>``), if any (404 otherwise)."""
+    raw = request.GET.get("planned", "")
+    if not raw:
+        return None
+    return get_object_or_404(
+        rm.Procedure, pk=int(raw) if raw.isdigit() else 0, patient=patient, status="planned"
+    )
+
+
 def _added_row(request: HttpRequest) -> str | None:
     for button, prefix in _ADD_BUTTONS.items():
         if button in request.POST:
@@ -86,20 +96,31 @@ def procedure_new(request: HttpRequest, study_id: str) -> HttpResponse:
         user = request.user
         operator = user.get_full_name() or user.get_username()  # type: ignore[union-attr]
         audit_view(patient, "new procedure form")
-        forms_ = unbound_procedure_forms(
-            initial={"operator": operator, "performed_on": timezone.localdate()}
-        )
+        planned = _planned_of(request, patient)
+        initial: dict[str, Any] = {"operator": operator, "performed_on": timezone.localdate()}
+        rows: dict[str, list[dict[str, Any]]] = {}
+        if planned is not None:
+            initial.update(procedure_type=planned.procedure_type, notes=planned.notes)
+            rows["levels"] = [{"level": level} for level in planned.planned_levels]
+        forms_ = unbound_procedure_forms(initial=initial, rows=rows)
         return _render(request, forms_, patient=patient, procedure=None, status=200)
     added = _added_row(request)
     if added is not None:
         forms_ = forms_with_extra_row(request.POST, added)
         return _render(request, forms_, patient=patient, procedure=None, status=200)
     forms_ = bound_procedure_forms(request.POST)
+    planned = _planned_of(request, patient)
     if forms_.is_valid():
         try:
             procedure = services.record_procedure(
-                patient=patient, operator_user=None, **forms_.service_kwargs()
+                patient=patient,
+                operator_user=None,
+                planned=planned,
+                allow_warnings=bool(forms_.form.cleaned_data.get("confirm_warnings")),
+                **forms_.service_kwargs(),
             )
+        except services.ProcedureWarnings as exc:
+            forms_.warnings = list(exc.warnings)
         except RegistryError as exc:
             attach_service_error(forms_, str(exc))
         else:
@@ -163,11 +184,21 @@ def procedure_edit(request: HttpRequest, pk: int) -> HttpResponse:
         forms_.form.add_error(None, "The form lost its version number; reload the page.")
     if forms_.is_valid() and version is not None:
         try:
-            services.update_procedure(
-                procedure=procedure, expected_version=version, **forms_.service_kwargs()
-            )
+            kwargs = forms_.service_kwargs()
+            if not forms_.form.cleaned_data.get("confirm_warnings"):
+                found = services.procedure_warnings(
+                    patient=patient,
+                    performed_on=kwargs["performed_on"],
+                    levels=kwargs["levels"],
+                    exclude=procedure,
+                )
+                if found:
+                    raise services.ProcedureWarnings(found)
+            services.update_procedure(procedure=procedure, expected_version=version, **kwargs)
         except StaleEditError:
             raise
+        except services.ProcedureWarnings as exc:
+            forms_.warnings = list(exc.warnings)
         except RegistryError as exc:
             attach_service_error(forms_, str(exc))
         else:

@@ -34,6 +34,7 @@ from spinewatch.web.pages.timeline import (
     pain_series,
     patient_timeline,
 )
+from spinewatch.web.plain_errors import plain_message
 
 __all__ = [
     "attach_registry_error",
@@ -68,16 +69,18 @@ def audit_view(patient: rm.Patient, page: str, **detail: Any) -> None:
 
 
 def attach_registry_error(form: Any, message: str, aliases: dict[str, str] | None = None) -> None:
-    """Put a service error next to the field its message names (else above the form)."""
+    """Put a service error, in plain words (:func:`~spinewatch.web.plain_errors.
+    plain_message`), next to the field its message names (else above the form)."""
+    text = plain_message(message)
     for word, name in (aliases or {}).items():
         if word in message and name in form.fields:
-            form.add_error(name, message)
+            form.add_error(name, text)
             return
     for name in form.fields:
         if re.search(rf"\b{re.escape(name)}\b", message):
-            form.add_error(name, message)
+            form.add_error(name, text)
             return
-    form.add_error(None, message)
+    form.add_error(None, text)
 
 
 def _identity(patient: rm.Patient) -> rm.PatientIdentity | None:
@@ -97,8 +100,14 @@ def home(request: HttpRequest) -> HttpResponse:
             return redirect("/cohort/")
         require(request.user, Action.VIEW_IDENTIFIABLE)
     form = PatientSearchForm(request.GET or None)
-    query = form.cleaned_data["q"].strip() if form.is_valid() else ""
-    paginator = Paginator(search_patients(query), PAGE_SIZE)
+    valid = form.is_valid()
+    query = form.cleaned_data["q"].strip() if valid else ""
+    filters = {
+        "diagnosis": form.cleaned_data.get("diagnosis", "") if valid else "",
+        "risk": form.cleaned_data.get("risk", "") if valid else "",
+        "include_voided": bool(form.cleaned_data.get("voided")) if valid else False,
+    }
+    paginator = Paginator(search_patients(query, **filters), PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
     today = timezone.localdate()
     rows = patient_rows(list(page.object_list), today)
@@ -110,6 +119,7 @@ def home(request: HttpRequest) -> HttpResponse:
         detail={
             "page": "patient list",
             "query": query,
+            "filters": {k: v for k, v in filters.items() if v},
             "page_number": page.number,
             "study_ids": [r.patient.study_id for r in rows],
         },
@@ -153,8 +163,33 @@ def patient_page(request: HttpRequest, study_id: str) -> HttpResponse:
             "today": today,
             "can_edit_patient": can(request.user, Action.EDIT_PATIENT, patient),
             "can_edit_clinical": can(request.user, Action.EDIT_CLINICAL, patient),
+            "can_record_follow_up": can(request.user, Action.RECORD_FOLLOW_UP, patient),
+            "can_merge": can(request.user, Action.EDIT_CLINICAL, patient)
+            and can(request.user, Action.EDIT_PATIENT, patient),
+            "diagnoses": list(patient.diagnoses.all()),
+            "plan": _plan(patient),
+            "near_duplicates": []
+            if identity is None or patient.voided_at is not None
+            else services.near_duplicates(
+                family_name=identity.family_name,
+                given_name=identity.given_name,
+                birth_date=identity.birth_date,
+                exclude=patient,
+            ),
         },
     )
+
+
+def _plan(patient: rm.Patient) -> rm.SurveillancePlan | None:
+    from spinewatch.core.surveillance import RiskState, SurveillanceError
+
+    plan = rm.SurveillancePlan.objects.filter(patient=patient).first()
+    if plan is not None:
+        try:
+            plan.risk_label = RiskState.parse(plan.risk_state or None).label  # type: ignore[attr-defined]
+        except SurveillanceError:
+            plan.risk_label = plan.risk_state  # type: ignore[attr-defined]
+    return plan
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -166,6 +201,21 @@ def patient_new(request: HttpRequest) -> HttpResponse:
     status = 200
     if request.method == "POST":
         form = NewPatientForm(request.POST)
+        near: list[rm.Patient] = []
+        if form.is_valid():
+            data = form.cleaned_data
+            near = services.near_duplicates(
+                family_name=data["family_name"],
+                given_name=data["given_name"],
+                birth_date=data["birth_date"],
+            )
+        if form.is_valid() and near and not form.cleaned_data["confirm_not_duplicate"]:
+            form.add_error(
+                None,
+                "A patient with the same name and date of birth is already registered: "
+                + ", ".join(f"{p.study_id} ({p.identity.hospital_number})" for p in near)
+                + ". Open that record instead, or tick the box below if this is another person.",
+            )
         if form.is_valid():
             data = form.cleaned_data
             try:

@@ -165,7 +165,7 @@ def find_link(token: object) -> tuple[LinkState, PortalLink | None]:
 
 
 def submit(
-    *, token: str, vas: float, analgesic_use: str | None
+    *, token: str, vas: float, analgesic_use: str | None, base_url: str = ""
 ) -> tuple[LinkState, FollowUpResult | None]:
     """Record the patient's answers and use up the link, in one transaction.
 
@@ -205,5 +205,8 @@ def submit(
             changes={"used_at": [None, now]},
             patient_study_id=follow_up.procedure.patient.study_id,
         )
+        from spinewatch.web.notify.alerts import alert_portal_answer
+
+        alert_portal_answer(result.follow_up, base_url=base_url)
     log.info("portal link %s used for follow-up %s", link.pk, follow_up.pk)
     return LinkState.VALID, result

@@ -4,7 +4,8 @@
 shows what the link is for, POST makes it and shows it ONCE as a URL and a QR code.
 ``/portal/<token>/`` (anonymous): today's pain 0-10 and pain medicine; nothing else about the
 patient, no navigation, no link into the application. An unknown token is a 404, a used, expired
-or revoked one (or a visit already completed) a 410 -- the same plain page either way.
+or revoked one (or a visit already completed) a 410 -- the same plain page either way. A link
+opened before its visit's window opens records nothing and says from which day to come back.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods
 
@@ -96,9 +98,13 @@ def _gone(request: HttpRequest, state: LinkState) -> HttpResponse:
 @never_cache
 @require_http_methods(["GET", "POST"])
 def answer(request: HttpRequest, token: str) -> HttpResponse:
-    state, _link = find_link(token)
-    if state is not LinkState.VALID:
+    state, link = find_link(token)
+    if state is not LinkState.VALID or link is None:
         return _gone(request, state)
+    opens = link.follow_up.window_start
+    if opens > timezone.localdate():
+        # Too early: a value taken now would not belong to this visit. Nothing is recorded.
+        return render(request, "web/portal/not_yet.html", {"opens": opens}, status=200)
     form = PortalAnswerForm(request.POST if request.method == "POST" else None)
     if request.method == "POST":
         if form.is_valid():
@@ -107,6 +113,7 @@ def answer(request: HttpRequest, token: str) -> HttpResponse:
                     token=token,
                     vas=float(form.cleaned_data["vas"]),
                     analgesic_use=form.cleaned_data["analgesic_use"],
+                    base_url=request.build_absolute_uri("/").rstrip("/"),
                 )
             except RegistryError:
                 form.add_error(None, "Your answer could not be saved. Please contact your nurse.")

@@ -94,10 +94,12 @@ def _acting_for(job: AnalysisJob) -> Iterator[None]:
 def _store(job: AnalysisJob, report: dict[str, Any], picture: str, note: str) -> None:
     from spinewatch.registry import services
     from spinewatch.registry.models import ImagingStudy, LevelCheck
+    from spinewatch.web.notify.alerts import alert_new_high_risk, high_levels
 
     with transaction.atomic():
         for attempt in range(3):
             study = ImagingStudy.objects.get(pk=job.study_id)
+            before = high_levels(study)
             shift = LevelCheck.objects.filter(study_id=job.study_id, pending=True).first()
             try:
                 with transaction.atomic():
@@ -109,6 +111,7 @@ def _store(job: AnalysisJob, report: dict[str, Any], picture: str, note: str) ->
                     )
                     if shift is not None:  # the re-analysis after a level shift is stored
                         services.finish_level_shift(study=study)
+                    alert_new_high_risk(ImagingStudy.objects.get(pk=job.study_id), before)
                 break
             except services.StaleEditError:
                 if attempt == 2:
@@ -340,6 +343,7 @@ def run_worker(
         stale_after_s,
     )
     count = 0
+    last_notify = 0.0
     try:
         while not state.stop.is_set() and (max_jobs is None or count < max_jobs):
             close_old_connections()
@@ -352,6 +356,7 @@ def run_worker(
                 state.stop.wait(poll_s)
                 continue
             if job is None:
+                last_notify = _notify_tick(last_notify)
                 state.stop.wait(poll_s)
                 continue
             state.busy = True
@@ -366,6 +371,33 @@ def run_worker(
         connection.close()
     logger.info("worker %s stopped after %d job(s)", name, count)
     return count
+
+
+#: Seconds between two passes over the visits for reminders and overdue alerts.
+NOTIFY_SCAN_S = 300.0
+
+
+def _notify_tick(last_scan: float) -> float:
+    """Send the outbox's due messages (every :data:`NOTIFY_SCAN_S` queue reminders and overdue
+    alerts first) and warm the cohort table after a change of the registry. Returns the time
+    of the last scan. A database failure is logged, never fatal."""
+    from spinewatch.web.notify.alerts import queue_overdue_alerts, queue_reminders
+    from spinewatch.web.notify.outbox import send_due
+
+    now = time.monotonic()
+    try:
+        if now - last_scan >= NOTIFY_SCAN_S:
+            with transaction.atomic():
+                queue_reminders()
+                queue_overdue_alerts()
+            last_scan = now
+        send_due()
+        from spinewatch.web.cohort.cache import warm
+
+        warm()
+    except DatabaseError:
+        logger.exception("outbox: database unavailable; retrying at the next poll")
+    return last_scan
 
 
 def wait_for(job_id: int, *, timeout_s: float = 60.0, poll_s: float = 0.2) -> AnalysisJob:

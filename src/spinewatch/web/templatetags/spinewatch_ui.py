@@ -293,3 +293,9 @@ def yes_no(value: Any) -> str:
     if value is None:
         return _DASH
     return "Yes" if value else "No"
+
+
+@register.filter
+def cells(row: Any, columns: Any) -> list[tuple[Any, str]]:
+    """A worklist row's ``(column, text)`` pairs in the order of ``columns``."""
+    return list(row.cell_list(columns))

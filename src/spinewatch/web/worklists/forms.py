@@ -6,9 +6,10 @@ from decimal import Decimal
 
 from django import forms
 
+from spinewatch.core.follow_up_outcome import VisitOutcome
 from spinewatch.registry.choices import AnalgesicUse
 
-__all__ = ["RecordFollowUpForm"]
+__all__ = ["RecordFollowUpForm", "VisitOutcomeForm"]
 
 
 class RecordFollowUpForm(forms.Form):
@@ -40,5 +41,23 @@ class RecordFollowUpForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         input_formats=["%Y-%m-%d"],
         error_messages={"invalid": "Expected a date as YYYY-MM-DD."},
+    )
+    expected_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+
+class VisitOutcomeForm(forms.Form):
+    """Why a visit has no pain score: died, lost to follow-up, withdrew, declined -- and when."""
+
+    outcome = forms.ChoiceField(
+        label="What happened",
+        choices=[("", "\u2014"), *((o.value, o.label) for o in VisitOutcome)],
+        error_messages={"required": "Choose what happened."},
+    )
+    outcome_on = forms.DateField(
+        label="On (date)",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        input_formats=["%Y-%m-%d"],
+        help_text="The date of death, of the last contact, of the withdrawal or of the refusal.",
+        error_messages={"invalid": "Enter the date as YYYY-MM-DD.", "required": "Enter the date."},
     )
     expected_version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)

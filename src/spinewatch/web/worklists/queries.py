@@ -3,6 +3,9 @@
 Read-only queries returning small row objects for the templates. ``today`` is a parameter
 (default: today in the programme's time zone) so that the boundaries can be tested exactly.
 
+Voided patients, procedures, visits and scans are left out everywhere, and so are visits with a
+recorded outcome (died, lost to follow-up, withdrew, declined).
+
 - Follow-ups: visits not completed whose window has opened by ``today + horizon_days``, with the
   status of :func:`spinewatch.web.followup_status.visit_status` (``overdue`` / ``due_today`` /
   ``in_window`` / ``upcoming``). Overdue first. A pre-operative baseline whose window has closed is
@@ -74,7 +77,12 @@ def follow_ups_due(
     a user (patients whose case manager is that user)."""
     day = _today(today)
     rows = rm.FollowUp.objects.filter(
-        completed_on__isnull=True, window_start__lte=day + dt.timedelta(days=horizon_days)
+        completed_on__isnull=True,
+        outcome__isnull=True,
+        voided_at__isnull=True,
+        procedure__voided_at__isnull=True,
+        procedure__patient__voided_at__isnull=True,
+        window_start__lte=day + dt.timedelta(days=horizon_days),
     ).select_related("procedure__patient__identity", "procedure__patient__case_manager")
     if manager == "none":
         rows = rows.filter(procedure__patient__case_manager__isnull=True)
@@ -103,7 +111,9 @@ def surveillance_due(*, today: dt.date | None = None) -> list[ScanRow]:
     day = _today(today)
     plans = list(
         rm.SurveillancePlan.objects.filter(
-            active=True, next_scan_due__lte=day + dt.timedelta(days=SCAN_HORIZON_DAYS)
+            active=True,
+            patient__voided_at__isnull=True,
+            next_scan_due__lte=day + dt.timedelta(days=SCAN_HORIZON_DAYS),
         ).select_related("patient__identity", "patient__case_manager")
     )
     ids = [p.patient_id for p in plans]
@@ -116,9 +126,9 @@ def surveillance_due(*, today: dt.date | None = None) -> list[ScanRow]:
         )
     )
     last: dict[int, dt.date] = {}
-    for pid, when in rm.ImagingStudy.objects.filter(patient_id__in=ids).values_list(
-        "patient_id", "study_date"
-    ):
+    for pid, when in rm.ImagingStudy.objects.filter(
+        patient_id__in=ids, voided_at__isnull=True
+    ).values_list("patient_id", "study_date"):
         if pid not in last or when > last[pid]:
             last[pid] = when
     out = [
@@ -139,7 +149,9 @@ def surveillance_due(*, today: dt.date | None = None) -> list[ScanRow]:
 def _latest_studies() -> list[int]:
     latest: dict[int, int] = {}
     for pk, pid in (
-        rm.ImagingStudy.objects.filter(analysed_at__isnull=False)
+        rm.ImagingStudy.objects.filter(
+            analysed_at__isnull=False, voided_at__isnull=True, patient__voided_at__isnull=True
+        )
         .order_by("patient_id", "study_date", "pk")
         .values_list("pk", "patient_id")
     ):

@@ -23,20 +23,22 @@ from spinewatch.accounts.roles import Role, role_or_none
 from spinewatch.audit.trail import record
 from spinewatch.registry import models as rm
 from spinewatch.registry.errors import RegistryError, StaleEditError
-from spinewatch.registry.services import record_follow_up
+from spinewatch.registry.services import record_follow_up, record_visit_outcome
 from spinewatch.web.followup_status import visit_label
 from spinewatch.web.pages.forms import case_manager_queryset
 from spinewatch.web.pages.links import patient_url
 from spinewatch.web.pages.stale import handle_stale_edits
-from spinewatch.web.worklists.forms import RecordFollowUpForm
+from spinewatch.web.plain_errors import plain_message
+from spinewatch.web.worklists.forms import RecordFollowUpForm, VisitOutcomeForm
 from spinewatch.web.worklists.queries import (
     follow_ups_due,
     high_risk_undecided,
     not_assessable_undecided,
     surveillance_due,
 )
+from spinewatch.web.worklists.table import LISTS, build, worklist_csv
 
-__all__ = ["index", "record_follow_up_view"]
+__all__ = ["index", "one_list", "record_follow_up_view", "visit_outcome_view"]
 
 
 def _manager_filter(request: HttpRequest, managers: list[Any]) -> tuple[str, Any]:
@@ -97,7 +99,71 @@ def index(request: HttpRequest) -> HttpResponse:
             {"finding": f, "patient_url": patient_url(f.study.patient)} for f in unassessed
         ],
     }
+    context["clinician_first"] = role_or_none(request.user) is Role.CLINICIAN
     return render(request, "web/worklists/index.html", context)
+
+
+@require_http_methods(["GET"])
+@requires(Action.VIEW_IDENTIFIABLE)
+def one_list(request: HttpRequest, name: str, export: str = "") -> HttpResponse:
+    """One worklist: sort (``sort``), filter (``q``, ``status``, ``diagnosis``, ``who``) and
+    export (``.csv``: clinicians, whose role may export identifiable data; audited)."""
+    if name not in LISTS:
+        raise Http404(f"worklist {name!r}: expected one of {', '.join(LISTS)}")
+    managers = list(case_manager_queryset())
+    who, manager = _manager_filter(request, managers)
+    get = request.GET
+    table = build(
+        name,
+        today=timezone.localdate(),
+        manager=manager,
+        sort=get.get("sort", ""),
+        q=get.get("q", "")[:100],
+        status=get.get("status", ""),
+        diagnosis=get.get("diagnosis", "")[:40],
+    )
+    study_ids = sorted({r.cells["study_id"] for r in table.rows})
+    can_export = can(request.user, Action.EXPORT_IDENTIFIABLE)
+    if export:
+        from spinewatch.accounts.permissions import require
+
+        require(request.user, Action.EXPORT_IDENTIFIABLE)
+        record(
+            actor=None,
+            action="export",
+            object_type="registry.patient",
+            object_id=None,
+            detail={
+                "export": f"worklist {name}",
+                "filters": dict(get.items()),
+                "rows": len(table.rows),
+                "study_ids": study_ids,
+            },
+        )
+        return worklist_csv(table, f"spinewatch-worklist-{name}.csv")
+    record(
+        actor=None,
+        action="view",
+        object_type="registry.patient",
+        object_id=None,
+        detail={"page": f"worklist {name}", "who": who, "study_ids": study_ids},
+    )
+    query = get.copy()
+    query.pop("sort", None)
+    context = {
+        "table": table,
+        "managers": managers,
+        "who": who,
+        "sort": get.get("sort", ""),
+        "q": get.get("q", ""),
+        "status": get.get("status", ""),
+        "diagnosis": get.get("diagnosis", ""),
+        "base_query": query.urlencode(),
+        "export_query": get.urlencode(),
+        "can_export": can_export,
+        "lists": [(key, LISTS[key]) for key in LISTS],
+    }
+    return render(request, "web/worklists/one_list.html", context)
 
 
 def _follow_up(request: HttpRequest, pk: int) -> rm.FollowUp:
@@ -148,7 +214,7 @@ def record_follow_up_view(request: HttpRequest, pk: int) -> HttpResponse:
             except StaleEditError:
                 raise
             except RegistryError as exc:
-                form.add_error(_field_of(str(exc)), str(exc))
+                form.add_error(_field_of(str(exc)), plain_message(str(exc)))
             else:
                 messages.success(
                     request, f"Follow-up {visit_label(follow_up)} of {patient.study_id} recorded."
@@ -168,12 +234,55 @@ def record_follow_up_view(request: HttpRequest, pk: int) -> HttpResponse:
         )
     context = {
         "form": form,
+        "outcome_form": VisitOutcomeForm(
+            initial={"expected_version": follow_up.version, "outcome_on": timezone.localdate()}
+        ),
         "follow_up": follow_up,
         "patient": patient,
         "identity": getattr(patient, "identity", None),
         "patient_url": patient_url(patient),
     }
     return render(request, "web/worklists/record_follow_up.html", context, status=status)
+
+
+@require_http_methods(["POST"])
+@requires(Action.VIEW_IDENTIFIABLE, Action.RECORD_FOLLOW_UP, get_object=_follow_up)
+@handle_stale_edits(current=_current)
+def visit_outcome_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Record why the visit has no value (died, lost to follow-up, withdrew, declined)."""
+    follow_up: rm.FollowUp = request.permission_object  # type: ignore[attr-defined]
+    patient = follow_up.procedure.patient
+    outcome_form = VisitOutcomeForm(request.POST)
+    if outcome_form.is_valid():
+        data = outcome_form.cleaned_data
+        try:
+            changed = record_visit_outcome(
+                follow_up=follow_up,
+                expected_version=data["expected_version"],
+                outcome=data["outcome"],
+                outcome_on=data["outcome_on"],
+                entered_by=request.user,
+            )
+        except StaleEditError:
+            raise
+        except RegistryError as exc:
+            outcome_form.add_error(None, plain_message(str(exc)))
+        else:
+            label = changed[0].get_outcome_display()
+            extra = f" and {len(changed) - 1} later visit(s)" if len(changed) > 1 else ""
+            messages.success(
+                request, f"{visit_label(follow_up)} of {patient.study_id}: {label}{extra}."
+            )
+            return redirect("worklists:index")
+    context = {
+        "form": RecordFollowUpForm(initial={"expected_version": follow_up.version}),
+        "outcome_form": outcome_form,
+        "follow_up": follow_up,
+        "patient": patient,
+        "identity": getattr(patient, "identity", None),
+        "patient_url": patient_url(patient),
+    }
+    return render(request, "web/worklists/record_follow_up.html", context, status=400)
 
 
 def _field_of(message: str) -> str | None:

@@ -1,0 +1,1 @@
+"""PDF reports for the chart and the tumour board (WeasyPrint)."""

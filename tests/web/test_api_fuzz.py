@@ -82,6 +82,9 @@ def registry():
         "finding_id": finding.pk,
         "follow_up_id": follow_up.pk,
         "study_id": second["patient"].study_id,
+        # the void route: the second patient's procedure (nothing else fuzzed depends on it)
+        "kind": "procedures",
+        "record_id": second["procedure"].pk,
     }
 
 

@@ -45,7 +45,7 @@ CLOSING_MM = 3.0
 #: Reach of the four-direction enclosure test, mm: about a lumbar body's half width (~25 mm;
 #: Panjabi et al., Spine 1992), so the marrow of a body sees its cortex on every side, while
 #: soft tissue next to the column sees bone on one or two sides only. Engineering choice.
-ENCLOSE_MM = 30.0
+ENCLOSE_MM = 45.0
 
 
 def in_plane_structure() -> npt.NDArray[np.bool_]:

@@ -24,6 +24,7 @@ from spinewatch.imaging.segmentation.bone import (
     in_plane_structure,
 )
 from spinewatch.imaging.segmentation.column import (
+    CANAL_DEPTH_FRACTION,
     MARROW_HU,
     MARROW_SMOOTH_MM,
     Column,
@@ -38,6 +39,7 @@ from spinewatch.imaging.segmentation.discs import (
 )
 from spinewatch.imaging.segmentation.landmarks import rib_bearing, sacrum_segment
 from spinewatch.imaging.segmentation.levels import LevelNaming, name_levels
+from spinewatch.imaging.segmentation.noise import denoise, smoothing_sigma_vox
 from spinewatch.imaging.segmentation.result import (
     NoSpineError,
     NotCtError,
@@ -81,10 +83,6 @@ LOW_HU = 0.0
 MIN_VERTEBRA_ML = 0.5
 #: Working slices re-drawn at CT resolution at a time (bounds the float32 temporaries).
 _RIM_SLAB = 8
-#: A vertebral body is at least this deep (antero-posterior) for its width: about 0.7 in the
-#: lumbar spine (~35 x 50 mm), more higher up (Panjabi et al., Spine 1991/1992). Half of the
-#: smallest ratio keeps a margin for the width estimate and partial volume.
-CANAL_DEPTH_FRACTION = 0.35
 #: An end segment reaching the scan's edge this many expected pitches beyond its last disc may
 #: hide a disc near the edge (its name stays unconfirmed). Engineering choice: a whole vertebra
 #: with its disc is one pitch.
@@ -165,13 +163,21 @@ def behind_the_body(
 
 
 def _to_native(
-    ct: CtVolume, working: WorkingGrid, seg: npt.NDArray[np.uint8], canal: npt.NDArray[np.bool_]
+    ct: CtVolume,
+    working: WorkingGrid,
+    seg: npt.NDArray[np.uint8],
+    canal: npt.NDArray[np.bool_],
+    noise_hu: float = 0.0,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.int64]]:
     """The working-grid labels carried to the CT grid: each CT voxel of bone (re-thresholded
     at the CT's resolution) takes the label of its working voxel, or of the neighbouring one
     when its own is empty (the edge moves by at most one working voxel). Also returns the CT
     voxel count per label (256,), summed per working voxel (a bincount over every CT voxel
-    costs seconds on a 512 x 512 x 600 CT)."""
+    costs seconds on a 512 x 512 x 600 CT).
+
+    ``noise_hu``: the working grid's noise; the CT's own is larger by the square root of the
+    voxels averaged (white noise). When that exceeds the segmenter's target (:mod:`.noise`),
+    the edge decision on the CT grid is a 3 x 3 x 3 majority vote (see :func:`_rim`)."""
     view, _ = canonical_view(ct.hu, ct.grid)
     # Fortran order, like the arrays nibabel reads and writes: writing a C-ordered label map of
     # 157 M voxels costs seconds of transposition
@@ -195,6 +201,8 @@ def _to_native(
     core = ndi.binary_erosion(seg > 0, structure=in_plane_structure())
     f = working.factors
     sp = working.canonical_spacing_mm
+    noisy = smoothing_sigma_vox(noise_hu * float(np.sqrt(np.prod(f))), sp) is not None
+    margin = 1 if noisy else 0
     counts = np.zeros(256, dtype=np.float64)
     # slab by slab along S (the slow axis of a Fortran-ordered CT): the float32 crop and its
     # smoothing stay a few slices deep instead of the whole column's box
@@ -205,11 +213,13 @@ def _to_native(
             slice(lo[1] * f[1], hi[1] * f[1]),
             slice((lo[2] + k0) * f[2], (lo[2] + k1) * f[2]),
         )
-        crop = np.asarray(view[sl_n], dtype=np.float32)
+        a = max(0, sl_n[2].start - margin)
+        b = min(view.shape[2], sl_n[2].stop + margin)
+        wide = np.asarray(view[sl_n[0], sl_n[1], a:b], dtype=np.float32)
         part = (slice(None), slice(None), slice(k0, k1))
         labels_w = grown[part]
-        keep = _rim(crop, sp, f, labels_w, blocked[part], core[part])
-        up = _upsample(labels_w, f, crop.shape)
+        keep = _rim(wide, sp, f, labels_w, blocked[part], core[part], sl_n[2].start - a, noisy)
+        up = _upsample(labels_w, f, keep.shape)
         out[sl_n] = np.where(keep, up, 0)
         padded = np.zeros(tuple(n * k for n, k in zip(labels_w.shape, f, strict=True)), dtype=bool)
         padded[: keep.shape[0], : keep.shape[1], : keep.shape[2]] = keep
@@ -233,17 +243,29 @@ def _upsample(
 
 
 def _rim(
-    crop: npt.NDArray[np.float32],
+    wide: npt.NDArray[np.float32],
     spacing_mm: tuple[float, float, float],
     factors: tuple[int, int, int],
     labels_w: npt.NDArray[np.uint8],
     blocked_w: npt.NDArray[np.bool_],
     core_w: npt.NDArray[np.bool_],
+    first: int = 0,
+    noisy: bool = False,
 ) -> npt.NDArray[np.bool_]:
-    """Which CT voxels of ``crop`` keep their working voxel's label: bone or marrow-dense at the
+    """Which CT voxels of the crop keep their working voxel's label: bone or marrow-dense at the
     CT's resolution (no closing, which would also fill the canal and the notches between
-    processes at this finer scale), or inside a vertebra's core; never in a blocked voxel."""
-    mask = (crop >= BONE_HU) | _dense(crop, spacing_mm)
+    processes at this finer scale), or inside a vertebra's core; never in a blocked voxel.
+
+    ``wide``: the CT crop with ``first`` extra slices below (and as many or fewer above) it.
+    ``noisy``: the CT's noise exceeds the segmenter's target (:mod:`.noise`); the bone/marrow
+    decision is then a majority vote over each voxel's 3 x 3 x 3 neighbourhood -- single-voxel
+    noise specks in or out of the edge are undone, while the edge is not moved outwards the
+    way smoothing the HU before a threshold below half the bone's contrast would move it."""
+    mask = (wide >= BONE_HU) | _dense(wide, spacing_mm)
+    if noisy:
+        mask = ndi.uniform_filter(mask.astype(np.float32), size=3, mode="nearest") > 0.5
+    crop = wide[:, :, first : first + labels_w.shape[2] * factors[2]]
+    mask = mask[:, :, first : first + crop.shape[2]]
     up_core = _upsample(core_w, factors, crop.shape)
     up_block = _upsample(blocked_w, factors, crop.shape)
     return np.asarray((mask | up_core) & ~up_block & (_upsample(labels_w, factors, crop.shape) > 0))
@@ -326,7 +348,7 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     check_ct(ct)
     working = make_working_grid(ct)
     sp = working.spacing_mm
-    hu = working.hu
+    hu, noise_hu, sigma = denoise(working.hu, sp)
     bone = filled_bone(hu, sp)
     blood = enhanced_vessels(hu, sp) & ~bone.filled & ~bone.partly_enclosed
     column = track_column(hu, bone, sp, exclude=blood)
@@ -371,7 +393,7 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     small = [lab for lab in range(1, n + 1) if counts[lab] * voxel_ml < MIN_VERTEBRA_ML]
     for lab in small:
         seg_ts[segments == lab] = 0
-    native, native_counts = _to_native(ct, working, seg_ts, canal | disc_tissue | blood)
+    native, native_counts = _to_native(ct, working, seg_ts, canal | disc_tissue | blood, noise_hu)
     labels = LabelVolume(native, ct.grid, f"{BUILTIN_NAME} {BUILTIN_VERSION} of {ct.source}")
     doubtful = overlong_end_segments(discs, column, pitch, hu.shape[2], sacrum)
     vertebrae = _evidence(native, native_counts, naming, ribs, ct.grid.voxel_volume_ml, doubtful)
@@ -391,4 +413,6 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
         levels_confirmed=naming.confirmed,
         level_evidence=evidence,
         vertebrae=vertebrae,
+        noise_hu=noise_hu,
+        smoothing_sigma_mm=None if sigma is None else sigma[0] * sp[0],
     )

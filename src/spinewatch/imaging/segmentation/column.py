@@ -65,6 +65,22 @@ BEHIND_AREA_FRACTION = 0.8
 #: How far behind a candidate the body may lie for it to be dropped, mm: the sternum lies
 #: 100-160 mm in front of the thoracic bodies in adults. Engineering choice.
 BEHIND_MM = 200.0
+#: A body is at least this deep (antero-posterior) for its width: about 0.7 in the lumbar spine
+#: (~35 x 50 mm), more higher up (Panjabi et al., Spine 1991/1992); half of the smallest ratio
+#: keeps a margin for the width estimate and partial volume.
+CANAL_DEPTH_FRACTION = 0.35
+#: Shortest gap in the cortex taken for the spinal canal behind a body, mm: the canal is >= 10
+#: mm deep at every level (cervical ~12-14 mm, lumbar 15-20 mm); a gap of a few mm is a
+#: vascular channel or a marrow pocket. Engineering choice below the anatomy.
+CANAL_GAP_MM = 6.0
+#: Smallest axial piece of cortex taken for a wall, mm^2: a speck of noise above the bone
+#: threshold is a voxel or two; a posterior wall 1-2 mm thick and >= 15 mm wide is far more.
+#: Engineering choice.
+WALL_MIN_MM2 = 20.0
+#: How far behind a body's anterior wall the neural arch's blob may start, mm: a body's depth
+#: (<= ~50 mm in the lumbar spine) plus the canal; an aorta lies in front of the body, the
+#: sternum 100-160 mm in front of it. Engineering choice.
+ARCH_MM = 70.0
 #: A chain ending this close to the first or last slice is taken to run on to it, mm (less than
 #: a vertebral body's height: a body cut by the field of view). Engineering choice.
 EDGE_MM = 15.0
@@ -104,11 +120,72 @@ def _patient_midline(hu: npt.NDArray[np.float32]) -> float:
     return float((prof * np.arange(hu.shape[0])).sum() / total)
 
 
+def _walls(
+    cortex: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float]
+) -> npt.NDArray[np.bool_]:
+    """``cortex`` without its small axial pieces (below ``WALL_MIN_MM2``): noise specks of a
+    noisy thin-slice CT reach the bone threshold inside low-density marrow, while a body's
+    walls are continuous plates."""
+    lab, n = ndi.label(cortex, structure=in_plane_structure())
+    if n == 0:
+        return cortex
+    area = np.bincount(lab.ravel(), minlength=n + 1) * (spacing_mm[0] * spacing_mm[1])
+    area[0] = 0.0
+    return np.asarray(area[lab] >= WALL_MIN_MM2, dtype=bool)
+
+
+def _posterior_wall(
+    blob: npt.NDArray[np.bool_],
+    cortex: npt.NDArray[np.bool_],
+    hu: npt.NDArray[np.float32],
+    front: int,
+    width_mm: float,
+    spacing_a_mm: float,
+) -> int:
+    """Index (along A) of the body's posterior wall on one antero-posterior line of a body
+    candidate: ``blob``, ``cortex`` (bone by HU, closed) and ``hu`` are that line (1D, index
+    increasing anteriorly), ``front`` the anterior wall's index.
+
+    A candidate's blob often runs on through the spinal canal to the laminae: where the neural
+    arch is closed in the slice, the canal is an enclosed hole and was filled with the marrow.
+    Walking back from the anterior wall, the canal is the first gap in the cortex that (a)
+    starts at least ``CANAL_DEPTH_FRACTION`` of the body's width behind the anterior wall --
+    the body is at least that deep, and the marrow gap of an osteoporotic body starts right
+    behind its anterior cortex -- (b) is at least ``CANAL_GAP_MM`` long (or reaches the
+    blob's end), and (c) reads below ``MARROW_HU`` on average (cerebrospinal fluid, cord and
+    epidural fat, not marrow near the bone threshold). Without such a gap the body is the
+    whole run of the blob from the front."""
+    y = front
+    while y > 0 and blob[y - 1]:
+        y -= 1
+    end = y  # the blob's last voxel behind the front
+    min_gap = max(1, round(CANAL_GAP_MM / spacing_a_mm))
+    k = front
+    while k >= end:
+        if cortex[k]:
+            k -= 1
+            continue
+        g = k
+        while g >= end and not cortex[g]:
+            g -= 1
+        length = k - g
+        deep = (front - k) * spacing_a_mm >= CANAL_DEPTH_FRACTION * width_mm
+        if deep and (length >= min_gap or g < end) and float(hu[g + 1 : k + 1].mean()) < MARROW_HU:
+            return k + 1
+        k = g
+    return end
+
+
 def _candidates(
-    body: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float], midline: float
+    body: npt.NDArray[np.bool_],
+    cortex: npt.NDArray[np.bool_],
+    hu: npt.NDArray[np.float32],
+    spacing_mm: tuple[float, float, float],
+    midline: float,
 ) -> list[tuple[int, float, float, float, float]]:
     """(slice, x, anterior wall y, half width, half depth) of each body-sized blob near the
-    midline (voxel units)."""
+    midline (voxel units). ``cortex``: bone by HU (closed), ``hu``: the working grid; both
+    used to find the posterior wall (:func:`_posterior_wall`)."""
     labels, n = ndi.label(body, structure=in_plane_structure())
     if n == 0:
         return []
@@ -126,10 +203,20 @@ def _candidates(
         if abs(x - midline) * spacing_mm[0] > MIDLINE_MM:
             continue
         # the anterior wall is the stable anchor: the blob may carry pedicle stumps behind
-        col = sub[min(max(round(x) - sl[0].start, 0), sub.shape[0] - 1), :, 0]
-        front = float(np.flatnonzero(col).max() if col.any() else jj.max()) + sl[1].start
+        xi = min(max(round(x) - sl[0].start, 0), sub.shape[0] - 1)
+        col = sub[xi, :, 0]
         row = sub[:, min(max(round(jj.mean()), 0), sub.shape[1] - 1), 0]
-        out.append((sl[2].start, x, front, max(row.sum(), 1) / 2.0, max(col.sum(), 1) / 2.0))
+        half_width = max(row.sum(), 1) / 2.0
+        if col.any():
+            f = int(np.flatnonzero(col).max())
+            line = (xi + sl[0].start, slice(sl[1].start, sl[1].stop), sl[2].start)
+            wall = _posterior_wall(
+                col, cortex[line], hu[line], f, 2.0 * half_width * spacing_mm[0], spacing_mm[1]
+            )
+            front, half_depth = float(f + sl[1].start), max(f - wall + 1, 1) / 2.0
+        else:
+            front, half_depth = float(jj.max() + sl[1].start), 0.5
+        out.append((sl[2].start, x, front, half_width, half_depth))
     return out
 
 
@@ -207,8 +294,12 @@ def _drop_anterior(
     cands: list[tuple[int, float, float, float, float]], spacing_mm: tuple[float, float, float]
 ) -> list[tuple[int, float, float, float, float]]:
     """Drop a candidate with another of at least ``BEHIND_AREA_FRACTION`` of its size straight
-    behind it (within ``BEHIND_MM``): the body is the most posterior thick structure of the
-    midline -- what lies in front of it (an enhanced aorta, the sternum) is not the column."""
+    behind it (within ``BEHIND_MM``): the body is the most posterior *thick* structure of the
+    midline -- what lies in front of it (an enhanced aorta, the sternum) is not the column.
+    And drop a candidate with a larger one (by more than that fraction) straight in front of it
+    within ``ARCH_MM``: the neural arch, its canal filled as an enclosed hole, behind the body
+    (in a low-density, noisy body the body's blob breaks up and the arch would otherwise make
+    an equally long chain)."""
     by_z: dict[int, list[tuple[int, float, float, float, float]]] = {}
     for c in cands:
         by_z.setdefault(c[0], []).append(c)
@@ -222,7 +313,14 @@ def _drop_anterior(
             and o[3] * o[4] >= BEHIND_AREA_FRACTION * area
             for o in by_z[c[0]]
         )
-        if not behind:
+        arch = any(
+            o is not c
+            and abs(o[1] - c[1]) * spacing_mm[0] < 25.0
+            and 0 < (o[2] - c[2]) * spacing_mm[1] < ARCH_MM
+            and area < BEHIND_AREA_FRACTION * o[3] * o[4]
+            for o in by_z[c[0]]
+        )
+        if not behind and not arch:
             out.append(c)
     return out
 
@@ -279,7 +377,8 @@ def track_column(
     body-like bone is found. ``exclude``: voxels that are not marrow however dense (enhanced
     blood)."""
     body = body_mask(hu, bone, spacing_mm, exclude, partly_enclosed=True)
-    cands = _drop_anterior(_candidates(body, spacing_mm, _patient_midline(hu)), spacing_mm)
+    cands = _candidates(body, _walls(bone.bone, spacing_mm), hu, spacing_mm, _patient_midline(hu))
+    cands = _drop_anterior(cands, spacing_mm)
     if not cands:
         return None
     chain = _extend([cands[i] for i in _longest_chain(cands, spacing_mm)], cands, spacing_mm)

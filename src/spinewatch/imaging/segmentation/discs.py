@@ -52,6 +52,12 @@ DISC_PROMINENCE_HU = 35.0
 #: lesion or a dense island inside a body makes a shallower dip than a disc does.
 DISC_TISSUE_HU = 80.0
 DISC_LEVEL_FRACTION = 0.4
+#: A minimum flanked within this fraction of the expected pitch on both sides by profile maxima
+#: ``DISC_PROMINENCE_HU`` above the bodies' median level is taken for a disc between two
+#: endplates even when it does not read darker than the marrow: at 3 mm a thin lumbosacral disc
+#: averages with its endplates to the level of a fatty marrow. Engineering choice: a disc with
+#: its endplates is about a quarter of the pitch high.
+ENDPLATE_REACH_FRACTION = 0.3
 #: Neighbouring discs are at least this fraction of the expected pitch apart.
 MIN_GAP_FRACTION = 0.5
 #: Neighbouring discs of the chosen set are at least this many pitches apart (a body is
@@ -299,7 +305,14 @@ def find_discs(
     prominent: list[tuple[int, float]] = []
     widths: dict[int, int] = {}
     for z in candidates:
-        if prof[max(z - 1, 0) : z + 2].min() > ceiling:  # unsmoothed: a thin disc stays deep
+        # unsmoothed: a thin disc stays deep; or a thin disc smeared by partial volume between
+        # two bright endplates close on both sides
+        fr = max(1, round(ENDPLATE_REACH_FRACTION * pitch_vox[z]))
+        plates = min(
+            smooth[max(0, z - fr) : z].max(initial=-1e9),
+            smooth[z + 1 : z + fr + 1].max(initial=-1e9),
+        )
+        if prof[max(z - 1, 0) : z + 2].min() > ceiling and plates < body_level + DISC_PROMINENCE_HU:
             continue
         reach = max(2, round(MIN_GAP_FRACTION * pitch_vox[z]))
         lo, hi = max(0, z - reach), min(nz, z + reach + 1)

@@ -74,6 +74,10 @@ class SegmentationResult:
     levels_confirmed: bool
     level_evidence: tuple[str, ...]
     vertebrae: tuple[VertebraEvidence, ...]
+    #: the image noise the segmenter measured (SD, HU, on its working grid) and the Gaussian
+    #: it smoothed with before its HU decisions (sigma, mm; None: not smoothed)
+    noise_hu: float | None = None
+    smoothing_sigma_mm: float | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """The record a report keeps (``segmentation`` key)."""
@@ -85,6 +89,10 @@ class SegmentationResult:
             "levels_confirmed": self.levels_confirmed,
             "level_evidence": list(self.level_evidence),
             "vertebrae": [v.to_json_dict() for v in self.vertebrae],
+            "noise_hu": None if self.noise_hu is None else round(self.noise_hu, 1),
+            "smoothing_sigma_mm": (
+                None if self.smoothing_sigma_mm is None else round(self.smoothing_sigma_mm, 2)
+            ),
         }
 
 

@@ -366,7 +366,7 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     discs, profile = find_discs(hu, column, sp)
     pitch = expected_pitch_vox(column, sp, body_profile_smooth(profile, sp))
     canal = canal_holes(bone, column, sp)
-    segments, disc_tissue = label_segments(dense, hu >= BONE_HU, canal, column, discs, sp)
+    segments, disc_tissue = label_segments(dense, bone.bone, canal, column, discs, sp)
     voxel_ml = working.voxel_volume_mm3 / 1000.0
     counts = np.bincount(segments.ravel())
     if counts.size <= 1 or counts[1:].max() * voxel_ml < MIN_VERTEBRA_ML:
@@ -379,9 +379,12 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     note = ""
     if sacrum and lowest is not None and sacrum_z is not None:
         note = f"bone joins both ilia {(lowest - sacrum_z) * sp[2]:.0f} mm below the lowest disc"
-    naming = name_levels(
-        n, sacrum, ribs, spacing_problem=spacing_problem(discs, pitch, sp), sacrum_note=note
-    )
+    problem = spacing_problem(discs, pitch, sp)
+    guessed = [d for d in discs if d.inferred]
+    if problem is None and guessed:
+        problem = "disc(s) at " + ", ".join(f"{d.point_mm[2]:.0f} mm" for d in guessed)
+        problem += " placed from the spacing of their neighbours (not clearly seen)"
+    naming = name_levels(n, sacrum, ribs, spacing_problem=problem, sacrum_note=note)
     lut = np.zeros(n + 1, dtype=np.uint8)
     first = 2 if sacrum else 1
     if sacrum:

@@ -58,6 +58,14 @@ DISC_LEVEL_FRACTION = 0.4
 #: averages with its endplates to the level of a fatty marrow. Engineering choice: a disc with
 #: its endplates is about a quarter of the pitch high.
 ENDPLATE_REACH_FRACTION = 0.3
+#: A valley up to NARROW_PITCH[0] pitches wide (at half its prominence) keeps its full weight,
+#: falling linearly to none at NARROW_PITCH[1]: a disc is 0.2-0.3 of body + disc height from
+#: the cervical to the lumbar spine (Frobin et al., Clin Biomech 2002; Panjabi et al. lumbar
+#: morphometry) -- the real scans' discs measured 0.18-0.38 pitches -- while the marrow between
+#: one body's own endplates makes a valley of 0.44-0.54; next to a biconcave or crushed body,
+#: though, the disc fills the lost height and its valley widens towards half a pitch, so wide
+#: valleys lose weight rather than being refused. Engineering choice.
+NARROW_PITCH = (0.35, 0.75)
 #: Neighbouring discs are at least this fraction of the expected pitch apart.
 MIN_GAP_FRACTION = 0.5
 #: Neighbouring discs of the chosen set are at least this many pitches apart (a body is
@@ -71,6 +79,9 @@ PERIOD_MIN_CORR = 0.2
 #: above it a disc was missed (a pitch varies by well under +-35 % between neighbours, and the
 #: width-based estimate carries its own error). Engineering choice.
 GAP_RANGE = (0.65, 1.45)
+#: A disc inferred from the spacing is searched this many pitches around its expected place.
+#: Engineering choice: neighbouring pitches differ by well under a quarter.
+INFER_WINDOW = 0.25
 #: Expected pitch (body height + disc) per mm of body width (see the module docstring).
 PITCH_PER_WIDTH = 0.75
 #: How far a disc's plane may tilt from the column's tangent, degrees (the lumbosacral disc
@@ -94,6 +105,8 @@ class Disc:
     #: Half the disc's height along the column, mm: half the profile valley's width at half its
     #: prominence (includes the partial-volume blur of the slices).
     half_height_mm: float = 0.0
+    #: placed from its neighbours' spacing at a weak minimum (see ``_fill_gaps``)
+    inferred: bool = False
 
 
 def centre_line_mm(
@@ -282,17 +295,16 @@ def _disc_normal(
     return np.asarray(best_n, dtype=np.float64)
 
 
-def find_discs(
-    hu: npt.NDArray[np.float32], column: Column, spacing_mm: tuple[float, float, float]
-) -> tuple[list[Disc], npt.NDArray[np.float64]]:
-    """The discs along ``column``, ordered by ascending z (caudal first), and the profile they
-    were found in (``hu``: working grid, axes R, A, S)."""
-    prof = body_profile(hu, column, spacing_mm)
-    smooth = body_profile_smooth(prof, spacing_mm)
+def _minima(
+    prof: npt.NDArray[np.float64],
+    smooth: npt.NDArray[np.float64],
+    inside: npt.NDArray[np.bool_],
+    pitch_vox: npt.NDArray[np.float64],
+) -> tuple[list[tuple[int, float]], dict[int, int], list[tuple[int, float]]]:
+    """Disc candidates along the profile: (slice, weighted prominence) of the minima that pass
+    the disc tests, the valley width of each (slices), and the weak minima (slice, prominence
+    on the deeper side) that :func:`_fill_gaps` may use."""
     nz = smooth.size
-    pitch_vox = expected_pitch_vox(column, spacing_mm, smooth)
-    inside = np.zeros(nz, dtype=bool)
-    inside[column.z0 : column.z1 + 1] = True
     candidates = [
         z
         for z in range(1, nz - 1)
@@ -302,9 +314,28 @@ def find_discs(
     # median of the profile (mostly bodies) down to disc tissue
     body_level = float(np.median(smooth[inside])) if inside.any() else 0.0
     ceiling = body_level - DISC_LEVEL_FRACTION * max(body_level - DISC_TISSUE_HU, 0.0)
+    # marrow at or below disc tissue (fatty or osteoporotic marrow, Pickhardt et al. 2013): a
+    # disc cannot read darker than the bodies, and the dark valleys are the bodies' own marrow
+    # between their endplates; only a minimum between two close endplates is a disc then
+    # (the marrow's level is the profile's lower quartile: the bodies fill most of the column,
+    # but endplate zones of low-density bodies are wide and lift the median)
+    marrow_level = float(np.percentile(smooth[inside], 25)) if inside.any() else 0.0
+    fatty = marrow_level < DISC_TISSUE_HU
     prominent: list[tuple[int, float]] = []
     widths: dict[int, int] = {}
+    weak: list[tuple[int, float]] = []
     for z in candidates:
+        reach = max(2, round(MIN_GAP_FRACTION * pitch_vox[z]))
+        lo, hi = max(0, z - reach), min(nz, z + reach + 1)
+        left, right = smooth[lo:z].max(initial=-1e9), smooth[z + 1 : hi].max(initial=-1e9)
+        prom = min(left, right) - smooth[z]
+        width = _valley_width(smooth, z, smooth[z] + 0.5 * max(prom, 1.0))
+        if (
+            max(left, right) - smooth[z] >= DISC_PROMINENCE_HU
+            and width < NARROW_PITCH[1] * (pitch_vox[z])
+        ):
+            weak.append((z, float(max(left, right) - smooth[z])))
+            widths[z] = width
         # unsmoothed: a thin disc stays deep; or a thin disc smeared by partial volume between
         # two bright endplates close on both sides
         fr = max(1, round(ENDPLATE_REACH_FRACTION * pitch_vox[z]))
@@ -312,23 +343,83 @@ def find_discs(
             smooth[max(0, z - fr) : z].max(initial=-1e9),
             smooth[z + 1 : z + fr + 1].max(initial=-1e9),
         )
-        if prof[max(z - 1, 0) : z + 2].min() > ceiling and plates < body_level + DISC_PROMINENCE_HU:
+        endplates = plates >= body_level + DISC_PROMINENCE_HU
+        if not endplates and (fatty or prof[max(z - 1, 0) : z + 2].min() > ceiling):
             continue
-        reach = max(2, round(MIN_GAP_FRACTION * pitch_vox[z]))
-        lo, hi = max(0, z - reach), min(nz, z + reach + 1)
-        left, right = smooth[lo:z].max(initial=-1e9), smooth[z + 1 : hi].max(initial=-1e9)
-        prom = min(left, right) - smooth[z]
         if prom >= DISC_PROMINENCE_HU:
-            width = _valley_width(smooth, z, smooth[z] + 0.5 * prom)
-            narrow = np.clip(1.5 - width / (0.5 * pitch_vox[z]), 0.0, 1.0)
+            narrow = np.clip(
+                (NARROW_PITCH[1] - width / pitch_vox[z]) / (NARROW_PITCH[1] - NARROW_PITCH[0]),
+                0.0,
+                1.0,
+            )
             if narrow > 0:
                 prominent.append((z, float(prom * narrow)))
                 widths[z] = width
+    return prominent, widths, weak
+
+
+def _fill_gaps(
+    kept: list[int],
+    weak: list[tuple[int, float]],
+    pitch_vox: npt.NDArray[np.float64],
+    z0: int,
+    z1: int,
+) -> list[int]:
+    """Discs inferred where the found ones leave a gap of more than ``GAP_RANGE[1]`` expected
+    pitches (between two discs, or between a disc and the end of the column): at each missing
+    position (the gap divided evenly), the strongest weak minimum within ``INFER_WINDOW``
+    pitches of it -- one endplate bright, the other smeared by partial volume or a fracture.
+    The vertebrae on both sides share one period (Klinder et al. 2009 and Glocker et al. 2012
+    likewise use the expected spacing of neighbours to find a vertebra the image shows weakly).
+    Returns the inferred slices (not in ``kept``)."""
+    out: list[int] = []
+    if not kept:
+        return out
+
+    def at(z: float) -> float:
+        return float(pitch_vox[min(max(round(z), 0), pitch_vox.size - 1)])
+
+    edges = [float(z0), *map(float, sorted(kept)), float(z1)]
+    for i, (a, b) in enumerate(itertools.pairwise(edges)):
+        p = at(0.5 * (a + b))
+        gap = b - a
+        end = i == 0 or i == len(edges) - 2
+        n_missing = round(gap / p) - 1 if gap > GAP_RANGE[1] * p else 0
+        for k in range(1, n_missing + 1):
+            # a gap at the column's end: counted from the disc inwards (the end is a cut body)
+            expected = (
+                (b - k * p) if i == 0 else (a + k * p) if end else a + k * gap / (n_missing + 1)
+            )
+            near = [
+                (prom, z)
+                for z, prom in weak
+                if abs(z - expected) <= INFER_WINDOW * p
+                and all(abs(z - o) >= MIN_DISC_GAP * p for o in (*kept, *out))
+            ]
+            if near:
+                out.append(max(near)[1])
+    return out
+
+
+def find_discs(
+    hu: npt.NDArray[np.float32], column: Column, spacing_mm: tuple[float, float, float]
+) -> tuple[list[Disc], npt.NDArray[np.float64]]:
+    """The discs along ``column``, ordered by ascending z (caudal first), and the profile they
+    were found in (``hu``: working grid, axes R, A, S). A disc inferred from its neighbours'
+    spacing (:func:`_fill_gaps`) has ``inferred`` set."""
+    prof = body_profile(hu, column, spacing_mm)
+    smooth = body_profile_smooth(prof, spacing_mm)
+    nz = smooth.size
+    pitch_vox = expected_pitch_vox(column, spacing_mm, smooth)
+    inside = np.zeros(nz, dtype=bool)
+    inside[column.z0 : column.z1 + 1] = True
+    prominent, widths, weak = _minima(prof, smooth, inside, pitch_vox)
     kept = _regular_subset(prominent, pitch_vox)
+    inferred = set(_fill_gaps(kept, weak, pitch_vox, column.z0, column.z1))
     c, t = centre_line_mm(column, spacing_mm)
     grid = np.arange(nz, dtype=np.float64)
     discs = []
-    for z in sorted(kept):
+    for z in sorted({*kept, *inferred}):
         zf = float(z)
         # sub-slice position: parabola through the minimum and its neighbours
         p0, p1, p2 = smooth[z - 1], smooth[z], smooth[z + 1]
@@ -346,6 +437,7 @@ def find_discs(
                 (float(n[0]), float(n[1]), float(n[2])),
                 float(smooth[z]),
                 0.5 * widths[z] * spacing_mm[2] / max(abs(float(n[2])), 0.5),
+                inferred=z in inferred,
             )
         )
     return discs, prof

@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage as ndi
@@ -41,6 +43,11 @@ PEDICLE_LENGTH_MM = 10.0
 #: vertebra reach down beside and behind the next one's (steeply in the thoracic spine, less in
 #: the lumbar). Engineering choice.
 ARCH_SLOPE = 0.3
+#: Disc tissue is followed from the disc's plane to its endplates up to this many times the
+#: disc's half height (from the profile's valley): a wedged disc (the lumbosacral disc is
+#: twice as high in front as behind) or a concave endplate reaches beyond the mean half
+#: height; where an endplate is missing the growth stops there. Engineering choice.
+ENDPLATE_REACH = 2.0
 #: Posterior-element bone farther than this from every disc plane is labelled by the planes
 #: directly; nearer, by the flood. About a quarter of a lumbar pitch. Engineering choice.
 ARCH_MARGIN_MM = 8.0
@@ -82,17 +89,54 @@ def column_roi(
     return roi, front
 
 
+def _between_endplates(
+    s: npt.NDArray[np.float32],
+    region: npt.NDArray[np.bool_],
+    barrier: npt.NDArray[np.bool_],
+    reach_mm: float,
+    spacing_z_mm: float,
+) -> npt.NDArray[np.bool_]:
+    """The disc between its endplates: from the voxels nearest the disc plane (``s``: signed
+    distance to it, mm, per voxel), grown up and down along S through ``region`` (in front of
+    the posterior wall) without entering ``barrier`` (bone: the endplates) and no farther than
+    ``reach_mm`` from the plane. Follows a concave or wedged endplate wherever it is, which a
+    slab of fixed thickness does not; where an endplate is missing (noise, a fracture) it stops
+    at ``reach_mm``."""
+    open_ = region & ~barrier
+    seed = open_ & (np.abs(s) <= 0.5 * spacing_z_mm + 1e-3)
+    out = seed.copy()
+    steps = int(np.ceil(reach_mm / spacing_z_mm))
+    for sign in (1, -1):
+        allowed = open_ & (sign * s > 0) & (sign * s <= reach_mm)
+        cur = seed
+        for _ in range(steps):
+            nxt = np.zeros_like(cur)
+            if sign > 0:
+                nxt[:, :, 1:] = cur[:, :, :-1]
+            else:
+                nxt[:, :, :-1] = cur[:, :, 1:]
+            cur = nxt & allowed
+            if not cur.any():
+                break
+            out |= cur
+    return out
+
+
 def _segment_index(
     shape: tuple[int, int, int],
     discs: list[Disc],
     spacing_mm: tuple[float, float, float],
     lift_mm: npt.NDArray[np.float32] | None = None,
+    region: npt.NDArray[np.bool_] | None = None,
+    barrier: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[npt.NDArray[np.int16], npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
     """Per voxel: how many disc planes lie below it (0 = below the lowest disc), int16; its
     distance to the nearest disc plane in mm, float32 (inf without discs); and whether it lies
-    within a disc's half height of that disc's plane, bool. ``lift_mm`` (broadcastable to
-    ``shape``) moves each voxel up by so many mm against every plane (the neural arch of a
-    vertebra reaches below its disc plane, see ``ARCH_SLOPE``)."""
+    within a disc's half height of that disc's plane, or (given ``region`` and ``barrier``)
+    between the disc's endplates (:func:`_between_endplates`, up to ``ENDPLATE_REACH`` half
+    heights), bool. ``lift_mm`` (broadcastable to ``shape``) moves each voxel up by so many mm
+    against every plane (the neural arch of a vertebra reaches below its disc plane, see
+    ``ARCH_SLOPE``); it must be 0 in ``region``."""
     nx, ny, nz = shape
     idx = np.zeros(shape, dtype=np.int16)
     near = np.full(shape, np.inf, dtype=np.float32)
@@ -110,6 +154,9 @@ def _segment_index(
         if lift_mm is not None:
             s = s + lift_mm
         idx += (s > 0).astype(np.int16)
+        if region is not None and barrier is not None:
+            reach = max(ENDPLATE_REACH * d.half_height_mm, d.half_height_mm + spacing_mm[2])
+            slab |= _between_endplates(s, region, barrier, reach, spacing_mm[2])
         np.abs(s, out=s)
         np.minimum(near, s, out=near)
         slab |= s < np.float32(d.half_height_mm)
@@ -141,19 +188,23 @@ def label_segments(
     sl = box[0]
     origin = tuple(float(s.start) * sp for s, sp in zip(sl, spacing_mm, strict=True))
     shifted = [
-        Disc(
-            d.z - sl[2].start,
-            (d.point_mm[0] - origin[0], d.point_mm[1] - origin[1], d.point_mm[2] - origin[2]),
-            d.normal,
-            d.depth,
-            d.half_height_mm,
+        dataclasses.replace(
+            d,
+            z=d.z - sl[2].start,
+            point_mm=(
+                d.point_mm[0] - origin[0],
+                d.point_mm[1] - origin[1],
+                d.point_mm[2] - origin[2],
+            ),
         )
         for d in discs
     ]
     yy = np.arange(sl[1].start, sl[1].stop, dtype=np.float64)[None, :, None]
     wall = (column.y - column.half_depth)[None, None, sl[2]]
     lift = (ARCH_SLOPE * np.clip(wall - yy, 0.0, None) * spacing_mm[1]).astype(np.float32)
-    index, near, slab = _segment_index(out[sl].shape, shifted, spacing_mm, lift)
+    index, near, slab = _segment_index(
+        out[sl].shape, shifted, spacing_mm, lift, front[sl], cortex[sl]
+    )
     disc_tissue[sl] = slab & front[sl] & ~cortex[sl]
     bone = filled[sl] & roi[sl] & ~canal[sl] & ~disc_tissue[sl]
     out[sl] = _label_box(bone, front[sl], canal[sl], index, near, spacing_mm)

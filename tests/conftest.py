@@ -19,6 +19,15 @@ def _require_shared() -> bool:
     return os.environ.get("SPINEWATCH_REQUIRE_SHARED_DATA", "") == "1"
 
 
+@pytest.fixture(autouse=True)
+def _own_audit_anchor_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test keeps its audit anchors (spinewatch.audit.anchor) in its own file -- also for
+    the commands it starts -- so no test reads another test database's anchors."""
+    path = tmp_path / "audit-anchors.log"
+    monkeypatch.setenv("SPINEWATCH_AUDIT_ANCHOR_FILE", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The root of ``../shared/data``; skips (or fails in CI) when it is absent."""

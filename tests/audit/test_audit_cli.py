@@ -25,18 +25,22 @@ def _with_audit_command(monkeypatch, settings, tmp_path):
 
 def test_verify_empty_trail(capsys):
     assert cli.main(["audit", "verify"]) == 0
-    assert capsys.readouterr().out == "audit trail intact: 0 events\n"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["audit trail intact: 0 events", "proven: nothing -- the trail is empty"]
 
 
 def test_verify_intact_trail_prints_count_and_head(trail, capsys):
-    assert cli.main(["audit", "verify"]) == 0
+    # Issue 12 added the lines saying what was and was not proven (and the anchor noted).
+    assert cli.main(["audit", "verify", "--no-anchor-file"]) == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines() == [
+    assert captured.out.splitlines()[:2] == [
         "audit trail intact: 5 events",
         f"head: 5:{trail[-1].hash}",
     ]
+    assert "NOT proven: that no event was removed from the end" in captured.out
     assert captured.err == ""
     assert cli.main(["audit", "verify", "--anchor", f"3:{trail[2].hash}"]) == 0
+    assert "event 3 (given) is still there unchanged" in capsys.readouterr().out
 
 
 def test_verify_names_the_first_bad_event(trail, capsys):

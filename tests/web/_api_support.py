@@ -93,9 +93,28 @@ class JsonClient:
 
 
 def make_api_user(role: str, username: str) -> ApiUser:
+    """A user with a token; an admin first sets up an authenticator and confirms the token with
+    a current code (tokens of users who need a second factor require it, issue 12)."""
     user = create_user(username=username, password=PASSWORD, role=role)
-    token = create_token(user, name="tests").token
+    token = create_token(user, name="tests", totp_code=enrol_second_factor(user)).token
     return ApiUser(user=user, token=token, client=JsonClient(token))
+
+
+def enrol_second_factor(user: Any) -> str | None:
+    """For a user who must use a second factor: a confirmed authenticator, and a fresh code of
+    it (None for anyone else)."""
+    import time
+
+    import pyotp
+
+    from spinewatch.accounts import totp
+
+    if not totp.requires_second_factor(user):
+        return None
+    device = totp.start_enrolment(user)
+    earlier = time.time() - 30  # confirmed one step ago: the current code is still unused
+    assert totp.confirm(device, pyotp.TOTP(device.secret).at(earlier), for_time=earlier)
+    return pyotp.TOTP(device.secret).now()
 
 
 def seed_patient(

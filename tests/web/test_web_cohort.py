@@ -214,3 +214,30 @@ def test_permissions():
     for role in ("clinician", "researcher", "admin", "case_manager"):
         c = signed_in(Client(), make_user(role, f"u-{role}"))
         assert c.get("/cohort/").status_code == 200, role
+
+
+def test_csv_exports_neutralise_spreadsheet_formulas(researcher):
+    """Issue 12: a study id such as '-A1' (allowed: letters, digits, '.', '_', '-') is a formula
+    to a spreadsheet (=-A1); the de-identified data export writes it as text."""
+    from spinewatch.core.procedures import TreatedLevel
+    from spinewatch.registry.services import add_diagnosis, create_patient, record_procedure
+
+    patient = create_patient(study_id="-A1", identity=identity(1))
+    add_diagnosis(patient=patient, kind="myeloma", diagnosed_on=BASE - dt.timedelta(days=60))
+    proc = record_procedure(
+        patient=patient,
+        performed_on=BASE,
+        procedure_type="vertebroplasty",
+        guidance="fluoroscopy",
+        anaesthesia="local",
+        day_case=True,
+        levels=[TreatedLevel("L1", "transpedicular", 11, 4.0)],
+        operator="Dr Example",
+    )
+    complete(proc, "pre", BASE - dt.timedelta(days=2), 7.0)
+    complete(proc, "1m", BASE + dt.timedelta(days=30), 3.0)
+    text = researcher.get("/cohort/data.csv").content.decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == 2 and {r["study_id"] for r in rows} == {"'-A1"}
+    assert sorted(float(r["vas"]) for r in rows) == [3.0, 7.0]  # numbers stay numbers
+    assert all(int(r["days_from_index"]) in (-2, 30) for r in rows)

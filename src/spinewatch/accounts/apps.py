@@ -1,4 +1,5 @@
-"""Django app configuration: signal handlers that keep roles and the second factor consistent."""
+"""Django app configuration: signal handlers that keep roles and the second factor consistent and
+audit every change of an account."""
 
 from __future__ import annotations
 
@@ -16,18 +17,37 @@ class AccountsConfig(AppConfig):
     def ready(self) -> None:
         from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_in
-        from django.db.models.signals import m2m_changed, post_migrate
+        from django.db.models.signals import (
+            m2m_changed,
+            post_delete,
+            post_migrate,
+            post_save,
+            pre_save,
+        )
 
-        from spinewatch.accounts import roles, totp
+        from spinewatch.accounts import events, roles, totp
 
+        User = get_user_model()
         m2m_changed.connect(
             roles.refuse_second_role,
-            sender=get_user_model().groups.through,
+            sender=User.groups.through,
             dispatch_uid="spinewatch.accounts.refuse_second_role",
         )
-        post_migrate.connect(
+        # every change of an account is audited, even one made around the services
+        m2m_changed.connect(
+            events.groups_changed,
+            sender=User.groups.through,
+            dispatch_uid="spinewatch.accounts.audit_groups",
+        )
+        pre_save.connect(
+            events.remember_user_fields, sender=User, dispatch_uid="spinewatch.accounts.pre_save"
+        )
+        post_save.connect(events.user_saved, sender=User, dispatch_uid="spinewatch.accounts.saved")
+        post_delete.connect(
+            events.user_deleted, sender=User, dispatch_uid="spinewatch.accounts.deleted"
+        )
+        post_migrate.connect(  # after every app: the audit app's permission comes later
             roles.grant_admin_site_permissions,
-            sender=self,
             dispatch_uid="spinewatch.accounts.grant_admin_site_permissions",
         )
         user_logged_in.connect(

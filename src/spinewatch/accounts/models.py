@@ -2,9 +2,14 @@
 
 - :class:`TotpDevice`: one RFC 6238 authenticator per user (30 s steps, 6 digits, SHA-1: what
   every authenticator app supports). ``last_used_timecode`` is the 30-second step of the last
-  accepted code, so a code can never be accepted twice (replay).
+  accepted code, so a code can never be accepted twice (replay). ``failed_attempts`` counts the
+  wrong codes since the last right one, per USER in the database (not per session: a new
+  password sign-in does not reset it), and ``locked_until`` refuses every code, right or
+  wrong, until then (:func:`spinewatch.accounts.totp.record_failure`).
 - :class:`ApiToken`: a bearer token for the JSON API. Only the SHA-256 of the token is stored;
   the token itself is shown once when created (:func:`spinewatch.accounts.tokens.create_token`).
+  ``second_factor_at``: when a code of the owner's authenticator confirmed the creation -- a
+  token of a user who must use a second factor is refused without it.
 """
 
 from __future__ import annotations
@@ -31,6 +36,12 @@ class TotpDevice(models.Model):
         default=-1, help_text="30-second step of the last accepted code (replay guard)"
     )
     last_used_at = models.DateTimeField(null=True, blank=True)
+    failed_attempts = models.PositiveIntegerField(
+        default=0, help_text="wrong codes since the last accepted one (per user, not session)"
+    )
+    locked_until = models.DateTimeField(
+        null=True, blank=True, help_text="no code is accepted before this time (lock-out)"
+    )
 
     class Meta:
         verbose_name = "TOTP device"
@@ -60,6 +71,9 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    second_factor_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the owner's authenticator code confirmed it"
+    )
 
     class Meta:
         verbose_name = "API token"

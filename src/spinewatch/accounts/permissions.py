@@ -39,9 +39,14 @@ Meaning of the actions:
 Per-object rule ("own"): a case manager sees the identifiable data of ALL patients (a unit's
 case managers cover for each other; worklists merely filter to their own), but the WRITES marked
 ``own`` are allowed only on patients whose ``case_manager`` is that user or who have no case
-manager yet. A clinician reassigns a patient to another case manager. With ``obj=None``, :func:`can`
-answers the role-level question ("may this user do this to some patient?") -- use it to show or
-hide a menu entry, and call it again WITH the object before acting on one.
+manager yet. A clinician reassigns a patient to another case manager: who may put a patient
+under which case manager is ONE rule, :func:`may_assign_case_manager` -- ``edit_patient`` on the
+patient as it is AND as it will be -- used by the web forms and the API alike (a case manager
+may register or keep a patient for themselves or for nobody, never for a colleague).
+
+With ``obj=None``, :func:`can` answers the role-level question ("may this user do this to some
+patient?") -- use it to show or hide a menu entry, and call it again WITH the object before
+acting on one.
 
 ``obj`` may be a patient (anything with ``case_manager_id``) or anything that leads to one through
 ``.patient``, ``.procedure`` or ``.study`` (procedure, follow-up, scan, finding, diagnosis ...).
@@ -56,6 +61,7 @@ import enum
 import functools
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.contrib.auth.views import redirect_to_login
@@ -72,8 +78,10 @@ __all__ = [
     "can",
     "json_forbidden",
     "json_unauthorised",
+    "may_assign_case_manager",
     "patient_of",
     "require",
+    "require_case_manager_assignment",
     "requires",
 ]
 
@@ -184,6 +192,34 @@ def require(user: Any, action: Action | str, obj: Any = None) -> None:
         what = f" on {type(obj).__name__} {obj}" if obj is not None else ""
         log.info("permission denied: %s may not %s%s", name, Action(action).value, what)
         raise PermissionDenied(f"you may not {Action(action).value.replace('_', ' ')}{what}")
+
+
+@dataclass(frozen=True)
+class _PatientToBe:
+    """The patient as an assignment would leave it (only its case manager matters here)."""
+
+    case_manager_id: int | None
+
+
+def may_assign_case_manager(user: Any, manager: Any, patient: Any = None) -> bool:
+    """May ``user`` make ``manager`` (a user, or None for nobody) the case manager of
+    ``patient`` (None: a patient being registered)?  ``edit_patient`` on the patient as it is
+    and as it will be."""
+    to_be = _PatientToBe(getattr(manager, "pk", None) if manager is not None else None)
+    if not can(user, Action.EDIT_PATIENT, to_be):
+        return False
+    return patient is None or can(user, Action.EDIT_PATIENT, patient)
+
+
+def require_case_manager_assignment(user: Any, manager: Any, patient: Any = None) -> None:
+    """:class:`PermissionDenied` naming the case manager unless :func:`may_assign_case_manager`."""
+    if not may_assign_case_manager(user, manager, patient):
+        name = manager.get_username() if manager is not None else "nobody"
+        log.info("permission denied: %s may not assign a patient to %s", user, name)
+        raise PermissionDenied(
+            f"you may not make {name} the case manager: a case manager registers and keeps "
+            "patients for themselves (or for nobody); a clinician assigns them to others"
+        )
 
 
 def _check_all(user: Any, actions: Iterable[Action], obj: Any = None) -> None:

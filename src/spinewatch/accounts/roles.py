@@ -63,21 +63,16 @@ class Role(enum.StrEnum):
 
 ROLE_GROUP_NAMES: frozenset[str] = frozenset(role.value for role in Role)
 
-# Django-admin model permissions given to the admin group (user management and unlocking only:
-# no registry model, so clinical data are never edited around the service layer).
+# Django-admin model permissions of the admin group: VIEWING only. Users, roles, tokens and
+# second factors are managed on the user pages (spinewatch.accounts.user_views), which audit
+# every change; the Django admin has no user form at all (no superuser flag to tick), and no
+# registry model is editable there, so clinical data are never edited around the service layer.
 _ADMIN_SITE_PERMISSIONS: tuple[tuple[str, str], ...] = (
-    ("auth", "add_user"),
-    ("auth", "change_user"),
-    ("auth", "delete_user"),
-    ("auth", "view_user"),
-    ("auth", "view_group"),
     ("axes", "view_accessattempt"),
-    ("axes", "delete_accessattempt"),
     ("axes", "view_accesslog"),
     ("accounts", "view_apitoken"),
-    ("accounts", "delete_apitoken"),
     ("accounts", "view_totpdevice"),
-    ("accounts", "delete_totpdevice"),
+    ("audit", "view_auditevent"),
 )
 
 
@@ -128,19 +123,31 @@ def role_of(user: AbstractBaseUser | AnonymousUser | None) -> Role:
 def set_role(user: Any, role: Role | str) -> Role:
     """Make ``role`` the user's only role (replacing any other); returns the parsed role.
 
-    Admins get ``is_staff`` (the Django admin site, where they manage users); other roles lose it
-    unless the user is a superuser.
+    Admins get ``is_staff`` (the Django admin site, where they browse the registry read-only);
+    other roles lose it unless the user is a superuser. The change is audited (``role_change``
+    with the old and new role) when the role or the staff flag changed.
     """
+    from spinewatch.accounts.events import account_event, recorded_by_service
+
     parsed = Role.parse(role)
+    before = _role_groups(user) if user.pk else []
+    staff_before = bool(user.is_staff)
     group = Group.objects.get_or_create(name=parsed.value)[0]
-    user.groups.remove(*Group.objects.filter(name__in=ROLE_GROUP_NAMES - {parsed.value}))
-    user.groups.add(group)
-    staff = parsed is Role.ADMIN or bool(user.is_superuser)
-    if user.is_staff != staff:
-        user.is_staff = staff
-        user.save(update_fields=["is_staff"])
+    with recorded_by_service():
+        user.groups.remove(*Group.objects.filter(name__in=ROLE_GROUP_NAMES - {parsed.value}))
+        user.groups.add(group)
+        staff = parsed is Role.ADMIN or bool(user.is_superuser)
+        if user.is_staff != staff:
+            user.is_staff = staff
+            user.save(update_fields=["is_staff"])
     if hasattr(user, "_spinewatch_role"):
         del user._spinewatch_role
+    old = before[0] if len(before) == 1 else (before or None)
+    if before != [parsed.value] or staff_before != staff:
+        changes: dict[str, Any] = {"role": [old, parsed.value]}
+        if staff_before != staff:
+            changes["is_staff"] = [staff_before, staff]
+        account_event("role_change", user, changes=changes)
     return parsed
 
 
@@ -183,7 +190,7 @@ def refuse_second_role(
 
 
 def grant_admin_site_permissions(sender: Any, **kwargs: Any) -> None:
-    """``post_migrate``: give the admin group its user-management permissions (idempotent)."""
+    """``post_migrate``: give the admin group exactly its viewing permissions (idempotent)."""
     from django.contrib.auth.models import Permission
 
     using = kwargs.get("using", "default")
@@ -199,4 +206,4 @@ def grant_admin_site_permissions(sender: Any, **kwargs: Any) -> None:
         )
         if perm is not None:
             wanted.append(perm)
-    group.permissions.add(*wanted)
+    group.permissions.set(wanted)  # exactly these: older grants (change_user...) are withdrawn

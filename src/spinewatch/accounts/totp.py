@@ -9,24 +9,35 @@ conditional UPDATE, so two requests racing with the same code cannot both win.
 
 Who must use it: every admin, and anyone who has enrolled a device (others are optional) -- see
 :func:`requires_second_factor`; :class:`spinewatch.accounts.middleware.TwoFactorMiddleware`
-enforces it. Failed codes are counted in the session; after ``TOTP_MAX_FAILURES`` (default 5)
-the session is logged out, so guessing goes back through the password and its lock-out.
+enforces it.
+
+Guessing: wrong codes are counted per USER in the database (``TotpDevice.failed_attempts``), not
+in the session -- a new sign-in with the password resets nothing. After ``TOTP_MAX_FAILURES``
+(default 5) wrong codes in a row the user's second factor is locked for
+``TOTP_LOCKOUT_MINUTES`` (default 15): every code, right or wrong, is refused until then, the
+session is logged out, and the lock-out is audited. A right code resets the count. An admin
+lifts a lock early (:func:`unlock`: the user page, ``spinewatch user unlock``). At 5 guesses per
+15 minutes, guessing a 6-digit code (3 valid codes at a time, the clock-drift window) takes
+about 10^6 / 3 / 5 x 15 min -- 1.9 years on average.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from typing import Any
 
 import pyotp
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.http import HttpRequest
 from django.utils import timezone
 from pyotp.exceptions import OTPVerificationError
 
 from spinewatch.accounts.errors import TotpError
+from spinewatch.accounts.events import account_event
 from spinewatch.accounts.models import TotpDevice
 from spinewatch.accounts.roles import Role, role_or_none
 
@@ -37,14 +48,17 @@ __all__ = [
     "confirm",
     "confirmed_device",
     "forget_verification_on_login",
+    "locked_until",
     "mark_verified",
     "provisioning_uri",
     "qr_svg",
     "record_failure",
+    "register_failure",
     "requires_second_factor",
     "reset_device",
     "session_is_verified",
     "start_enrolment",
+    "unlock",
     "verify",
 ]
 
@@ -105,10 +119,60 @@ def qr_svg(data: str) -> str:
     return text[text.index("<svg") :]
 
 
+def _now() -> dt.datetime:
+    return timezone.now()
+
+
+def locked_until(user: Any) -> dt.datetime | None:
+    """The end of the user's second-factor lock-out, or None when codes are accepted."""
+    if not getattr(user, "pk", None):
+        return None
+    until = TotpDevice.objects.filter(user=user).values_list("locked_until", flat=True).first()
+    return until if until is not None and until > _now() else None
+
+
+def register_failure(user: Any) -> tuple[int, dt.datetime | None]:
+    """Count a wrong code for ``user`` (in the database); lock at ``TOTP_MAX_FAILURES``.
+
+    Returns the failures counted so far and the end of the lock-out when this one locked it.
+    """
+    limit = int(getattr(settings, "TOTP_MAX_FAILURES", 5))
+    minutes = int(getattr(settings, "TOTP_LOCKOUT_MINUTES", 15))
+    with transaction.atomic():
+        device = TotpDevice.objects.select_for_update().filter(user=user).first()
+        if device is None:
+            return 0, None
+        failures = device.failed_attempts + 1
+        if failures < limit:
+            TotpDevice.objects.filter(pk=device.pk).update(failed_attempts=failures)
+            return failures, None
+        until = _now() + dt.timedelta(minutes=minutes)
+        TotpDevice.objects.filter(pk=device.pk).update(failed_attempts=0, locked_until=until)
+        account_event(
+            "locked_out",
+            user,
+            detail={"second_factor": True, "failures": failures, "locked_until": until},
+        )
+    log.warning("TOTP: %d wrong codes for %s, second factor locked until %s", failures, user, until)
+    return failures, until
+
+
+def unlock(user: Any) -> bool:
+    """Lift a second-factor lock-out and reset the count (audited); whether one was active."""
+    with transaction.atomic():
+        was = locked_until(user) is not None
+        changed = TotpDevice.objects.filter(user=user).update(failed_attempts=0, locked_until=None)
+        if changed and was:
+            account_event("update", user, detail={"second_factor_unlocked": True})
+    return was
+
+
 def _accept(device: TotpDevice, code: str, for_time: float | None) -> bool:
     code = "".join(str(code).split())
     if not (len(code) == 6 and code.isdigit()):
         return False
+    if device.locked_until is not None and device.locked_until > _now():
+        return False  # locked: not even a right code counts
     try:
         step = _totp(device).verify_and_get_timecode(
             code,
@@ -119,7 +183,7 @@ def _accept(device: TotpDevice, code: str, for_time: float | None) -> bool:
         return False
     # Race-free replay guard: only one request can move the counter past ``step - 1``.
     updated = TotpDevice.objects.filter(pk=device.pk, last_used_timecode__lt=step).update(
-        last_used_timecode=step, last_used_at=timezone.now()
+        last_used_timecode=step, last_used_at=timezone.now(), failed_attempts=0
     )
     if not updated:
         log.warning("TOTP code replay refused for %s", device.user)
@@ -132,7 +196,11 @@ def confirm(device: TotpDevice, code: str, *, for_time: float | None = None) -> 
     """Activate a pending device if ``code`` is right; returns whether it was."""
     if not _accept(device, code, for_time):
         return False
-    TotpDevice.objects.filter(pk=device.pk).update(confirmed=True, confirmed_at=F("last_used_at"))
+    with transaction.atomic():
+        TotpDevice.objects.filter(pk=device.pk).update(
+            confirmed=True, confirmed_at=F("last_used_at")
+        )
+        account_event("two_factor_enable", device.user)
     device.refresh_from_db()
     log.info("TOTP device confirmed for %s", device.user)
     return True
@@ -147,8 +215,12 @@ def verify(user: Any, code: str, *, for_time: float | None = None) -> bool:
 
 
 def reset_device(user: Any) -> bool:
-    """Delete the user's device (lost phone); returns whether there was one."""
-    deleted, _ = TotpDevice.objects.filter(user=user).delete()
+    """Delete the user's device (lost phone; audited); returns whether there was one."""
+    with transaction.atomic():
+        confirmed = TotpDevice.objects.filter(user=user, confirmed=True).exists()
+        deleted, _ = TotpDevice.objects.filter(user=user).delete()
+        if deleted:
+            account_event("two_factor_disable", user, detail={"was_confirmed": confirmed})
     return bool(deleted)
 
 
@@ -175,19 +247,22 @@ def session_is_verified(request: HttpRequest) -> bool:
 
 
 def record_failure(request: HttpRequest) -> int:
-    """Count a wrong code in the session; log the user out at ``TOTP_MAX_FAILURES``.
+    """Count a wrong code for the signed-in user (:func:`register_failure`, in the database);
+    when that locks the second factor -- or it already is locked -- the session is logged out.
 
-    Returns the number of failures so far (the session is flushed when the limit is reached).
+    Returns the number of failures so far (0 once locked: the session is flushed then).
     """
     from django.contrib.auth import logout
 
-    failures = int(request.session.get(SESSION_FAILURES_KEY, 0)) + 1
-    limit = int(getattr(settings, "TOTP_MAX_FAILURES", 5))
-    if failures >= limit:
-        log.warning("TOTP: %d wrong codes for %s, session logged out", failures, request.user)
+    user = request.user
+    if locked_until(user) is not None:  # already locked: a guess changes nothing
         logout(request)
-    else:
-        request.session[SESSION_FAILURES_KEY] = failures
+        return 0
+    failures, until = register_failure(user)
+    if until is not None:
+        logout(request)
+        return 0
+    request.session[SESSION_FAILURES_KEY] = failures
     return failures
 
 

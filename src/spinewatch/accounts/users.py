@@ -1,6 +1,7 @@
-"""Creating users: one function that validates the password and gives the one role.
+"""Creating and changing users: passwords validated, one role each, every change audited.
 
-Used by ``spinewatch user add`` and by anything else that creates accounts (demo data, tests).
+Used by ``spinewatch user ...``, the admin's user pages and anything else that creates accounts
+(demo data, tests).
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from spinewatch.accounts.errors import AccountError
+from spinewatch.accounts.events import account_event, recorded_by_service
 from spinewatch.accounts.roles import Role, set_role
 
-__all__ = ["create_user", "password_problems"]
+__all__ = ["create_user", "password_problems", "set_active", "set_password"]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,43 @@ def create_user(*, username: str, password: str, role: Role | str, email: str = 
     problems = password_problems(password, username=username, email=email)
     if problems:
         raise AccountError("password refused: " + " ".join(problems))
-    user = User.objects.create_user(username=username, email=email, password=password)
+    with recorded_by_service():
+        user = User.objects.create_user(username=username, email=email, password=password)
+        account_event(
+            "create",
+            user,
+            changes={"username": user.get_username(), "email": email, "is_active": True},
+        )
     set_role(user, parsed)
     log.info("user %s created with role %s", username, parsed.value)
     return user
+
+
+@transaction.atomic
+def set_active(user: Any, active: bool, *, acting: Any = None) -> bool:
+    """Let a user sign in again, or stop them (audited); whether anything changed.
+
+    ``acting`` (the admin doing it) may not deactivate themselves. An inactive user's API
+    tokens and sessions stop working at once (both check ``is_active``).
+    """
+    if not active and acting is not None and getattr(acting, "pk", None) == user.pk:
+        raise AccountError("you cannot deactivate your own account; ask another admin")
+    if bool(user.is_active) == bool(active):
+        return False
+    with recorded_by_service():
+        user.is_active = bool(active)
+        user.save(update_fields=["is_active"])
+        account_event("update", user, changes={"is_active": [not active, bool(active)]})
+    log.info("user %s %s", user.get_username(), "activated" if active else "deactivated")
+    return True
+
+
+@transaction.atomic
+def set_password(user: Any, password: str) -> None:
+    """Give a user a new password (validated; audited without the password, of course)."""
+    problems = password_problems(password, username=user.get_username(), email=user.email)
+    if problems:
+        raise AccountError("password refused: " + " ".join(problems))
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    account_event("password_change", user)

@@ -61,6 +61,25 @@ def _code_context(request: HttpRequest, form: TotpCodeForm, **extra: Any) -> dic
     return {"form": form, "next": _safe_next(request), **extra}
 
 
+def _locked_out(request: HttpRequest) -> HttpResponse | None:
+    """Sign a user whose second factor is locked out (too many wrong codes) out, saying until
+    when; None when codes are accepted."""
+    from django.contrib.auth import logout
+    from django.utils import timezone
+
+    until = totp.locked_until(request.user)
+    if until is None:
+        return None
+    logout(request)
+    when = timezone.localtime(until).strftime("%H:%M")
+    messages.error(
+        request,
+        f"Too many wrong codes: two-factor sign-in is locked until {when}. Try again then, or "
+        "ask an admin to unlock your account.",
+    )
+    return redirect("accounts:login")
+
+
 @never_cache
 @sensitive_post_parameters("code")
 @login_required
@@ -70,17 +89,33 @@ def totp_verify(request: HttpRequest) -> HttpResponse:
         return redirect(
             f"{reverse('accounts:totp_enrol')}?{urlencode({'next': _safe_next(request)})}"
         )
+    locked = _locked_out(request)
+    if locked is not None:
+        return locked
     form = TotpCodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if totp.verify(request.user, form.cleaned_data["code"]):
             totp.mark_verified(request)
             return HttpResponseRedirect(_safe_next(request))
+        user = request.user
         failures = totp.record_failure(request)
         if not request.user.is_authenticated:
-            messages.error(request, "Too many wrong codes: sign in again.")
-            return redirect("accounts:login")
+            return _locked_out_after(request, user)
         form.add_error("code", f"That code is not valid (or was already used). Attempt {failures}.")
     return render(request, "accounts/totp_verify.html", _code_context(request, form))
+
+
+def _locked_out_after(request: HttpRequest, user: Any) -> HttpResponse:
+    from django.utils import timezone
+
+    until = totp.locked_until(user)
+    when = f" until {timezone.localtime(until):%H:%M}" if until is not None else ""
+    messages.error(
+        request,
+        f"Too many wrong codes: two-factor sign-in is locked{when}. Try again then, or ask an "
+        "admin to unlock your account.",
+    )
+    return redirect("accounts:login")
 
 
 @never_cache
@@ -97,6 +132,9 @@ def totp_enrol(request: HttpRequest) -> HttpResponse:
         return redirect("accounts:account")
     from spinewatch.accounts.models import TotpDevice
 
+    locked = _locked_out(request)
+    if locked is not None:
+        return locked
     device = TotpDevice.objects.filter(user=request.user, confirmed=False).first()
     if device is None:
         device = totp.start_enrolment(request.user)
@@ -106,10 +144,10 @@ def totp_enrol(request: HttpRequest) -> HttpResponse:
             totp.mark_verified(request)
             messages.success(request, "Two-factor sign-in is set up.")
             return HttpResponseRedirect(_safe_next(request))
+        user = request.user
         failures = totp.record_failure(request)
         if not request.user.is_authenticated:
-            messages.error(request, "Too many wrong codes: sign in again.")
-            return redirect("accounts:login")
+            return _locked_out_after(request, user)
         form.add_error("code", f"That code is not valid. Attempt {failures}.")
     uri = totp.provisioning_uri(device)
     secret_groups = " ".join(device.secret[i : i + 4] for i in range(0, len(device.secret), 4))

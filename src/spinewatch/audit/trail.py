@@ -14,9 +14,9 @@ transactions start ``IMMEDIATE``, see the settings). Whatever the vendor, the pr
 SHA-256 of the event's canonical document (:mod:`spinewatch.audit.canonical`). It thereby finds
 edited, deleted, inserted and reordered events -- except an attacker who can write the table and
 re-hash every event from the point of tampering to the end, or who removes events from the end.
-Against those, keep an *anchor* outside the database (the head ``seq`` and ``hash`` printed by
-``spinewatch audit verify``, e.g. in a daily report) and pass it back: ``verify(anchor=(seq,
-hash))``.
+Against those, anchors are kept outside the database (:mod:`spinewatch.audit.anchor`: the head
+is written to the anchor file by each day's first event, once committed, and by ``spinewatch
+audit verify``) and checked: ``verify(anchors=[...])`` (or one ``anchor=(seq, hash)``).
 
 Back up the trail with the database's own tools (``pg_dump``, SQLite's ``.backup``) or
 ``spinewatch manage dumpdata audit --format xml``; Django's JSON serialisation keeps timestamps to
@@ -204,11 +204,17 @@ def record(
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
-        head = AuditEvent.objects.using(alias).order_by("-seq").values_list("seq", "hash").first()
+        head = (
+            AuditEvent.objects.using(alias)
+            .order_by("-seq")
+            .values_list("seq", "hash", "at")
+            .first()
+        )
         seq, prev_hash = (head[0] + 1, head[1]) if head is not None else (1, GENESIS_HASH)
+        now = timezone.now()
         event = AuditEvent(
             seq=seq,
-            at=timezone.now(),
+            at=now,
             actor_id=who.id,
             actor_username=who.username,
             actor_role=who.role,
@@ -224,8 +230,25 @@ def record(
         )
         event.hash = event.compute_hash()
         event.save(using=alias)
+        if head is None or head[2].date() != now.date():  # the day's first event: anchor it
+            first = event.hash if seq == 1 else None
+            transaction.on_commit(
+                lambda: _anchor_after_commit(seq, event.hash, first, alias), using=alias
+            )
     logger.debug("audit #%d %s %s %s", seq, action_value, type_value, id_value)
     return event
+
+
+def _anchor_after_commit(seq: int, digest: str, first: str | None, alias: str) -> None:
+    """Write the committed event to the anchor file (never raises: the event is stored)."""
+    from spinewatch.audit.anchor import write_anchor
+
+    try:
+        if first is None:
+            first = AuditEvent.objects.using(alias).filter(seq=1).values_list("hash", flat=True)[0]
+        write_anchor(seq, digest, first)
+    except Exception:  # an anchor is extra evidence; its failure must not break a write
+        logger.exception("audit anchor for event %d could not be written", seq)
 
 
 @dataclass(frozen=True)
@@ -236,6 +259,7 @@ class VerifyResult:
     bad one otherwise); ``first_bad_seq`` is the ``seq`` of the first bad or missing event and
     ``problem`` says what is wrong with it. ``head_seq``/``head_hash`` identify the last intact
     event: note them outside the database as an anchor for a later :func:`verify`.
+    ``anchored_seq``: the highest event confirmed by an anchor (None: no anchor checked).
     """
 
     ok: bool
@@ -244,32 +268,45 @@ class VerifyResult:
     problem: str | None
     head_seq: int | None = None
     head_hash: str | None = None
+    anchored_seq: int | None = None
 
 
 def _short(digest: str) -> str:
     return f"{digest[:12]}..." if len(digest) > 12 else repr(digest)
 
 
-def verify(*, anchor: tuple[int, str] | None = None, using: str = DEFAULT_DB_ALIAS) -> VerifyResult:
+def verify(
+    *,
+    anchor: tuple[int, str] | None = None,
+    anchors: Iterable[tuple[int, str]] = (),
+    using: str = DEFAULT_DB_ALIAS,
+) -> VerifyResult:
     """Recompute every hash and link of the audit trail; stop at the first bad event.
 
-    ``anchor`` is an optional ``(seq, hash)`` noted earlier (for example from a previous run):
-    the event ``seq`` must still exist with that hash, which catches events removed from the end
-    and a chain re-hashed from some point on.
+    ``anchor``/``anchors``: ``(seq, hash)`` pairs noted earlier outside the database (the anchor
+    file, a previous run): each event ``seq`` must still exist with that hash, which catches
+    events removed from the end and a chain re-hashed from some point on. The result's
+    ``anchored_seq`` is the highest anchor confirmed.
     """
-    if anchor is not None:
-        seq, digest = anchor
+    wanted: dict[int, str] = {}
+    for pair in ([anchor] if anchor is not None else []) + list(anchors):
+        seq, digest = pair
         if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1 or not digest:
-            raise AuditError(f"anchor {anchor!r}: expected (seq >= 1, hash)")
+            raise AuditError(f"anchor {pair!r}: expected (seq >= 1, hash)")
+        if wanted.get(seq, digest) != digest:
+            raise AuditError(f"anchors disagree about event {seq}: {wanted[seq]} and {digest}")
+        wanted[seq] = digest
     expected_seq = 1
     prev_hash = GENESIS_HASH
     n = 0
     head: tuple[int, str] | None = None
 
+    anchored: int | None = None
+
     def bad(seq: int, problem: str) -> VerifyResult:
         logger.warning("audit trail verification failed at event %d: %s", seq, problem)
         return VerifyResult(
-            False, n, seq, problem, head[0] if head else None, head[1] if head else None
+            False, n, seq, problem, head[0] if head else None, head[1] if head else None, anchored
         )
 
     events = AuditEvent.objects.using(using).order_by("seq").iterator(chunk_size=2000)
@@ -299,20 +336,26 @@ def verify(*, anchor: tuple[int, str] | None = None, using: str = DEFAULT_DB_ALI
                 f"event {event.seq}: stored hash {_short(event.hash)} does not match its contents "
                 f"(recomputed {_short(recomputed)}): the event was edited",
             )
-        if anchor is not None and event.seq == anchor[0] and event.hash != anchor[1]:
+        noted = wanted.get(event.seq)
+        if noted is not None and event.hash != noted:
             return bad(
                 event.seq,
                 f"event {event.seq}: hash {_short(event.hash)} is not the anchor "
-                f"{_short(anchor[1])}: the trail was rewritten up to this event",
+                f"{_short(noted)}: the trail was rewritten up to this event",
             )
+        if noted is not None:
+            anchored = event.seq
         n += 1
         head = (event.seq, event.hash)
         prev_hash = event.hash
         expected_seq += 1
-    if anchor is not None and anchor[0] >= expected_seq:
+    beyond = [seq for seq in wanted if seq >= expected_seq]
+    if beyond:
         return bad(
             expected_seq,
-            f"anchor event {anchor[0]} is missing: the trail ends at event {expected_seq - 1} "
+            f"anchor event {max(beyond)} is missing: the trail ends at event {expected_seq - 1} "
             "(events removed from the end)",
         )
-    return VerifyResult(True, n, None, None, head[0] if head else None, head[1] if head else None)
+    return VerifyResult(
+        True, n, None, None, head[0] if head else None, head[1] if head else None, anchored
+    )

@@ -2,8 +2,10 @@
 
 Sub-commands live in ``_<name>.py`` modules, each with ``add_parser(subparsers)`` (argparse only,
 so start-up stays light) and ``run(args) -> int`` (which imports what it needs). Input errors
-(:class:`spinewatch.core.errors.InputError` and unreadable files) end in one line on stderr and
-exit status 2; anything else is a bug and keeps its traceback.
+(:class:`spinewatch.core.errors.InputError`), every operating-system error (a missing or
+unreadable file, a full disk, an output path that exists as a file...), a lack of memory and an
+unreachable database end in ONE line on stderr and exit status 2
+(:func:`spinewatch.core.errors.user_message`); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ _COMMANDS: tuple[str, ...] = (
     "_pacs",
     "_dicom_listen",
     "_audit",
+    "_backup",
 )
 
 EXIT_INPUT_ERROR = 2
@@ -52,19 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from spinewatch.core.errors import InputError
+    from spinewatch.core.errors import user_message
 
     try:
         return int(args.run(args) or 0)
-    except InputError as exc:
-        print(f"spinewatch: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
-        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
-        print(f"spinewatch: error: {exc.strerror or exc}{where}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        message = user_message(exc) or _database_message(exc)
+        if message is None:
+            raise
+        print(f"spinewatch: error: {message}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+
+
+def _database_message(exc: BaseException) -> str | None:
+    """One line for a database that cannot be reached (only when Django was loaded)."""
+    db = sys.modules.get("django.db")
+    if db is None or not isinstance(exc, db.OperationalError | db.InterfaceError):
+        return None
+    return "database unavailable: " + " ".join(str(exc).split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -109,6 +109,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import os
     import sys
     import tempfile
 
@@ -127,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --labels or --segment, not both")
     if args.segment is not None and args.modality == "mr":
         raise UsageError("--segment segments a CT; give --labels for an MRI")
+    from spinewatch.cli._output import check_output_dir
+
+    check_output_dir(args.out, "--out")
 
     from spinewatch.imaging.analysis import FAST_WORKING_RESOLUTION_MM, analyze
     from spinewatch.imaging.io import load_study, requested_acquisition
@@ -195,17 +199,17 @@ def run(args: argparse.Namespace) -> int:
         result["comparison"] = comparison
     text = json.dumps(result, indent=2, allow_nan=False)
     if args.out is not None:
+        from spinewatch.cli._output import write_text_atomic
         from spinewatch.imaging.render import render_sagittal
 
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "report.json").write_text(text + "\n", encoding="utf-8")
-        render_sagittal(
-            ct,
-            labels,
-            result,
-            args.out / "spine.png",
-            convention=prepared.analysis_convention,
-        )
+        picture = args.out / ".spine.png.tmp.png"
+        try:  # both files or neither: the picture first, then the report, then the rename
+            render_sagittal(ct, labels, result, picture, convention=prepared.analysis_convention)
+            write_text_atomic(args.out / "report.json", text + "\n")
+            os.replace(picture, args.out / "spine.png")
+        finally:
+            picture.unlink(missing_ok=True)
     if args.format == "json":
         print(text)
     else:

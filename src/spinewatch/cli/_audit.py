@@ -1,8 +1,13 @@
 """``spinewatch audit verify|show``: check the hash chain of the audit trail, list its events.
 
-``spinewatch audit verify [--anchor SEQ:HASH]`` prints ``audit trail intact: N events`` and the
-head (exit 0), or names the first bad event and what is wrong with it (exit 1); it warns on
-stderr when the append-only triggers are missing.
+``spinewatch audit verify [--anchor SEQ:HASH] [--no-anchor-file]`` recomputes every hash and link
+and checks every anchor kept outside the database (:mod:`spinewatch.audit.anchor`: the anchor
+file, written by each day's first event and by this command), then says what was PROVEN and
+what was NOT: ``audit trail intact: N events``, the head, the anchored event, and the limits
+(events after the latest anchor could be cut from the end; someone able to rewrite both the
+database and the anchor file); after a successful check it notes the head in the anchor file.
+Exit 0 when intact, 1 at the first bad event (named, with what is wrong) or when no anchor of
+the file belongs to this trail; a warning on stderr when the append-only triggers are missing.
 ``spinewatch audit show [--patient STUDY_ID] [--limit N] [--json]`` lists the latest N events
 (oldest first), all or those touching one patient; the listing is itself recorded as a ``view``
 event (it shows identifiable values), naming the operating-system user.
@@ -66,6 +71,11 @@ def add_parser(subparsers: Any) -> None:
         metavar="SEQ:HASH",
         help="an event noted earlier (the 'head' of a previous run) that must still be there",
     )
+    check.add_argument(
+        "--no-anchor-file",
+        action="store_true",
+        help="neither read nor write the anchor file (SPINEWATCH_AUDIT_ANCHOR_FILE)",
+    )
     check.set_defaults(run=run)
     show = commands.add_parser(
         "show",
@@ -109,31 +119,22 @@ def _json(event: Any) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from django.db import connection
+    from spinewatch.audit.proof import check_trail
 
-    from spinewatch.audit import triggers
-    from spinewatch.audit.trail import verify
-
-    result = verify(anchor=args.anchor)
-    expected = triggers.TRIGGER_NAMES.get(connection.vendor, ())
-    missing = sorted(set(expected) - set(triggers.installed(connection)))
-    if missing:
-        print(
-            "spinewatch: warning: the audit table is not append-only: trigger(s) "
-            f"{', '.join(missing)} missing (re-run the audit migrations)",
-            file=sys.stderr,
-        )
-    if result.ok:
-        print(f"audit trail intact: {result.n_events} events")
-        if result.head_seq is not None:
-            print(f"head: {result.head_seq}:{result.head_hash}")
-        return 0
-    print(
-        f"audit trail BROKEN at event {result.first_bad_seq}: {result.problem} "
-        f"({result.n_events} events intact before it)",
-        file=sys.stderr,
-    )
-    return EXIT_BROKEN
+    proof = check_trail(use_anchor_file=not args.no_anchor_file, extra_anchor=args.anchor)
+    for warning in proof.warnings:
+        print(f"spinewatch: warning: {warning}", file=sys.stderr)
+    if not proof.ok:
+        print(f"audit trail BROKEN {proof.problem}", file=sys.stderr)
+        return EXIT_BROKEN
+    print(f"audit trail intact: {proof.n_events} events")
+    if proof.head is not None:
+        print(f"head: {proof.head}")
+    for line in proof.statements:
+        print(line)
+    if proof.noted:
+        print(proof.noted)
+    return 0
 
 
 def _show(args: argparse.Namespace) -> int:

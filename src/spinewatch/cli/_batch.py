@@ -68,8 +68,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from spinewatch.cli._output import check_output_dir
     from spinewatch.imaging.batch import read_manifest, run_batch
 
+    check_output_dir(args.out, "--out")
     n_total = len(read_manifest(args.manifest))  # fail fast (exit 2) before starting a cluster
     bar = tqdm(total=n_total, unit="study", disable=args.quiet, file=sys.stderr, leave=True)
 

@@ -35,8 +35,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from spinewatch.cli._output import check_output_file, write_text_atomic
     from spinewatch.imaging.compare import compare_reports, format_comparison_text, load_report
 
+    check_output_file(args.out, "--out")
     prior = load_report(args.prior)
     current = load_report(args.current)
     result = compare_reports(
@@ -44,8 +46,7 @@ def run(args: argparse.Namespace) -> int:
     )
     text = json.dumps(result, indent=2, allow_nan=False)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+        write_text_atomic(args.out, text + "\n")
     if args.format == "json":
         print(text)
     else:

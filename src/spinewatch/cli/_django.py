@@ -2,7 +2,8 @@
 
 :func:`setup_django` points Django at ``spinewatch.web.settings`` (unless
 ``DJANGO_SETTINGS_MODULE`` says otherwise), creates the data directory (``SPINEWATCH_DATA_DIR``,
-default ``./spinewatch-data``) that holds the SQLite file, and applies pending migrations quietly,
+default ``./spinewatch-data``) that holds the SQLite file -- private: 0700, files 0600, see
+:func:`spinewatch.web.security.secure_data_dir` -- and applies pending migrations quietly,
 so ``spinewatch import cohort x.csv`` works on a fresh machine. With ``DATABASE_URL`` set, the
 PostgreSQL database must exist; its tables are migrated the same way.
 """
@@ -10,7 +11,6 @@ PostgreSQL database must exist; its tables are migrated the same way.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 __all__ = ["setup_django"]
 
@@ -24,12 +24,15 @@ def setup_django(*, migrate: bool = True) -> None:
     import django
     from django.conf import settings
 
+    from spinewatch.web.security import secure_data_dir, secure_sqlite_files
+
     data_dir = getattr(settings, "DATA_DIR", None)
     if data_dir is not None:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        secure_data_dir(data_dir)  # 0700, files 0600, umask 077
     django.setup()
     if migrate and not _done:
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0, interactive=False)
         _done = True
+    secure_sqlite_files(settings.DATABASES)

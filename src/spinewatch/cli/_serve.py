@@ -3,11 +3,13 @@
 Steps: make sure a real secret key exists (``SPINEWATCH_SECRET_KEY`` or, outside debug, the key
 kept in ``SPINEWATCH_DATA_DIR/secret_key``, created once with mode 0600); apply migrations;
 collect static files into ``STATIC_ROOT`` (under the data directory; WhiteNoise serves them);
-then start the scan-analysis worker (``spinewatch worker``, a child process; ``--no-worker`` when
-workers run elsewhere) and, with ``--dicom``, the DICOM storage SCP (``spinewatch
-dicom-listen``), and run gunicorn (sync workers) on the Django WSGI application until
-SIGINT/SIGTERM; the worker is stopped on the way out (SIGTERM, then SIGKILL after 20 s: its job
-goes back to the queue either way).
+then start the scan-analysis worker(s) (``spinewatch worker``, ``--analysis-workers N`` child
+processes, 1 by default; ``--no-worker`` when workers run elsewhere) and, with ``--dicom``, the
+DICOM storage SCP (``spinewatch dicom-listen``), all SUPERVISED
+(:class:`spinewatch.cli._supervisor.Supervisor`: a child that dies is restarted at once, and a
+restarted worker re-queues its predecessor's job at once); and run gunicorn (sync workers) on
+the Django WSGI application until SIGINT/SIGTERM. The children are stopped on the way out
+(SIGTERM, then SIGKILL after 20 s: a worker's job goes back to the queue either way).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import argparse
 import os
 from typing import Any
 
-__all__ = ["add_parser", "default_workers", "run"]
+__all__ = ["add_parser", "default_workers", "run", "supervised_children"]
 
 _DEV_KEY_MARK = "insecure"
 
@@ -69,6 +71,13 @@ def add_parser(subparsers: Any) -> None:
         help="do not start the scan-analysis worker (run `spinewatch worker` elsewhere)",
     )
     parser.add_argument(
+        "--analysis-workers",
+        type=_workers,
+        default=1,
+        metavar="N",
+        help="scan-analysis worker processes, supervised: restarted at once if one dies (1)",
+    )
+    parser.add_argument(
         "--dicom",
         action="store_true",
         help="also run the DICOM storage SCP (spinewatch dicom-listen, SPINEWATCH_DICOM_*)",
@@ -76,24 +85,15 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _start_worker(command: str = "worker") -> Any:
-    import subprocess
-    import sys
-
-    return subprocess.Popen([sys.executable, "-m", "spinewatch.cli", command])
-
-
-def _stop_worker(process: Any) -> None:
-    import subprocess
-
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+def supervised_children(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """(name, spinewatch arguments) of each child process ``serve`` keeps alive."""
+    children: list[tuple[str, list[str]]] = []
+    if not getattr(args, "no_worker", False):
+        n = getattr(args, "analysis_workers", 1) or 1
+        children += [(f"analysis worker {i + 1}", ["worker"]) for i in range(n)]
+    if getattr(args, "dicom", False):
+        children.append(("DICOM listener", ["dicom-listen"]))
+    return children
 
 
 def _debug() -> bool:
@@ -149,11 +149,11 @@ def run(args: argparse.Namespace) -> int:
         def load(self) -> Any:
             return application
 
-    worker = None if getattr(args, "no_worker", False) else _start_worker()
-    listener = _start_worker("dicom-listen") if getattr(args, "dicom", False) else None
+    from spinewatch.cli._supervisor import Supervisor
+
+    supervisor = Supervisor(supervised_children(args)).start()
     try:
         SpineWatchServer().run()
     finally:
-        _stop_worker(listener)
-        _stop_worker(worker)
+        supervisor.stop()
     return 0

@@ -1,8 +1,10 @@
-"""``spinewatch user add|list|set-role|unlock|reset-2fa``: accounts from the command line.
+"""``spinewatch user add|list|set-role|activate|deactivate|unlock|reset-2fa``: accounts.
 
 ``user add USERNAME --role ROLE`` reads the password from standard input: typed twice without
 echo on a terminal, or one line from a pipe (``printf '%s\\n' "$PW" | spinewatch user add ...``).
 A weak password (Django's validators) or an existing username ends with exit status 2.
+``unlock`` lifts both the password lock-out (django-axes) and the second-factor lock-out. Every
+change is audited as the operating-system user, via ``cli``.
 """
 
 from __future__ import annotations
@@ -36,8 +38,14 @@ def add_parser(subparsers: Any) -> None:
     set_role.add_argument("username")
     set_role.add_argument("--role", required=True, choices=_ROLES)
 
-    unlock = actions.add_parser("unlock", help="lift a sign-in lock-out of a user")
+    unlock = actions.add_parser(
+        "unlock", help="lift a user's sign-in lock-outs (password and second factor)"
+    )
     unlock.add_argument("username")
+
+    for name, what in (("activate", "let a user sign in again"), ("deactivate", "stop a user")):
+        toggle = actions.add_parser(name, help=what)
+        toggle.add_argument("username")
 
     reset = actions.add_parser("reset-2fa", help="remove a user's authenticator (lost phone)")
     reset.add_argument("username")
@@ -74,6 +82,13 @@ def run(args: argparse.Namespace) -> int:
     from spinewatch.cli._django import setup_django
 
     setup_django()
+    from spinewatch.audit.context import acting_as
+
+    with acting_as(getpass.getuser(), via="cli"):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     action = args.user_action
     if action == "add":
         from spinewatch.accounts.users import create_user
@@ -110,9 +125,24 @@ def run(args: argparse.Namespace) -> int:
     if action == "unlock":
         from axes.utils import reset
 
-        _get_user(args.username)
+        from spinewatch.accounts.events import account_event
+        from spinewatch.accounts.totp import unlock
+
+        user = _get_user(args.username)
         removed = reset(username=args.username)
-        print(f"unlocked {args.username} ({removed} failed-attempt record(s) removed)")
+        second = unlock(user)
+        if removed:
+            account_event("update", user, detail={"sign_in_unlocked": removed})
+        extra = "; second factor unlocked" if second else ""
+        print(f"unlocked {args.username} ({removed} failed-attempt record(s) removed{extra})")
+        return 0
+    if action in ("activate", "deactivate"):
+        from spinewatch.accounts.users import set_active
+
+        user = _get_user(args.username)
+        changed = set_active(user, action == "activate")
+        state = "active" if action == "activate" else "inactive"
+        print(f"{user.get_username()} is {state}{'' if changed else ' (no change)'}")
         return 0
     if action == "reset-2fa":
         from spinewatch.accounts.totp import reset_device

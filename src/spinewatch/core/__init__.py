@@ -34,8 +34,9 @@ from spinewatch.core.conventions import (
     totalsegmentator_name,
     vertebra_labels,
 )
+from spinewatch.core.csv_cells import SafeCsvWriter, csv_text, safe_cell, safe_row
 from spinewatch.core.diagnoses import Diagnosis, DiagnosisError, DiagnosisKind, PrimaryTumour
-from spinewatch.core.errors import InputError
+from spinewatch.core.errors import InputError, user_message
 from spinewatch.core.follow_up_outcome import VisitOutcome, VisitOutcomeError
 from spinewatch.core.genant import (
     DeformityType,
@@ -162,6 +163,7 @@ __all__ = [
     "Reading",
     "Region",
     "RiskState",
+    "SafeCsvWriter",
     "ScheduledVisit",
     "SinsAlignment",
     "SinsBoneLesion",
@@ -183,6 +185,7 @@ __all__ = [
     "candidate_readings",
     "cement_volume_warning",
     "column_ratio",
+    "csv_text",
     "detect_convention",
     "endplate_of",
     "group_labels",
@@ -205,10 +208,13 @@ __all__ = [
     "posterior_step",
     "reference_height_mm",
     "renamed_levels",
+    "safe_cell",
+    "safe_row",
     "sins_collapse_from",
     "subregion_refusal",
     "tidy_hospital_number",
     "totalsegmentator_name",
+    "user_message",
     "validate_procedure",
     "vertebra_labels",
 ]

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from spinewatch.core.conventions import LabelConvention
+from spinewatch.core.csv_cells import SafeCsvWriter
 from spinewatch.core.errors import InputError
 
 __all__ = [
@@ -529,7 +530,7 @@ def _write_summary(summary: BatchSummary) -> None:
         "error",
     ]
     with summary.summary_csv.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer = SafeCsvWriter(fh, fieldnames=fields)  # study ids and errors come from outside
         writer.writeheader()
         for s in summary.studies:
             d = s.to_json_dict()

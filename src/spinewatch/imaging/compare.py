@@ -51,13 +51,21 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from spinewatch.core.errors import InputError
+from spinewatch.imaging.limits import (
+    InputLimits,
+    InputTooLargeError,
+    JsonInputError,
+    check_json_value,
+    current_limits,
+    format_bytes,
+    parse_json,
+)
 
 __all__ = [
     "CEMENT_PRESENT_ML",
@@ -67,6 +75,7 @@ __all__ = [
     "GROWTH_MIN_PCT",
     "HEIGHT_DROP_MM",
     "HEIGHT_LOSS_PROGRESSION_PCT",
+    "MAX_MAGNITUDE",
     "NEGLIGIBLE_LYTIC_ML",
     "NEW_LESION_MIN_ML",
     "RAISE_TO_HIGH_FLAGS",
@@ -116,6 +125,11 @@ RAISE_TO_HIGH_FLAGS = ("new_fracture", "worse_fracture", "new_lesion", "lesion_g
 """Change flags that, with the signal to treat, raise the level's collapse risk to high."""
 
 
+#: Largest magnitude a measurement of a report may have (mm, HU, ml, %): far beyond anything a
+#: body holds, small enough that differences and percentages stay finite.
+MAX_MAGNITUDE = 1e6
+
+
 class ReportFormatError(InputError):
     """A file or dict that is not a SpineWatch report (names the file, the key and the value)."""
 
@@ -123,13 +137,23 @@ class ReportFormatError(InputError):
 # -- loading and validation -------------------------------------------------------------------
 
 
-def load_report(path: Path) -> dict[str, Any]:
+def load_report(path: Path, *, limits: InputLimits | None = None) -> dict[str, Any]:
     """Read a SpineWatch report JSON file and check its shape.
 
-    Raises :class:`ReportFormatError` naming the file (with line and column for malformed JSON)
-    and :class:`FileNotFoundError` for a missing file.
+    Raises :class:`ReportFormatError` naming the file (with line and column for malformed JSON,
+    ``NaN``/``Infinity`` or nesting deeper than ``limits.max_json_depth``),
+    :class:`~spinewatch.imaging.limits.InputTooLargeError` for a file larger than
+    ``limits.max_report_bytes`` (checked before reading) and :class:`FileNotFoundError` for a
+    missing file.
     """
     path = Path(path)
+    limits = current_limits(limits)
+    size = path.stat().st_size
+    if size > limits.max_report_bytes:
+        raise InputTooLargeError(
+            f"{path}: the report is {format_bytes(size)}; the limit is "
+            f"{format_bytes(limits.max_report_bytes)} (SPINEWATCH_MAX_REPORT_BYTES)"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -137,11 +161,9 @@ def load_report(path: Path) -> dict[str, Any]:
             f"{path}: not a SpineWatch report (not UTF-8 text: byte {exc.start})"
         ) from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportFormatError(
-            f"{path}: line {exc.lineno}, column {exc.colno}: invalid JSON ({exc.msg})"
-        ) from None
+        data = parse_json(text, source=str(path), max_depth=limits.max_json_depth)
+    except JsonInputError as exc:
+        raise ReportFormatError(str(exc)) from None
     _validate_report(data, str(path))
     assert isinstance(data, dict)
     return data
@@ -152,12 +174,20 @@ def _is_number(value: object) -> bool:
 
 
 def _validate_report(report: object, source: str) -> list[Mapping[str, Any]]:
-    """Check ``report`` is a SpineWatch report; return its vertebra entries."""
+    """Check ``report`` is a SpineWatch report; return its vertebra entries.
+
+    Anything nested deeper than the limit or any non-finite number, wherever it is (a text
+    field included), is refused: a report is written back out as JSON, which has no NaN.
+    """
     if not isinstance(report, Mapping):
         raise ReportFormatError(
             f"{source}: not a SpineWatch report: expected a JSON object with 'scan' and "
             f"'vertebrae', got {type(report).__name__}"
         )
+    try:
+        check_json_value(report, source=source, max_depth=current_limits().max_json_depth)
+    except JsonInputError as exc:
+        raise ReportFormatError(str(exc)) from None
     for key in ("scan", "vertebrae"):
         if key not in report:
             raise ReportFormatError(
@@ -191,9 +221,12 @@ def _validate_report(report: object, source: str) -> list[Mapping[str, Any]]:
         seen[level] = i
         for key in _NUMERIC_FIELDS:
             value = entry.get(key)
-            if value is not None and not (_is_number(value) and math.isfinite(value)):
+            if value is not None and not (
+                _is_number(value) and math.isfinite(value) and abs(value) <= MAX_MAGNITUDE
+            ):
                 raise ReportFormatError(
-                    f"{where}.{key}: expected a finite number or null, got {value!r:.60}"
+                    f"{where}.{key}: expected a finite number of magnitude at most "
+                    f"{MAX_MAGNITUDE:g} or null, got {value!r:.60}"
                 )
         grade = entry.get("genant_grade")
         if grade is not None and (
@@ -255,7 +288,11 @@ def _diff(prior: float | None, current: float | None, digits: int) -> float | No
 def _pct(prior: float | None, current: float | None) -> float | None:
     if prior is None or current is None or prior == 0:
         return None
-    return round((current - prior) / abs(prior) * 100.0, 1)
+    try:
+        pct = (current - prior) / abs(prior) * 100.0
+    except OverflowError:
+        return None
+    return round(pct, 1) if math.isfinite(pct) else None
 
 
 def _cement(entry: Mapping[str, Any] | None) -> bool | None:

@@ -23,7 +23,17 @@ series by its Modality tag (0008,0060) -- an MR series becomes an
 series of any other modality naming the tag and value. Both record the scan's
 :class:`~spinewatch.core.acquisition.Acquisition`: the modality from the tag, the contrast phase
 from the header (:func:`spinewatch.imaging.contrast.phase_from_dicom`) or the user.
-A zip is read member by member in memory and gives exactly what the extracted directory gives.
+A zip is read member by member, streamed (never extracted, never held whole) and gives exactly
+what the extracted directory gives.
+
+Hostile input (:mod:`spinewatch.imaging.limits`): before a zip is read, each member's declared
+uncompressed size, its inflation ratio and the archive's total are checked, and a member is
+never read past its declared size (:class:`_BoundedReader`, which also caps every single read so
+that a header element claiming 4 GB cannot make a reader ask for it). The headers are read
+without pixel data; Rows, Columns, NumberOfFrames and SamplesPerPixel are parsed as whole numbers
+in their DICOM ranges (an empty or non-numeric value is refused naming the file and tag), and
+the series' Rows x Columns x slices is checked against the memory limit before the volume is
+allocated; the pixel data of each file is then read once.
 """
 
 from __future__ import annotations
@@ -32,6 +42,8 @@ import contextlib
 import functools
 import io as _io
 import logging
+import os
+import warnings
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,20 +54,32 @@ import numpy as np
 import numpy.typing as npt
 
 from spinewatch.core.acquisition import Acquisition, AcquisitionError, ContrastPhase, Modality
+from spinewatch.core.errors import InputError
 from spinewatch.imaging.io import (
     ImageReadError,
+    LabelsArg,
     SeriesSelectionError,
     _vertebrae_for_detection,
+    check_alignable,
     orientation_code,
 )
+from spinewatch.imaging.limits import (
+    ZIP_RATIO_GRACE_BYTES,
+    InputLimits,
+    InputTooLargeError,
+    check_image_bytes,
+    current_limits,
+    format_bytes,
+)
 from spinewatch.imaging.modality import MODALITY_TAG, ModalityDecision, decide_modality
-from spinewatch.imaging.volume import CtVolume, GeometryError, Grid, LabelVolume, MrVolume
+from spinewatch.imaging.volume import CtVolume, GeometryError, Grid, MrVolume
 
 __all__ = [
     "MISSING_SLICE_FACTOR",
     "READABLE_MODALITIES",
     "SLICE_SPACING_TOLERANCE",
     "SeriesInfo",
+    "check_zip_archive",
     "list_series",
     "load_dicom_image",
     "load_dicom_series",
@@ -94,52 +118,240 @@ class _Image:
     name: str  # file path or "archive.zip:member", for messages
     open: Callable[[], IO[bytes]]
     ds: Any  # pydicom Dataset, header only
+    size: int = 0  # bytes of the file (a zip member: its declared uncompressed size)
+
+
+@dataclass(frozen=True)
+class _Source:
+    name: str
+    open: Callable[[], IO[bytes]]
+    size: int
 
 
 # --------------------------------------------------------------------------------------------
 # enumerating files
 
 
-def _open_file(path: Path) -> IO[bytes]:
-    return path.open("rb")
+class _BoundedReader(_io.RawIOBase):
+    """A read-only, seekable view of ``raw`` that never goes past ``limit`` bytes.
+
+    Every ``read(n)`` asks ``raw`` for at most what is left before the limit (+1, to notice a
+    stream that is longer than it should be), so a DICOM element claiming a length of 4 GB
+    cannot make pydicom allocate 4 GB; reading beyond the limit raises
+    :class:`InputTooLargeError` naming the file.
+    """
+
+    def __init__(self, raw: IO[bytes], limit: int, name: str, what: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._limit = limit
+        self._name = name
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return int(self._raw.tell())
+
+    def seek(self, offset: int, whence: int = _io.SEEK_SET) -> int:
+        return int(self._raw.seek(offset, whence))
+
+    def read(self, size: int | None = -1) -> bytes:
+        position = self.tell()
+        room = max(0, self._limit - position)
+        wanted = room + 1 if size is None or size < 0 else min(size, room + 1)
+        data = self._raw.read(wanted)
+        if position + len(data) > self._limit:
+            raise InputTooLargeError(
+                f"{self._name}: {self._what} is larger than {format_bytes(self._limit)}; "
+                "expected at most that (SPINEWATCH_MAX_DICOM_FILE_BYTES)"
+            )
+        return bytes(data)
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
-    return _io.BytesIO(zf.read(info))
+def _open_file(path: Path, limit: int) -> IO[bytes]:
+    # Bounded by the file's own size too: no single read asks for more than the file holds.
+    handle = path.open("rb")
+    size = os.fstat(handle.fileno()).st_size
+    return _BoundedReader(handle, min(limit, size), str(path), "the file")  # type: ignore[return-value]
+
+
+def _open_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> IO[bytes]:
+    # zipfile itself stops at the declared size (and checks the CRC there): a member whose
+    # data inflate beyond what its header says is cut off and refused as corrupt.
+    reader = zf.open(info)
+    return _BoundedReader(reader, info.file_size, name, "the zip member")  # type: ignore[return-value]
+
+
+def _check_members(path: Path, infos: list[zipfile.ZipInfo], limits: InputLimits) -> None:
+    """Refuse a zip whose members' declared sizes, ratios, total or count exceed ``limits``."""
+    if len(infos) > limits.max_zip_members:
+        raise InputTooLargeError(
+            f"{path}: the zip holds {len(infos)} files; the limit is {limits.max_zip_members} "
+            "(SPINEWATCH_MAX_ZIP_MEMBERS)"
+        )
+    total = 0
+    for info in infos:
+        name = f"{path}:{info.filename}"
+        if info.file_size > limits.max_file_bytes:
+            raise InputTooLargeError(
+                f"{name}: declared uncompressed size {format_bytes(info.file_size)} exceeds the "
+                f"limit of {format_bytes(limits.max_file_bytes)} per DICOM file "
+                "(SPINEWATCH_MAX_DICOM_FILE_BYTES)"
+            )
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > ZIP_RATIO_GRACE_BYTES and ratio > limits.max_zip_ratio:
+            raise InputTooLargeError(
+                f"{name}: {format_bytes(info.compress_size)} inflate to "
+                f"{format_bytes(info.file_size)} (ratio {ratio:.0f}); expected at most "
+                f"{limits.max_zip_ratio:g} (SPINEWATCH_MAX_ZIP_RATIO): a zip bomb?"
+            )
+        total += info.file_size
+    if total > limits.max_archive_bytes:
+        raise InputTooLargeError(
+            f"{path}: the zip's members add up to {format_bytes(total)} uncompressed; the limit "
+            f"is {format_bytes(limits.max_archive_bytes)} (SPINEWATCH_MAX_ARCHIVE_BYTES)"
+        )
+
+
+def check_zip_archive(path: Path | str, *, limits: InputLimits | None = None) -> int:
+    """Refuse a zip whose members' declared sizes, ratios, total or count exceed the limits
+    (:class:`InputTooLargeError`) or that cannot be read as a zip (:class:`ImageReadError`),
+    WITHOUT inflating anything; returns the number of files in it. For an upload page."""
+    path = Path(path)
+    with _sources(path, current_limits(limits)) as sources:
+        return len(sources)
 
 
 @contextlib.contextmanager
-def _sources(path: Path) -> Iterator[list[tuple[str, Callable[[], IO[bytes]]]]]:
-    """(name, opener) for every regular file of a directory tree or member of a zip; a zip
-    stays open (members read in memory, never extracted) while the context is active."""
+def _sources(path: Path, limits: InputLimits) -> Iterator[list[_Source]]:
+    """Every regular file of a directory tree or member of a zip; a zip stays open (members
+    streamed, never extracted nor held whole) while the context is active."""
     if path.is_dir():
         files = [p for p in sorted(path.rglob("*")) if p.is_file()]
-        yield [(str(p), functools.partial(_open_file, p)) for p in files]
+        yield [
+            _Source(str(p), functools.partial(_open_file, p, limits.max_file_bytes), _size(p))
+            for p in files
+        ]
         return
     if not path.exists():
         raise ImageReadError(f"{path}: DICOM directory or zip not found")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ImageReadError(f"{path}: not a readable zip archive ({exc})") from exc
+    except Exception as exc:  # zipfile raises many types on a malformed archive
+        # (BadZipFile, EOFError, struct.error, NotImplementedError for an unknown version...)
+        raise ImageReadError(
+            f"{path}: not a readable zip archive ({type(exc).__name__}: {exc})"
+        ) from exc
     with zf:
         members = sorted((i for i in zf.infolist() if not i.is_dir()), key=lambda i: i.filename)
-        yield [(f"{path}:{i.filename}", functools.partial(_read_member, zf, i)) for i in members]
+        _check_members(path, members, limits)
+        yield [
+            _Source(
+                f"{path}:{i.filename}",
+                functools.partial(_open_member, zf, i, f"{path}:{i.filename}"),
+                i.file_size,
+            )
+            for i in members
+        ]
 
 
-def _read_header(name: str, opener: Callable[[], IO[bytes]]) -> Any | None:
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+@contextlib.contextmanager
+def _quiet(name: str) -> Iterator[None]:
+    """pydicom's warnings about a malformed file go to the log, not to the caller's screen."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught[:5]:
+        log.info("%s: %s", name, warning.message)
+
+
+#: Header attributes SpineWatch reads; each is converted once, here, so that a malformed value
+#: is refused naming the file and tag instead of failing later.
+_HEADER_KEYWORDS = (
+    "Modality",
+    "SeriesInstanceUID",
+    "SeriesDescription",
+    "ImageType",
+    "Rows",
+    "Columns",
+    "NumberOfFrames",
+    "SamplesPerPixel",
+    "BitsAllocated",
+    "ImageOrientationPatient",
+    "ImagePositionPatient",
+    "PixelSpacing",
+    "StudyInstanceUID",
+    "Manufacturer",
+    "ConvolutionKernel",
+    "ProtocolName",
+    "ContrastBolusAgent",
+    "ContrastBolusAgentPhase",
+    "ContrastBolusRoute",
+    "ContrastBolusUsageSequence",
+)
+
+
+def _convert_header(name: str, ds: Any) -> None:
+    for keyword in _HEADER_KEYWORDS:
+        try:
+            value = ds.get(keyword)
+            if keyword == "ContrastBolusUsageSequence" and value:
+                for item in value:
+                    item.get("ContrastBolusAgentPhase")
+        except Exception as exc:  # pydicom's value converters raise many types
+            raise ImageReadError(
+                f"{name}: tag {keyword} cannot be read ({type(exc).__name__}: {exc}); "
+                "expected a valid DICOM value"
+            ) from exc
+    try:
+        str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    except Exception as exc:
+        raise ImageReadError(
+            f"{name}: tag TransferSyntaxUID cannot be read ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _read_header(source: _Source) -> Any | None:
     """The dataset without pixel data, or None for a file that is not DICOM."""
     from pydicom import dcmread
     from pydicom.errors import InvalidDicomError
 
+    name = source.name
     try:
-        with opener() as fh:
-            return dcmread(fh, stop_before_pixels=True)
+        with _quiet(name), source.open() as fh:
+            ds = dcmread(fh, stop_before_pixels=True)
+            _convert_header(name, ds)
+            return ds
     except InvalidDicomError:
         return None
+    except InputError:  # ImageReadError, InputTooLargeError: already say what is wrong
+        raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile) as exc:
         raise ImageReadError(f"{name}: cannot read zip member ({exc})") from exc
-    except (OSError, EOFError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except Exception as exc:  # pydicom's parser raises many types on malformed files
         raise ImageReadError(f"{name}: corrupt DICOM file ({type(exc).__name__}: {exc})") from exc
 
 
@@ -166,15 +378,15 @@ class _Found:
 
 def _scan(
     path: Path,
-    sources: list[tuple[str, Callable[[], IO[bytes]]]],
+    sources: list[_Source],
     modalities: tuple[str, ...] = ("CT",),
 ) -> _Found:
     """Images of ``modalities`` (or with an empty Modality) grouped by SeriesInstanceUID."""
     found = _Found({}, {}, set())
     n_files = n_dicom = 0
-    for name, opener in sources:
+    for source in sources:
         n_files += 1
-        ds = _read_header(name, opener)
+        ds = _read_header(source)
         if ds is None:
             continue
         n_dicom += 1
@@ -185,7 +397,7 @@ def _scan(
             if _is_image(ds):
                 found.other[uid] = modality
             continue
-        found.series.setdefault(uid, []).append(_Image(name, opener, ds))
+        found.series.setdefault(uid, []).append(_Image(source.name, source.open, ds, source.size))
     if not found.series:
         seen = found.other_modalities
         other = (
@@ -211,9 +423,11 @@ def _info(uid: str, images: list[_Image]) -> SeriesInfo:
     return SeriesInfo(uid, str(ds.get("SeriesDescription", "")), len(images), _modality(ds))
 
 
-def list_series(path: Path | str, *, modalities: tuple[str, ...] = ("CT",)) -> list[SeriesInfo]:
+def list_series(
+    path: Path | str, *, modalities: tuple[str, ...] = ("CT",), limits: InputLimits | None = None
+) -> list[SeriesInfo]:
     """The image series of ``modalities`` (default CT) in a DICOM directory or zip, by UID."""
-    with _sources(Path(path)) as sources:
+    with _sources(Path(path), current_limits(limits)) as sources:
         found = _scan(Path(path), sources, modalities).series
     return [_info(uid, found[uid]) for uid in sorted(found)]
 
@@ -235,18 +449,66 @@ def _floats(img: _Image, keyword: str, n: int) -> npt.NDArray[np.float64]:
     return arr
 
 
-def _check_consistent(images: list[_Image]) -> tuple[int, int, npt.NDArray[np.float64], Any]:
-    """Rows, Columns, IOP and PixelSpacing shared by every image (else ImageReadError)."""
+#: DICOM tag numbers of the integer attributes checked here, for messages.
+_INT_TAGS = {
+    "Rows": "(0028,0010)",
+    "Columns": "(0028,0011)",
+    "NumberOfFrames": "(0028,0008)",
+    "SamplesPerPixel": "(0028,0002)",
+    "BitsAllocated": "(0028,0100)",
+}
+
+
+def _int_tag(img: _Image, keyword: str, low: int, high: int, default: int | None = None) -> int:
+    """A whole-number attribute in ``[low, high]`` (``default`` when absent or empty)."""
+    value = img.ds.get(keyword)
+    tag = f"{keyword} {_INT_TAGS.get(keyword, '')}".rstrip()
+    if (value is None or value == "") and default is not None:
+        return default
+    number: int | None = None
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        try:
+            as_float = float(value)
+            if as_float.is_integer():
+                number = int(as_float)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+    if number is None or not low <= number <= high:
+        shown = "empty" if value is None or value == "" else repr(value)
+        raise ImageReadError(
+            f"{img.name}: tag {tag} is {shown}; expected a whole number from {low} to {high}"
+        )
+    return number
+
+
+def _check_consistent(
+    images: list[_Image], where: Path, limits: InputLimits
+) -> tuple[int, int, npt.NDArray[np.float64], Any]:
+    """Rows, Columns, IOP and PixelSpacing shared by every image (else ImageReadError), and the
+    series' size checked against ``limits`` before any pixel is read."""
     first = images[0]
-    rows, cols = int(first.ds.Rows), int(first.ds.Columns)
+    rows, cols = _int_tag(first, "Rows", 1, 65535), _int_tag(first, "Columns", 1, 65535)
+    check_image_bytes(
+        str(where),
+        (cols, rows, len(images)),
+        2,
+        limits,
+        what="DICOM series",
+        detail=f" (Rows {rows} x Columns {cols} x {len(images)} files, int16)",
+    )
     iop = _floats(first, "ImageOrientationPatient", 6)
     spacing = _floats(first, "PixelSpacing", 2)
     for img in images:
-        ds = img.ds
-        if int(ds.Rows) != rows or int(ds.Columns) != cols:
+        img_rows, img_cols = _int_tag(img, "Rows", 1, 65535), _int_tag(img, "Columns", 1, 65535)
+        if img_rows != rows or img_cols != cols:
             raise ImageReadError(
-                f"{img.name}: tag Rows/Columns is {int(ds.Rows)}x{int(ds.Columns)}; expected "
+                f"{img.name}: tag Rows/Columns is {img_rows}x{img_cols}; expected "
                 f"{rows}x{cols} like {first.name} (one series must share one image size)"
+            )
+        if img.size > limits.max_file_bytes:
+            raise InputTooLargeError(
+                f"{img.name}: the file is {format_bytes(img.size)}; the limit per DICOM file is "
+                f"{format_bytes(limits.max_file_bytes)} (SPINEWATCH_MAX_DICOM_FILE_BYTES)"
             )
         other = _floats(img, "ImageOrientationPatient", 6)
         if not np.allclose(other, iop, atol=_ORIENTATION_TOL, rtol=0):
@@ -260,15 +522,24 @@ def _check_consistent(images: list[_Image]) -> tuple[int, int, npt.NDArray[np.fl
                 f"{img.name}: tag PixelSpacing is {sp.tolist()}; expected {spacing.tolist()} "
                 f"like {first.name}"
             )
-        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        frames = _int_tag(img, "NumberOfFrames", 1, 2**31 - 1, default=1)
         if frames != 1:
             raise ImageReadError(
-                f"{img.name}: tag NumberOfFrames is {frames}; multi-frame (enhanced) CT is not "
-                "supported, expected one slice per file"
+                f"{img.name}: tag NumberOfFrames (0028,0008) is {frames}; multi-frame (enhanced) "
+                "CT is not supported, expected one slice per file"
             )
-        if int(ds.get("SamplesPerPixel", 1)) != 1:
+        samples = _int_tag(img, "SamplesPerPixel", 1, 4, default=1)
+        if samples != 1:
             raise ImageReadError(
-                f"{img.name}: tag SamplesPerPixel is {ds.SamplesPerPixel}; expected 1 (greyscale)"
+                f"{img.name}: tag SamplesPerPixel (0028,0002) is {samples}; expected 1 (greyscale)"
+            )
+        bits = _int_tag(img, "BitsAllocated", 1, 64, default=16)
+        decoded = rows * cols * max(1, -(-bits // 8))
+        if decoded > limits.max_file_bytes:
+            raise InputTooLargeError(
+                f"{img.name}: Rows {rows} x Columns {cols} at {bits} bits decode to "
+                f"{format_bytes(decoded)} per slice; the limit per DICOM file is "
+                f"{format_bytes(limits.max_file_bytes)} (SPINEWATCH_MAX_DICOM_FILE_BYTES)"
             )
     if np.any(spacing <= 0):
         raise ImageReadError(
@@ -354,11 +625,11 @@ def _hu_slice(img: _Image) -> npt.NDArray[np.float64]:
     from pydicom.pixels.processing import apply_modality_lut
 
     try:
-        with img.open() as fh:
+        with _quiet(img.name), img.open() as fh:
             ds = dcmread(fh)
-        px = ds.pixel_array
-        hu = np.asarray(apply_modality_lut(px, ds), dtype=np.float64)
-    except ImageReadError:
+            px = ds.pixel_array
+            hu = np.asarray(apply_modality_lut(px, ds), dtype=np.float64)
+    except (InputError, MemoryError):
         raise
     except Exception as exc:  # pydicom's decoders raise many types; all mean "cannot decode"
         syntax = getattr(getattr(img.ds, "file_meta", None), "TransferSyntaxUID", "?")
@@ -366,28 +637,53 @@ def _hu_slice(img: _Image) -> npt.NDArray[np.float64]:
             f"{img.name}: pixel data cannot be decoded (transfer syntax {syntax}; "
             f"{type(exc).__name__}: {exc})"
         ) from exc
-    if hu.shape != (int(img.ds.Rows), int(img.ds.Columns)):
+    rows, cols = _int_tag(img, "Rows", 1, 65535), _int_tag(img, "Columns", 1, 65535)
+    if hu.shape != (rows, cols):
+        raise ImageReadError(f"{img.name}: pixel data has shape {hu.shape}; expected {rows}x{cols}")
+    if not np.all(np.isfinite(hu)):
         raise ImageReadError(
-            f"{img.name}: pixel data has shape {hu.shape}; expected "
-            f"{int(img.ds.Rows)}x{int(img.ds.Columns)}"
+            f"{img.name}: pixel values are not finite after RescaleSlope/Intercept or the "
+            "Modality LUT; expected finite numbers"
         )
     return hu
 
 
-def _read_pixels(images: list[_Image], cols: int, rows: int) -> npt.NDArray[Any]:
+def _widen(
+    out: npt.NDArray[Any], dtype: type[np.generic], where: str, limits: InputLimits
+) -> npt.NDArray[Any]:
+    """``out`` as ``dtype`` (a second copy exists for a moment: both are checked)."""
+    wider = np.dtype(dtype).itemsize
+    check_image_bytes(
+        where,
+        out.shape,
+        out.dtype.itemsize + wider,
+        limits,
+        what="DICOM series",
+        detail=f" (widening {out.dtype} to {np.dtype(dtype).name})",
+    )
+    return out.astype(dtype, order="F")
+
+
+def _read_pixels(
+    images: list[_Image], cols: int, rows: int, where: str, limits: InputLimits
+) -> npt.NDArray[Any]:
     """Value volume ``[column, row, slice]``: int16 while exact, widened only when needed."""
     out: npt.NDArray[Any] = np.empty((cols, rows, len(images)), dtype=np.int16, order="F")
     for k, img in enumerate(images):
         hu = _hu_slice(img)
         if np.issubdtype(out.dtype, np.integer):
             if not np.array_equal(hu, np.round(hu)):
-                out = out.astype(np.float32, order="F")
+                out = _widen(out, np.float32, where, limits)
             elif hu.size and (
                 hu.min() < np.iinfo(out.dtype).min or hu.max() > np.iinfo(out.dtype).max
             ):
-                out = out.astype(
-                    np.int32 if hu.min() >= -(2**31) and hu.max() < 2**31 else np.float32, order="F"
-                )
+                fits = hu.min() >= -(2**31) and hu.max() < 2**31
+                out = _widen(out, np.int32 if fits else np.float32, where, limits)
+        if out.dtype == np.float32 and np.abs(hu).max() > float(np.finfo(np.float32).max):
+            raise ImageReadError(
+                f"{img.name}: pixel values reach {np.abs(hu).max():.3g}; expected values a "
+                "float32 can hold"
+            )
         out[:, :, k] = hu.T
     return out
 
@@ -413,6 +709,7 @@ def load_dicom_series(
     *,
     series_uid: str | None = None,
     spacing_tolerance: float = SLICE_SPACING_TOLERANCE,
+    limits: InputLimits | None = None,
 ) -> CtVolume:
     """Read one CT series from a DICOM directory (recursive) or ``.zip`` into HU.
 
@@ -420,14 +717,16 @@ def load_dicom_series(
     ``series_uid`` picks a series when the input holds several (else
     :class:`SeriesSelectionError` lists each: UID, description, slice count).
     ``spacing_tolerance`` is the relative deviation of a slice step from the median step that is
-    still accepted as even. Returns ``hu[column, row, slice]`` with slices ascending along the
-    slice normal and an affine to RAS+ mm (sheared when the gantry was tilted); its acquisition
-    carries the contrast phase the header states.
+    still accepted as even. ``limits``: the input bounds (default
+    :func:`~spinewatch.imaging.limits.current_limits`). Returns ``hu[column, row, slice]`` with
+    slices ascending along the slice normal and an affine to RAS+ mm (sheared when the gantry
+    was tilted); its acquisition carries the contrast phase the header states.
     """
     path = Path(path)
-    with _sources(path) as sources:
+    limits = current_limits(limits)
+    with _sources(path, limits) as sources:
         found = _scan(path, sources, ("CT",))
-        values, grid, meta, ds = _load(path, found, series_uid, spacing_tolerance)
+        values, grid, meta, ds = _load(path, found, series_uid, spacing_tolerance, limits)
     tag = meta.get("modality") or ""
     mod = (
         ModalityDecision(Modality.CT, "dicom", f"DICOM {MODALITY_TAG} {tag!r}")
@@ -445,8 +744,10 @@ def load_dicom_image(
     modality: Modality | str | None = "auto",
     contrast_phase: ContrastPhase | str | None = "auto",
     spacing_tolerance: float = SLICE_SPACING_TOLERANCE,
-    labels: LabelVolume | None = None,
+    labels: LabelsArg = None,
     convention: Any = "auto",
+    labels_grid: tuple[Grid, str] | None = None,
+    limits: InputLimits | None = None,
 ) -> CtVolume | MrVolume:
     """Read one CT or MR series (DICOM directory or ``.zip``) as the image type its modality needs.
 
@@ -456,18 +757,22 @@ def load_dicom_image(
     its signal units. ``contrast_phase`` (``"auto"``: from the header) as in
     :func:`spinewatch.imaging.contrast.decide_contrast_at_input`. A series of another modality
     (PT, NM, US...) is refused naming the tag and value; ``labels``/``convention`` help the
-    detection of an empty tag (see :func:`spinewatch.imaging.io.load_image`); other arguments as
-    :func:`load_dicom_series`.
+    detection of an empty tag (see :func:`spinewatch.imaging.io.load_image`); ``labels_grid``
+    (grid, source) is compared with the series' grid before its pixels are read; other
+    arguments as :func:`load_dicom_series`.
     """
     path = Path(path)
-    with _sources(path) as sources:
+    limits = current_limits(limits)
+    with _sources(path, limits) as sources:
         found = _scan(path, sources, READABLE_MODALITIES)
         if series_uid is not None and series_uid not in found.series and series_uid in found.other:
             raise ImageReadError(
                 f"{path}: series {series_uid!r} has tag {MODALITY_TAG} "
                 f"{found.other[series_uid]!r}; expected one of {', '.join(READABLE_MODALITIES)}"
             )
-        values, grid, meta, ds = _load(path, found, series_uid, spacing_tolerance)
+        values, grid, meta, ds = _load(
+            path, found, series_uid, spacing_tolerance, limits, labels_grid
+        )
     mod = decide_modality(
         modality,
         where=str(path),
@@ -491,7 +796,8 @@ def _acquisition(
     from spinewatch.imaging.contrast import decide_contrast_at_input
 
     try:
-        contrast = decide_contrast_at_input(contrast_phase, modality=mod.modality, header=ds)
+        with _quiet(str(path)):
+            contrast = decide_contrast_at_input(contrast_phase, modality=mod.modality, header=ds)
         return Acquisition(
             modality=mod.modality,
             modality_source=mod.source,
@@ -505,7 +811,12 @@ def _acquisition(
 
 
 def _load(
-    path: Path, found: _Found, series_uid: str | None, spacing_tolerance: float
+    path: Path,
+    found: _Found,
+    series_uid: str | None,
+    spacing_tolerance: float,
+    limits: InputLimits,
+    labels_grid: tuple[Grid, str] | None = None,
 ) -> tuple[npt.NDArray[Any], Grid, dict[str, Any], Any]:
     """Values ``[column, row, slice]``, grid, meta and the first image's header of one series."""
     series = found.series
@@ -527,7 +838,7 @@ def _load(
             )
         uid = series_uid
     images = series[uid]
-    rows, cols, iop, pixel_spacing = _check_consistent(images)
+    rows, cols, iop, pixel_spacing = _check_consistent(images, path, limits)
     row_cos, col_cos = iop[:3], iop[3:]
     normal = np.cross(row_cos, col_cos)
     normal /= np.linalg.norm(normal)
@@ -543,7 +854,9 @@ def _load(
         raise ImageReadError(f"{path}: unusable DICOM geometry: {exc}") from exc
     if tilt_deg > 0.01:
         log.info("%s: gantry tilt %.2f deg; using a sheared affine", path, tilt_deg)
-    values = _read_pixels(images, cols, rows)
+    if labels_grid is not None:  # compare the grids before a single pixel is read
+        check_alignable(labels_grid[0], grid, labels_grid[1])
+    values = _read_pixels(images, cols, rows, str(path), limits)
     ds = images[0].ds
     meta: dict[str, Any] = {
         "format": "dicom",

@@ -25,9 +25,12 @@ axis so no float64 copy of the whole volume is ever made.
 from __future__ import annotations
 
 import logging
+import math
 import struct
+import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +39,23 @@ import numpy.typing as npt
 
 from spinewatch.core.acquisition import Acquisition, AcquisitionError, ContrastPhase, Modality
 from spinewatch.core.errors import InputError
+from spinewatch.imaging.limits import InputLimits, check_image_bytes, current_limits
 from spinewatch.imaging.volume import CtVolume, GeometryError, Grid, LabelVolume, MrVolume
 
 __all__ = [
     "ALIGN_TOLERANCE_VOXELS",
     "GridMismatchError",
     "ImageReadError",
+    "NiftiHeader",
     "SeriesSelectionError",
     "align_labels",
+    "check_alignable",
     "load_ct",
     "load_image",
     "load_labels",
     "load_study",
     "orientation_code",
+    "read_nifti_header",
     "requested_acquisition",
 ]
 
@@ -161,9 +168,14 @@ _NIBABEL_READ_ERRORS: tuple[type[BaseException], ...] = (
     EOFError,
     ValueError,
     TypeError,
+    IndexError,
+    OverflowError,
     zlib.error,
     struct.error,
 )
+
+#: sizeof_hdr of NIfTI-1 and NIfTI-2 (the first 4 bytes, in the file's byte order)
+_NIFTI_HEADER_SIZES = (348, 540)
 
 
 def _nibabel_errors() -> tuple[type[BaseException], ...]:
@@ -173,13 +185,160 @@ def _nibabel_errors() -> tuple[type[BaseException], ...]:
     return (*_NIBABEL_READ_ERRORS, ImageFileError, HeaderDataError)
 
 
+@dataclass(frozen=True)
+class NiftiHeader:
+    """What a NIfTI file's header says, read without touching its voxels.
+
+    ``shape`` is every dimension ``dim[1..dim[0]]``; ``dtype`` the stored voxel type (file byte
+    order); ``offset`` the byte where voxels start (in the uncompressed stream); ``slope`` and
+    ``inter`` the scaling as nibabel applies it (1 and 0 when ``scl_slope`` is 0 or not finite);
+    ``grid`` the first three dimensions with the sform (code > 0), else the qform, else the
+    voxel sizes; ``nbytes`` the stored voxel array's size, already checked against the limit.
+    """
+
+    path: Path
+    what: str
+    shape: tuple[int, ...]
+    dtype: np.dtype[Any]
+    offset: int
+    slope: float
+    inter: float
+    grid: Grid
+    affine_source: str
+    nbytes: int
+
+
+def _header_bytes(path: Path, what: str, limits: InputLimits) -> bytes:
+    """The bytes before the voxels (fixed header + extensions), at most a bounded amount.
+
+    Read by hand so that a header claiming a 2 GiB extension or a huge ``vox_offset`` never
+    makes a reader ask for that much memory: the fixed header gives ``vox_offset``, which must
+    lie within ``limits.max_file_bytes``; only then is the rest of the header read.
+    """
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path), "rb") as fh:
+        head = fh.read(4)
+        sizes = {struct.unpack(f"{e}i", head)[0] for e in "<>"} if len(head) == 4 else set()
+        fixed = next((n for n in _NIFTI_HEADER_SIZES if n in sizes), None)
+        if fixed is None:
+            raise ImageReadError(
+                f"{path}: cannot read {what} as NIfTI (its first 4 bytes {head!r} are not "
+                "sizeof_hdr 348 or 540); expected a NIfTI-1 or NIfTI-2 file"
+            )
+        head += fh.read(fixed - 4 + 4)  # the fixed header and the 4 extension-flag bytes
+        if len(head) < fixed:
+            raise ImageReadError(
+                f"{path}: {what} header ends after {len(head)} of {fixed} bytes (truncated file)"
+            )
+        endian = "<" if struct.unpack("<i", head[:4])[0] == fixed else ">"
+        if fixed == 348:
+            vox_offset = float(struct.unpack(f"{endian}f", head[108:112])[0])
+        else:
+            vox_offset = float(struct.unpack(f"{endian}q", head[168:176])[0])
+        if not math.isfinite(vox_offset) or not 0 <= vox_offset <= limits.max_file_bytes:
+            raise ImageReadError(
+                f"{path}: {what} header field vox_offset is {vox_offset:g}; expected 0 to "
+                f"{limits.max_file_bytes} (SPINEWATCH_MAX_DICOM_FILE_BYTES)"
+            )
+        wanted = max(int(vox_offset), len(head))
+        if wanted > len(head):
+            head += fh.read(wanted - len(head))
+    return head
+
+
+def read_nifti_header(
+    path: Path | str, what: str, limits: InputLimits | None = None
+) -> NiftiHeader:
+    """Parse and check a 3D NIfTI file's header; refuse it before any voxel is allocated.
+
+    Raises :class:`ImageReadError` (missing, not NIfTI, not 3D, unusable affine, non-numeric
+    voxels) and :class:`~spinewatch.imaging.limits.InputTooLargeError` when its dimensions x
+    voxel size exceed ``limits.max_image_bytes``.
+    """
+    import io as _io
+
+    import nibabel as nib
+
+    path = Path(path)
+    limits = current_limits(limits)
+    if not path.exists():
+        raise ImageReadError(f"{path}: {what} file not found")
+    if not path.is_file():
+        raise ImageReadError(f"{path}: {what} must be a NIfTI file (.nii or .nii.gz)")
+    errors = _nibabel_errors()
+    try:
+        raw = _header_bytes(path, what, limits)
+        nifti2 = len(raw) >= 540 and raw[4:8] == b"n+2\0"
+        if not nifti2 and raw[344:348] != b"n+1\0":
+            magic = raw[4:8] if len(raw) >= 540 and raw[4:6] == b"n+" else raw[344:348]
+            raise ImageReadError(
+                f"{path}: cannot read {what} as NIfTI (magic {magic!r}); expected a single-file "
+                "NIfTI-1 ('n+1') or NIfTI-2 ('n+2') image"
+            )
+        klass = nib.Nifti2Header if nifti2 else nib.Nifti1Header
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            header: Any = klass.from_fileobj(_io.BytesIO(raw))  # type: ignore[no-untyped-call]
+            dims = [int(d) for d in header["dim"]]
+            dtype = np.dtype(header.get_data_dtype())
+            affine = np.asarray(header.get_best_affine(), dtype=np.float64)
+            scale = header.get_slope_inter()
+            offset = int(header.get_data_offset())
+        for warning in caught:
+            log.info("%s: %s header: %s", path, what, warning.message)
+    except ImageReadError:
+        raise
+    except errors as exc:
+        raise ImageReadError(
+            f"{path}: cannot read {what} as NIfTI ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not 1 <= dims[0] <= 7 or any(d < 1 for d in dims[1 : dims[0] + 1]):
+        raise ImageReadError(
+            f"{path}: {what} header field dim is {dims}; expected dim[0] from 1 to 7 and that "
+            "many sizes >= 1"
+        )
+    shape = tuple(dims[1 : dims[0] + 1])
+    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
+        raise ImageReadError(
+            f"{path}: {what} has voxel type {dtype}; expected integer or real numbers"
+        )
+    nbytes = check_image_bytes(
+        str(path), shape, dtype.itemsize, limits, what=what, detail=f" ({dtype.name})"
+    )
+    if len(shape) < 3 or any(s != 1 for s in shape[3:]):
+        raise ImageReadError(
+            f"{path}: {what} has shape {shape}; expected a 3D volume "
+            "(a 4th dimension is accepted only when it has size 1)"
+        )
+    sform_code, qform_code = int(header["sform_code"]), int(header["qform_code"])
+    if sform_code > 0:
+        affine_source = "sform"
+    elif qform_code > 0:
+        affine_source = "qform"
+    else:
+        affine_source = "pixdim"
+        log.warning(
+            "%s: neither sform nor qform is set; using the voxel sizes only (orientation unknown)",
+            path,
+        )
+    try:
+        grid = Grid(shape[:3], affine)  # type: ignore[arg-type]
+    except GeometryError as exc:
+        raise ImageReadError(f"{path}: {what} has an unusable affine: {exc}") from exc
+    slope = 1.0 if scale[0] is None else float(scale[0])
+    inter = 0.0 if scale[1] is None else float(scale[1])
+    return NiftiHeader(path, what, shape, dtype, offset, slope, inter, grid, affine_source, nbytes)
+
+
 def _read_voxels(
     path: Path, offset: int, dtype: np.dtype[Any], shape: tuple[int, ...]
 ) -> npt.NDArray[Any]:
     """The stored (unscaled) voxels, read straight into their final array.
 
     nibabel's reader holds the decompressed bytes and the array at once (2x the volume); reading
-    the (gzip) stream into a pre-allocated Fortran-ordered array keeps the peak at 1x.
+    the (gzip) stream into a pre-allocated Fortran-ordered array keeps the peak at 1x. The
+    caller has checked ``shape`` x ``dtype`` against the memory limit.
     """
     from nibabel.openers import ImageOpener
 
@@ -198,70 +357,26 @@ def _read_voxels(
     return out
 
 
-def _read_nifti(path: Path, what: str) -> tuple[npt.NDArray[Any], float, float, Grid, str]:
+def _read_nifti(
+    path: Path, what: str, limits: InputLimits | None = None, header: NiftiHeader | None = None
+) -> tuple[npt.NDArray[Any], float, float, Grid, str]:
     """Raw (unscaled) voxel array, slope, intercept, grid and affine source of a 3D NIfTI file."""
-    import nibabel as nib
-
-    if not path.exists():
-        raise ImageReadError(f"{path}: {what} file not found")
-    if not path.is_file():
-        raise ImageReadError(f"{path}: {what} must be a NIfTI file (.nii or .nii.gz)")
-    errors = _nibabel_errors()
+    header = header if header is not None else read_nifti_header(path, what, limits)
     try:
-        img = nib.load(str(path), mmap=False)
-    except errors as exc:
-        raise ImageReadError(
-            f"{path}: cannot read {what} as NIfTI ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not isinstance(img, nib.Nifti1Image | nib.Nifti2Image):
-        raise ImageReadError(
-            f"{path}: {what} is a {type(img).__name__}, expected a NIfTI-1/NIfTI-2 image"
-        )
-    shape = tuple(int(s) for s in img.shape)
-    if len(shape) < 3 or any(s != 1 for s in shape[3:]):
-        raise ImageReadError(
-            f"{path}: {what} has shape {shape}; expected a 3D volume "
-            "(a 4th dimension is accepted only when it has size 1)"
-        )
-    header = img.header
-    sform_code = int(header["sform_code"])
-    qform_code = int(header["qform_code"])
-    if sform_code > 0:
-        affine_source = "sform"
-    elif qform_code > 0:
-        affine_source = "qform"
-    else:
-        affine_source = "pixdim"
-        log.warning(
-            "%s: neither sform nor qform is set; using the voxel sizes only (orientation unknown)",
-            path,
-        )
-    affine = np.asarray(img.affine, dtype=np.float64)
-    try:
-        grid = Grid(shape[:3], affine)  # type: ignore[arg-type]
-    except GeometryError as exc:
-        raise ImageReadError(f"{path}: {what} has an unusable affine: {exc}") from exc
-    proxy: Any = img.dataobj
-    dtype = np.dtype(img.get_data_dtype())  # type: ignore[no-untyped-call]
-    if not (np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)):
-        raise ImageReadError(
-            f"{path}: {what} has voxel type {dtype}; expected integer or real numbers"
-        )
-    try:
-        raw = _read_voxels(path, int(proxy.offset), dtype, shape)
-    except errors as exc:
+        raw = _read_voxels(path, header.offset, header.dtype, header.shape)
+    except _nibabel_errors() as exc:
         raise ImageReadError(
             f"{path}: {what} voxel data cannot be read -- truncated or corrupt file "
             f"({type(exc).__name__}: {exc})"
         ) from exc
-    raw = raw.reshape(shape[:3], order="F")
-    slope, inter = float(proxy.slope), float(proxy.inter)
+    raw = raw.reshape(header.shape[:3], order="F")
+    slope, inter = header.slope, header.inter
     if not (np.isfinite(slope) and np.isfinite(inter)) or slope == 0.0:
         raise ImageReadError(
             f"{path}: {what} has scl_slope={slope}, scl_inter={inter}; "
             "expected a finite, non-zero slope"
         )
-    return raw, slope, inter, grid, affine_source
+    return raw, slope, inter, header.grid, header.affine_source
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,9 +392,11 @@ def _ct_dtype(lo: float, hi: float, integral: bool) -> np.dtype[Any]:
     return np.dtype(np.float32)
 
 
-def _nifti_values(path: Path, what: str) -> tuple[npt.NDArray[Any], Grid, dict[str, Any]]:
+def _nifti_values(
+    path: Path, what: str, header: NiftiHeader
+) -> tuple[npt.NDArray[Any], Grid, dict[str, Any]]:
     """The scaled voxel values (smallest exact dtype), grid and meta of a 3D NIfTI image."""
-    raw, slope, inter, grid, affine_source = _read_nifti(path, what)
+    raw, slope, inter, grid, affine_source = _read_nifti(path, what, header=header)
     integral_scale = float(slope).is_integer() and float(inter).is_integer()
     if np.issubdtype(raw.dtype, np.integer) and integral_scale:
         lo_raw, hi_raw = int(raw.min()), int(raw.max())
@@ -288,6 +405,11 @@ def _nifti_values(path: Path, what: str) -> tuple[npt.NDArray[Any], Grid, dict[s
     else:
         lo, hi, integral = _value_scan(raw, slope, inter, path, what)
     dtype = _ct_dtype(lo, hi, integral)
+    if max(abs(lo), abs(hi)) > float(np.finfo(np.float32).max):
+        raise ImageReadError(
+            f"{path}: {what} values reach {max(abs(lo), abs(hi)):.3g} after scaling "
+            f"(scl_slope={slope:g}, scl_inter={inter:g}); expected values a float32 can hold"
+        )
     values = _convert(raw, slope, inter, dtype)
     del raw
     meta: dict[str, Any] = {
@@ -306,8 +428,8 @@ def _nifti_values(path: Path, what: str) -> tuple[npt.NDArray[Any], Grid, dict[s
     return values, grid, meta
 
 
-def _load_nifti_ct(path: Path) -> CtVolume:
-    hu, grid, meta = _nifti_values(path, "CT")
+def _load_nifti_ct(path: Path, limits: InputLimits | None) -> CtVolume:
+    hu, grid, meta = _nifti_values(path, "CT", read_nifti_header(path, "CT", limits))
     acquisition = Acquisition(
         modality_evidence="NIfTI read as CT by the caller",
         contrast_evidence="no contrast information in a NIfTI file",
@@ -340,14 +462,23 @@ def _build_acquisition(
         raise AcquisitionError(f"{where}: {exc}") from exc
 
 
+#: A label map, or a function that reads it when it is first needed (:func:`load_study`).
+LabelsArg = LabelVolume | Callable[[], LabelVolume] | None
+
+
+def _labels_now(labels: LabelVolume | Callable[[], LabelVolume]) -> LabelVolume:
+    return labels if isinstance(labels, LabelVolume) else labels()
+
+
 def _vertebrae_for_detection(
-    labels: LabelVolume | None, grid: Grid, values: npt.NDArray[Any], convention: Any
+    labels: LabelsArg, grid: Grid, values: npt.NDArray[Any], convention: Any
 ) -> Any:
     """A function giving the label map's :func:`~spinewatch.imaging.modality.vertebra_figures`
     on the image grid (None without a label map; no vertebra named when its convention cannot
     be told). A label map on another grid raises :class:`GridMismatchError` when called."""
     if labels is None:
         return None
+    source = labels
 
     def compute() -> Any:
         from spinewatch.core.conventions import vertebra_labels
@@ -355,7 +486,7 @@ def _vertebrae_for_detection(
         from spinewatch.imaging.label_reading import prepare_labels
         from spinewatch.imaging.modality import vertebra_figures
 
-        aligned = align_labels(labels, grid)  # a mismatch is the first thing to report
+        aligned = align_labels(_labels_now(source), grid)  # a mismatch is reported first
         try:
             # read as the analysis will (ids and geometry; the modality is what is being
             # decided, so none is assumed)
@@ -376,8 +507,10 @@ def _load_nifti_image(
     path: Path,
     modality: Modality | str | None,
     contrast_phase: ContrastPhase | str | None,
-    labels: LabelVolume | None = None,
+    labels: LabelsArg = None,
     convention: Any = "auto",
+    labels_grid: tuple[Grid, str] | None = None,
+    limits: InputLimits | None = None,
 ) -> CtVolume | MrVolume:
     from spinewatch.imaging.modality import decide_modality, parse_modality_request
 
@@ -385,7 +518,10 @@ def _load_nifti_image(
         wanted = parse_modality_request(modality)
     except AcquisitionError as exc:
         raise AcquisitionError(f"{path}: {exc}") from exc
-    values, grid, meta = _nifti_values(path, "image")
+    header = read_nifti_header(path, "image", limits)
+    if labels_grid is not None:  # compare the grids before a single voxel is read
+        check_alignable(labels_grid[0], header.grid, labels_grid[1])
+    values, grid, meta = _nifti_values(path, "image", header)
     vertebrae = _vertebrae_for_detection(labels, grid, values, convention)
     decided = decide_modality(wanted, where=str(path), values=values, vertebrae=vertebrae)
     acquisition = _build_acquisition(str(path), decided, contrast_phase)
@@ -440,8 +576,10 @@ def load_image(
     series_uid: str | None = None,
     modality: Modality | str | None = "auto",
     contrast_phase: ContrastPhase | str | None = "auto",
-    labels: LabelVolume | None = None,
+    labels: LabelsArg = None,
     convention: Any = "auto",
+    labels_grid: tuple[Grid, str] | None = None,
+    limits: InputLimits | None = None,
 ) -> CtVolume | MrVolume:
     """Read a CT or an MRI, deciding its modality at input (see the module docstring).
 
@@ -452,7 +590,12 @@ def load_image(
     analysis) or a phase (``"native"``, ``"arterial"``, ``"portal-venous"``, ``"delayed"``,
     ``"unknown"``). ``labels`` (with its ``convention``): the study's label map, whose vertebrae
     help the detection when the image has neither air nor fat (a tight CT crop; see
-    :mod:`spinewatch.imaging.modality`). Other arguments and errors as :func:`load_ct`.
+    :mod:`spinewatch.imaging.modality`; a function returning it is read only when needed).
+    ``labels_grid`` (grid, source): the label map's grid from its header -- compared with the
+    image's grid as soon as the image header gives it, before any voxel is read
+    (:class:`GridMismatchError`). ``limits``: the input bounds (default:
+    :func:`~spinewatch.imaging.limits.current_limits`). Other arguments and errors as
+    :func:`load_ct`.
     """
     path = Path(path)
     if path.is_dir() or path.suffix.lower() == ".zip":
@@ -465,6 +608,8 @@ def load_image(
             contrast_phase=contrast_phase,
             labels=labels,
             convention=convention,
+            labels_grid=labels_grid,
+            limits=limits,
         )
     if _is_nifti(path):
         if series_uid is not None:
@@ -472,12 +617,16 @@ def load_image(
                 f"{path}: a series UID ({series_uid!r}) applies to DICOM input only; "
                 "a NIfTI file holds one series"
             )
-        return _load_nifti_image(path, modality, contrast_phase, labels, convention)
+        return _load_nifti_image(
+            path, modality, contrast_phase, labels, convention, labels_grid, limits
+        )
     _check_image_path(path, "image")
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def load_ct(path: Path | str, *, series_uid: str | None = None) -> CtVolume:
+def load_ct(
+    path: Path | str, *, series_uid: str | None = None, limits: InputLimits | None = None
+) -> CtVolume:
     """Read a CT in Hounsfield units.
 
     ``path`` is a NIfTI file (``.nii``/``.nii.gz``; the sform when its code is > 0, else the
@@ -489,20 +638,22 @@ def load_ct(path: Path | str, *, series_uid: str | None = None) -> CtVolume:
     ``[column, row, slice]`` (DICOM).
 
     Raises :class:`ImageReadError` for missing, unreadable, truncated, non-3D or non-image input,
-    :class:`SeriesSelectionError` when the series to read is ambiguous or absent.
+    :class:`SeriesSelectionError` when the series to read is ambiguous or absent,
+    :class:`~spinewatch.imaging.limits.InputTooLargeError` when the header claims more than
+    ``limits`` allow (checked before allocating).
     """
     path = Path(path)
     if path.is_dir() or path.suffix.lower() == ".zip":
         from spinewatch.imaging.dicom import load_dicom_series
 
-        return load_dicom_series(path, series_uid=series_uid)
+        return load_dicom_series(path, series_uid=series_uid, limits=limits)
     if _is_nifti(path):
         if series_uid is not None:
             raise SeriesSelectionError(
                 f"{path}: a series UID ({series_uid!r}) applies to DICOM input only; "
                 "a NIfTI file holds one series"
             )
-        return _load_nifti_ct(path)
+        return _load_nifti_ct(path, limits)
     _check_image_path(path, "CT")
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -518,22 +669,29 @@ def _label_dtype(hi: float) -> np.dtype[Any]:
     raise OverflowError(hi)
 
 
-def load_labels(path: Path | str) -> LabelVolume:
-    """Read an integer label map (NIfTI), 0 = background.
-
-    Integer voxels and float-stored whole numbers are accepted; a non-integral or negative
-    value is refused with :class:`ImageReadError` naming one offending voxel (index and value).
-    The result uses the smallest unsigned dtype that holds the largest label (uint8, uint16,
-    uint32), in the voxel order stored in the file.
-    """
-    path = Path(path)
+def _check_labels_path(path: Path) -> None:
     if path.is_dir() or not _is_nifti(path):
         if not path.exists():
             raise ImageReadError(f"{path}: label map file not found")
         raise ImageReadError(
             f"{path}: unsupported label map; expected a NIfTI file (.nii or .nii.gz)"
         )
-    raw, slope, inter, grid, _ = _read_nifti(path, "label map")
+
+
+def load_labels(
+    path: Path | str, *, limits: InputLimits | None = None, header: NiftiHeader | None = None
+) -> LabelVolume:
+    """Read an integer label map (NIfTI), 0 = background.
+
+    Integer voxels and float-stored whole numbers are accepted; a non-integral or negative
+    value is refused with :class:`ImageReadError` naming one offending voxel (index and value).
+    The result uses the smallest unsigned dtype that holds the largest label (uint8, uint16,
+    uint32), in the voxel order stored in the file. ``header``: its
+    :func:`read_nifti_header`, when already read.
+    """
+    path = Path(path)
+    _check_labels_path(path)
+    raw, slope, inter, grid, _ = _read_nifti(path, "label map", limits, header)
     lo, hi, integral = _value_scan(raw, slope, inter, path, "label map")
     if not integral:
         _raise_bad_label(raw, slope, inter, path, lambda v: v != np.round(v), "a whole number")
@@ -573,6 +731,71 @@ def _grid_text(grid: Grid) -> str:
     return f"{grid.describe()}, orientation {orientation_code(grid.affine)}"
 
 
+def _alignment(
+    src: Grid, grid: Grid, source: str, tol_voxels: float
+) -> tuple[list[int], list[bool]]:
+    """How a label grid ``src`` re-indexes onto ``grid``: the label axis feeding each image
+    axis and whether it runs backwards; :class:`GridMismatchError` when the grids differ."""
+
+    def mismatch(reason: str) -> GridMismatchError:
+        return GridMismatchError(
+            f"label map {source} does not describe the image's voxel grid ({reason}): "
+            f"labels {_grid_text(src)}; image {_grid_text(grid)}"
+        )
+
+    m = np.linalg.solve(src.affine, grid.affine)  # CT voxel index -> label voxel index
+    rot = m[:3, :3]
+    perm = np.round(rot)
+    if not (
+        np.all(np.isin(perm, (-1.0, 0.0, 1.0)))
+        and np.all(np.abs(perm).sum(axis=0) == 1)
+        and np.all(np.abs(perm).sum(axis=1) == 1)
+    ):
+        raise mismatch("axes are not a flip/permutation of the CT's (rotated or rescaled)")
+    # label axis feeding each CT axis, and whether it runs backwards
+    src_axis = [int(np.flatnonzero(perm[:, p])[0]) for p in range(3)]
+    flips = [bool(perm[src_axis[p], p] < 0) for p in range(3)]
+    shape_in_ct_order = tuple(src.shape[a] for a in src_axis)
+    if shape_in_ct_order != grid.shape:
+        raise mismatch(
+            f"shape {src.shape} re-ordered to {shape_in_ct_order} differs from {grid.shape}"
+        )
+    # the integer re-indexing we are about to apply, as a CT-voxel -> label-voxel matrix
+    t = np.zeros((4, 4))
+    t[3, 3] = 1.0
+    for p in range(3):
+        a = src_axis[p]
+        t[a, p] = -1.0 if flips[p] else 1.0
+        t[a, 3] = src.shape[a] - 1 if flips[p] else 0.0
+    corners = np.array(
+        [
+            [i, j, k, 1.0]
+            for i in (0, grid.shape[0] - 1)
+            for j in (0, grid.shape[1] - 1)
+            for k in (0, grid.shape[2] - 1)
+        ]
+    ).T
+    err = float(np.abs((m - t) @ corners)[:3].max())
+    if not err <= tol_voxels:
+        raise mismatch(
+            f"voxel centres are {err:.3g} voxels apart after re-ordering, tolerance {tol_voxels:g}"
+        )
+    return src_axis, flips
+
+
+def check_alignable(
+    labels_grid: Grid, grid: Grid, source: str, *, tol_voxels: float = ALIGN_TOLERANCE_VOXELS
+) -> None:
+    """Refuse (:class:`GridMismatchError`) a label grid that :func:`align_labels` would refuse.
+
+    Grids only -- no voxels: :func:`load_study` calls it with both headers before reading either
+    volume, so a label map of another scan costs nothing to refuse.
+    """
+    if labels_grid is grid or labels_grid.same_as(grid):
+        return
+    _alignment(labels_grid, grid, source, tol_voxels)
+
+
 def align_labels(
     labels: LabelVolume, grid: Grid, *, tol_voxels: float = ALIGN_TOLERANCE_VOXELS
 ) -> LabelVolume:
@@ -598,52 +821,7 @@ def align_labels(
         return labels
     if labels.grid.same_as(grid):
         return LabelVolume(labels=labels.labels, grid=grid, source=labels.source)
-    src = labels.grid
-
-    def mismatch(reason: str) -> GridMismatchError:
-        return GridMismatchError(
-            f"label map {labels.source} does not describe the image's voxel grid ({reason}): "
-            f"labels {_grid_text(src)}; image {_grid_text(grid)}"
-        )
-
-    m = np.linalg.solve(src.affine, grid.affine)  # CT voxel index -> label voxel index
-    rot = m[:3, :3]
-    perm = np.round(rot)
-    if not (
-        np.all(np.isin(perm, (-1.0, 0.0, 1.0)))
-        and np.all(np.abs(perm).sum(axis=0) == 1)
-        and np.all(np.abs(perm).sum(axis=1) == 1)
-    ):
-        return_reason = "axes are not a flip/permutation of the CT's (rotated or rescaled)"
-        raise mismatch(return_reason)
-    # label axis feeding each CT axis, and whether it runs backwards
-    src_axis = [int(np.flatnonzero(perm[:, p])[0]) for p in range(3)]
-    flips = [bool(perm[src_axis[p], p] < 0) for p in range(3)]
-    shape_in_ct_order = tuple(src.shape[a] for a in src_axis)
-    if shape_in_ct_order != grid.shape:
-        raise mismatch(
-            f"shape {src.shape} re-ordered to {shape_in_ct_order} differs from {grid.shape}"
-        )
-    # the integer re-indexing we are about to apply, as a CT-voxel -> label-voxel matrix
-    t = np.zeros((4, 4))
-    t[3, 3] = 1.0
-    for p in range(3):
-        a = src_axis[p]
-        t[a, p] = -1.0 if flips[p] else 1.0
-        t[a, 3] = src.shape[a] - 1 if flips[p] else 0.0
-    corners = np.array(
-        [
-            [i, j, k, 1.0]
-            for i in (0, grid.shape[0] - 1)
-            for j in (0, grid.shape[1] - 1)
-            for k in (0, grid.shape[2] - 1)
-        ]
-    ).T
-    err = float(np.abs((m - t) @ corners)[:3].max())
-    if err > tol_voxels:
-        raise mismatch(
-            f"voxel centres are {err:.3g} voxels apart after re-ordering, tolerance {tol_voxels:g}"
-        )
+    src_axis, flips = _alignment(labels.grid, grid, labels.source, tol_voxels)
     arr = np.transpose(labels.labels, src_axis)
     for p in range(3):
         if flips[p]:
@@ -665,22 +843,35 @@ def load_study(
     modality: Modality | str | None = "auto",
     contrast_phase: ContrastPhase | str | None = "auto",
     convention: Any = "auto",
+    limits: InputLimits | None = None,
 ) -> tuple[CtVolume | MrVolume | None, LabelVolume]:
     """Read an image (optional; CT or MRI by :func:`load_image`) and its label map, the labels
     re-indexed onto the image's grid.
 
-    Without an image the labels are returned in their stored order (``modality`` and
-    ``contrast_phase`` then only matter to :func:`requested_acquisition`). ``convention`` names
-    the label map's vertebrae for the modality detection (as the analysis will). Errors as
-    :func:`load_image`, :func:`load_labels` and :func:`align_labels`.
+    Both headers are read and their grids compared first (:func:`check_alignable`), so a label
+    map of another scan -- or a file whose header claims more than ``limits`` allow -- is refused
+    before any voxel is read. Without an image the labels are returned in their stored order
+    (``modality`` and ``contrast_phase`` then only matter to :func:`requested_acquisition`).
+    ``convention`` names the label map's vertebrae for the modality detection (as the analysis
+    will). Errors as :func:`load_image`, :func:`load_labels` and :func:`align_labels`.
     """
-    labels = load_labels(labels_path)
+    limits = current_limits(limits)
+    labels_path = Path(labels_path)
+    _check_labels_path(labels_path)
+    labels_header = read_nifti_header(labels_path, "label map", limits)
     if ct_path is None:
         if series_uid is not None:
             raise SeriesSelectionError(
                 f"a series UID ({series_uid!r}) was given without an image to pick it from"
             )
-        return None, labels
+        return None, load_labels(labels_path, limits=limits, header=labels_header)
+    read: list[LabelVolume] = []
+
+    def labels() -> LabelVolume:
+        if not read:
+            read.append(load_labels(labels_path, limits=limits, header=labels_header))
+        return read[0]
+
     image = load_image(
         ct_path,
         series_uid=series_uid,
@@ -688,5 +879,7 @@ def load_study(
         contrast_phase=contrast_phase,
         labels=labels,
         convention=convention,
+        labels_grid=(labels_header.grid, str(labels_path)),
+        limits=limits,
     )
-    return image, align_labels(labels, image.grid)
+    return image, align_labels(labels(), image.grid)

@@ -19,7 +19,6 @@ Example (a tiny synthetic cohort)::
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from dataclasses import dataclass, replace
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from spinewatch.core.csv_cells import SafeCsvWriter
 from spinewatch.core.errors import InputError
 from spinewatch.core.protocol import DEFAULT_PROTOCOL, FollowUpProtocol
 from spinewatch.outcomes.models import FORMULA, MixedModelResult, fit_mixed_model
@@ -200,7 +200,7 @@ class OutcomeTable:
     def to_csv(self) -> str:
         """One CSV line per time point (columns :data:`CSV_COLUMNS`); missing values empty."""
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = SafeCsvWriter(buffer)  # spreadsheet formulas neutralised (OWASP)
         writer.writerow(CSV_COLUMNS)
         for row in self.rows:
             ci = row.ci95 or (None, None)
@@ -229,18 +229,12 @@ class OutcomeTable:
                 lmm_ci[1],
                 row.note,
             )
-            writer.writerow(["" if v is None else _csv_value(v) for v in values])
+            writer.writerow(values)
         return buffer.getvalue()
 
     def to_text(self) -> str:
         """A readable, aligned results table like a paper's, with notes underneath."""
         return _render_text(self)
-
-
-def _csv_value(value: object) -> str:
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ""
-    return str(value)
 
 
 # -- text rendering -------------------------------------------------------------------------

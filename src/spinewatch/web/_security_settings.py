@@ -15,7 +15,9 @@ variable                            default  meaning
                                              X-Forwarded-For then; 0: REMOTE_ADDR only)
 ``SPINEWATCH_HTTPS``                0        1 behind a TLS-terminating proxy: trust its
                                              X-Forwarded-Proto, redirect HTTP, send HSTS
-``SPINEWATCH_TOTP_MAX_FAILURES``    5        wrong 2FA codes before the session is logged out
+``SPINEWATCH_TOTP_MAX_FAILURES``    5        wrong 2FA codes in a row (per user, in the
+                                             database) before the second factor locks
+``SPINEWATCH_TOTP_LOCKOUT_MINUTES`` 15       how long it stays locked (an admin can unlock)
 ==================================  =======  ===============================================
 
 Choices, with reasons:
@@ -81,6 +83,7 @@ __all__ = [
     "SESSION_EXPIRE_AT_BROWSER_CLOSE",
     "SESSION_SAVE_EVERY_REQUEST",
     "STORAGES",
+    "TOTP_LOCKOUT_MINUTES",
     "TOTP_MAX_FAILURES",
     "TOTP_REQUIRED_ROLES",
     "X_FRAME_OPTIONS",
@@ -145,6 +148,7 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = (
 
 TOTP_REQUIRED_ROLES = ("admin",)
 TOTP_MAX_FAILURES = _int("SPINEWATCH_TOTP_MAX_FAILURES", 5, low=1, high=20)
+TOTP_LOCKOUT_MINUTES = _int("SPINEWATCH_TOTP_LOCKOUT_MINUTES", 15, low=1, high=7 * 24 * 60)
 
 # --- sessions and cookies --------------------------------------------------------------------
 SESSION_COOKIE_SECURE = _SECURE_COOKIES

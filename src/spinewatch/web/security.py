@@ -17,6 +17,12 @@ configured in :mod:`spinewatch.web._security_settings`.
 
 :func:`ensure_secret_key`: a served application never runs on a hard-coded key; without
 ``SPINEWATCH_SECRET_KEY`` one is generated once into ``<data dir>/secret_key`` (mode 0600).
+
+:func:`secure_data_dir`: the data directory (SQLite registry, uploads, secret key, audit anchors)
+is private to the service's user: the directory 0700, its files 0600 -- created so, and
+tightened (with a warning in the log) when found looser; the process' umask becomes 077 so
+that every file written later (the SQLite file and its journal, uploads, pictures, backups) is
+private too. Called by every entry point before Django touches the data directory.
 """
 
 from __future__ import annotations
@@ -34,12 +40,16 @@ from django.utils.cache import add_never_cache_headers
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 __all__ = [
+    "PRIVATE_DIR_MODE",
+    "PRIVATE_FILE_MODE",
     "SECRET_KEY_FILE",
     "SecurityHeadersMiddleware",
     "StaticFilesMiddleware",
     "ensure_secret_key",
     "is_no_store",
     "no_store",
+    "secure_data_dir",
+    "secure_sqlite_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -47,6 +57,9 @@ log = logging.getLogger(__name__)
 V = TypeVar("V", bound=Callable[..., Any])
 
 SECRET_KEY_FILE = "secret_key"
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+_SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 _CACHEABLE_NEVER_TYPES = ("text/html", "application/json", "application/problem+json")
 _DEFAULT_PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
 
@@ -146,8 +159,7 @@ def ensure_secret_key(data_dir: Path | str) -> str:
     from_env = os.environ.get("SPINEWATCH_SECRET_KEY", "")
     if from_env:
         return from_env
-    directory = Path(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = secure_data_dir(data_dir)
     path = directory / SECRET_KEY_FILE
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -158,3 +170,45 @@ def ensure_secret_key(data_dir: Path | str) -> str:
         handle.write(key + "\n")
     log.info("created a new secret key in %s", path)
     return key
+
+
+def _tighten(path: Path, mode: int) -> None:
+    current = path.stat().st_mode & 0o777
+    if current & ~mode & 0o777:
+        os.chmod(path, mode)
+        log.warning("%s: mode %o was open to other users; set to %o", path, current, mode)
+
+
+def secure_data_dir(data_dir: Path | str) -> Path:
+    """Make ``data_dir`` private (see the module docstring) and return it.
+
+    Top-level entries are tightened (files 0600, folders 0700); deeper ones need not be, since
+    nobody else can enter the directory. Raises :class:`PermissionError` when the directory
+    belongs to another user and cannot be changed.
+    """
+    os.umask(0o077)
+    directory = Path(data_dir)
+    directory.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    _tighten(directory, PRIVATE_DIR_MODE)
+    for entry in directory.iterdir():
+        if entry.is_symlink() or entry.name == SECRET_KEY_FILE:
+            continue  # a secret key others could read is refused, not quietly kept in use
+        if entry.is_dir():
+            _tighten(entry, PRIVATE_DIR_MODE)
+        elif entry.is_file():
+            _tighten(entry, PRIVATE_FILE_MODE)
+    return directory
+
+
+def secure_sqlite_files(databases: dict[str, Any]) -> None:
+    """Files of the SQLite databases in Django's ``DATABASES`` (and their journals): 0600."""
+    for config in databases.values():
+        if "sqlite" not in str(config.get("ENGINE", "")):
+            continue
+        name = str(config.get("NAME") or "")
+        if not name or name == ":memory:" or name.startswith("file:"):
+            continue
+        for suffix in _SQLITE_COMPANIONS:
+            path = Path(name + suffix)
+            if path.is_file():
+                _tighten(path, PRIVATE_FILE_MODE)

@@ -15,6 +15,7 @@ urlpatterns = [
     path("cohort/", include("spinewatch.web.cohort.urls")),
     path("portal/", include("spinewatch.web.portal.urls")),
     path("accounts/", include("spinewatch.accounts.urls")),
+    path("audit/", include("spinewatch.audit.urls")),
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico on pages without <link rel="icon"> (the admin, raw files).
     path("favicon.ico", RedirectView.as_view(url=static("web/favicon.svg"), permanent=True)),

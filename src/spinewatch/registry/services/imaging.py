@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from spinewatch.core.genant import DeformityType, GenantGrade
 from spinewatch.core.levels import VertebralLevel
+from spinewatch.imaging.limits import JsonInputError, check_json_value, current_limits
 from spinewatch.registry import models as m
 from spinewatch.registry.choices import CollapseRisk, Confidence, Decision, Modality
 from spinewatch.registry.errors import RegistryError
@@ -123,10 +124,19 @@ def findings_from_report(report: Mapping[str, Any]) -> list[dict[str, Any]]:
     """
     if not isinstance(report, Mapping):
         raise RegistryError(f"report {type(report).__name__}: expected a JSON object (dict)")
-    try:
-        json.dumps(report, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    limits = current_limits()
+    try:  # depth first: json.dumps of a 10^5-deep document would exhaust the stack
+        check_json_value(report, source="report", max_depth=limits.max_json_depth)
+        size = len(json.dumps(report, allow_nan=False))
+    except JsonInputError as exc:
+        raise RegistryError(str(exc)) from None
+    except (TypeError, ValueError, RecursionError) as exc:
         raise RegistryError(f"report: not storable as JSON ({exc})") from exc
+    if size > limits.max_report_bytes:
+        raise RegistryError(
+            f"report: {size} bytes of JSON; the limit is {limits.max_report_bytes} "
+            "(SPINEWATCH_MAX_REPORT_BYTES)"
+        )
     vertebrae = report.get("vertebrae")
     if not isinstance(vertebrae, list):
         raise RegistryError(f"report vertebrae {vertebrae!r}: expected a list of vertebrae")

@@ -13,7 +13,7 @@ from django.http import HttpRequest
 from ninja import Path, Query, Router
 from ninja.responses import Status
 
-from spinewatch.accounts.permissions import Action
+from spinewatch.accounts.permissions import Action, require_case_manager_assignment
 from spinewatch.accounts.roles import Role, role_or_none
 from spinewatch.registry import models as m
 from spinewatch.registry import services
@@ -85,8 +85,7 @@ def list_patients(
 def create_patient(request: HttpRequest, payload: s.PatientIn) -> Status[s.PatientOut]:
     allow(request, Action.EDIT_PATIENT)
     manager = _case_manager(payload.case_manager)
-    # the per-object rule applied to the patient as it will be (a case manager: own or none)
-    allow(request, Action.EDIT_PATIENT, m.Patient(case_manager=manager))
+    require_case_manager_assignment(request.user, manager)  # the one rule (web forms too)
     identity = None
     if payload.identity is not None:
         values = {k: plain(v) for k, v in payload.identity.model_dump().items()}
@@ -126,7 +125,7 @@ def update_patient(
     patient = load(_patients(), patient_id, "patient")
     allow(request, Action.EDIT_PATIENT, patient)
     manager = _case_manager(payload.case_manager)
-    allow(request, Action.EDIT_PATIENT, m.Patient(case_manager=manager))
+    require_case_manager_assignment(request.user, manager, patient)
     services.update_patient(
         patient=patient, expected_version=payload.expected_version, case_manager=manager
     )

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from spinewatch.accounts.permissions import Action, requires
 from spinewatch.audit.trail import record
+from spinewatch.core.csv_cells import csv_text
 from spinewatch.core.errors import InputError
 from spinewatch.registry.deid import deidentified_cohort_frame
 from spinewatch.web.cohort.forms import CohortFilterForm
@@ -230,6 +231,5 @@ def data_csv(request: HttpRequest) -> HttpResponse:
         return _bad(form)
     frame = _frame(form)[list(DATA_COLUMNS)]
     _export(request, form, "cohort de-identified data", len(frame))
-    return _csv_response(
-        frame.to_csv(index=False, lineterminator="\n"), "spinewatch-cohort-data.csv"
-    )
+    rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+    return _csv_response(csv_text(list(frame.columns), rows), "spinewatch-cohort-data.csv")

@@ -217,6 +217,8 @@ def patient_new(request: HttpRequest) -> HttpResponse:
                 + ". Open that record instead, or tick the box below if this is another person.",
             )
         if form.is_valid():
+            _check_assignment(request, form, None)
+        if form.is_valid():
             data = form.cleaned_data
             try:
                 with transaction.atomic():
@@ -250,6 +252,20 @@ def patient_new(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _check_assignment(request: HttpRequest, form: Any, patient: rm.Patient | None) -> None:
+    """The one case-manager rule (:func:`~spinewatch.accounts.permissions.
+    may_assign_case_manager`, as the API applies it), as a form error."""
+    from spinewatch.accounts.permissions import may_assign_case_manager
+
+    manager = form.cleaned_data.get("case_manager")
+    if not may_assign_case_manager(request.user, manager, patient):
+        form.add_error(
+            "case_manager",
+            "You can only register or keep patients under your own name (or no case manager); "
+            "a clinician assigns patients to another case manager.",
+        )
+
+
 def _identity_now(request: HttpRequest, study_id: str) -> dict[str, Any]:
     """The identity as saved now, shown on the stale-edit page (a view: audited)."""
     patient = get_patient(request, study_id)
@@ -280,6 +296,8 @@ def patient_edit(request: HttpRequest, study_id: str) -> HttpResponse:
         version = _version(request)
         if version is None:
             form.add_error(None, "The form lost its version number; reload the page.")
+        if form.is_valid() and form.cleaned_data["case_manager"] != patient.case_manager:
+            _check_assignment(request, form, patient)
         if form.is_valid() and version is not None:
             try:
                 with transaction.atomic():

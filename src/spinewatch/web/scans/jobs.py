@@ -29,6 +29,12 @@ Recovery and progress are exactly what the scans page needs, so the queue is thi
   back (see :mod:`spinewatch.web.scans.worker`).
 - **graceful stop** (:func:`release`): a worker asked to stop puts its job back in the queue at
   once, without counting the attempt.
+- **dead workers** (:func:`recover_dead_workers`, called with the stale recovery): a running job
+  whose worker process -- on THIS machine (same host name and boot), named in the job's
+  ``worker`` column -- no longer exists is re-queued at once, without waiting for its heartbeat
+  to go stale; ``spinewatch serve`` restarts a dead worker at once (:mod:`spinewatch.cli.
+  _supervisor`), and the new worker's first act is this recovery. A process id reused by an
+  unrelated process merely leaves the job to the heartbeat rule.
 
 Delivery is at-least-once: an analysis may run twice (a worker that died after storing the
 report but before marking the job done), which is harmless because storing an analysis replaces
@@ -45,6 +51,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Q
@@ -66,6 +73,7 @@ __all__ = [
     "enqueue_analysis",
     "finish",
     "latest_job",
+    "recover_dead_workers",
     "recover_stale_jobs",
     "release",
     "rerun_analysis",
@@ -87,9 +95,45 @@ class JobError(InputError):
     """A job that cannot be queued (one already queued or running; no uploaded files)."""
 
 
+def _boot_id() -> str:
+    """The first 8 characters of this boot's id (Linux), else "": a pid names a process only
+    within one boot of one machine."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return ""
+
+
 def worker_name() -> str:
-    """``host:pid:random`` -- unique per worker process, readable in the job row."""
-    return f"{socket.gethostname()[:120]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """``host:pid:random:boot`` -- unique per worker process, readable in the job row."""
+    return f"{socket.gethostname()[:120]}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{_boot_id()}"
+
+
+def _local_pid(worker: str) -> int | None:
+    """The process id of a worker name of THIS machine and boot, else None."""
+    parts = worker.rsplit(":", 3)
+    if len(parts) != 4 or parts[0] != socket.gethostname()[:120] or parts[3] != _boot_id():
+        return None
+    try:
+        pid = int(parts[1])
+    except ValueError:
+        return None
+    return pid if pid > 0 else None
+
+
+def _process_gone(pid: int) -> bool:
+    """Is process ``pid`` gone (or a zombie waiting to be reaped)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state in ("Z", "X")
 
 
 def latest_job(study_id: int) -> AnalysisJob | None:
@@ -299,18 +343,15 @@ class RecoverySummary:
     failed: tuple[int, ...] = ()
 
 
-def recover_stale_jobs(
-    *, stale_after_s: float = DEFAULT_STALE_AFTER_S, now: dt.datetime | None = None
-) -> RecoverySummary:
-    """Requeue (or fail, past ``max_attempts``) running jobs whose heartbeat is too old."""
-    now = now or timezone.now()
-    cutoff = now - dt.timedelta(seconds=stale_after_s)
-    stale = AnalysisJob.objects.filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True), status=JobStatus.RUNNING
-    ).values_list("pk", "claim_token", "attempts", "max_attempts", "worker", "heartbeat_at")
+_RUNNING_FIELDS = ("pk", "claim_token", "attempts", "max_attempts", "worker", "heartbeat_at")
+
+
+def _requeue_or_fail(rows: list[tuple], now: dt.datetime, what: str) -> RecoverySummary:  # type: ignore[type-arg]
+    """Requeue (or fail, past ``max_attempts``) running jobs that lost their worker; ``what``
+    says how it was found (``stopped responding``/``ended``), for the job's message."""
     requeued: list[int] = []
     failed: list[int] = []
-    for pk, token, attempts, max_attempts, worker, heartbeat in stale:
+    for pk, token, attempts, max_attempts, worker, heartbeat in rows:
         row = AnalysisJob.objects.filter(pk=pk, status=JobStatus.RUNNING, claim_token=token)
         seen = heartbeat.isoformat(timespec="seconds") if heartbeat else "never"
         if attempts >= max_attempts:
@@ -326,15 +367,40 @@ def recover_stale_jobs(
                 logger.error("job %s failed: worker %s vanished %d times", pk, worker, attempts)
         else:
             message = (
-                f"The worker analysing this scan stopped responding (last sign of life {seen}); "
+                f"The worker analysing this scan {what} (last sign of life {seen}); "
                 f"the analysis was queued again (attempt {attempts + 1} of {max_attempts})."
             )
             if row.update(
                 status=JobStatus.QUEUED, claim_token="", worker="", progress_pct=0, message=message
             ):
                 requeued.append(pk)
-                logger.warning("job %s requeued: worker %s stopped responding", pk, worker)
+                logger.warning("job %s requeued: worker %s %s", pk, worker, what)
     return RecoverySummary(tuple(requeued), tuple(failed))
+
+
+def recover_stale_jobs(
+    *, stale_after_s: float = DEFAULT_STALE_AFTER_S, now: dt.datetime | None = None
+) -> RecoverySummary:
+    """Requeue (or fail, past ``max_attempts``) running jobs whose heartbeat is too old."""
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=stale_after_s)
+    stale = AnalysisJob.objects.filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True), status=JobStatus.RUNNING
+    ).values_list(*_RUNNING_FIELDS)
+    return _requeue_or_fail(list(stale), now, "stopped responding")
+
+
+def recover_dead_workers(*, now: dt.datetime | None = None) -> RecoverySummary:
+    """Requeue (or fail, past ``max_attempts``) at once the running jobs whose worker process
+    on this machine no longer exists (killed, out of memory): no heartbeat wait."""
+    now = now or timezone.now()
+    running = AnalysisJob.objects.filter(status=JobStatus.RUNNING).values_list(*_RUNNING_FIELDS)
+    dead = []
+    for values in running:
+        pid = _local_pid(values[4])
+        if pid is not None and pid != os.getpid() and _process_gone(pid):
+            dead.append(values)
+    return _requeue_or_fail(dead, now, "ended")
 
 
 class Heartbeat:

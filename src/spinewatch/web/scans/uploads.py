@@ -12,7 +12,10 @@ job.
 
 Size limit: ``SPINEWATCH_UPLOAD_MAX_MB`` (environment, default 2048 MB per request) or the Django
 setting ``SPINEWATCH_UPLOAD_MAX_BYTES`` when present. :class:`LimitedUploadHandler` stops reading
-an upload at the limit, before it fills the disk.
+an upload at the limit, before it fills the disk. What a file's HEADER claims is checked against
+the input limits of :mod:`spinewatch.imaging.limits` as soon as it is stored (a NIfTI's
+dimensions, a zip's declared sizes and inflation ratios): a header or zip bomb is refused on the
+upload page, not later in the job.
 """
 
 from __future__ import annotations
@@ -251,6 +254,22 @@ def _copy(source: Any, target: Path) -> int:
     return size
 
 
+def _check_bounds(path: Path, name: str, what: str) -> None:
+    """Refuse at once a file whose HEADER claims more than the input limits allow (a NIfTI's
+    dimensions, a zip's declared sizes and ratios) -- nothing is inflated or allocated here; the
+    analysis would refuse it the same way, later."""
+    from spinewatch.imaging.dicom import check_zip_archive
+    from spinewatch.imaging.io import read_nifti_header
+
+    try:
+        if path.suffix == ".zip":
+            check_zip_archive(path)
+        else:
+            read_nifti_header(path, what)
+    except InputError as exc:
+        raise UploadError(str(exc).replace(str(path), name)) from None
+
+
 def store_upload(ct: Any, labels: Any = None) -> StoredUpload:
     """Check and store an uploaded CT and, when given, its label map (Django ``UploadedFile``
     objects). Without a label map ``labels_file`` is empty and the worker segments the CT.
@@ -276,6 +295,9 @@ def store_upload(ct: Any, labels: Any = None) -> StoredUpload:
         _copy(ct, target / ct_file)
         if labels is not None:
             _copy(labels, target / labels_file)
+        _check_bounds(target / ct_file, ct_name, "CT")
+        if labels is not None:
+            _check_bounds(target / labels_file, labels_name, "label map")
     except BaseException:
         shutil.rmtree(target, ignore_errors=True)
         raise

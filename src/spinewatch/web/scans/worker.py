@@ -23,9 +23,11 @@ One job (:func:`run_job`):
    job was taken over rolls its result back.
 
 An :class:`~spinewatch.core.errors.InputError` (unreadable file, grids that do not match, several
-DICOM series, labels of no known convention...) fails the job with that message, the server's
-upload paths replaced by the names the files were uploaded with. Any other exception fails it
-with a generic message and the traceback in the log. Registry writes are audited as the user who
+DICOM series, labels of no known convention, a header claiming more than the input limits...),
+an operating-system error or a lack of memory fails the job with the same one-line message the
+command line prints (:func:`spinewatch.core.errors.user_message`), the server's upload paths
+replaced by the names the files were uploaded with. Any other exception is a bug: it fails the
+job with a generic message and the traceback in the log. Registry writes are audited as the user who
 asked for the analysis, ``via`` "system".
 
 :func:`run_pending_jobs` (tests, ``spinewatch worker --once``) recovers stale jobs and runs what
@@ -45,7 +47,7 @@ from typing import Any
 
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
-from spinewatch.core.errors import InputError
+from spinewatch.core.errors import InputError, user_message
 from spinewatch.web.scans import jobs
 from spinewatch.web.scans.models import AnalysisJob, JobStatus
 from spinewatch.web.scans.uploads import upload_dir
@@ -267,12 +269,14 @@ def run_job(job: AnalysisJob, *, heartbeat_s: float | None = None) -> AnalysisJo
         raise
     except _ClaimLost:
         logger.warning("job %s was taken over by another worker; result discarded", job.pk)
-    except InputError as exc:
-        logger.info("job %s failed: %s", job.pk, exc)
-        jobs.finish(job, status=JobStatus.FAILED, message=_friendly(str(exc), names))
-    except Exception:
-        logger.exception("job %s failed with an internal error", job.pk)
-        jobs.finish(job, status=JobStatus.FAILED, message=GENERIC_FAILURE.format(job=job.pk))
+    except Exception as exc:
+        message = user_message(exc)  # the very line the command line prints for it
+        if message is None:
+            logger.exception("job %s failed with an internal error", job.pk)
+            jobs.finish(job, status=JobStatus.FAILED, message=GENERIC_FAILURE.format(job=job.pk))
+        else:
+            logger.info("job %s failed: %s", job.pk, message)
+            jobs.finish(job, status=JobStatus.FAILED, message=_friendly(message, names))
     return AnalysisJob.objects.get(pk=job.pk)
 
 
@@ -288,6 +292,7 @@ def run_pending_jobs(
     Returns the number of jobs run (done or failed).
     """
     name = worker or jobs.worker_name()
+    jobs.recover_dead_workers()
     jobs.recover_stale_jobs(stale_after_s=stale_after_s)
     count = 0
     while max_jobs is None or count < max_jobs:
@@ -325,7 +330,8 @@ def run_worker(
 ) -> int:
     """Poll for jobs until ``state.stop`` is set (or ``max_jobs`` ran); returns jobs run.
 
-    Stale jobs are recovered on start and on every poll. Database errors (a restarting server)
+    Jobs of dead workers on this machine and stale jobs are recovered on start and on every
+    poll. Database errors (a restarting server)
     are logged and retried after ``poll_s``.
     """
     if not 0 < heartbeat_s * 2 <= stale_after_s:
@@ -348,6 +354,7 @@ def run_worker(
         while not state.stop.is_set() and (max_jobs is None or count < max_jobs):
             close_old_connections()
             try:
+                jobs.recover_dead_workers()  # a sibling killed on this machine: at once
                 jobs.recover_stale_jobs(stale_after_s=stale_after_s)
                 job = jobs.claim_next(worker=name)
             except DatabaseError:

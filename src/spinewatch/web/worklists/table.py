@@ -10,9 +10,7 @@ spreadsheet-formula neutralisation of every CSV export can be applied there).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 from django.http import HttpResponse
 from django.urls import reverse
 
+from spinewatch.core.csv_cells import csv_text
 from spinewatch.web.followup_status import status_label, visit_label
 from spinewatch.web.pages.links import patient_url
 from spinewatch.web.worklists import queries
@@ -262,11 +261,10 @@ def build(
 
 def worklist_csv(table: WorkList, filename: str) -> HttpResponse:
     """The worklist as a CSV download (one header row, then one row per line shown)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([c.label for c in table.columns])
-    for row in table.rows:
-        writer.writerow([value for _, value in row.cell_list(table.columns)])
-    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    text = csv_text(
+        [c.label for c in table.columns],
+        ([value for _, value in row.cell_list(table.columns)] for row in table.rows),
+    )
+    response = HttpResponse(text, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -210,7 +210,8 @@ def test_dicom_listen_and_serve_dicom_answer_echo_and_stop(tmp_path, command):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
+        # serve migrates a fresh database before it starts the SCP: slow on a loaded machine
+        deadline = time.monotonic() + 240
         echoed = None
         while time.monotonic() < deadline:
             echoed = subprocess.run(

@@ -105,8 +105,11 @@ class RealVertebra:
 
 def real_files(key: str) -> tuple[str, str]:
     """(CT path, label-map path) of ``key`` relative to the data root."""
+    if key not in _DATASET:
+        raise KeyError(f"{key!r}; expected one of {', '.join(REAL_KEYS)}")
     d = by_name(_DATASET[key])
-    assert d.ct is not None and d.labels is not None
+    if d.ct is None or d.labels is None:
+        raise ValueError(f"{key}: dataset {d.name} needs both a CT and a label map")
     return d.ct, d.labels
 
 
@@ -143,8 +146,6 @@ def load_real_vertebrae(
     """Every vertebra of the real scans ``keys`` (see :data:`REAL_KEYS`), by ``key/level``."""
     out: dict[str, RealVertebra] = {}
     for key in keys:
-        if key not in _DATASET:
-            raise KeyError(f"{key!r}; expected one of {', '.join(REAL_KEYS)}")
         for v in _load(data_root, key):
             out[v.name] = v
     return out

@@ -83,8 +83,8 @@ def _close(a, b) -> bool:
 
 
 def test_vocabularies_are_the_registrys():
-    assert SEX_CHOICES == tuple((c.value, c.label) for c in Sex)
-    assert ANALGESIC_CHOICES == tuple((c.value, c.label) for c in AnalgesicUse)
+    assert tuple((c.value, c.label) for c in Sex) == SEX_CHOICES
+    assert tuple((c.value, c.label) for c in AnalgesicUse) == ANALGESIC_CHOICES
 
 
 def test_export_formats_and_deidentification(registry, tmp_path):

@@ -45,7 +45,7 @@ def test_kaplan_meier_equals_the_published_freireich_table():
         assert km.survival[i] == pytest.approx(s, abs=5e-4)
         assert km.se[i] == pytest.approx(se, abs=5e-4)
         lo, hi = km.interval_at(t)
-        assert lo < km.survival[i] < hi and 0 <= lo and hi <= 1
+        assert lo < km.survival[i] < hi and lo >= 0 and hi <= 1
     assert km.at(5.9) == 1.0 and km.at(23) == pytest.approx(0.448, abs=5e-4)
     assert km.number_at_risk(0) == 21 and km.number_at_risk(33) == 2
     assert km.median_days() == 23.0  # first time S <= 0.5
@@ -160,7 +160,7 @@ def test_table_one_chooses_mean_or_median_and_counts_missing():
             "diagnosis": ["metastasis"] * 10 + ["myeloma"] * 20,
             "primary_tumour": ["lung"] * 6 + ["breast"] * 4 + [None] * 20,
             "n_levels": [1] * 25 + [2, 3, 4, 6, 9],
-            "baseline_vas": list(rng.uniform(5, 9, n - 1)) + [None],
+            "baseline_vas": [*list(rng.uniform(5, 9, n - 1)), None],
             "analgesic_use": ["none"] * n,
         }
     )

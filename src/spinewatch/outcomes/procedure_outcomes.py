@@ -134,13 +134,32 @@ def leakage_table(
                             n,
                         )
                     )
+    if procedures is not None and len(procedures):
+        types = [set(_split(v)) for v in procedures["leakage_types"]]
+        n = len(procedures)
+        rows.append(
+            _rate_row(
+                "procedure", "all procedures", "leakage (any type)", sum(bool(t) for t in types), n
+            )
+        )
+        rows.append(
+            _rate_row(
+                "procedure",
+                "all procedures",
+                "symptomatic leakage",
+                int(procedures["symptomatic"].astype(bool).sum()),
+                n,
+            )
+        )
     notes = [
-        "Per treated level; Wilson score 95% CI; Yeom types B (basivertebral), S (segmental "
-        "vein), C (cortical defect), D (disc)."
+        "Per treated level (a leakage recorded without its level counts at the level of a "
+        "one-level procedure), then per procedure; Wilson score 95% CI; Yeom types B "
+        "(basivertebral), S (segmental vein), C (cortical defect), D (disc)."
     ]
     if unlinked_leakages:
         notes.append(
-            f"{unlinked_leakages} leakage(s) recorded without their level are not in these rates."
+            f"{unlinked_leakages} leakage(s) of multi-level procedures recorded without their "
+            "level are only in the per-procedure rates."
         )
     return ResultsTable("Cement leakage", RATE_COLUMNS, tuple(rows), _PCT, tuple(notes))
 

@@ -284,3 +284,14 @@ def test_export_redcap_cli_and_import_back(demo, tmp_path, capsys):
     assert m.FollowUp.objects.filter(vas__isnull=False).count() == n
     assert main(["import", "redcap", str(tmp_path / "rc" / "records.csv")]) == 2
     assert "already has procedures" in capsys.readouterr().err
+
+
+def test_outcomes_results_cli_writes_the_files(demo, tmp_path, capsys):
+    assert main(["outcomes", "results", str(tmp_path / "res"), "--diagnosis", "myeloma"]) == 0
+    printed = capsys.readouterr().out.split()
+    assert any(p.endswith("table1_baseline.csv") for p in printed)
+    assert any(p.endswith("survival.svg") for p in printed)
+    table1 = (tmp_path / "res" / "table1_baseline.csv").read_text()
+    assert "Diagnosis,myeloma" in table1 and "metastasis" not in table1
+    assert main(["outcomes", "results", str(tmp_path / "none"), "--from", "2099-01-01"]) == 2
+    assert "no performed procedure" in capsys.readouterr().err

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -200,30 +201,43 @@ def _days(event: dt.date | None, index: dt.date, end: dt.date) -> tuple[int, boo
 def survival_frame(**filters: Any) -> pd.DataFrame:
     """One row per patient: days to each endpoint or to censoring, and whether it happened."""
     by_patient = _selection(filters)
+    ids = list(by_patient)
+    # Four queries for the whole cohort (not four per patient).
+    procs_of: dict[int, list[m.Procedure]] = defaultdict(list)
+    for proc in (
+        m.Procedure.objects.filter(patient_id__in=ids, voided_at__isnull=True, status="performed")
+        .order_by("performed_on", "pk")
+        .prefetch_related("levels")
+    ):
+        procs_of[proc.patient_id].append(proc)
+    visits_of: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
+    for patient_id, completed_on, outcome, outcome_on in m.FollowUp.objects.filter(
+        procedure__patient_id__in=ids, procedure__voided_at__isnull=True, voided_at__isnull=True
+    ).values_list("procedure__patient_id", "completed_on", "outcome", "outcome_on"):
+        visits_of[patient_id].append((completed_on, outcome, outcome_on))
+    studies_of: dict[int, list[m.ImagingStudy]] = defaultdict(list)
+    for study in (
+        m.ImagingStudy.objects.filter(patient_id__in=ids, voided_at__isnull=True)
+        .order_by("study_date", "pk")
+        .prefetch_related("findings")
+    ):
+        studies_of[study.patient_id].append(study)
     rows = []
-    for patient in m.Patient.objects.filter(pk__in=list(by_patient)).order_by("study_id"):
-        index = by_patient[patient.pk][0].performed_on
-        all_procs = list(
-            m.Procedure.objects.filter(patient=patient, voided_at__isnull=True, status="performed")
-            .order_by("performed_on", "pk")
-            .prefetch_related("levels")
-        )
+    for patient_pk, study_id in (
+        m.Patient.objects.filter(pk__in=ids).order_by("study_id").values_list("pk", "study_id")
+    ):
+        index = by_patient[patient_pk][0].performed_on
+        all_procs = procs_of[patient_pk]
         contacts: list[dt.date] = [p.performed_on for p in all_procs]
         death: dt.date | None = None
-        for fu in m.FollowUp.objects.filter(
-            procedure__patient=patient, voided_at__isnull=True
-        ).only("completed_on", "outcome", "outcome_on"):
-            if fu.completed_on is not None:
-                contacts.append(fu.completed_on)
-            if fu.outcome_on is not None:
-                contacts.append(fu.outcome_on)
-                if fu.outcome == "died":
-                    death = fu.outcome_on if death is None else min(death, fu.outcome_on)
-        studies = list(
-            m.ImagingStudy.objects.filter(patient=patient, voided_at__isnull=True)
-            .order_by("study_date", "pk")
-            .prefetch_related("findings")
-        )
+        for completed_on, outcome, outcome_on in visits_of[patient_pk]:
+            if completed_on is not None:
+                contacts.append(completed_on)
+            if outcome_on is not None:
+                contacts.append(outcome_on)
+                if outcome == "died":
+                    death = outcome_on if death is None else min(death, outcome_on)
+        studies = studies_of[patient_pk]
         contacts += [s.study_date for s in studies]
         end = death if death is not None else max(contacts)
         treated: set[str] = set()
@@ -261,7 +275,7 @@ def survival_frame(**filters: Any) -> pd.DataFrame:
         retreat_days, retreated = _days(retreatment, index, end)
         rows.append(
             {
-                "patient_id": patient.study_id,
+                "patient_id": study_id,
                 "death_days": death_days,
                 "death": died,
                 "new_fracture_days": fracture_days,
@@ -273,10 +287,17 @@ def survival_frame(**filters: Any) -> pd.DataFrame:
     return pd.DataFrame.from_records(rows, columns=list(SURVIVAL_COLUMNS))
 
 
-def results_report(directory: Path | str | None = None, **filters: Any) -> dict[str, Any]:
+def results_report(
+    directory: Path | str | None = None,
+    *,
+    figures: Collection[str] | None = None,
+    **filters: Any,
+) -> dict[str, Any]:
     """Compute Table 1, the procedure outcomes and the Kaplan-Meier estimates of the selected
     cohort; with ``directory``, write each table as ``.csv`` and ``.txt`` and each plot as
-    ``.png`` and ``.svg`` there. Returns ``{"tables": {name: ResultsTable}, "files": [Path]}``.
+    ``.png`` and ``.svg`` there. ``figures``: the names of the plots to draw (default all;
+    drawing takes about a second each on a busy machine, so the web page draws one at a time).
+    Returns ``{"tables": {name: ResultsTable}, "figures": {name: Figure}, "files": [Path]}``.
     """
     from spinewatch.outcomes.baseline import baseline_table
     from spinewatch.outcomes.procedure_outcomes import (
@@ -298,7 +319,11 @@ def results_report(directory: Path | str | None = None, **filters: Any) -> dict[
     frames = procedure_frames(**filters)
     surv = survival_frame(**filters)
     tables: dict[str, Any] = {}
-    figures: dict[str, Any] = {}
+    drawn: dict[str, Any] = {}
+
+    def wanted(name: str) -> bool:
+        return figures is None or name in figures
+
     if len(base):
         tables["table1_baseline"] = baseline_table(base)
     levels = frames["levels"]
@@ -307,19 +332,23 @@ def results_report(directory: Path | str | None = None, **filters: Any) -> dict[
             levels, unlinked_leakages=frames["unlinked_leakages"], procedures=frames["procedures"]
         )
         tables["cement_volume"] = cement_volume_table(levels)
-        figures["leakage"] = rates_figure(tables["leakage"], outcome="leakage (any type)")
-        figures["cement_volume"] = cement_volume_figure(
-            list(levels["level"]), list(levels["cement_volume_ml"])
-        )
+        if wanted("leakage"):
+            drawn["leakage"] = rates_figure(tables["leakage"], outcome="leakage (any type)")
+        if wanted("cement_volume"):
+            drawn["cement_volume"] = cement_volume_figure(
+                list(levels["level"]), list(levels["cement_volume_ml"])
+            )
     if len(frames["procedures"]):
         tables["complications"] = complication_table(frames["procedures"])
-        figures["complications"] = rates_figure(
-            tables["complications"], outcome="complication (SIR A-F)"
-        )
+        if wanted("complications"):
+            drawn["complications"] = rates_figure(
+                tables["complications"], outcome="complication (SIR A-F)"
+            )
     analgesics = analgesic_table(frames["visits"])
     if analgesics.rows:
         tables["analgesics"] = analgesics
-        figures["analgesics"] = analgesic_figure(analgesics)
+        if wanted("analgesics"):
+            drawn["analgesics"] = analgesic_figure(analgesics)
     if len(surv):
         fits = [
             kaplan_meier(
@@ -328,7 +357,8 @@ def results_report(directory: Path | str | None = None, **filters: Any) -> dict[
             for key, label in ENDPOINTS.items()
         ]
         tables["survival"] = survival_table(fits)
-        figures["survival"] = km_figure(fits)
+        if wanted("survival"):
+            drawn["survival"] = km_figure(fits)
     files: list[Path] = []
     if directory is not None:
         out = Path(directory)
@@ -338,7 +368,7 @@ def results_report(directory: Path | str | None = None, **filters: Any) -> dict[
                 path = out / f"{name}{suffix}"
                 path.write_text(text, encoding="utf-8")
                 files.append(path)
-        for name, fig in figures.items():
+        for name, fig in drawn.items():
             for suffix in (".png", ".svg"):
                 files.append(save_figure(fig, out / f"{name}{suffix}"))
-    return {"tables": tables, "figures": figures, "files": files}
+    return {"tables": tables, "figures": drawn, "files": files}

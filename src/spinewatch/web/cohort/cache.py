@@ -128,9 +128,8 @@ FIGURE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
 
 
 def cached_results(selection: dict[str, Any]) -> dict[str, Any]:
-    """The results section (:func:`spinewatch.registry.results.results_report`) of the selected
-    procedures as ``{name: ResultsTable.to_json_dict() + columns}``; the figures are rendered in
-    the same pass and cached beside it (:func:`cached_figure`)."""
+    """The results section's tables (:func:`spinewatch.registry.results.results_report`) of the
+    selected procedures as ``{name: ResultsTable.to_json_dict() + columns}``."""
     key = cache_key(selection, "results")
     found = cache.get(key)
     if found is not None:
@@ -141,17 +140,9 @@ def cached_results(selection: dict[str, Any]) -> dict[str, Any]:
 
 
 def _compute_results(selection: dict[str, Any]) -> dict[str, Any]:
-    import io
-
     from spinewatch.registry.results import results_report
 
-    report = results_report(None, **selection)
-    for name, fig in report["figures"].items():
-        for fmt in FIGURE_TYPES:
-            buffer = io.BytesIO()
-            metadata = {"Software": "SpineWatch"} if fmt == "png" else {"Date": None}
-            fig.savefig(buffer, format=fmt, metadata=metadata)
-            cache.set(cache_key(selection, f"results:{name}:{fmt}"), buffer.getvalue(), TIMEOUT_S)
+    report = results_report(None, figures=(), **selection)
     return {
         name: {**table.to_json_dict(), "columns": list(table.columns)}
         for name, table in report["tables"].items()
@@ -159,11 +150,21 @@ def _compute_results(selection: dict[str, Any]) -> dict[str, Any]:
 
 
 def cached_figure(selection: dict[str, Any], name: str, fmt: str) -> bytes | None:
-    """A results figure (PNG or SVG bytes), computed with the tables when not cached; None when
-    the selection has no such figure."""
+    """One results figure (PNG or SVG bytes), drawn alone when not cached (a figure takes about
+    a second); None when the selection has no such figure."""
+    import io
+
+    from spinewatch.registry.results import results_report
+
     key = cache_key(selection, f"results:{name}:{fmt}")
     found = cache.get(key)
-    if found is None:
-        _compute_results(selection)
-        found = cache.get(key)
-    return found  # type: ignore[no-any-return]
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    fig = results_report(None, figures=(name,), **selection)["figures"].get(name)
+    if fig is None:
+        return None
+    buffer = io.BytesIO()
+    metadata = {"Software": "SpineWatch"} if fmt == "png" else {"Date": None}
+    fig.savefig(buffer, format=fmt, metadata=metadata)
+    cache.set(key, buffer.getvalue(), TIMEOUT_S)
+    return buffer.getvalue()

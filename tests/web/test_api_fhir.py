@@ -62,3 +62,50 @@ def test_unknown_bad_and_anonymous():
     from django.test import Client
 
     assert Client().get(_path("SW-000001")).status_code == 401
+
+
+def _pain(study_id: str, timepoint: str, date: str, value: float) -> dict:
+    from spinewatch.outcomes.fhir import EXT_VISIT, STUDY_ID_SYSTEM
+
+    return {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {
+                "resource": {
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "72514-3"}]},
+                    "subject": {"identifier": {"system": STUDY_ID_SYSTEM, "value": study_id}},
+                    "effectiveDateTime": date,
+                    "extension": [{"url": EXT_VISIT, "valueCoding": {"code": timepoint}}],
+                    "valueQuantity": {"value": value},
+                }
+            }
+        ],
+    }
+
+
+def test_post_bundle_imports_pain_scores_with_the_follow_up_permission():
+    from spinewatch.registry import models as m
+
+    clinician = make_api_user("clinician", "cleo")
+    researcher = make_api_user("researcher", "rhea")
+    seeded = seed_patient()
+    sid = seeded["patient"].study_id
+    visit = m.FollowUp.objects.filter(procedure__patient__study_id=sid, timepoint="1m").get()
+    date = visit.due_date.isoformat()
+    assert (
+        researcher.client.post("/api/fhir/Bundle", _pain(sid, "1m", date, 2.5)).status_code == 403
+    )
+    bad = clinician.client.post("/api/fhir/Bundle", _pain(sid, "1m", date, 12))
+    assert (
+        bad.status_code == 400
+        and "entry 0 (Observation), valueQuantity.value: 12" in bad.json()["detail"]
+    )
+    visit.refresh_from_db()
+    assert visit.vas is None
+    ok = clinician.client.post("/api/fhir/Bundle", _pain(sid, "1m", date, 2.5))
+    assert ok.status_code == 200 and ok.json()["imported"] == 1
+    visit.refresh_from_db()
+    assert (visit.vas, visit.completed_on.isoformat(), visit.entered_via) == (2.5, date, "import")

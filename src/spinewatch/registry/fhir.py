@@ -11,6 +11,7 @@ transaction: a Bundle is imported whole or not at all.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -174,7 +175,10 @@ class FhirImportSummary:
 
 
 def import_pain_bundle(
-    data: bytes | str | dict[str, Any], *, source: str = "Bundle"
+    data: bytes | str | dict[str, Any],
+    *,
+    source: str = "Bundle",
+    check: Callable[[m.Patient], None] | None = None,
 ) -> FhirImportSummary:
     """Record the Bundle's pain Observations on their patients' visits, all or nothing.
 
@@ -182,6 +186,8 @@ def import_pain_bundle(
     that time point's visit of the patient's performed, not voided procedure whose due date is
     closest to the date. Unknown patients, visits that do not exist and values the follow-up
     service refuses raise :class:`FhirBundleError` naming the entry, and nothing is written.
+    ``check(patient)`` (the API's per-patient permission) runs before a patient's first value;
+    whatever it raises ends the import, nothing written.
     """
     from spinewatch.registry.services import record_follow_up
 
@@ -199,6 +205,8 @@ def import_pain_bundle(
                     f"{where}, subject: study id {obs.study_id!r} is not in the registry; "
                     "expected an existing patient"
                 )
+            if check is not None:
+                check(patient)
             try:
                 when = dt.date.fromisoformat(obs.date)
             except ValueError:

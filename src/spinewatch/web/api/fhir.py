@@ -6,14 +6,20 @@ the identifiable Bundle, a role that may only view de-identified data (researche
 de-identified one (study id, day offsets; no name, number, date or DICOM UID). Every read is
 recorded in the audit trail like the other API reads (action ``view``, with ``deidentified``).
 Answered as ``application/fhir+json``.
+
+``POST /api/fhir/Bundle``: pain Observations (LOINC 72514-3) of existing patients recorded on
+their visits (:func:`spinewatch.registry.fhir.import_pain_bundle`), all or nothing; needs the
+right to record follow-ups for every patient in it (403 otherwise); a bad Bundle is a 400 whose
+``detail`` names the entry and field.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
-from ninja import Path, Router
+from ninja import Body, Path, Router
 
 from spinewatch.accounts.permissions import Action, can
 from spinewatch.registry import models as m
@@ -24,6 +30,7 @@ from spinewatch.web.api.research import STUDY_ID_PATTERN
 __all__ = ["router"]
 
 router = Router(tags=["FHIR"])
+_BUNDLE_BODY = Body(..., description="a FHIR R4 Bundle of pain Observations")
 
 
 @router.get(
@@ -57,3 +64,24 @@ def everything(
         },
     )
     return HttpResponse(json.dumps(bundle), content_type="application/fhir+json")
+
+
+@router.post(
+    "/Bundle",
+    response=responses({200: dict[str, Any]}, 400, 401, 403, 422),
+    summary="Import the pain Observations of a FHIR Bundle (all or nothing)",
+)
+def import_bundle(request: HttpRequest, bundle: dict[str, Any] = _BUNDLE_BODY) -> dict[str, Any]:
+    from spinewatch.registry.fhir import import_pain_bundle
+
+    allow(request, Action.RECORD_FOLLOW_UP)
+    summary = import_pain_bundle(
+        bundle,
+        source="Bundle",
+        check=lambda patient: allow(request, Action.RECORD_FOLLOW_UP, patient),
+    )
+    return {
+        "imported": summary.pain_scores,
+        "patients": summary.patients,
+        "warnings": list(summary.warnings),
+    }

@@ -295,3 +295,20 @@ def test_outcomes_results_cli_writes_the_files(demo, tmp_path, capsys):
     assert "Diagnosis,myeloma" in table1 and "metastasis" not in table1
     assert main(["outcomes", "results", str(tmp_path / "none"), "--from", "2099-01-01"]) == 2
     assert "no performed procedure" in capsys.readouterr().err
+
+
+def test_import_sizes_are_checked_before_reading(tmp_path, capsys, monkeypatch):
+    import spinewatch.outcomes.fhir as fhir
+    import spinewatch.outcomes.redcap as redcap
+
+    monkeypatch.setattr(fhir, "MAX_BUNDLE_BYTES", 10)
+    monkeypatch.setattr(redcap, "MAX_RECORDS_BYTES", 10)
+    big = tmp_path / "big.json"
+    big.write_text('{"resourceType": "Bundle", "type": "collection"}')
+    assert main(["import", "fhir", str(big)]) == 2
+    assert "expected a Bundle of at most 10 bytes" in capsys.readouterr().err
+    records = tmp_path / "records.csv"
+    records.write_text("record_id,redcap_event_name\n")
+    assert main(["import", "redcap", str(records)]) == 2
+    assert "expected a records file of at most 10 bytes" in capsys.readouterr().err
+    assert main(["import", "fhir", str(tmp_path / "missing.json")]) == 2

@@ -117,9 +117,10 @@ def run_fhir(args: argparse.Namespace) -> int:
     import getpass
 
     from spinewatch.audit.context import acting_as
+    from spinewatch.outcomes.fhir import read_bundle_file
     from spinewatch.registry.fhir import import_pain_bundle
 
-    data = args.path.read_bytes()
+    data = read_bundle_file(args.path)
     with acting_as(getpass.getuser(), via="import"):
         summary = import_pain_bundle(data, source=str(args.path))
     print(summary)

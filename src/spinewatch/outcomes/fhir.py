@@ -71,6 +71,7 @@ __all__ = [
     "FhirProcedure",
     "PainObservation",
     "patient_bundle",
+    "read_bundle_file",
     "read_pain_bundle",
     "validate_bundle",
 ]
@@ -136,6 +137,24 @@ _DIAGNOSIS_TEXT = {
     "haemangioma": "Vertebral haemangioma",
     "disc_herniation": "Intervertebral disc herniation",
 }
+
+
+#: Largest Bundle file read (checked before reading): ~100,000 pain Observations.
+MAX_BUNDLE_BYTES = 64 * 1024 * 1024
+
+
+def read_bundle_file(path: Any) -> bytes:
+    """A Bundle file's bytes; :class:`FhirBundleError` when it is larger than
+    :data:`MAX_BUNDLE_BYTES` (checked before reading it)."""
+    from pathlib import Path
+
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_BUNDLE_BYTES:
+        raise FhirBundleError(
+            f"{path}: {size} bytes; expected a Bundle of at most {MAX_BUNDLE_BYTES} bytes"
+        )
+    return path.read_bytes()
 
 
 class FhirBundleError(InputError):

@@ -66,6 +66,8 @@ __all__ = [
 ]
 
 AGE_TOP_CODE = 90
+#: Largest records file read (checked before reading): far above a registry's export.
+MAX_RECORDS_BYTES = 256 * 1024 * 1024
 
 #: REDCap's data dictionary header, exactly (18 columns).
 DICTIONARY_COLUMNS: tuple[str, ...] = (
@@ -512,6 +514,11 @@ def read_records(
     file, line, column and value. Series come back in file order.
     """
     path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_RECORDS_BYTES:
+        raise RedcapError(
+            f"{path}: {size} bytes; expected a records file of at most {MAX_RECORDS_BYTES} bytes"
+        )
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:

@@ -31,14 +31,14 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 @pytest.fixture
 def registry(monkeypatch):
-    """The demo registry (12 fictional patients), one with a second procedure and one with a
+    """The demo registry (8 fictional patients), one with a second procedure and one with a
     value taken outside its window."""
     from spinewatch.core.procedures import TreatedLevel
     from spinewatch.registry import models as m
     from spinewatch.registry import services
     from spinewatch.registry.demo import build_demo_registry
 
-    summary = build_demo_registry(n_patients=12, today=TODAY)
+    summary = build_demo_registry(n_patients=8, today=TODAY)
     patient = m.Patient.objects.get(study_id=summary.study_ids[1])
     first = patient.procedures.get()
     second = services.record_procedure(
@@ -123,7 +123,7 @@ def test_export_formats_and_deidentification(registry, tmp_path):
     for needle in ("DEMO-0", "Dr Demo", str(TODAY.year) + "-"):
         assert needle not in text
     baseline = [r for r in records if r["redcap_event_name"] == "preoperative_arm_1"]
-    assert len(baseline) == 13  # 12 patients, one with two procedures
+    assert len(baseline) == 9  # 8 patients, one with two procedures
     assert all(r["age_years"] and 0 <= int(r["age_years"]) <= 90 for r in baseline)
     assert {r["sex"] for r in baseline} <= {"female", "male"}
     assert "3.25" in {r["cement_volumes_ml"] for r in baseline}
@@ -157,7 +157,7 @@ def test_round_trip_gives_the_same_outcome_table_and_baseline(registry, tmp_path
     assert m.FollowUp.objects.count() == 0
 
     summary = import_redcap(paths["records"], index_date=dt.date(2023, 1, 2))
-    assert (summary.patients, summary.procedures) == (12, 13)
+    assert (summary.patients, summary.procedures) == (8, 9)
     assert _close(_table(), before)
     assert _close(_table(False, include_out_of_window=True), before_out)
     again = deidentified_cohort_frame()

@@ -43,9 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spinewatch.core.collapse_risk import CollapseRisk
 from spinewatch.core.conventions import LabelConvention
 from spinewatch.core.csv_cells import SafeCsvWriter
 from spinewatch.core.errors import InputError
+from spinewatch.imaging.report import SpineReport
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -398,9 +400,9 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
             acquisition=None
             if ct is not None
             else requested_acquisition(entry.modality, entry.contrast_phase),
-        ).to_json_dict()
-        json.dumps(report, allow_nan=False)  # the contract: JSON without NaN
-        out["report"] = report
+        )
+        out["report"] = report.to_json_dict()
+        json.dumps(out["report"], allow_nan=False)  # the contract: JSON without NaN
         out["status"] = "ok"
     except Exception as exc:  # one study failing must not stop the batch
         out["error"] = _error_message(exc)
@@ -420,7 +422,7 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
                 current_source=f"{entry.study_id} report",
             )
             report = apply_comparison(report, comparison)
-            out["report"] = report
+            out["report"] = report.to_json_dict()
             out["comparison"] = comparison
         except Exception as exc:
             out["warnings"].append(f"comparison with the prior failed: {_error_message(exc)}")
@@ -433,24 +435,25 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
     return out
 
 
-def _draw(ct: Any, labels: Any, report: Mapping[str, Any]) -> bytes:
+def _draw(ct: Any, labels: Any, report: SpineReport) -> bytes:
     import tempfile
 
     from spinewatch.imaging.render import render_sagittal
 
-    scan = report.get("scan")
-    convention = scan.get("labels_convention") if isinstance(scan, Mapping) else None
-    rejected = scan.get("rejected_labels") if isinstance(scan, Mapping) else None
+    convention = report.scan.labels_convention
+    rejected = report.scan.rejected_labels
     if rejected:  # labels found implausible as vertebrae are not drawn as vertebrae
         import numpy as np
 
         from spinewatch.imaging.volume import LabelVolume
 
-        drop = [int(r["label"]) for r in rejected]
+        drop = [r.label for r in rejected]
         arr = np.where(np.isin(labels.labels, drop), 0, labels.labels)
         labels = LabelVolume(arr, labels.grid, labels.source)
     with tempfile.TemporaryDirectory(prefix="spinewatch-") as tmp:
-        png = render_sagittal(ct, labels, report, Path(tmp) / "spine.png", convention=convention)
+        png = render_sagittal(
+            ct, labels, report.to_json_dict(), Path(tmp) / "spine.png", convention=convention
+        )
         return png.read_bytes()
 
 
@@ -462,8 +465,8 @@ def _outcome(result: Mapping[str, Any], study_dir: Path) -> StudyOutcome:
     study_dir.mkdir(parents=True, exist_ok=True)
     for name in _OUTPUTS:  # never leave a previous run's files beside a new result
         (study_dir / name).unlink(missing_ok=True)
-    report = result.get("report")
-    if result.get("status") != "ok" or not isinstance(report, Mapping):
+    data = result.get("report")
+    if result.get("status") != "ok" or not isinstance(data, Mapping):
         return StudyOutcome(
             study_id=str(result["study_id"]),
             status="failed",
@@ -471,8 +474,9 @@ def _outcome(result: Mapping[str, Any], study_dir: Path) -> StudyOutcome:
             error=str(result.get("error") or "unknown error"),
             warnings=tuple(result.get("warnings", ())),
         )
+    report = SpineReport.from_json_dict(data, source=f"{result['study_id']} report")
     report_path = study_dir / "report.json"
-    report_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    report_path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     picture_path = None
     if result.get("png"):
         picture_path = study_dir / "spine.png"
@@ -486,12 +490,8 @@ def _outcome(result: Mapping[str, Any], study_dir: Path) -> StudyOutcome:
             json.dumps(comparison, indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
         signal = tuple(comparison.get("summary", {}).get("signal_to_treat", ()))
-    vertebrae = report.get("vertebrae") or []
-    high = tuple(
-        str(v.get("level"))
-        for v in vertebrae
-        if isinstance(v, Mapping) and v.get("collapse_risk") == "high"
-    )
+    vertebrae = report.vertebrae
+    high = tuple(str(v.level) for v in vertebrae if v.collapse_risk is CollapseRisk.HIGH)
     return StudyOutcome(
         study_id=str(result["study_id"]),
         status="ok",
@@ -500,9 +500,7 @@ def _outcome(result: Mapping[str, Any], study_dir: Path) -> StudyOutcome:
         n_high_risk=len(high),
         high_risk_levels=high,
         not_assessable_levels=tuple(
-            str(v.get("level"))
-            for v in vertebrae
-            if isinstance(v, Mapping) and v.get("collapse_risk") == "not_assessable"
+            str(v.level) for v in vertebrae if v.collapse_risk is CollapseRisk.NOT_ASSESSABLE
         ),
         signal_to_treat=signal,
         report=report_path,

@@ -6,14 +6,13 @@ simple and a missing value is always an em dash, never ``None``.
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db.models import Q
 
+from spinewatch.imaging.report import SpineReport
 from spinewatch.registry.models import ImagingStudy
 from spinewatch.web.scans.models import AnalysisJob, JobStatus
 
@@ -206,13 +205,16 @@ def prior_study(study: ImagingStudy) -> ImagingStudy | None:
     )
 
 
-def dated_report(report: Mapping[str, Any], date: dt.date) -> dict[str, Any]:
-    """A copy of a stored report with ``scan.study_date`` set (to ``date``) when it lacks one."""
-    out = copy.deepcopy(dict(report))
-    scan = dict(out.get("scan") or {})
-    scan.setdefault("study_date", date.isoformat())
-    out["scan"] = scan
-    return out
+def dated_report(study: ImagingStudy) -> SpineReport:
+    """The study's stored report with ``scan.study_date`` set (to the study's date) when it
+    lacks one. Raises :class:`~spinewatch.imaging.report.ReportFormatError` for a stored report
+    the contract refuses, ValueError for a study not analysed."""
+    report = study.spine_report()
+    if report is None:
+        raise ValueError(f"imaging study {study.pk}: not analysed")
+    if report.scan.study_date:
+        return report
+    return replace(report, scan=report.scan.with_fields(study_date=study.study_date.isoformat()))
 
 
 def compare_with_prior(
@@ -226,8 +228,8 @@ def compare_with_prior(
 
     try:
         result = compare_reports(
-            dated_report(prior.report, prior.study_date),
-            dated_report(study.report, study.study_date),
+            dated_report(prior),
+            dated_report(study),
             prior_source=f"the study of {prior.study_date.isoformat()}",
             current_source=f"the study of {study.study_date.isoformat()}",
         )

@@ -263,7 +263,7 @@ def set_finding_decision(
     if decision not in Decision.values:
         raise RegistryError(f"decision {decision!r}: expected one of {', '.join(Decision.values)}")
     if not isinstance(note, str):
-        raise RegistryError(f"note {note!r}: expected text")
+        raise RegistryError(f"note {note!r}: expected text", field="note")
     with transaction.atomic():
         row = get(m.VertebraFinding, finding, "finding")
         changes: dict[str, Any] = {"decision": decision, "decision_note": note.strip()}

@@ -409,33 +409,7 @@ def _vertebra_record(
             else tuple(str(lv.value) for lv in graded.reference_levels),
         ),
         genant=GenantRecord.from_assessment(genant),
-        density=DensityRecord()
-        if density is None
-        else DensityRecord(
-            median_hu=density.median_hu,
-            mean_hu=density.mean_hu,
-            erosion_mm=density.erosion_mm,
-            flags=tuple(str(x) for x in density.flags),
-        ),
-        lesions=LesionRecord()
-        if lytic is None
-        else LesionRecord(
-            volume_ml=lytic.volume_ml,
-            fraction=lytic.fraction,
-            n_lesions=int(lytic.n_lesions),
-            largest_ml=lytic.largest_ml,
-            posterior_wall_involved=bool(lytic.posterior_wall_involved),
-            pedicle_left_involved=bool(lytic.pedicle_left_involved),
-            pedicle_right_involved=bool(lytic.pedicle_right_involved),
-        ),
-        infiltration=InfiltrationRecord()
-        if infiltrated is None
-        else InfiltrationRecord(
-            infiltrated=infiltrated.infiltrated, hu_below_own=infiltrated.hu_below_own
-        ),
-        cement=CementRecord()
-        if cement is None
-        else CementRecord(volume_ml=cement.volume_ml, present=bool(cement.present)),
+        **_ct_records(density, lytic, cement, infiltrated),
         risk=RiskRecord(
             collapse_risk=risk.risk,
             reasons=tuple(str(r) for r in risk.reasons),
@@ -449,6 +423,40 @@ def _vertebra_record(
             noise_hu_sd=noise,
         ),
     )
+
+
+def _ct_records(density: Any, lytic: Any, cement: Any, infiltrated: Any) -> dict[str, Any]:
+    """The report's density, lesion, cement and infiltration records of the analysis' own
+    findings (each None: not measured -> an empty record)."""
+    return {
+        "density": DensityRecord()
+        if density is None
+        else DensityRecord(
+            median_hu=density.median_hu,
+            mean_hu=density.mean_hu,
+            erosion_mm=density.erosion_mm,
+            flags=tuple(str(x) for x in density.flags),
+        ),
+        "lesions": LesionRecord()
+        if lytic is None
+        else LesionRecord(
+            volume_ml=lytic.volume_ml,
+            fraction=lytic.fraction,
+            n_lesions=int(lytic.n_lesions),
+            largest_ml=lytic.largest_ml,
+            posterior_wall_involved=bool(lytic.posterior_wall_involved),
+            pedicle_left_involved=bool(lytic.pedicle_left_involved),
+            pedicle_right_involved=bool(lytic.pedicle_right_involved),
+        ),
+        "infiltration": InfiltrationRecord()
+        if infiltrated is None
+        else InfiltrationRecord(
+            infiltrated=infiltrated.infiltrated, hu_below_own=infiltrated.hu_below_own
+        ),
+        "cement": CementRecord()
+        if cement is None
+        else CementRecord(volume_ml=cement.volume_ml, present=bool(cement.present)),
+    }
 
 
 def _vec3(values: Any) -> tuple[float, float, float]:

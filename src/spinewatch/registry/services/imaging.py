@@ -91,6 +91,8 @@ def findings_from_report(report: SpineReport) -> list[dict[str, Any]]:
                 "posterior_wall_involved": v.lesions.posterior_wall_involved,
                 "pedicle_left_involved": v.lesions.pedicle_left_involved,
                 "pedicle_right_involved": v.lesions.pedicle_right_involved,
+                "diffuse_infiltration": v.infiltration.infiltrated,
+                "diffuse_infiltration_hu_below_own": v.infiltration.hu_below_own,
                 "collapse_risk": None if v.collapse_risk is None else v.collapse_risk.value,
                 "reasons": list(v.risk.reasons),
                 "sins_imaging_points": None if sins is None else sins.points,

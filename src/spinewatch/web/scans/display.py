@@ -136,6 +136,16 @@ def _cement(v: VertebraReport) -> str:
     return "None"
 
 
+def _infiltration(v: VertebraReport) -> str:
+    """ "diffuse infiltration, N HU below own spine" when the report finds it, else ""."""
+    if v.infiltration.infiltrated is not True:
+        return ""
+    below = v.infiltration.hu_below_own
+    if below is not None:
+        return f"diffuse infiltration, {below:.0f} HU below own spine"
+    return "diffuse infiltration"
+
+
 def level_rows(
     report: SpineReport | None, decisions: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
@@ -168,6 +178,7 @@ def level_rows(
                 "deformity": DASH if g.deformity is None else g.deformity.value,
                 "height_loss": _num(g.height_loss_pct, 0),
                 "hu": _num(v.density.median_hu, 0),
+                "infiltration": _infiltration(v),
                 "lytic_ml": _num(v.lesions.volume_ml, 2),
                 "lytic_pct": DASH if fraction is None else f"{100.0 * fraction:.0f}",
                 "posterior_wall": _involved(v.lesions.posterior_wall_involved),

@@ -11,7 +11,7 @@ import pytest
 from spinewatch.core.errors import InputError
 from spinewatch.imaging.analysis import analyze, analyze_files, present_labels, resolve_convention
 from spinewatch.imaging.phantom import LesionSpec, PhantomSpec, make_spine_phantom, write_phantom
-from spinewatch.imaging.report import format_text
+from spinewatch.imaging.report import SpineReport, format_text
 
 LEVELS = ("T12", "L1", "L2")
 CONTRACT_KEYS = {
@@ -103,7 +103,7 @@ def test_contract_order_and_json(treated_phantom) -> None:
         assert (v["treat_signal"], v["treat_signal_reasons"], v["change_flags"]) == (None, [], [])
     _no_nan(rep)
     json.dumps(rep, allow_nan=False)
-    text = format_text(rep)
+    text = format_text(SpineReport.from_json_dict(rep))
     assert all(name in text for name in ph.truth)
 
 
@@ -145,7 +145,7 @@ def test_without_ct_density_fields_are_null() -> None:
         assert v["confidence"] == "medium" and v["noise_hu_sd"] is None
         assert "label map only: no density, lesions" in v["confidence_reasons"]
     _no_nan(rep)
-    text = format_text(rep)
+    text = format_text(SpineReport.from_json_dict(rep))
     assert "not assessable" in text and "low " not in text
 
 
@@ -316,7 +316,8 @@ def test_every_report_key_is_documented(treated_phantom) -> None:
     from spinewatch.imaging.compare import apply_comparison, compare_reports
 
     _, rep, _ = treated_phantom
-    compared = apply_comparison(rep, compare_reports(rep, rep))
+    report = SpineReport.from_json_dict(rep)
+    compared = apply_comparison(report, compare_reports(report, report)).to_json_dict()
     doc = (Path(__file__).resolve().parents[2] / "docs" / "report.md").read_text()
     keys = set(compared) | set(compared["scan"]) | set(compared["scan"]["compared_with"])
     for v in compared["vertebrae"]:

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from spinewatch.imaging.phantom import LesionSpec, PhantomSpec, make_spine_phantom, write_phantom
+from spinewatch.imaging.report import SpineReport
 
 
 @contextmanager
@@ -80,7 +81,7 @@ def fake_analyze(
     ct_path: str | None = None,
     labels_path: str | None = None,
     acquisition: Any = None,
-) -> types.SimpleNamespace:
+) -> SpineReport:
     """A stand-in for analysis.analyze: reports the label centroids of the vertebrae.
 
     L1 is always "high" risk so the batch's high-risk counting can be checked.
@@ -112,7 +113,7 @@ def fake_analyze(
         },
         "vertebrae": vertebrae,
     }
-    return types.SimpleNamespace(to_json_dict=lambda: report)  # like a SpineReport
+    return SpineReport.from_json_dict(report)
 
 
 @contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from spinewatch.imaging.compare import (
     format_comparison_text,
     load_report,
 )
+from spinewatch.imaging.report import SpineReport
 
 
 def vertebra(level: str, **overrides: Any) -> dict[str, Any]:
@@ -45,11 +45,15 @@ def vertebra(level: str, **overrides: Any) -> dict[str, Any]:
     return entry
 
 
-def report(*vertebrae: dict[str, Any], **scan: Any) -> dict[str, Any]:
+def report_dict(*vertebrae: dict[str, Any], **scan: Any) -> dict[str, Any]:
     return {
         "scan": {"ct": "ct.nii.gz", "labels": "seg.nii.gz", **scan},
         "vertebrae": list(vertebrae),
     }
+
+
+def report(*vertebrae: dict[str, Any], **scan: Any) -> SpineReport:
+    return SpineReport.from_json_dict(report_dict(*vertebrae, **scan))
 
 
 def level(result: dict[str, Any], name: str) -> dict[str, Any]:
@@ -59,7 +63,7 @@ def level(result: dict[str, Any], name: str) -> dict[str, Any]:
 
 def test_identical_reports_change_nothing() -> None:
     r = report(vertebra("T12"), vertebra("L1"))
-    result = compare_reports(r, copy.deepcopy(r))
+    result = compare_reports(r, report(vertebra("T12"), vertebra("L1")))
     assert [e["level"] for e in result["levels"]] == ["T12", "L1"]
     for e in result["levels"]:
         assert e["flags"] == []
@@ -263,8 +267,11 @@ def test_swapped_dates_are_refused() -> None:
     [
         ([1, 2], "not a SpineWatch report"),
         ({"vertebrae": []}, "'scan' missing"),
-        ({"scan": {}, "vertebrae": "L1"}, "'vertebrae': expected a list"),
-        ({"scan": {}, "vertebrae": [{"level": "Q7"}]}, r"vertebrae\[0\]\.level: 'Q7'"),
+        ({"scan": {}, "vertebrae": "L1"}, "vertebrae: expected a list"),
+        (
+            {"scan": {}, "vertebrae": [{"level": "Q7"}]},
+            r"vertebrae\[0\]\.level: expected a level name like 'L1', got 'Q7'",
+        ),
         ({"scan": {}, "vertebrae": [{"level": 3}]}, r"vertebrae\[0\]\.level"),
         ({"scan": {}, "vertebrae": [vertebra("L1"), vertebra("L1")]}, "appears twice"),
         (
@@ -277,20 +284,26 @@ def test_swapped_dates_are_refused() -> None:
         ),
         ({"scan": {}, "vertebrae": [vertebra("L1", genant_grade=5)]}, "genant_grade"),
         ({"scan": {}, "vertebrae": [vertebra("L1", collapse_risk="severe")]}, "collapse_risk"),
-        ({"scan": {"study_date": "last May"}, "vertebrae": []}, "study_date"),
     ],
 )
 def test_bad_reports_are_refused_naming_source_and_key(broken: Any, message: str) -> None:
     with pytest.raises(ReportFormatError, match=message) as info:
-        compare_reports(broken, report(vertebra("L1")), prior_source="old.json")
+        SpineReport.from_json_dict(broken, source="old.json")
     assert isinstance(info.value, InputError)
     assert "old.json" in str(info.value)
 
 
+def test_a_study_date_that_is_not_a_date_is_refused_naming_source() -> None:
+    broken = SpineReport.from_json_dict({"scan": {"study_date": "last May"}, "vertebrae": []})
+    with pytest.raises(ReportFormatError, match="study_date") as info:
+        compare_reports(broken, report(vertebra("L1")), prior_source="old.json")
+    assert "old.json" in str(info.value) and info.value.field == "scan.study_date"
+
+
 def test_load_report_round_trip_and_bad_json(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
-    good.write_text(json.dumps(report(vertebra("L1"))))
-    assert load_report(good)["vertebrae"][0]["level"] == "L1"
+    good.write_text(json.dumps(report_dict(vertebra("L1"))))
+    assert load_report(good).to_json_dict() == report_dict(vertebra("L1"))
 
     bad = tmp_path / "bad.json"
     bad.write_text('{"scan": {},\n  "vertebrae": [\n    {"level": "L1",}\n  ]\n}')
@@ -358,20 +371,14 @@ def test_cement_threshold_is_the_analysis_own() -> None:
 def test_risk_values_are_the_analysis_own() -> None:
     from spinewatch.imaging import compare, risk
 
-    assert tuple(r.value for r in risk.CollapseRisk) == compare._RISKS
-
-
-def test_risk_ranks_are_the_analysis_own() -> None:
-    from spinewatch.imaging import risk
-
-    assert {r.value: r.rank for r in risk.CollapseRisk} == cmp._RISK_RANK
+    assert risk.CollapseRisk is compare.CollapseRisk
 
 
 # --- the comparison acts on the current report ------------------------------------------------
 
 
-def _applied(prior: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    return cmp.apply_comparison(current, compare_reports(prior, current))
+def _applied(prior: SpineReport, current: SpineReport) -> dict[str, Any]:
+    return cmp.apply_comparison(current, compare_reports(prior, current)).to_json_dict()
 
 
 def _v(result: dict[str, Any], name: str) -> dict[str, Any]:
@@ -426,9 +433,10 @@ def test_new_or_growing_lesion_or_fracture_raises_the_level_to_high(
         "interval_days": 182,
     }
     # the input is not modified, and the comparison is applied only once
-    assert "treat_signal" not in current["vertebrae"][0]
+    assert "treat_signal" not in current.to_json_dict()["vertebrae"][0]
+    applied = SpineReport.from_json_dict(out)
     with pytest.raises(ReportFormatError, match="compared_with is already set"):
-        cmp.apply_comparison(out, compare_reports(prior, out))
+        cmp.apply_comparison(applied, compare_reports(prior, applied))
 
 
 def test_weaker_signals_raise_to_moderate_and_high_stays_high() -> None:

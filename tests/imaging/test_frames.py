@@ -24,7 +24,7 @@ from spinewatch.imaging.anatomy import (
 from spinewatch.imaging.column import fit_column_curve
 from spinewatch.imaging.heights import body_heights
 from spinewatch.imaging.phantom import POSTERIOR_HU, PhantomSpec, make_spine_phantom
-from spinewatch.imaging.report import format_text
+from spinewatch.imaging.report import SpineReport, format_text
 from spinewatch.imaging.volume import Grid, LabelVolume
 from spinewatch.validation.frame_perturbation import (
     FLIP_X,
@@ -162,10 +162,10 @@ def test_flipped_header_is_flagged_in_the_report() -> None:
         t = ph.truth[v["level"]]
         assert v["frame"]["anterior"][1] < -0.9  # the anatomy's anterior, world -y
         assert v["height_posterior_mm"] == pytest.approx(t.height_posterior_mm, abs=1.0)
-    assert f"note: {note}" in format_text(report).splitlines()
+    assert f"note: {note}" in format_text(SpineReport.from_json_dict(report)).splitlines()
     plain = analyze(None, ph.labels, convention="totalsegmentator").to_json_dict()
     assert "orientation_note" not in plain["scan"]
-    assert "note:" not in format_text(plain)
+    assert "note:" not in format_text(SpineReport.from_json_dict(plain))
 
 
 # --- VerSe004: the expert mask (T9-L5, PIR, oblique) -------------------------------------------

@@ -26,7 +26,7 @@ from spinewatch.imaging.analysis import analyze, analyze_files
 from spinewatch.imaging.io import load_study, requested_acquisition
 from spinewatch.imaging.phantom import LesionSpec, PhantomSpec, make_spine_phantom
 from spinewatch.imaging.render import curved_sagittal, render_sagittal
-from spinewatch.imaging.report import NO_IMAGE_NOT_ASSESSED, format_text
+from spinewatch.imaging.report import NO_IMAGE_NOT_ASSESSED, SpineReport, format_text
 from spinewatch.imaging.volume import CtVolume, MrVolume
 
 HU_FIELDS = (
@@ -159,7 +159,7 @@ def test_the_real_t2_mri_gives_no_hu_anywhere_and_says_why(tptbox_mri, tmp_path)
         assert v["body_centroid_mm"] is not None
     text = json.dumps(report)
     assert "osteopor" not in text.lower()  # no density flag of any kind
-    assert format_text(report).startswith("MRI: ")
+    assert format_text(SpineReport.from_json_dict(report)).startswith("MRI: ")
     image, aligned = load_study(mri, labels, convention="verse")
     assert isinstance(image, MrVolume)
     png = render_sagittal(image, aligned, report, tmp_path / "spine.png")

@@ -138,7 +138,7 @@ def test_surveillance_due_order_and_horizon():
 
 
 def _report(*entries):
-    return {"vertebrae": [dict(e) for e in entries]}
+    return {"scan": {}, "vertebrae": [dict(e) for e in entries]}
 
 
 def test_high_risk_on_latest_analysed_study_only():

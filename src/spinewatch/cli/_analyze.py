@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 __all__ = ["add_parser", "run"]
 
@@ -186,17 +188,19 @@ def run(args: argparse.Namespace) -> int:
             if ct is not None
             else requested_acquisition(args.modality, args.contrast_phase),
         )
-    result = report.to_json_dict()
+    extra: dict[str, Any] = {}
     if segmentation is not None:
-        result["segmentation"] = segmentation.to_json_dict()
+        extra["segmentation"] = segmentation.to_json_dict()
     if prior is not None:
         from spinewatch.imaging.compare import apply_comparison, compare_reports
 
         comparison = compare_reports(
-            prior, result, prior_source=str(args.prior), current_source="this analysis"
+            prior, report, prior_source=str(args.prior), current_source="this analysis"
         )
-        result = apply_comparison(result, comparison)
-        result["comparison"] = comparison
+        report = apply_comparison(report, comparison)
+        extra["comparison"] = comparison
+    report = replace(report, extra={**report.extra, **extra})
+    result = report.to_json_dict()
     text = json.dumps(result, indent=2, allow_nan=False)
     if args.out is not None:
         from spinewatch.cli._output import write_text_atomic
@@ -215,12 +219,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         from spinewatch.imaging.report import format_text
 
-        print(format_text(result))
+        print(format_text(report))
         if prior is not None:
             from spinewatch.imaging.compare import format_comparison_text
 
             print()
-            print(format_comparison_text(result["comparison"]))
+            print(format_comparison_text(comparison))
         if args.out is not None:
             print(f"\nwritten: {args.out / 'report.json'}, {args.out / 'spine.png'}")
     sys.stdout.flush()

@@ -128,7 +128,7 @@ def _analyse_demo_scans(folder: Path, *, requested_by: Any) -> dict[str, dict[st
         if study.report is None or picture is None:
             message = job.message if job is not None else "no job"
             raise RuntimeError(f"demo {name} scan was not analysed: {message}")
-        reports[name] = study.report
+        reports[name] = study.spine_report()
         (folder / name / "report.json").write_text(json.dumps(study.report, indent=2) + "\n")
         shutil.copyfile(picture, folder / name / "spine.png")
     return reports

@@ -14,6 +14,7 @@ from spinewatch.core.acquisition import (
     ContrastPhase,
     Modality,
 )
+from spinewatch.core.collapse_risk import CollapseRisk, CollapseRiskError, ConfidenceClass
 from spinewatch.core.complications import ComplicationClass, ComplicationError
 from spinewatch.core.conventions import (
     ConventionError,
@@ -127,8 +128,11 @@ __all__ = [
     "CementLeakage",
     "CementType",
     "CementoplastySite",
+    "CollapseRisk",
+    "CollapseRiskError",
     "ComplicationClass",
     "ComplicationError",
+    "ConfidenceClass",
     "ContrastPhase",
     "ConventionError",
     "DeformityType",

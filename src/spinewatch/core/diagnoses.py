@@ -86,12 +86,14 @@ class Diagnosis:
         if self.kind is DiagnosisKind.METASTASIS and self.primary is None:
             raise DiagnosisError(
                 "diagnosis 'metastasis' needs a primary tumour; expected one of "
-                + ", ".join(repr(p.value) for p in PrimaryTumour)
+                + ", ".join(repr(p.value) for p in PrimaryTumour),
+                field="primary_tumour",
             )
         if self.kind is not DiagnosisKind.METASTASIS and self.primary is not None:
             raise DiagnosisError(
                 f"primary tumour {self.primary.value!r} given for diagnosis "
-                f"{self.kind.value!r}; a primary is only expected for 'metastasis'"
+                f"{self.kind.value!r}; a primary is only expected for 'metastasis'",
+                field="primary_tumour",
             )
 
     @property

@@ -16,7 +16,34 @@ __all__ = ["InputError", "user_message"]
 
 
 class InputError(ValueError):
-    """Input that SpineWatch refuses; the message names the value and what was expected."""
+    """Input that SpineWatch refuses; the message names the value and what was expected.
+
+    ``field`` (optional) is the path of the offending field in the input, in the input's own
+    names: ``"vas"``, ``"follow_ups[2].vas"``, ``"vertebrae[3].lytic_fraction"``. A form
+    attaches the message to that field; without it the message belongs to the whole input.
+
+    >>> err = InputError("vas 12: expected 0-10", field="follow_ups[2].vas")
+    >>> err.field, str(err)
+    ('follow_ups[2].vas', 'vas 12: expected 0-10')
+    """
+
+    def __init__(self, *args: object, field: str | None = None) -> None:
+        super().__init__(*args)
+        self.field = field
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # keep the field path across pickling (batch workers, job processes)
+        return (_rebuild, (type(self), self.args, self.field, self.__dict__))
+
+
+def _rebuild(
+    cls: type[InputError], args: tuple[object, ...], field: str | None, state: dict[str, object]
+) -> InputError:
+    err = cls.__new__(cls)
+    ValueError.__init__(err, *args)
+    err.__dict__.update(state)
+    err.field = field
+    return err
 
 
 def _one_line(text: str) -> str:

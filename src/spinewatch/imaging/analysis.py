@@ -63,7 +63,18 @@ from spinewatch.imaging.heights import BodyHeights, body_heights
 from spinewatch.imaging.label_reading import PreparedLabels, prepare_labels
 from spinewatch.imaging.report import (
     NO_IMAGE_NOT_ASSESSED,
+    CementRecord,
+    ConfidenceRecord,
+    DensityRecord,
+    Frame,
+    GenantRecord,
+    Heights,
+    InfiltrationRecord,
+    LesionRecord,
+    RejectedLabel,
+    RiskRecord,
     ScanInfo,
+    SinsImagingRecord,
     SpineReport,
     VertebraReport,
 )
@@ -82,6 +93,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
+#: One vertebra's CT findings: density, lytic lesions, cement (the analysis' own objects), noise.
+CtFindings = tuple[Any, Any, Any, float | None]
 
 #: Suggested working resolution (mm) for fast runs on sub-millimetre scans (``analyze(...,
 #: working_resolution_mm=FAST_WORKING_RESOLUTION_MM)``, ``spinewatch analyze --fast``). Off by
@@ -262,9 +275,6 @@ def analyze(
     ``convention`` may be ``"auto"``. ``progress(done, total)`` is called after each vertebra.
     ``ct_path``/``labels_path`` only fill the report's ``scan`` record.
     """
-    from spinewatch.imaging.confidence import assess_confidence, superior_voxel_mm
-    from spinewatch.imaging.risk import assess_collapse_risk
-
     image = ct
     acquisition = _acquisition_of(image, acquisition)
     ct = image if isinstance(image, CtVolume) else None  # only HU reach the CT findings
@@ -284,15 +294,52 @@ def analyze(
     )
     acquisition = _with_contrast(acquisition, ct, labels, regions)
     offset_hu = acquisition.contrast_phase.density_offset_hu
-    total = len(regions)
-    measured: dict[VertebralLevel, BodyHeights] = {}
-    heights_of: dict[VertebralLevel, BodyHeights | None] = {}
-    findings: dict[VertebralLevel, tuple[Any, Any, Any, float | None]] = {}
-    vertebra_labels = [r.label for r in regions]
+    heights_of, findings = _measure(regions, ct, labels, offset_hu, progress, n_threads)
+    measured = {lv: h for lv, h in heights_of.items() if h is not None}
+    grades = grade_spine(measured)
+    infiltration = _infiltration(regions, findings) if ct is not None else {}
+    records = [
+        _vertebra_record(
+            region,
+            heights_of[region.level],
+            grades.get(region.level),
+            findings.get(region.level),
+            infiltration.get(region.level),
+            labels=labels,
+            acquisition=acquisition,
+            has_ct=ct is not None,
+            has_image=image is not None,
+            not_assessed=not_assessed,
+        )
+        for region in regions
+    ]
+    scan = _scan_info(
+        image,
+        prepared,
+        regions,
+        acquisition=acquisition,
+        ct_path=ct_path if ct_path is not None else (image.source if image is not None else None),
+        labels_path=labels_path if labels_path is not None else labels.source,
+    )
+    return SpineReport(scan=scan, vertebrae=tuple(records))
 
-    def measure(
-        region: VertebraRegion,
-    ) -> tuple[BodyHeights | None, tuple[Any, Any, Any, float | None] | None]:
+
+def _measure(
+    regions: list[VertebraRegion],
+    ct: CtVolume | None,
+    labels: LabelVolume,
+    offset_hu: float,
+    progress: Progress | None,
+    n_threads: int,
+) -> tuple[dict[VertebralLevel, BodyHeights | None], dict[VertebralLevel, CtFindings]]:
+    """Heights of every vertebra and, with a CT, its density, lesions, cement and noise
+    (``n_threads`` vertebrae at once)."""
+    heights_of: dict[VertebralLevel, BodyHeights | None] = {}
+    findings: dict[VertebralLevel, CtFindings] = {}
+    vertebra_labels = [r.label for r in regions]
+    total = len(regions)
+
+    def measure(region: VertebraRegion) -> tuple[BodyHeights | None, CtFindings | None]:
         # heights and the CT findings share the region's derived arrays (body voxels, their
         # local coordinates, the body depth): both run while they are cached, then they go
         h = body_heights(region)
@@ -304,106 +351,172 @@ def analyze(
     results = ordered_imap(measure, regions, n_threads)
     for done, (region, (h, found)) in enumerate(zip(regions, results, strict=True), start=1):
         heights_of[region.level] = h
-        if h is not None:
-            measured[region.level] = h
         if found is not None:
             findings[region.level] = found
         if progress is not None:
             progress(done, total)
+    return heights_of, findings
 
-    grades = grade_spine(measured)
-    infiltration = _infiltration(regions, findings) if ct is not None else {}
-    records: list[VertebraReport] = []
-    for region in regions:
-        h = heights_of[region.level]
-        graded = grades.get(region.level)
-        genant = None if graded is None else graded.assessment
-        reference = None if graded is None else graded.reference_mm
-        flags = list(region.quality_flags)
-        density = lytic = cement = noise = None
-        if ct is not None:
-            density, lytic, cement, noise = findings[region.level]
-            if cement is not None and cement.present:
-                flags.append("cement_present")
-        infiltrated = infiltration.get(region.level)
-        risk = assess_collapse_risk(
-            level=region.level,
-            genant=genant,
-            lytic=lytic,
-            density=density,
-            cement=cement,
-            acquisition=acquisition,
-            truncated=region.truncated,
-            quality_flags=flags,
-            has_ct=ct is not None,
-            infiltration=infiltrated,
-        )
-        f = region.frame
-        confidence = assess_confidence(
-            superior_voxel_mm=superior_voxel_mm(
-                labels.grid.spacing_mm, labels.grid.axis_directions, f.superior
-            ),
-            truncated=region.truncated,
-            quality_flags=flags,
-            noise_hu=noise,
-            modality=acquisition.modality,
-            has_ct=image is not None,
-        )
-        records.append(
-            VertebraReport(
-                level=region.level,
-                label=region.label,
-                body_centroid_mm=(
-                    float(f.origin_mm[0]),
-                    float(f.origin_mm[1]),
-                    float(f.origin_mm[2]),
-                ),
-                body_volume_ml=region.body_volume_ml,
-                superior=(float(f.superior[0]), float(f.superior[1]), float(f.superior[2])),
-                anterior=(float(f.anterior[0]), float(f.anterior[1]), float(f.anterior[2])),
-                truncated=region.truncated,
-                quality_flags=tuple(dict.fromkeys(flags)),
-                height_anterior_mm=None if h is None else h.anterior_mm,
-                height_middle_mm=None if h is None else h.middle_mm,
-                height_posterior_mm=None if h is None else h.posterior_mm,
-                reference_height_mm=reference,
-                reference_levels=()
-                if graded is None
-                else tuple(str(lv.value) for lv in graded.reference_levels),
-                genant=genant,
-                density=density,
-                lytic=lytic,
-                cement=cement,
-                risk=risk,
-                has_ct=ct is not None,
-                not_assessed=not_assessed,
-                confidence=confidence,
-                noise_hu=noise,
-                infiltration=infiltrated,
-            )
-        )
 
+def _vertebra_record(
+    region: VertebraRegion,
+    h: BodyHeights | None,
+    graded: Any,
+    found: CtFindings | None,
+    infiltrated: Any,
+    *,
+    labels: LabelVolume,
+    acquisition: Acquisition,
+    has_ct: bool,
+    has_image: bool,
+    not_assessed: tuple[str, ...],
+) -> VertebraReport:
+    """Risk and confidence of one vertebra from its measurements, as the report's record.
+
+    ``graded``: its :func:`~spinewatch.imaging.grading.grade_spine` entry (None: not graded);
+    ``found``: its CT findings (None without a CT); ``infiltrated``: its diffuse infiltration
+    finding (None: not assessed).
+    """
+    from spinewatch.imaging.confidence import assess_confidence, superior_voxel_mm
+    from spinewatch.imaging.risk import assess_collapse_risk
+
+    genant = None if graded is None else graded.assessment
+    flags = list(region.quality_flags)
+    density, lytic, cement, noise = found if found is not None else (None, None, None, None)
+    if cement is not None and cement.present:
+        flags.append("cement_present")
+    risk = assess_collapse_risk(
+        level=region.level,
+        genant=genant,
+        lytic=lytic,
+        density=density,
+        cement=cement,
+        acquisition=acquisition,
+        truncated=region.truncated,
+        quality_flags=flags,
+        has_ct=has_ct,
+        infiltration=infiltrated,
+    )
+    f = region.frame
+    confidence = assess_confidence(
+        superior_voxel_mm=superior_voxel_mm(
+            labels.grid.spacing_mm, labels.grid.axis_directions, f.superior
+        ),
+        truncated=region.truncated,
+        quality_flags=flags,
+        noise_hu=noise,
+        modality=acquisition.modality,
+        has_ct=has_image,
+    )
+    return VertebraReport(
+        level=region.level,
+        label=int(region.label),
+        body_centroid_mm=_vec3(f.origin_mm),
+        body_volume_ml=region.body_volume_ml,
+        frame=Frame(superior=_vec3(f.superior), anterior=_vec3(f.anterior)),
+        truncated=bool(region.truncated),
+        quality_flags=tuple(dict.fromkeys(flags)),
+        heights=Heights(
+            anterior_mm=None if h is None else h.anterior_mm,
+            middle_mm=None if h is None else h.middle_mm,
+            posterior_mm=None if h is None else h.posterior_mm,
+            reference_mm=None if graded is None else graded.reference_mm,
+            reference_levels=()
+            if graded is None
+            else tuple(str(lv.value) for lv in graded.reference_levels),
+        ),
+        genant=GenantRecord.from_assessment(genant),
+        **_ct_records(density, lytic, cement, infiltrated),
+        risk=RiskRecord(
+            collapse_risk=risk.risk,
+            reasons=tuple(str(r) for r in risk.reasons),
+            not_measured=tuple(str(r) for r in risk.not_measured),
+            sins_imaging=SinsImagingRecord.from_part(risk.sins_imaging),
+        ),
+        not_assessed=not_assessed,
+        confidence=ConfidenceRecord(
+            confidence=confidence.level,
+            reasons=tuple(str(r) for r in confidence.reasons),
+            noise_hu_sd=noise,
+        ),
+    )
+
+
+def _ct_records(density: Any, lytic: Any, cement: Any, infiltrated: Any) -> dict[str, Any]:
+    """The report's density, lesion, cement and infiltration records of the analysis' own
+    findings (each None: not measured -> an empty record)."""
+    return {
+        "density": DensityRecord()
+        if density is None
+        else DensityRecord(
+            median_hu=density.median_hu,
+            mean_hu=density.mean_hu,
+            erosion_mm=density.erosion_mm,
+            flags=tuple(str(x) for x in density.flags),
+        ),
+        "lesions": LesionRecord()
+        if lytic is None
+        else LesionRecord(
+            volume_ml=lytic.volume_ml,
+            fraction=lytic.fraction,
+            n_lesions=int(lytic.n_lesions),
+            largest_ml=lytic.largest_ml,
+            posterior_wall_involved=bool(lytic.posterior_wall_involved),
+            pedicle_left_involved=bool(lytic.pedicle_left_involved),
+            pedicle_right_involved=bool(lytic.pedicle_right_involved),
+        ),
+        "infiltration": InfiltrationRecord()
+        if infiltrated is None
+        else InfiltrationRecord(
+            infiltrated=infiltrated.infiltrated, hu_below_own=infiltrated.hu_below_own
+        ),
+        "cement": CementRecord()
+        if cement is None
+        else CementRecord(volume_ml=cement.volume_ml, present=bool(cement.present)),
+    }
+
+
+def _vec3(values: Any) -> tuple[float, float, float]:
+    return (float(values[0]), float(values[1]), float(values[2]))
+
+
+def _scan_info(
+    image: CtVolume | MrVolume | None,
+    prepared: PreparedLabels,
+    regions: list[VertebraRegion],
+    *,
+    acquisition: Acquisition,
+    ct_path: str | None,
+    labels_path: str | None,
+) -> ScanInfo:
+    """The report's scan record: the image's grid, how it was acquired and its labels read."""
+    labels = prepared.labels
     grid = image.grid if image is not None else labels.grid
     sp = grid.spacing_mm
-    note = orientation_note(regions)
-    scan = ScanInfo(
-        ct=ct_path if ct_path is not None else (image.source if image is not None else None),
-        labels=labels_path if labels_path is not None else labels.source,
+    return ScanInfo(
+        ct=ct_path,
+        labels=labels_path,
         labels_convention=prepared.convention.value,
-        shape=grid.shape,
-        spacing_mm=(sp[0], sp[1], sp[2]),
+        shape=(int(grid.shape[0]), int(grid.shape[1]), int(grid.shape[2])),
+        spacing_mm=(float(sp[0]), float(sp[1]), float(sp[2])),
         orientation=_orientation(grid.affine),
         series_uid=None if image is None else image.meta.get("series_uid"),
         spinewatch_version=__version__,
         analysed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         acquisition=acquisition,
         # how the labels were read; where the frames came from when the header disagrees
-        extra={
-            **prepared.scan_fields(),
-            **({} if note is None else {"orientation_note": note}),
-        },
+        labels_convention_source=prepared.convention_source,
+        labels_convention_evidence=prepared.evidence,
+        levels_named_by=prepared.levels_named_by,
+        rejected_labels=tuple(
+            RejectedLabel(
+                int(r.label), None if r.level is None else str(r.level), "; ".join(r.reasons)
+            )
+            for r in prepared.rejected
+        ),
+        label_notes=tuple(prepared.notes),
+        orientation_note=orientation_note(regions),
     )
-    return SpineReport(scan=scan, vertebrae=tuple(records))
 
 
 def _prepared(

@@ -43,9 +43,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spinewatch.core.collapse_risk import CollapseRisk
 from spinewatch.core.conventions import LabelConvention
 from spinewatch.core.csv_cells import SafeCsvWriter
 from spinewatch.core.errors import InputError
+from spinewatch.imaging.report import SpineReport
 
 __all__ = [
     "MANIFEST_COLUMNS",
@@ -200,15 +202,40 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
     ``contrast_phase`` (an MRI has no contrast phase), and a ``prior`` that is a readable
     SpineWatch report.
     """
-    from spinewatch.imaging.compare import load_report
-
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ManifestError(f"{path}: not a UTF-8 CSV manifest (byte {exc.start})") from None
-    base = path.resolve().parent
     reader = csv.reader(io.StringIO(text, newline=""))
+    columns = _manifest_header(path, reader)
+    col = {name: i for i, name in enumerate(columns)}
+    entries: list[ManifestEntry] = []
+    seen: dict[str, int] = {}
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ManifestError(f"{path}: line {reader.line_num}: {exc}") from None
+        line = reader.line_num
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(columns):
+            raise ManifestError(
+                f"{path}: line {line}: {len(row)} values, expected {len(columns)} "
+                f"({','.join(columns)})"
+            )
+        entries.append(_manifest_entry(_ManifestRow(path, row, col, line), seen))
+    if not entries:
+        raise ManifestError(f"{path}: no studies listed under the header")
+    return entries
+
+
+def _manifest_header(path: Path, reader: Any) -> list[str]:
+    """The manifest's column names (lower case), checked: none unknown or repeated, every
+    required one present. Blank lines before the header are skipped."""
     try:
         header = next(reader, None)
         while header is not None and not any(cell.strip() for cell in header):
@@ -237,113 +264,103 @@ def read_manifest(path: Path) -> list[ManifestEntry]:
             f"{', '.join(missing)}; expected "
             f"{','.join(REQUIRED_COLUMNS)}{_OPTIONAL}"
         )
-    col = {name: i for i, name in enumerate(columns)}
+    return columns
 
-    entries: list[ManifestEntry] = []
-    seen: dict[str, int] = {}
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            raise ManifestError(f"{path}: line {reader.line_num}: {exc}") from None
-        line = reader.line_num
-        if not any(cell.strip() for cell in row):
-            continue
-        if len(row) != len(columns):
-            raise ManifestError(
-                f"{path}: line {line}: {len(row)} values, expected {len(columns)} "
-                f"({','.join(columns)})"
-            )
 
-        def cell(name: str, row: list[str] = row) -> str:
-            return row[col[name]].strip() if name in col else ""
+@dataclass(frozen=True)
+class _ManifestRow:
+    """One data row of a manifest, its cells by column name and where each one is."""
 
-        def where(name: str, line: int = line) -> str:
-            return f"{path}: line {line}, column {col[name] + 1} ({name})"
+    path: Path
+    row: list[str]
+    col: dict[str, int]
+    line: int
 
-        study_id = cell("study_id")
-        if not _STUDY_ID.match(study_id):
-            raise ManifestError(
-                f"{where('study_id')}: study_id {study_id!r} must be 1-128 letters, digits, "
-                "'.', '_' or '-' starting with a letter or digit (it names the output folder)"
-            )
-        if study_id in seen:
-            raise ManifestError(
-                f"{where('study_id')}: duplicate study_id {study_id!r} (first on line "
-                f"{seen[study_id]})"
-            )
-        seen[study_id] = line
+    def cell(self, name: str) -> str:
+        return self.row[self.col[name]].strip() if name in self.col else ""
 
-        def existing(name: str, value: str) -> Path:
-            p = Path(value).expanduser()
-            p = p if p.is_absolute() else base / p
-            if not p.exists():
-                raise ManifestError(f"{where(name)}: file {value!r} not found (looked for {p})")
-            return p
+    def where(self, name: str) -> str:
+        return f"{self.path}: line {self.line}, column {self.col[name] + 1} ({name})"
 
-        labels_value = cell("labels")
-        if not labels_value:
-            raise ManifestError(f"{where('labels')}: empty; every study needs a label map")
-        labels = existing("labels", labels_value)
-        if labels.is_dir():
-            raise ManifestError(
-                f"{where('labels')}: {labels_value!r} is a directory; expected a NIfTI label map"
-            )
-        ct_value = cell("ct")
-        ct = existing("ct", ct_value) if ct_value else None
-        convention = cell("convention").lower() or "auto"
-        if convention not in _CONVENTIONS:
-            raise ManifestError(
-                f"{where('convention')}: convention {cell('convention')!r} unknown; expected "
-                f"{', '.join(_CONVENTIONS)} (or empty for auto)"
-            )
-        series_uid = cell("series_uid") or None
-        if series_uid is not None and ct is None:
-            raise ManifestError(
-                f"{where('series_uid')}: series_uid {series_uid!r} given without a ct"
-            )
-        modality = cell("modality").lower() or "auto"
-        if modality not in _MODALITIES:
-            raise ManifestError(
-                f"{where('modality')}: modality {cell('modality')!r} unknown; expected "
-                f"{', '.join(_MODALITIES)} (or empty for auto)"
-            )
-        phase = cell("contrast_phase").lower().replace("_", "-") or "auto"
-        if phase not in _PHASES:
-            raise ManifestError(
-                f"{where('contrast_phase')}: contrast_phase {cell('contrast_phase')!r} unknown; "
-                f"expected {', '.join(_PHASES)} (or empty for auto)"
-            )
-        if modality == "mr" and phase not in ("auto", "native"):
-            raise ManifestError(
-                f"{where('contrast_phase')}: contrast_phase {phase!r} is a CT phase; an MRI "
-                "(modality mr) has none"
-            )
-        prior_value = cell("prior")
-        prior = existing("prior", prior_value) if prior_value else None
-        if prior is not None:
-            try:
-                load_report(prior)
-            except InputError as exc:
-                raise ManifestError(f"{where('prior')}: {exc}") from None
-        entries.append(
-            ManifestEntry(
-                study_id=study_id,
-                ct=ct,
-                labels=labels,
-                convention=convention,
-                series_uid=series_uid,
-                prior=prior,
-                line=line,
-                modality=modality,
-                contrast_phase=phase,
-            )
+    def existing(self, name: str, value: str) -> Path:
+        p = Path(value).expanduser()
+        p = p if p.is_absolute() else self.path.resolve().parent / p
+        if not p.exists():
+            raise ManifestError(f"{self.where(name)}: file {value!r} not found (looked for {p})")
+        return p
+
+
+def _manifest_entry(r: _ManifestRow, seen: dict[str, int]) -> ManifestEntry:
+    """One row's study, every cell checked (``seen``: the study ids so far, and their lines)."""
+    from spinewatch.imaging.compare import load_report
+
+    cell, where, existing, line = r.cell, r.where, r.existing, r.line
+    study_id = cell("study_id")
+    if not _STUDY_ID.match(study_id):
+        raise ManifestError(
+            f"{where('study_id')}: study_id {study_id!r} must be 1-128 letters, digits, "
+            "'.', '_' or '-' starting with a letter or digit (it names the output folder)"
         )
-    if not entries:
-        raise ManifestError(f"{path}: no studies listed under the header")
-    return entries
+    if study_id in seen:
+        raise ManifestError(
+            f"{where('study_id')}: duplicate study_id {study_id!r} (first on line {seen[study_id]})"
+        )
+    seen[study_id] = line
+
+    labels_value = cell("labels")
+    if not labels_value:
+        raise ManifestError(f"{where('labels')}: empty; every study needs a label map")
+    labels = existing("labels", labels_value)
+    if labels.is_dir():
+        raise ManifestError(
+            f"{where('labels')}: {labels_value!r} is a directory; expected a NIfTI label map"
+        )
+    ct_value = cell("ct")
+    ct = existing("ct", ct_value) if ct_value else None
+    convention = cell("convention").lower() or "auto"
+    if convention not in _CONVENTIONS:
+        raise ManifestError(
+            f"{where('convention')}: convention {cell('convention')!r} unknown; expected "
+            f"{', '.join(_CONVENTIONS)} (or empty for auto)"
+        )
+    series_uid = cell("series_uid") or None
+    if series_uid is not None and ct is None:
+        raise ManifestError(f"{where('series_uid')}: series_uid {series_uid!r} given without a ct")
+    modality = cell("modality").lower() or "auto"
+    if modality not in _MODALITIES:
+        raise ManifestError(
+            f"{where('modality')}: modality {cell('modality')!r} unknown; expected "
+            f"{', '.join(_MODALITIES)} (or empty for auto)"
+        )
+    phase = cell("contrast_phase").lower().replace("_", "-") or "auto"
+    if phase not in _PHASES:
+        raise ManifestError(
+            f"{where('contrast_phase')}: contrast_phase {cell('contrast_phase')!r} unknown; "
+            f"expected {', '.join(_PHASES)} (or empty for auto)"
+        )
+    if modality == "mr" and phase not in ("auto", "native"):
+        raise ManifestError(
+            f"{where('contrast_phase')}: contrast_phase {phase!r} is a CT phase; an MRI "
+            "(modality mr) has none"
+        )
+    prior_value = cell("prior")
+    prior = existing("prior", prior_value) if prior_value else None
+    if prior is not None:
+        try:
+            load_report(prior)
+        except InputError as exc:
+            raise ManifestError(f"{where('prior')}: {exc}") from None
+    return ManifestEntry(
+        study_id=study_id,
+        ct=ct,
+        labels=labels,
+        convention=convention,
+        series_uid=series_uid,
+        prior=prior,
+        line=line,
+        modality=modality,
+        contrast_phase=phase,
+    )
 
 
 # -- one study (runs on a worker) -------------------------------------------------------------
@@ -398,9 +415,9 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
             acquisition=None
             if ct is not None
             else requested_acquisition(entry.modality, entry.contrast_phase),
-        ).to_json_dict()
-        json.dumps(report, allow_nan=False)  # the contract: JSON without NaN
-        out["report"] = report
+        )
+        out["report"] = report.to_json_dict()
+        json.dumps(out["report"], allow_nan=False)  # the contract: JSON without NaN
         out["status"] = "ok"
     except Exception as exc:  # one study failing must not stop the batch
         out["error"] = _error_message(exc)
@@ -420,7 +437,7 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
                 current_source=f"{entry.study_id} report",
             )
             report = apply_comparison(report, comparison)
-            out["report"] = report
+            out["report"] = report.to_json_dict()
             out["comparison"] = comparison
         except Exception as exc:
             out["warnings"].append(f"comparison with the prior failed: {_error_message(exc)}")
@@ -433,24 +450,25 @@ def analyse_study(entry: ManifestEntry, *, picture: bool = True) -> dict[str, An
     return out
 
 
-def _draw(ct: Any, labels: Any, report: Mapping[str, Any]) -> bytes:
+def _draw(ct: Any, labels: Any, report: SpineReport) -> bytes:
     import tempfile
 
     from spinewatch.imaging.render import render_sagittal
 
-    scan = report.get("scan")
-    convention = scan.get("labels_convention") if isinstance(scan, Mapping) else None
-    rejected = scan.get("rejected_labels") if isinstance(scan, Mapping) else None
+    convention = report.scan.labels_convention
+    rejected = report.scan.rejected_labels
     if rejected:  # labels found implausible as vertebrae are not drawn as vertebrae
         import numpy as np
 
         from spinewatch.imaging.volume import LabelVolume
 
-        drop = [int(r["label"]) for r in rejected]
+        drop = [r.label for r in rejected]
         arr = np.where(np.isin(labels.labels, drop), 0, labels.labels)
         labels = LabelVolume(arr, labels.grid, labels.source)
     with tempfile.TemporaryDirectory(prefix="spinewatch-") as tmp:
-        png = render_sagittal(ct, labels, report, Path(tmp) / "spine.png", convention=convention)
+        png = render_sagittal(
+            ct, labels, report.to_json_dict(), Path(tmp) / "spine.png", convention=convention
+        )
         return png.read_bytes()
 
 
@@ -462,8 +480,8 @@ def _outcome(result: Mapping[str, Any], study_dir: Path) -> StudyOutcome:
     study_dir.mkdir(parents=True, exist_ok=True)
     for name in _OUTPUTS:  # never leave a previous run's files beside a new result
         (study_dir / name).unlink(missing_ok=True)
-    report = result.get("report")
-    if result.get("status") != "ok" or not isinstance(report, Mapping):
+    data = result.get("report")
+    if result.get("status") != "ok" or not isinstance(data, Mapping):
         return StudyOutcome(
             study_id=str(result["study_id"]),
             status="failed",
@@ -471,8 +489,9 @@ def _outcome(result: Mapping[str, Any], study_dir: Path) -> StudyOutcome:
             error=str(result.get("error") or "unknown error"),
             warnings=tuple(result.get("warnings", ())),
         )
+    report = SpineReport.from_json_dict(data, source=f"{result['study_id']} report")
     report_path = study_dir / "report.json"
-    report_path.write_text(json.dumps(report, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    report_path.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     picture_path = None
     if result.get("png"):
         picture_path = study_dir / "spine.png"
@@ -486,12 +505,8 @@ def _outcome(result: Mapping[str, Any], study_dir: Path) -> StudyOutcome:
             json.dumps(comparison, indent=2, allow_nan=False) + "\n", encoding="utf-8"
         )
         signal = tuple(comparison.get("summary", {}).get("signal_to_treat", ()))
-    vertebrae = report.get("vertebrae") or []
-    high = tuple(
-        str(v.get("level"))
-        for v in vertebrae
-        if isinstance(v, Mapping) and v.get("collapse_risk") == "high"
-    )
+    vertebrae = report.vertebrae
+    high = tuple(str(v.level) for v in vertebrae if v.collapse_risk is CollapseRisk.HIGH)
     return StudyOutcome(
         study_id=str(result["study_id"]),
         status="ok",
@@ -500,9 +515,7 @@ def _outcome(result: Mapping[str, Any], study_dir: Path) -> StudyOutcome:
         n_high_risk=len(high),
         high_risk_levels=high,
         not_assessable_levels=tuple(
-            str(v.get("level"))
-            for v in vertebrae
-            if isinstance(v, Mapping) and v.get("collapse_risk") == "not_assessable"
+            str(v.level) for v in vertebrae if v.collapse_risk is CollapseRisk.NOT_ASSESSABLE
         ),
         signal_to_treat=signal,
         report=report_path,

@@ -1,12 +1,12 @@
 """Follow-up: compare a patient's current spine report with the prior one, level by level.
 
-Both inputs are SpineWatch report dicts (the JSON written by :mod:`spinewatch.imaging.report`,
-``{"scan": {...}, "vertebrae": [...]}``), never the in-memory classes, so a report stored months
-ago compares with today's. The result is a JSON-able dict: per vertebral level (cranio-caudal), the
-change in the three body heights (mm and %), in trabecular attenuation (HU), in lytic volume (ml)
-and fraction; flags for what changed; and the *signal to treat*: a lesion that is new or growing,
-or a vertebra that is weakening but has not yet collapsed -- the moment vertebroplasty is easiest
-and prevents the collapse.
+Both inputs are :class:`~spinewatch.imaging.report.SpineReport` records read from the JSON contract
+(:meth:`~spinewatch.imaging.report.SpineReport.from_json_dict`, :func:`load_report`), so a report
+stored months ago (version 1 or 2) compares with today's. The result is a JSON-able dict: per
+vertebral level (cranio-caudal), the change in the three body heights (mm and %), in trabecular
+attenuation (HU), in lytic volume (ml) and fraction; flags for what changed; and the *signal to
+treat*: a lesion that is new or growing, or a vertebra that is weakening but has not yet collapsed
+-- the moment vertebroplasty is easiest and prevents the collapse.
 
 Thresholds (module constants, reported in the output under ``"thresholds"``), chosen above the
 measurement noise of the analysis (heights about 1 mm, lesion volume about 15%, median HU a few HU):
@@ -38,10 +38,10 @@ surveillance exists for), to at least *moderate* for early height loss or a dens
 -- with a reason saying so. ``spinewatch analyze --prior`` and the web worker apply it, so the
 stored report, the registry's findings and the decision worklist all see it.
 
->>> prior = {"scan": {"labels": "a.nii.gz"}, "vertebrae": [{"level": "L1",
-...     "height_anterior_mm": 25.0, "lytic_volume_ml": 0.0, "genant_grade": 0}]}
->>> current = {"scan": {"labels": "b.nii.gz"}, "vertebrae": [{"level": "L1",
-...     "height_anterior_mm": 24.6, "lytic_volume_ml": 1.2, "genant_grade": 0}]}
+>>> prior = SpineReport.from_json_dict({"scan": {"labels": "a.nii.gz"}, "vertebrae": [{
+...     "level": "L1", "height_anterior_mm": 25.0, "lytic_volume_ml": 0.0, "genant_grade": 0}]})
+>>> current = SpineReport.from_json_dict({"scan": {"labels": "b.nii.gz"}, "vertebrae": [{
+...     "level": "L1", "height_anterior_mm": 24.6, "lytic_volume_ml": 1.2, "genant_grade": 0}]})
 >>> result = compare_reports(prior, current)
 >>> result["levels"][0]["flags"], result["levels"][0]["signal_to_treat"]
 (['new_lesion'], True)
@@ -49,22 +49,30 @@ stored report, the registry's findings and the decision worklist all see it.
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from spinewatch.core.errors import InputError
+from spinewatch.core.collapse_risk import CollapseRisk
 from spinewatch.imaging.limits import (
     InputLimits,
     InputTooLargeError,
     JsonInputError,
-    check_json_value,
     current_limits,
     format_bytes,
     parse_json,
+)
+from spinewatch.imaging.report import (
+    MAX_MAGNITUDE,
+    ChangeRecord,
+    ComparedWith,
+    ReportFormatError,
+    ScanInfo,
+    SpineReport,
+    VertebraReport,
 )
 
 __all__ = [
@@ -108,40 +116,28 @@ COLLAPSED_GRADE = 3
 """Genant grade from which a vertebra counts as collapsed (> 40% height loss): too late."""
 
 _HEIGHTS = ("height_anterior_mm", "height_middle_mm", "height_posterior_mm")
-_NUMERIC_FIELDS = (
-    *_HEIGHTS,
-    "reference_height_mm",
-    "height_loss_pct",
-    "trabecular_hu_median",
-    "trabecular_hu_mean",
-    "lytic_volume_ml",
-    "lytic_fraction",
-    "cement_volume_ml",
-)
-#: imaging.risk.CollapseRisk values and ranks (repeated for a light import; a test keeps them equal)
-_RISK_RANK = {"low": 0, "not_assessable": 1, "moderate": 2, "high": 3}
-_RISKS = tuple(_RISK_RANK)
 RAISE_TO_HIGH_FLAGS = ("new_fracture", "worse_fracture", "new_lesion", "lesion_growth")
 """Change flags that, with the signal to treat, raise the level's collapse risk to high."""
+_WEAKENING = (
+    "new_lesion",
+    "lesion_growth",
+    "new_fracture",
+    "worse_fracture",
+    "height_loss",
+    "density_drop",
+)
 
 
-#: Largest magnitude a measurement of a report may have (mm, HU, ml, %): far beyond anything a
-#: body holds, small enough that differences and percentages stay finite.
-MAX_MAGNITUDE = 1e6
+# -- loading ------------------------------------------------------------------------------------
 
 
-class ReportFormatError(InputError):
-    """A file or dict that is not a SpineWatch report (names the file, the key and the value)."""
-
-
-# -- loading and validation -------------------------------------------------------------------
-
-
-def load_report(path: Path, *, limits: InputLimits | None = None) -> dict[str, Any]:
-    """Read a SpineWatch report JSON file and check its shape.
+def load_report(path: Path, *, limits: InputLimits | None = None) -> SpineReport:
+    """Read a SpineWatch report JSON file (:meth:`SpineReport.from_json_dict`).
 
     Raises :class:`ReportFormatError` naming the file (with line and column for malformed JSON,
-    ``NaN``/``Infinity`` or nesting deeper than ``limits.max_json_depth``),
+    ``NaN``/``Infinity`` or nesting deeper than ``limits.max_json_depth``; with the key path for
+    a value the contract refuses), :class:`~spinewatch.imaging.report.ReportVersionError` for a
+    version this SpineWatch does not read,
     :class:`~spinewatch.imaging.limits.InputTooLargeError` for a file larger than
     ``limits.max_report_bytes`` (checked before reading) and :class:`FileNotFoundError` for a
     missing file.
@@ -164,119 +160,42 @@ def load_report(path: Path, *, limits: InputLimits | None = None) -> dict[str, A
         data = parse_json(text, source=str(path), max_depth=limits.max_json_depth)
     except JsonInputError as exc:
         raise ReportFormatError(str(exc)) from None
-    _validate_report(data, str(path))
-    assert isinstance(data, dict)
-    return data
+    return SpineReport.from_json_dict(data, source=str(path))
 
 
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _validate_report(report: object, source: str) -> list[Mapping[str, Any]]:
-    """Check ``report`` is a SpineWatch report; return its vertebra entries.
-
-    Anything nested deeper than the limit or any non-finite number, wherever it is (a text
-    field included), is refused: a report is written back out as JSON, which has no NaN.
-    """
-    if not isinstance(report, Mapping):
-        raise ReportFormatError(
-            f"{source}: not a SpineWatch report: expected a JSON object with 'scan' and "
-            f"'vertebrae', got {type(report).__name__}"
-        )
-    try:
-        check_json_value(report, source=source, max_depth=current_limits().max_json_depth)
-    except JsonInputError as exc:
-        raise ReportFormatError(str(exc)) from None
-    for key in ("scan", "vertebrae"):
-        if key not in report:
-            raise ReportFormatError(
-                f"{source}: not a SpineWatch report: key {key!r} missing "
-                f"(keys found: {sorted(map(str, report))[:8]})"
-            )
-    if not isinstance(report["scan"], Mapping):
-        raise ReportFormatError(
-            f"{source}: key 'scan': expected an object, got {report['scan']!r:.60}"
-        )
-    vertebrae = report["vertebrae"]
-    if not isinstance(vertebrae, Sequence) or isinstance(vertebrae, str | bytes):
-        raise ReportFormatError(
-            f"{source}: key 'vertebrae': expected a list, got {vertebrae!r:.60}"
-        )
-    seen: dict[str, int] = {}
-    for i, entry in enumerate(vertebrae):
-        where = f"{source}: vertebrae[{i}]"
-        if not isinstance(entry, Mapping):
-            raise ReportFormatError(f"{where}: expected an object, got {entry!r:.60}")
-        level = entry.get("level")
-        if not isinstance(level, str):
-            raise ReportFormatError(
-                f"{where}.level: expected a level name like 'L1', got {level!r}"
-            )
-        _parse_level(level, f"{where}.level")
-        if level in seen:
-            raise ReportFormatError(
-                f"{where}.level: {level!r} appears twice (also vertebrae[{seen[level]}])"
-            )
-        seen[level] = i
-        for key in _NUMERIC_FIELDS:
-            value = entry.get(key)
-            if value is not None and not (
-                _is_number(value) and math.isfinite(value) and abs(value) <= MAX_MAGNITUDE
-            ):
-                raise ReportFormatError(
-                    f"{where}.{key}: expected a finite number of magnitude at most "
-                    f"{MAX_MAGNITUDE:g} or null, got {value!r:.60}"
-                )
-        grade = entry.get("genant_grade")
-        if grade is not None and (
-            not isinstance(grade, int) or isinstance(grade, bool) or not 0 <= grade <= 3
-        ):
-            raise ReportFormatError(
-                f"{where}.genant_grade: expected 0, 1, 2, 3 or null, got {grade!r:.60}"
-            )
-        risk = entry.get("collapse_risk")
-        if risk is not None and risk not in _RISKS:
-            raise ReportFormatError(
-                f"{where}.collapse_risk: expected one of {_RISKS} or null, got {risk!r:.60}"
-            )
-    return list(vertebrae)
-
-
-def _parse_level(name: str, where: str) -> Any:
-    from spinewatch.core.levels import VertebralLevel
-
-    try:
-        return VertebralLevel.parse(name)
-    except (InputError, ValueError, KeyError) as exc:
-        raise ReportFormatError(f"{where}: {name!r} is not a vertebral level ({exc})") from None
-
-
-def _study_date(scan: Mapping[str, Any], source: str) -> dt.date | None:
-    value = scan.get("study_date")
+def _study_date(scan: ScanInfo, source: str) -> dt.date | None:
+    value = scan.study_date
     if value is None or value == "":
         return None
-    if isinstance(value, str):
-        text = value.strip()
-        for parse in (dt.date.fromisoformat, lambda s: dt.datetime.strptime(s, "%Y%m%d").date()):
-            try:
-                return parse(text[:10] if "T" in text else text)
-            except ValueError:
-                continue
+    text = value.strip()
+    for parse in (dt.date.fromisoformat, lambda s: dt.datetime.strptime(s, "%Y%m%d").date()):
+        try:
+            return parse(text[:10] if "T" in text else text)
+        except ValueError:
+            continue
     raise ReportFormatError(
         f"{source}: scan.study_date: expected a date like '2024-03-01' or '20240301', "
-        f"got {value!r:.60}"
+        f"got {value!r:.60}",
+        field="scan.study_date",
     )
 
 
 # -- the comparison ---------------------------------------------------------------------------
 
 
-def _num(entry: Mapping[str, Any] | None, key: str) -> float | None:
-    if entry is None:
+def _height(v: VertebraReport | None, key: str) -> float | None:
+    if v is None:
         return None
-    value = entry.get(key)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    h = v.heights
+    return {
+        "height_anterior_mm": h.anterior_mm,
+        "height_middle_mm": h.middle_mm,
+        "height_posterior_mm": h.posterior_mm,
+    }[key]
+
+
+def _grade(v: VertebraReport | None) -> int | None:
+    return None if v is None or v.genant.grade is None else int(v.genant.grade)
 
 
 def _diff(prior: float | None, current: float | None, digits: int) -> float | None:
@@ -295,159 +214,178 @@ def _pct(prior: float | None, current: float | None) -> float | None:
     return round(pct, 1) if math.isfinite(pct) else None
 
 
-def _cement(entry: Mapping[str, Any] | None) -> bool | None:
+def _cement(v: VertebraReport | None) -> bool | None:
     """True/False when known, None when the report had no CT (cement not measured)."""
-    if entry is None:
+    if v is None:
         return None
-    flags = entry.get("quality_flags") or ()
-    if any(isinstance(f, str) and ("cement" in f or "metal" in f) for f in flags):
+    if any("cement" in f or "metal" in f for f in v.quality_flags):
         return True
-    volume = _num(entry, "cement_volume_ml")
+    volume = v.cement.volume_ml
     if volume is None:
         return None
     return volume >= CEMENT_PRESENT_ML
 
 
-def _compare_level(
-    level: str, prior: Mapping[str, Any] | None, current: Mapping[str, Any] | None
-) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "level": level,
-        "in_prior": prior is not None,
-        "in_current": current is not None,
-    }
-    flags: list[str] = []
-    reasons: list[str] = []
-
+def _measurements(prior: VertebraReport | None, current: VertebraReport | None) -> dict[str, Any]:
+    """The ``{"prior", "current", "change_*"}`` block of every measurement compared."""
+    out: dict[str, Any] = {}
     for key in _HEIGHTS:
-        p, c = _num(prior, key), _num(current, key)
+        p, c = _height(prior, key), _height(current, key)
         out[key] = {"prior": p, "current": c, "change_mm": _diff(p, c, 1), "change_pct": _pct(p, c)}
-    p_loss, c_loss = _num(prior, "height_loss_pct"), _num(current, "height_loss_pct")
+
+    def get(v: VertebraReport | None, pick: Any) -> Any:
+        return None if v is None else pick(v)
+
+    p_loss = get(prior, lambda v: v.genant.height_loss_pct)
+    c_loss = get(current, lambda v: v.genant.height_loss_pct)
     out["height_loss_pct"] = {
         "prior": p_loss,
         "current": c_loss,
         "change": _diff(p_loss, c_loss, 1),
     }
-    p_grade = prior.get("genant_grade") if prior is not None else None
-    c_grade = current.get("genant_grade") if current is not None else None
-    out["genant_grade"] = {"prior": p_grade, "current": c_grade}
-    out["deformity"] = {
-        "prior": prior.get("deformity") if prior is not None else None,
-        "current": current.get("deformity") if current is not None else None,
-    }
-    p_hu, c_hu = _num(prior, "trabecular_hu_median"), _num(current, "trabecular_hu_median")
+    out["genant_grade"] = {"prior": _grade(prior), "current": _grade(current)}
+    deformity = lambda v: None if v.genant.deformity is None else v.genant.deformity.value  # noqa: E731
+    out["deformity"] = {"prior": get(prior, deformity), "current": get(current, deformity)}
+    p_hu = get(prior, lambda v: v.density.median_hu)
+    c_hu = get(current, lambda v: v.density.median_hu)
     out["trabecular_hu_median"] = {
         "prior": p_hu,
         "current": c_hu,
         "change_hu": _diff(p_hu, c_hu, 0),
     }
-    p_ml, c_ml = _num(prior, "lytic_volume_ml"), _num(current, "lytic_volume_ml")
+    p_ml = get(prior, lambda v: v.lesions.volume_ml)
+    c_ml = get(current, lambda v: v.lesions.volume_ml)
     out["lytic_volume_ml"] = {
         "prior": p_ml,
         "current": c_ml,
         "change_ml": _diff(p_ml, c_ml, 2),
         "change_pct": _pct(p_ml, c_ml),
     }
-    p_fr, c_fr = _num(prior, "lytic_fraction"), _num(current, "lytic_fraction")
+    p_fr = get(prior, lambda v: v.lesions.fraction)
+    c_fr = get(current, lambda v: v.lesions.fraction)
     out["lytic_fraction"] = {"prior": p_fr, "current": c_fr, "change": _diff(p_fr, c_fr, 3)}
-    p_cem, c_cem = _cement(prior), _cement(current)
-    out["cement"] = {"prior": p_cem, "current": c_cem}
-    out["collapse_risk"] = {
-        "prior": prior.get("collapse_risk") if prior is not None else None,
-        "current": current.get("collapse_risk") if current is not None else None,
-    }
+    out["cement"] = {"prior": _cement(prior), "current": _cement(current)}
+    risk = lambda v: None if v.collapse_risk is None else v.collapse_risk.value  # noqa: E731
+    out["collapse_risk"] = {"prior": get(prior, risk), "current": get(current, risk)}
+    return out
 
+
+def _lesion_change(block: dict[str, Any]) -> tuple[str, str] | None:
+    """``new_lesion`` or ``lesion_growth`` with its reason, from the lytic volume block."""
+    p_ml, c_ml = block["prior"], block["current"]
+    if p_ml is None or c_ml is None:
+        return None
+    if p_ml < NEGLIGIBLE_LYTIC_ML and c_ml >= NEW_LESION_MIN_ML:
+        return "new_lesion", f"new lytic lesion: {c_ml:.2f} ml (prior {p_ml:.2f} ml)"
+    if (
+        p_ml >= NEGLIGIBLE_LYTIC_ML
+        and c_ml - p_ml > GROWTH_MIN_ML
+        and (c_ml - p_ml) / p_ml * 100.0 > GROWTH_MIN_PCT
+    ):
+        return "lesion_growth", (
+            f"lytic lesion grew from {p_ml:.2f} to {c_ml:.2f} ml "
+            f"(+{(c_ml - p_ml) / p_ml * 100.0:.0f}%)"
+        )
+    return None
+
+
+def _fracture_change(m: dict[str, Any]) -> tuple[str, str] | None:
+    """A new or worse fracture, or early height loss, with its reason."""
+    drops = [(key, m[key]["prior"], m[key]["current"]) for key in _HEIGHTS]
+    worst_drop = max(
+        ((p - c, key) for key, p, c in drops if p is not None and c is not None),
+        default=None,
+    )
+    big_drop = worst_drop is not None and worst_drop[0] >= HEIGHT_DROP_MM
+    drop_text = (
+        f"{worst_drop[1].removeprefix('height_').removesuffix('_mm')} height "
+        f"-{worst_drop[0]:.1f} mm"
+        if worst_drop is not None
+        else ""
+    )
+    p_grade, c_grade = m["genant_grade"]["prior"], m["genant_grade"]["current"]
+    p_loss, c_loss = m["height_loss_pct"]["prior"], m["height_loss_pct"]["current"]
+    if p_grade is None or c_grade is None:
+        # Grades unknown (e.g. no reference height): judge on the heights alone.
+        return ("height_loss", f"height loss: {drop_text}") if big_drop else None
+    if p_grade == 0 and c_grade >= 1:
+        return "new_fracture", f"new fracture: Genant grade 0 → {c_grade}"
+    if p_grade >= 1 and c_grade > p_grade:
+        return "worse_fracture", f"fracture worse: Genant grade {p_grade} → {c_grade}"
+    if (
+        p_grade >= 1
+        and big_drop
+        and p_loss is not None
+        and c_loss is not None
+        and c_loss - p_loss >= HEIGHT_LOSS_PROGRESSION_PCT
+    ):
+        return "worse_fracture", (
+            f"fracture progressing: height loss {p_loss:.0f}% → {c_loss:.0f}%, {drop_text}"
+        )
+    if p_grade == 0 and c_grade == 0 and big_drop:
+        return "height_loss", f"early height loss without fracture: {drop_text}"
+    return None
+
+
+def _changes(m: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every change flag of a level measured on both scans, with its reason, in rule order."""
+    found = [_lesion_change(m["lytic_volume_ml"]), _fracture_change(m)]
+    hu = m["trabecular_hu_median"]
+    if (
+        hu["prior"] is not None
+        and hu["current"] is not None
+        and hu["prior"] - hu["current"] >= DENSITY_DROP_HU
+    ):
+        found.append(
+            (
+                "density_drop",
+                f"trabecular attenuation fell {hu['prior']:.0f} → {hu['current']:.0f} HU",
+            )
+        )
+    if m["cement"]["prior"] is False and m["cement"]["current"] is True:
+        found.append(
+            ("newly_treated", "cement present now, not on the prior scan: treated in between")
+        )
+    return [f for f in found if f is not None]
+
+
+def _signal(flags: list[str], m: dict[str, Any]) -> tuple[bool, str | None]:
+    """The signal to treat before collapse, and why a weakening level has none."""
+    if not any(f in _WEAKENING for f in flags):
+        return False, None
+    c_grade = m["genant_grade"]["current"]
+    if m["cement"]["current"]:
+        return False, "already cemented: no further signal"
+    if c_grade is not None and c_grade >= COLLAPSED_GRADE:
+        return False, f"already collapsed (Genant grade {c_grade}): too late to prevent"
+    return True, None
+
+
+def _compare_level(
+    level: str, prior: VertebraReport | None, current: VertebraReport | None
+) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "level": level,
+        "in_prior": prior is not None,
+        "in_current": current is not None,
+    }
+    m = _measurements(prior, current)
+    out.update(m)
+    flags: list[str] = []
+    reasons: list[str] = []
     if prior is None:
         flags.append("level_not_in_prior")
         reasons.append(f"{level} was not measured on the prior scan: nothing to compare")
     if current is None:
         flags.append("level_not_in_current")
         reasons.append(f"{level} was not measured on the current scan")
-
     if prior is not None and current is not None:
-        # Lesions.
-        if p_ml is not None and c_ml is not None:
-            if p_ml < NEGLIGIBLE_LYTIC_ML and c_ml >= NEW_LESION_MIN_ML:
-                flags.append("new_lesion")
-                reasons.append(f"new lytic lesion: {c_ml:.2f} ml (prior {p_ml:.2f} ml)")
-            elif (
-                p_ml >= NEGLIGIBLE_LYTIC_ML
-                and c_ml - p_ml > GROWTH_MIN_ML
-                and (c_ml - p_ml) / p_ml * 100.0 > GROWTH_MIN_PCT
-            ):
-                flags.append("lesion_growth")
-                reasons.append(
-                    f"lytic lesion grew from {p_ml:.2f} to {c_ml:.2f} ml "
-                    f"(+{(c_ml - p_ml) / p_ml * 100.0:.0f}%)"
-                )
-        # Fractures and height.
-        drops = [(key, _num(prior, key), _num(current, key)) for key in _HEIGHTS]
-        worst_drop = max(
-            ((p - c, key) for key, p, c in drops if p is not None and c is not None),
-            default=None,
-        )
-        big_drop = worst_drop is not None and worst_drop[0] >= HEIGHT_DROP_MM
-        drop_text = (
-            f"{worst_drop[1].removeprefix('height_').removesuffix('_mm')} height "
-            f"-{worst_drop[0]:.1f} mm"
-            if worst_drop is not None
-            else ""
-        )
-        if isinstance(p_grade, int) and isinstance(c_grade, int):
-            if p_grade == 0 and c_grade >= 1:
-                flags.append("new_fracture")
-                reasons.append(f"new fracture: Genant grade 0 → {c_grade}")
-            elif p_grade >= 1 and c_grade > p_grade:
-                flags.append("worse_fracture")
-                reasons.append(f"fracture worse: Genant grade {p_grade} → {c_grade}")
-            elif (
-                p_grade >= 1
-                and big_drop
-                and p_loss is not None
-                and c_loss is not None
-                and c_loss - p_loss >= HEIGHT_LOSS_PROGRESSION_PCT
-            ):
-                flags.append("worse_fracture")
-                reasons.append(
-                    f"fracture progressing: height loss {p_loss:.0f}% → {c_loss:.0f}%, {drop_text}"
-                )
-            elif p_grade == 0 and c_grade == 0 and big_drop:
-                flags.append("height_loss")
-                reasons.append(f"early height loss without fracture: {drop_text}")
-        elif big_drop:
-            # Grades unknown (e.g. no reference height): judge on the heights alone.
-            flags.append("height_loss")
-            reasons.append(f"height loss: {drop_text}")
-        # Density.
-        if p_hu is not None and c_hu is not None and p_hu - c_hu >= DENSITY_DROP_HU:
-            flags.append("density_drop")
-            reasons.append(f"trabecular attenuation fell {p_hu:.0f} → {c_hu:.0f} HU")
-        # Treatment.
-        if p_cem is False and c_cem is True:
-            flags.append("newly_treated")
-            reasons.append("cement present now, not on the prior scan: treated in between")
-
-    weakening = [
-        f
-        for f in flags
-        if f
-        in (
-            "new_lesion",
-            "lesion_growth",
-            "new_fracture",
-            "worse_fracture",
-            "height_loss",
-            "density_drop",
-        )
-    ]
-    signal = False
-    if weakening:
-        if c_cem:
-            reasons.append("already cemented: no further signal")
-        elif isinstance(c_grade, int) and c_grade >= COLLAPSED_GRADE:
-            reasons.append(f"already collapsed (Genant grade {c_grade}): too late to prevent")
-        else:
-            signal = True
+        for flag, reason in _changes(m):
+            flags.append(flag)
+            reasons.append(reason)
+    signal, why_not = _signal(flags, m)
+    if why_not is not None:
+        reasons.append(why_not)
     out["flags"] = flags
     out["signal_to_treat"] = signal
     out["reasons"] = reasons
@@ -455,40 +393,38 @@ def _compare_level(
 
 
 def compare_reports(
-    prior: Mapping[str, Any],
-    current: Mapping[str, Any],
+    prior: SpineReport,
+    current: SpineReport,
     *,
     prior_source: str = "prior report",
     current_source: str = "current report",
 ) -> dict[str, Any]:
-    """Compare two SpineWatch report dicts level by level; return a JSON-able dict.
+    """Compare two SpineWatch reports level by level; return a JSON-able dict.
 
     ``prior_source``/``current_source`` name the inputs in error messages (the file paths when
-    read from disk). Raises :class:`ReportFormatError` when either is not a SpineWatch report, or
-    when the current study date precedes the prior one (arguments swapped?).
+    read from disk). Raises :class:`ReportFormatError` when the current study date precedes the
+    prior one (arguments swapped?) or a study date is not a date.
 
     Result: ``{"prior": {...}, "current": {...}, "interval_days": int | None, "thresholds": {...},
     "levels": [...], "summary": {...}}``; each level entry carries ``{"prior", "current",
     "change_*"}`` blocks per measurement, ``flags``, ``signal_to_treat`` and ``reasons``.
     Levels are in cranio-caudal order, every level present in either report.
     """
-    prior_v = _validate_report(prior, prior_source)
-    current_v = _validate_report(current, current_source)
-    p_date = _study_date(prior["scan"], prior_source)
-    c_date = _study_date(current["scan"], current_source)
+    p_date = _study_date(prior.scan, prior_source)
+    c_date = _study_date(current.scan, current_source)
     interval: int | None = None
     if p_date is not None and c_date is not None:
         interval = (c_date - p_date).days
         if interval < 0:
             raise ReportFormatError(
                 f"{current_source}: scan.study_date {c_date.isoformat()} is before the prior "
-                f"study's {p_date.isoformat()} ({prior_source}): are PRIOR and CURRENT swapped?"
+                f"study's {p_date.isoformat()} ({prior_source}): are PRIOR and CURRENT swapped?",
+                field="scan.study_date",
             )
 
-    by_prior = {str(v["level"]): v for v in prior_v}
-    by_current = {str(v["level"]): v for v in current_v}
-    names = sorted(set(by_prior) | set(by_current), key=lambda n: _parse_level(n, n))
-    levels = [_compare_level(n, by_prior.get(n), by_current.get(n)) for n in names]
+    by_prior, by_current = prior.by_level(), current.by_level()
+    names = sorted(set(by_prior) | set(by_current))
+    levels = [_compare_level(str(lv.value), by_prior.get(lv), by_current.get(lv)) for lv in names]
     for entry in levels:
         hu = entry["trabecular_hu_median"]
         hu["change_hu_per_year"] = (
@@ -497,14 +433,13 @@ def compare_reports(
             else None
         )
 
-    def scan_info(report: Mapping[str, Any], source: str, date: dt.date | None) -> dict[str, Any]:
-        scan = report["scan"]
+    def scan_info(report: SpineReport, source: str, date: dt.date | None) -> dict[str, Any]:
         return {
             "source": source,
-            "ct": scan.get("ct"),
-            "labels": scan.get("labels"),
+            "ct": report.scan.ct,
+            "labels": report.scan.labels,
             "study_date": date.isoformat() if date else None,
-            "analysed_at": scan.get("analysed_at"),
+            "analysed_at": report.scan.analysed_at,
         }
 
     all_flags = sorted({f for e in levels for f in e["flags"]})
@@ -532,23 +467,26 @@ def compare_reports(
     }
 
 
-def _raised(entry: Mapping[str, Any], current_risk: object) -> tuple[str, str] | None:
+def _raised(
+    entry: dict[str, Any], current_risk: CollapseRisk | None
+) -> tuple[CollapseRisk, str] | None:
     """``(new risk, reason)`` when the level's signal raises its risk, else None."""
     flags = list(entry.get("flags") or [])
-    target = "high" if any(f in RAISE_TO_HIGH_FLAGS for f in flags) else "moderate"
-    now = current_risk if isinstance(current_risk, str) and current_risk in _RISK_RANK else None
-    if now is not None and _RISK_RANK[now] >= _RISK_RANK[target]:
+    target = (
+        CollapseRisk.HIGH if any(f in RAISE_TO_HIGH_FLAGS for f in flags) else CollapseRisk.MODERATE
+    )
+    if current_risk is not None and current_risk.rank >= target.rank:
         return None
     why = "; ".join(str(r) for r in entry.get("reasons") or [])
-    before = (now or "not rated").replace("_", " ")
+    before = "not rated" if current_risk is None else current_risk.value.replace("_", " ")
     return target, (
         f"signal to treat before collapse since the prior scan ({why}): collapse risk raised "
-        f"from {before} to {target}"
+        f"from {before} to {target.value}"
     )
 
 
-def apply_comparison(current: Mapping[str, Any], comparison: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the ``current`` report whose vertebrae carry ``comparison``'s verdict.
+def apply_comparison(current: SpineReport, comparison: dict[str, Any]) -> SpineReport:
+    """The ``current`` report with ``comparison``'s verdict on its vertebrae.
 
     ``comparison``: :func:`compare_reports` (prior, ``current``). Per vertebra:
     ``treat_signal`` (true/false; null when the level was not on the prior scan),
@@ -558,44 +496,45 @@ def apply_comparison(current: Mapping[str, Any], comparison: Mapping[str, Any]) 
     ``scan.compared_with`` names the prior report. Raises :class:`ReportFormatError` for a
     report that already carries a comparison (the raise would be counted twice).
     """
-    vertebrae = _validate_report(current, "current report")
-    scan = current["scan"]
-    if scan.get("compared_with"):
+    if current.scan.compared_with is not None:
         raise ReportFormatError(
             "current report: scan.compared_with is already set "
-            f"({scan.get('compared_with')!r:.80}): apply a comparison to a fresh report"
+            f"({current.scan.compared_with.to_json_dict()!r:.80}): apply a comparison to a "
+            "fresh report",
+            field="scan.compared_with",
         )
     by_level = {str(e.get("level")): e for e in comparison.get("levels") or []}
-    out = copy.deepcopy(dict(current))
-    out_vertebrae = []
-    for entry in vertebrae:
-        v = dict(copy.deepcopy(entry))
-        found = by_level.get(str(v["level"]))
+    vertebrae = []
+    for v in current.vertebrae:
+        found = by_level.get(str(v.level.value))
         if found is None or not found.get("in_prior"):
-            v["treat_signal"] = None
-            v["treat_signal_reasons"] = ["not on the prior scan: no comparison"]
-            v["change_flags"] = list(found.get("flags") or []) if found else []
-        else:
-            v["treat_signal"] = bool(found.get("signal_to_treat"))
-            v["treat_signal_reasons"] = [str(r) for r in found.get("reasons") or []]
-            v["change_flags"] = [str(f) for f in found.get("flags") or []]
-            raised = _raised(found, v.get("collapse_risk")) if v["treat_signal"] else None
-            if raised is not None:
-                v["collapse_risk"] = raised[0]
-                v["reasons"] = [raised[1], *(v.get("reasons") or [])]
-        out_vertebrae.append(v)
-    out["vertebrae"] = out_vertebrae
+            change = ChangeRecord(
+                treat_signal=None,
+                reasons=("not on the prior scan: no comparison",),
+                change_flags=tuple(found.get("flags") or []) if found else (),
+            )
+            vertebrae.append(v.with_change(change))
+            continue
+        change = ChangeRecord(
+            treat_signal=bool(found.get("signal_to_treat")),
+            reasons=tuple(str(r) for r in found.get("reasons") or []),
+            change_flags=tuple(str(f) for f in found.get("flags") or []),
+        )
+        raised = _raised(found, v.collapse_risk) if change.treat_signal else None
+        risk = None
+        if raised is not None:
+            risk = replace(v.risk, collapse_risk=raised[0], reasons=(raised[1], *v.risk.reasons))
+        vertebrae.append(v.with_change(change, risk=risk))
     prior = comparison.get("prior") or {}
-    out["scan"] = {
-        **dict(scan),
-        "compared_with": {
-            "source": prior.get("source"),
-            "study_date": prior.get("study_date"),
-            "analysed_at": prior.get("analysed_at"),
-            "interval_days": comparison.get("interval_days"),
-        },
-    }
-    return out
+    compared = ComparedWith(
+        source=prior.get("source"),
+        study_date=prior.get("study_date"),
+        analysed_at=prior.get("analysed_at"),
+        interval_days=comparison.get("interval_days"),
+    )
+    return replace(
+        current, scan=current.scan.with_fields(compared_with=compared), vertebrae=tuple(vertebrae)
+    )
 
 
 def _fmt(value: float | None, spec: str) -> str:

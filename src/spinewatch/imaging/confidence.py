@@ -51,7 +51,6 @@ box around the vertebra are engineering choices given as constants below. On the
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +61,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from spinewatch.core.acquisition import Modality
+from spinewatch.core.collapse_risk import ConfidenceClass
 
 __all__ = [
     "FINDING_FLAGS",
@@ -85,24 +85,6 @@ __all__ = [
     "noise_around",
     "superior_voxel_mm",
 ]
-
-
-class ConfidenceClass(enum.Enum):
-    """How far the findings of one vertebra can be trusted."""
-
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-
-    @property
-    def rank(self) -> int:
-        """2 high, 1 medium, 0 low (``min`` of ranks is the combined class)."""
-        return {"high": 2, "medium": 1, "low": 0}[self.value]
-
-    @property
-    def label(self) -> str:
-        """Human-readable name (``"High"``)."""
-        return self.value.capitalize()
 
 
 #: Voxel width along the vertebra's superior axis (mm) up to which the class can be high ...

@@ -525,23 +525,75 @@ def make_spine_phantom(spec: PhantomSpec) -> Phantom:
     by_name = {g.level: g for g in all_geoms}
     geoms = [by_name[x] for x in levels]
     grid, shape = _canonical_grid(spec, geoms, target)
+    drawing = _Drawing.of(spec, convention)
 
     hu = np.empty(shape, dtype=np.float32)
     _draw_torso(hu, grid, float(np.mean([g.centre[1] for g in geoms])))
     lab = np.zeros(shape, dtype=np.uint8)
-    body_masks: dict[str, tuple[tuple[slice, slice, slice], npt.NDArray[np.bool_]]] = {}
-    lesion_facts: dict[str, tuple[int, bool, bool, bool, int]] = {}
+    _draw_discs(hu, grid, all_geoms, geoms, drawing)
+    drawn = {g.level: _draw_vertebra(hu, lab, grid, g, drawing) for g in geoms}
+    _add_noise(hu, spec)
+    hu_i16 = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+    del hu
+    truth = {g.level: _vertebra_truth(g, drawn[g.level], lab, grid, drawing) for g in geoms}
+    ct, labels = _reoriented(hu_i16, lab, grid, target, levels, spec)
+    return Phantom(ct=ct, labels=labels, truth=truth, spec=spec)
 
-    deform = {str(VertebralLevel.parse(k)): v for k, v in spec.deformities.items()}
-    lesions = {str(VertebralLevel.parse(k)): v for k, v in spec.lesions.items()}
-    cement = {str(VertebralLevel.parse(k)) for k in spec.cement}
-    trab = {str(VertebralLevel.parse(k)): v for k, v in spec.trabecular_hu.items()}
 
-    def surfaces(g: _Geometry, u: npt.NDArray[Any], v: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        kind, loss = deform.get(g.level, ("none", 0.0))
+@dataclass(frozen=True)
+class _Drawing:
+    """What ``spec`` draws, by level name: deformities, lesions, cement, trabecular HU."""
+
+    spec: PhantomSpec
+    convention: LabelConvention
+    deform: dict[str, tuple[str, float]]
+    lesions: dict[str, tuple[LesionSpec, ...]]
+    cement: set[str]
+    trab: dict[str, float]
+
+    @classmethod
+    def of(cls, spec: PhantomSpec, convention: LabelConvention) -> _Drawing:
+        return cls(
+            spec=spec,
+            convention=convention,
+            deform={str(VertebralLevel.parse(k)): v for k, v in spec.deformities.items()},
+            lesions={str(VertebralLevel.parse(k)): v for k, v in spec.lesions.items()},
+            cement={str(VertebralLevel.parse(k)) for k in spec.cement},
+            trab={str(VertebralLevel.parse(k)): v for k, v in spec.trabecular_hu.items()},
+        )
+
+    def surfaces(self, g: _Geometry, u: npt.NDArray[Any], v: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Half the body's height at local (u, v), mm: its endplates at +- this."""
+        kind, loss = self.deform.get(g.level, ("none", 0.0))
         return _height_field(g, kind, loss / 100.0, u, v) / 2.0
 
-    # discs first (between every adjacent pair touching a drawn level); vertebrae overwrite them
+    def label_of(self, g: _Geometry) -> int:
+        return label_for_level(VertebralLevel.parse(g.level), self.convention)
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    """One drawn vertebra: its box, body mask, lesion and cement voxels and involvement."""
+
+    bbox: tuple[slice, slice, slice]
+    body: npt.NDArray[np.bool_]
+    n_lesion: int
+    posterior_wall: bool
+    pedicle_left: bool
+    pedicle_right: bool
+    n_cement: int
+
+
+def _draw_discs(
+    hu: npt.NDArray[np.float32],
+    grid: Grid,
+    all_geoms: list[_Geometry],
+    geoms: list[_Geometry],
+    drawing: _Drawing,
+) -> None:
+    """Discs between every adjacent pair touching a drawn level (drawn first: the vertebrae
+    overwrite them)."""
+    surfaces = drawing.surfaces
     first, last = all_geoms.index(geoms[0]), all_geoms.index(geoms[-1])
     for up_i in range(max(first - 1, 0), min(last + 1, len(all_geoms) - 1)):
         up, lo_g = all_geoms[up_i], all_geoms[up_i + 1]
@@ -557,150 +609,181 @@ def make_spine_phantom(spec: PhantomSpec) -> Phantom:
         disc = in_ellipse & below_up & above_lo
         hu[bbox][disc] = DISC_HU
 
-    for g in geoms:
-        bbox = _bbox_for(grid, g)
-        if bbox is None:
-            raise PhantomSpecError(f"level {g.level} falls outside the phantom grid {shape}")
-        u, v, w = _local_coords(grid, g, bbox)
-        half = surfaces(g, u, v)
-        rr = np.sqrt((u / g.a) ** 2 + (v / g.b) ** 2)
-        d_end = half - np.abs(w)
-        # rounded rim: within 2 mm of an endplate the allowed radius shrinks along a quarter circle
-        r_e = 2.0
-        shrink = np.where(
-            d_end < r_e, r_e - np.sqrt(np.clip(r_e**2 - (r_e - d_end) ** 2, 0.0, None)), 0.0
-        )
-        scale = min(g.a, g.b)
-        body = (d_end >= 0) & (rr <= 1.0 - shrink / scale)
-        d_rad = (1.0 - rr) * scale
-        shell = body & ((d_rad < CORTEX_MM) | (d_end < CORTEX_MM))
 
-        d = _posterior_dims(g)
-        cu, cv = d["ru"], d["rv"]
-        canal = (u / cu) ** 2 + ((v - d["vc"]) / cv) ** 2 <= 1.0
-        ped_u = np.abs(u) - (cu + d["pw"])
-        pedicle = (
-            ((ped_u / d["pw"]) ** 2 + ((w - d["pz"]) / d["ph"]) ** 2 <= 1.0)
-            & (v <= -0.6 * g.b)
-            & (v >= d["vc"] - 1.0)
-        )
-        ring = ((u / (cu + d["t"])) ** 2 + ((v - d["vc"]) / (cv + d["t"])) ** 2 <= 1.0) & (
-            v <= d["vc"]
-        )
-        lamina = ring & (np.abs(w - 0.05 * g.h) <= 0.35 * g.h)
-        v_sp0 = d["vc"] - cv - 0.5 * d["t"]
-        dist = v_sp0 - v
-        spinous = (
-            (np.abs(u) <= d["sw"])
-            & (dist >= 0)
-            & (dist <= d["lsp"])
-            & (np.abs(w - (0.05 * g.h - 0.3 * dist)) <= 0.25 * g.h)
-        )
-        transverse = (
-            (np.abs(w - 0.1 * g.h) <= max(0.12 * g.h, 2.0))
-            & (np.abs(v - d["vc"]) <= 3.0)
-            & (np.abs(u) >= cu)
-            & (np.abs(u) <= cu + d["pw"] + d["tp"])
-        )
-        posterior = (pedicle | lamina | spinous | transverse) & ~canal & ~body
-        label_value = label_for_level(VertebralLevel.parse(g.level), convention)
+def _draw_vertebra(
+    hu: npt.NDArray[np.float32],
+    lab: npt.NDArray[np.uint8],
+    grid: Grid,
+    g: _Geometry,
+    drawing: _Drawing,
+) -> _Drawn:
+    """Draw one vertebra -- body with its cortex, posterior elements, lesions, cement -- into
+    ``hu`` and ``lab``; return what was drawn."""
+    spec, lesions, cement, trab = drawing.spec, drawing.lesions, drawing.cement, drawing.trab
+    surfaces = drawing.surfaces
+    shape = hu.shape
+    bbox = _bbox_for(grid, g)
+    if bbox is None:
+        raise PhantomSpecError(f"level {g.level} falls outside the phantom grid {shape}")
+    u, v, w = _local_coords(grid, g, bbox)
+    half = surfaces(g, u, v)
+    rr = np.sqrt((u / g.a) ** 2 + (v / g.b) ** 2)
+    d_end = half - np.abs(w)
+    # rounded rim: within 2 mm of an endplate the allowed radius shrinks along a quarter circle
+    r_e = 2.0
+    shrink = np.where(
+        d_end < r_e, r_e - np.sqrt(np.clip(r_e**2 - (r_e - d_end) ** 2, 0.0, None)), 0.0
+    )
+    scale = min(g.a, g.b)
+    body = (d_end >= 0) & (rr <= 1.0 - shrink / scale)
+    d_rad = (1.0 - rr) * scale
+    shell = body & ((d_rad < CORTEX_MM) | (d_end < CORTEX_MM))
 
-        region_hu = hu[bbox]
-        region_lab = lab[bbox]
-        region_hu[posterior] = POSTERIOR_HU
-        region_hu[body] = trab.get(g.level, spec.default_trabecular_hu)
-        region_hu[shell] = CORTEX_HU
-        n_lesion = 0
-        pw_inv = pl_inv = pr_inv = False
-        for les in lesions.get(g.level, ()):
+    d = _posterior_dims(g)
+    cu, cv = d["ru"], d["rv"]
+    canal = (u / cu) ** 2 + ((v - d["vc"]) / cv) ** 2 <= 1.0
+    ped_u = np.abs(u) - (cu + d["pw"])
+    pedicle = (
+        ((ped_u / d["pw"]) ** 2 + ((w - d["pz"]) / d["ph"]) ** 2 <= 1.0)
+        & (v <= -0.6 * g.b)
+        & (v >= d["vc"] - 1.0)
+    )
+    ring = ((u / (cu + d["t"])) ** 2 + ((v - d["vc"]) / (cv + d["t"])) ** 2 <= 1.0) & (v <= d["vc"])
+    lamina = ring & (np.abs(w - 0.05 * g.h) <= 0.35 * g.h)
+    v_sp0 = d["vc"] - cv - 0.5 * d["t"]
+    dist = v_sp0 - v
+    spinous = (
+        (np.abs(u) <= d["sw"])
+        & (dist >= 0)
+        & (dist <= d["lsp"])
+        & (np.abs(w - (0.05 * g.h - 0.3 * dist)) <= 0.25 * g.h)
+    )
+    transverse = (
+        (np.abs(w - 0.1 * g.h) <= max(0.12 * g.h, 2.0))
+        & (np.abs(v - d["vc"]) <= 3.0)
+        & (np.abs(u) >= cu)
+        & (np.abs(u) <= cu + d["pw"] + d["tp"])
+    )
+    posterior = (pedicle | lamina | spinous | transverse) & ~canal & ~body
+    label_value = drawing.label_of(g)
+
+    region_hu = hu[bbox]
+    region_lab = lab[bbox]
+    region_hu[posterior] = POSTERIOR_HU
+    region_hu[body] = trab.get(g.level, spec.default_trabecular_hu)
+    region_hu[shell] = CORTEX_HU
+    n_lesion = 0
+    pw_inv = pl_inv = pr_inv = False
+    for les in lesions.get(g.level, ()):
+        ou, ov, ow = les.offset_mm
+        sphere = (u - ou) ** 2 + (v - ov) ** 2 + (w - ow) ** 2 <= les.radius_mm**2
+        in_body = sphere & body
+        in_ped = sphere & pedicle & ~body
+        region_hu[in_body | in_ped] = les.hu
+        pw_inv |= bool(np.any(in_body & (d_rad < 1.5 * CORTEX_MM) & (v < 0) & (np.abs(u) <= cu)))
+        pl_inv |= bool(np.any(in_ped & (u < 0)))
+        pr_inv |= bool(np.any(in_ped & (u > 0)))
+    if lesions.get(g.level):
+        all_les = np.zeros(body.shape, dtype=bool)
+        for les in lesions[g.level]:
             ou, ov, ow = les.offset_mm
-            sphere = (u - ou) ** 2 + (v - ov) ** 2 + (w - ow) ** 2 <= les.radius_mm**2
-            in_body = sphere & body
-            in_ped = sphere & pedicle & ~body
-            region_hu[in_body | in_ped] = les.hu
-            pw_inv |= bool(
-                np.any(in_body & (d_rad < 1.5 * CORTEX_MM) & (v < 0) & (np.abs(u) <= cu))
-            )
-            pl_inv |= bool(np.any(in_ped & (u < 0)))
-            pr_inv |= bool(np.any(in_ped & (u > 0)))
-        if lesions.get(g.level):
-            all_les = np.zeros(body.shape, dtype=bool)
-            for les in lesions[g.level]:
-                ou, ov, ow = les.offset_mm
-                all_les |= (u - ou) ** 2 + (v - ov) ** 2 + (w - ow) ** 2 <= les.radius_mm**2
-            n_lesion = int(np.count_nonzero(all_les & body))
-        n_cement = 0
-        if g.level in cement:
-            blob = (u / (0.45 * g.a)) ** 2 + (v / (0.45 * g.b)) ** 2 + (w / (0.3 * g.h)) ** 2 <= 1.0
-            blob &= body
-            region_hu[blob] = CEMENT_HU
-            n_cement = int(np.count_nonzero(blob))
-        region_lab[body | posterior] = label_value
-        body_masks[g.level] = (bbox, body)
-        lesion_facts[g.level] = (n_lesion, pw_inv, pl_inv, pr_inv, n_cement)
+            all_les |= (u - ou) ** 2 + (v - ov) ** 2 + (w - ow) ** 2 <= les.radius_mm**2
+        n_lesion = int(np.count_nonzero(all_les & body))
+    n_cement = 0
+    if g.level in cement:
+        blob = (u / (0.45 * g.a)) ** 2 + (v / (0.45 * g.b)) ** 2 + (w / (0.3 * g.h)) ** 2 <= 1.0
+        blob &= body
+        region_hu[blob] = CEMENT_HU
+        n_cement = int(np.count_nonzero(blob))
+    region_lab[body | posterior] = label_value
+    return _Drawn(bbox, body, n_lesion, pw_inv, pl_inv, pr_inv, n_cement)
 
+
+def _add_noise(hu: npt.NDArray[np.float32], spec: PhantomSpec) -> None:
+    """Gaussian noise of ``spec.noise_hu_sd`` HU, drawn slab by slab (bounded memory)."""
+    shape = hu.shape
     if spec.noise_hu_sd > 0:
         rng = np.random.default_rng(spec.seed)
         step = 16
         for k0 in range(0, shape[2], step):
             slab = hu[:, :, k0 : k0 + step]
             slab += rng.standard_normal(slab.shape, dtype=np.float32) * np.float32(spec.noise_hu_sd)
-    hu_i16 = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
-    del hu
 
+
+def _vertebra_truth(
+    g: _Geometry, drawn: _Drawn, lab: npt.NDArray[np.uint8], grid: Grid, drawing: _Drawing
+) -> VertebraTruth:
+    """The known truth of one drawn vertebra (world RAS+ mm, ml, HU)."""
+    spec, deform, trab = drawing.spec, drawing.deform, drawing.trab
+    shape = lab.shape
     vox_ml = grid.voxel_volume_ml
-    truth: dict[str, VertebraTruth] = {}
     sup_axis = grid.axis_closest_to(2)
-    for g in geoms:
-        bbox, body = body_masks[g.level]
-        # ijk of body voxels: the truth centroid comes from the voxels drawn, in world mm
-        idx = np.argwhere(body).astype(np.float64) + [s.start for s in bbox]
-        centroid = grid.to_world(idx.mean(axis=0))
-        lab_here = lab[bbox] == label_for_level(VertebralLevel.parse(g.level), convention)
-        n_sup = shape[sup_axis]
-        sl: list[slice] = [slice(None)] * 3
-        lo_k = bbox[sup_axis].start
-        hi_k = bbox[sup_axis].stop
-        touches = False
-        if lo_k == 0:
-            sl[sup_axis] = slice(0, 1)
-            touches |= bool(lab_here[tuple(sl)].any())
-        if hi_k == n_sup:
-            sl[sup_axis] = slice(-1, None)
-            touches |= bool(lab_here[tuple(sl)].any())
-        kind, loss = deform.get(g.level, ("none", 0.0))
-        ha, hm, hp = _truth_heights(g, kind, loss / 100.0)
-        na, nm, np_ = _truth_heights(g, "none", 0.0)
-        grade = _genant_grade(loss) if kind != "none" else 0
-        n_les, pw_inv, pl_inv, pr_inv, n_cem = lesion_facts[g.level]
-        truth[g.level] = VertebraTruth(
-            level=g.level,
-            label=label_for_level(VertebralLevel.parse(g.level), convention),
-            body_centroid_mm=(float(centroid[0]), float(centroid[1]), float(centroid[2])),
-            body_volume_ml=float(np.count_nonzero(body) * vox_ml),
-            superior=tuple(float(x) for x in g.rot[:, 2]),  # type: ignore[arg-type]
-            anterior=tuple(float(x) for x in g.rot[:, 1]),  # type: ignore[arg-type]
-            height_anterior_mm=ha,
-            height_middle_mm=hm,
-            height_posterior_mm=hp,
-            nominal_height_mm=g.h,
-            deformity=kind if grade > 0 else "none",
-            height_loss_pct=float(loss),
-            genant_grade=grade,
-            lytic_volume_ml=n_les * vox_ml,
-            posterior_wall_involved=pw_inv,
-            pedicle_left_involved=pl_inv,
-            pedicle_right_involved=pr_inv,
-            trabecular_hu=float(trab.get(g.level, spec.default_trabecular_hu)),
-            cement=n_cem > 0,
-            cement_volume_ml=n_cem * vox_ml,
-            truncated=touches,
-            normal_anterior_mm=na,
-            normal_middle_mm=nm,
-            normal_posterior_mm=np_,
-        )
+    bbox, body = drawn.bbox, drawn.body
+    # ijk of body voxels: the truth centroid comes from the voxels drawn, in world mm
+    idx = np.argwhere(body).astype(np.float64) + [s.start for s in bbox]
+    centroid = grid.to_world(idx.mean(axis=0))
+    lab_here = lab[bbox] == drawing.label_of(g)
+    n_sup = shape[sup_axis]
+    sl: list[slice] = [slice(None)] * 3
+    lo_k = bbox[sup_axis].start
+    hi_k = bbox[sup_axis].stop
+    touches = False
+    if lo_k == 0:
+        sl[sup_axis] = slice(0, 1)
+        touches |= bool(lab_here[tuple(sl)].any())
+    if hi_k == n_sup:
+        sl[sup_axis] = slice(-1, None)
+        touches |= bool(lab_here[tuple(sl)].any())
+    kind, loss = deform.get(g.level, ("none", 0.0))
+    ha, hm, hp = _truth_heights(g, kind, loss / 100.0)
+    na, nm, np_ = _truth_heights(g, "none", 0.0)
+    grade = _genant_grade(loss) if kind != "none" else 0
+    n_les, pw_inv, pl_inv, pr_inv, n_cem = (
+        drawn.n_lesion,
+        drawn.posterior_wall,
+        drawn.pedicle_left,
+        drawn.pedicle_right,
+        drawn.n_cement,
+    )
+    return VertebraTruth(
+        level=g.level,
+        label=drawing.label_of(g),
+        body_centroid_mm=(float(centroid[0]), float(centroid[1]), float(centroid[2])),
+        body_volume_ml=float(np.count_nonzero(body) * vox_ml),
+        superior=tuple(float(x) for x in g.rot[:, 2]),  # type: ignore[arg-type]
+        anterior=tuple(float(x) for x in g.rot[:, 1]),  # type: ignore[arg-type]
+        height_anterior_mm=ha,
+        height_middle_mm=hm,
+        height_posterior_mm=hp,
+        nominal_height_mm=g.h,
+        deformity=kind if grade > 0 else "none",
+        height_loss_pct=float(loss),
+        genant_grade=grade,
+        lytic_volume_ml=n_les * vox_ml,
+        posterior_wall_involved=pw_inv,
+        pedicle_left_involved=pl_inv,
+        pedicle_right_involved=pr_inv,
+        trabecular_hu=float(trab.get(g.level, spec.default_trabecular_hu)),
+        cement=n_cem > 0,
+        cement_volume_ml=n_cem * vox_ml,
+        truncated=touches,
+        normal_anterior_mm=na,
+        normal_middle_mm=nm,
+        normal_posterior_mm=np_,
+    )
 
-    # re-order the voxels to the requested orientation: same physical truth, another voxel order
+
+def _reoriented(
+    hu_i16: npt.NDArray[np.int16],
+    lab: npt.NDArray[np.uint8],
+    grid: Grid,
+    target: npt.NDArray[Any],
+    levels: list[str],
+    spec: PhantomSpec,
+) -> tuple[CtVolume, LabelVolume]:
+    """The voxels re-ordered to the requested orientation: same physical truth, another voxel
+    order."""
+    shape = hu_i16.shape
     src = nio.axcodes2ornt(("R", "A", "S"))
     xform = nio.ornt_transform(src, target)
     out_hu = np.ascontiguousarray(nio.apply_orientation(hu_i16, xform))
@@ -708,9 +791,10 @@ def make_spine_phantom(spec: PhantomSpec) -> Phantom:
     out_affine = grid.affine @ nio.inv_ornt_aff(xform, shape)
     out_grid = Grid((out_hu.shape[0], out_hu.shape[1], out_hu.shape[2]), out_affine)
     source = f"phantom({','.join(levels)}; {spec.orientation}; {spec.spacing_mm})"
-    ct = CtVolume(out_hu, out_grid, source, {"phantom": True})
-    labels = LabelVolume(out_lab, out_grid, source)
-    return Phantom(ct=ct, labels=labels, truth=truth, spec=spec)
+    return (
+        CtVolume(out_hu, out_grid, source, {"phantom": True}),
+        LabelVolume(out_lab, out_grid, source),
+    )
 
 
 def write_phantom(phantom: Phantom, directory: Path) -> tuple[Path, Path, Path]:

@@ -508,22 +508,66 @@ def render_sagittal(
     report does not list. ``ct`` may be an MRI (drawn in a percentile window) or None: then the
     label mask alone is drawn.
     """
-    from matplotlib import patheffects
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.colors import to_rgb
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
     path = Path(path)
     reformat = curved_sagittal(
         ct, labels, report, px_mm=px_mm, anterior_mm=anterior_mm, posterior_mm=posterior_mm
     )
     vertebrae = _report_vertebrae(report)
     by_level = {str(v["level"]): v for v in vertebrae}
+    present = np.unique(reformat.labels)
+    present = present[present != 0]
+    if convention is None:
+        scan = report.get("scan")
+        convention = scan.get("labels_convention") if isinstance(scan, Mapping) else None
+    names = _label_levels(present, vertebrae, convention)
+    has_image = reformat.hu is not None or reformat.signal is not None
+    rgb, colour_of = _coloured_image(reformat, names, by_level, has_image)
+    fig, ax, geometry = _figure(rgb, px_mm, dpi)
+    _draw_outlines(ax, reformat, colour_of, px_mm)
+    _draw_orientation_and_scale(ax, geometry)
+    _draw_level_labels(ax, reformat, names, by_level, geometry, px_mm, anterior_mm)
+    _draw_titles(fig, report, reformat, has_image, geometry, px_mm, dpi)
+    _draw_legend(fig, vertebrae, names, by_level, geometry)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, facecolor=fig.get_facecolor())
     rows, cols = reformat.labels.shape
-    height_mm, width_mm = rows * px_mm, cols * px_mm
+    logger.info("wrote curved sagittal reformat %s (%d x %d px samples)", path, rows, cols)
+    return path
 
-    # Grey base: bone window, an MRI's percentile window, or the mask in bone grey.
+
+@dataclass(frozen=True)
+class _Geometry:
+    """The picture's size: the reformat in mm, the figure and the image in inches."""
+
+    height_mm: float
+    width_mm: float
+    fig_w: float
+    fig_h: float
+    img_h_in: float
+
+
+#: A thin black outline under the picture's text, readable over bone and over the dark frame.
+def _outline() -> list[Any]:
+    from matplotlib import patheffects
+
+    return [patheffects.withStroke(linewidth=2.5, foreground="black")]
+
+
+def _risk_colour(entry: Mapping[str, Any] | None) -> str:
+    risk = entry.get("collapse_risk") if entry is not None else None
+    return RISK_COLOURS.get(risk if isinstance(risk, str) else None, RISK_COLOURS[None])
+
+
+def _coloured_image(
+    reformat: CurvedReformat,
+    names: dict[int, str],
+    by_level: dict[str, Mapping[str, Any]],
+    has_image: bool,
+) -> tuple[FloatArray, dict[int, str]]:
+    """The grey base (bone window, an MRI's percentile window, or the mask in bone grey) with
+    each vertebra tinted by its collapse risk; and the colour of each label value."""
+    from matplotlib.colors import to_rgb
+
     if reformat.hu is not None:
         width, level = BONE_WINDOW
         hu = reformat.hu
@@ -533,25 +577,24 @@ def render_sagittal(
     else:
         grey = np.where(reformat.labels > 0, 0.62, 0.04)
     rgb = np.repeat(grey[:, :, None], 3, axis=2).astype(np.float64)
-
-    present = np.unique(reformat.labels)
-    present = present[present != 0]
-    if convention is None:
-        scan = report.get("scan")
-        convention = scan.get("labels_convention") if isinstance(scan, Mapping) else None
-    names = _label_levels(present, vertebrae, convention)
-    has_image = reformat.hu is not None or reformat.signal is not None
     alpha = 0.32 if has_image else 0.55
     colour_of: dict[int, str] = {}
     for value, level_name in names.items():
-        entry = by_level.get(level_name)
-        risk = entry.get("collapse_risk") if entry is not None else None
-        colour = RISK_COLOURS.get(risk if isinstance(risk, str) else None, RISK_COLOURS[None])
+        colour = _risk_colour(by_level.get(level_name))
         colour_of[int(value)] = colour
         mask = reformat.labels == value
         rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.asarray(to_rgb(colour))
+    return rgb, colour_of
 
-    # Layout (inches): label column on the left, image, legend below, title above.
+
+def _figure(rgb: FloatArray, px_mm: float, dpi: int) -> tuple[Any, Any, _Geometry]:
+    """The figure and the image's axes. Layout (inches): label column on the left, image,
+    legend below, title above."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows, cols = rgb.shape[:2]
+    height_mm, width_mm = rows * px_mm, cols * px_mm
     img_h_in = float(np.clip(height_mm / 55.0, 5.0, 11.0))
     img_w_in = img_h_in * width_mm / height_mm
     left_in, right_in, top_in, bottom_in = 2.2, 0.35, 1.15, 1.15
@@ -564,6 +607,15 @@ def render_sagittal(
     ax = fig.add_axes((x0 / fig_w, bottom_in / fig_h, img_w_in / fig_w, img_h_in / fig_h))
     extent = (0.0, width_mm, height_mm, 0.0)
     ax.imshow(rgb, extent=extent, interpolation="bilinear", aspect="equal")
+    return fig, ax, _Geometry(height_mm, width_mm, fig_w, fig_h, img_h_in)
+
+
+def _draw_outlines(
+    ax: Any, reformat: CurvedReformat, colour_of: dict[int, str], px_mm: float
+) -> None:
+    """Each vertebra's outline in its risk colour; the axes framed, without ticks."""
+    rows, cols = reformat.labels.shape
+    height_mm, width_mm = rows * px_mm, cols * px_mm
     for value, colour in colour_of.items():
         mask = (reformat.labels == value).astype(np.float64)
         if mask.sum() >= 4:
@@ -582,8 +634,12 @@ def render_sagittal(
     for spine in ax.spines.values():
         spine.set_color("#3a4450")
 
-    outline = [patheffects.withStroke(linewidth=2.5, foreground="black")]
-    # Orientation letters, as on a viewer.
+
+def _draw_orientation_and_scale(ax: Any, g: _Geometry) -> None:
+    """Orientation letters, as on a viewer, and a vertical scale bar (50 mm, or 20 mm on a
+    short picture) along the posterior edge."""
+    outline = _outline()
+    height_mm, width_mm = g.height_mm, g.width_mm
     for text, x, y, ha, va in (
         ("A", 2.0, height_mm / 2, "left", "center"),
         ("P", width_mm - 2.0, height_mm / 2, "right", "center"),
@@ -601,7 +657,6 @@ def render_sagittal(
             va=va,
             path_effects=outline,
         )
-    # Vertical scale bar (50 mm, or 20 mm on a short picture) along the posterior edge.
     bar = 50.0 if height_mm > 120 else 20.0
     bx, by1 = width_mm - 3.0, height_mm - 6.0
     ax.plot([bx, bx], [by1, by1 - bar], color="white", linewidth=2.0, solid_capstyle="butt")
@@ -619,8 +674,22 @@ def render_sagittal(
         path_effects=outline,
     )
 
-    # Level names beside each body, outside the image on the anterior side, with a leader line
-    # to the body's anterior edge on that row.
+
+def _draw_level_labels(
+    ax: Any,
+    reformat: CurvedReformat,
+    names: dict[int, str],
+    by_level: dict[str, Mapping[str, Any]],
+    g: _Geometry,
+    px_mm: float,
+    anterior_mm: float,
+) -> None:
+    """Level names beside each body, outside the image on the anterior side, with a leader
+    line to the body's anterior edge on that row, and the vertebra's findings below."""
+    from matplotlib.colors import to_rgb
+
+    outline = _outline()
+    height_mm, img_h_in = g.height_mm, g.img_h_in
     placed: list[float] = []
     min_gap = max(11.0, height_mm / 50.0)
     # room a label needs below the previous one: its name (11.5 pt, above its anchor) and the
@@ -634,8 +703,7 @@ def render_sagittal(
         gap = max(min_gap, pt_mm * (11.5 * 1.15 + 2.0 + 8.5 * 1.25 * detail_lines))
         y_text = max(y, placed[-1] + gap) if placed else y
         placed.append(y_text)
-        risk = v.get("collapse_risk")
-        colour = RISK_COLOURS.get(risk if isinstance(risk, str) else None, RISK_COLOURS[None])
+        colour = _risk_colour(v)
         # The name in a lighter tint of its risk colour: readable on the dark background.
         text_colour = tuple(0.6 * c + 0.4 for c in to_rgb(colour))
         label_value = label_of_level.get(level_name)
@@ -683,8 +751,20 @@ def render_sagittal(
                 annotation_clip=False,
             )
 
-    # Title: the source name ellipsized in the middle to fit; the facts wrapped onto at most
-    # two lines. Light grey on the dark background (contrast > 7:1), never smaller than 8 pt.
+
+def _draw_titles(
+    fig: Any,
+    report: Mapping[str, Any],
+    reformat: CurvedReformat,
+    has_image: bool,
+    g: _Geometry,
+    px_mm: float,
+    dpi: int,
+) -> None:
+    """Title: the source name ellipsized in the middle to fit; the facts wrapped onto at most
+    two lines; the footer (orientation, window, scale). Light grey on the dark background
+    (contrast > 7:1), never smaller than 8 pt."""
+    fig_w, fig_h = g.fig_w, g.fig_h
     name, bits = _scan_lines(report, has_image)
     max_px = (fig_w - 0.3) * dpi
     title_props: dict[str, Any] = {"fontsize": 12.5, "fontweight": "bold"}
@@ -699,6 +779,37 @@ def render_sagittal(
         fig.text(
             0.5, 1 - y_in / fig_h, line, ha="center", va="center", color="#c9d1d9", **sub_props
         )
+    window = (
+        "bone window W 1800 / L 400"
+        if reformat.hu is not None
+        else "MRI signal, 1st-99th percentile window"
+        if reformat.signal is not None
+        else "label map"
+    )
+    footer = f"anterior left, cranial up  ·  {window}  ·  {px_mm:g} mm/pixel"
+    fig.text(
+        0.5,
+        0.82 / fig_h,
+        _fit_middle(fig, "", footer, max_px, fontsize=8.5),
+        ha="center",
+        va="center",
+        color="#c9d1d9",
+        fontsize=8.5,
+    )
+
+
+def _draw_legend(
+    fig: Any,
+    vertebrae: list[Mapping[str, Any]],
+    names: dict[int, str],
+    by_level: dict[str, Mapping[str, Any]],
+    g: _Geometry,
+) -> None:
+    """The risk colours (not assessable and "not in report" only when drawn) and the
+    confidence markers' key."""
+    from matplotlib.patches import Patch
+
+    fig_h = g.fig_h
     handles = [
         Patch(
             facecolor=RISK_COLOURS[k],
@@ -738,24 +849,3 @@ def render_sagittal(
             color="#e8edf2",
             fontsize=9.0,
         )
-    window = (
-        "bone window W 1800 / L 400"
-        if reformat.hu is not None
-        else "MRI signal, 1st-99th percentile window"
-        if reformat.signal is not None
-        else "label map"
-    )
-    footer = f"anterior left, cranial up  ·  {window}  ·  {px_mm:g} mm/pixel"
-    fig.text(
-        0.5,
-        0.82 / fig_h,
-        _fit_middle(fig, "", footer, max_px, fontsize=8.5),
-        ha="center",
-        va="center",
-        color="#c9d1d9",
-        fontsize=8.5,
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi, facecolor=fig.get_facecolor())
-    logger.info("wrote curved sagittal reformat %s (%d x %d px samples)", path, rows, cols)
-    return path

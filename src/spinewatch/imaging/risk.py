@@ -64,11 +64,11 @@ not assessable 1 < moderate 2 < high 3 -- an unmeasured vertebra never sorts wit
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from spinewatch.core.acquisition import MRI_NOT_ASSESSED, Acquisition, Modality
+from spinewatch.core.collapse_risk import CollapseRisk
 from spinewatch.core.genant import DeformityType, GenantAssessment, GenantGrade
 from spinewatch.core.levels import Region, VertebralLevel
 from spinewatch.core.sins import (
@@ -96,32 +96,6 @@ __all__ = [
     "density_thresholds_hu",
     "involvement_threshold",
 ]
-
-
-class CollapseRisk(enum.Enum):
-    """Risk that the vertebral body collapses (or has collapsed), or not assessable."""
-
-    LOW = "low"
-    NOT_ASSESSABLE = "not_assessable"
-    MODERATE = "moderate"
-    HIGH = "high"
-
-    @property
-    def rank(self) -> int:
-        """Order of concern for sorting and colouring: 0 low, 1 not assessable, 2 moderate,
-        3 high. Not assessable ranks above low (an unmeasured vertebra is never shown as safe)
-        and below moderate (a measured finding comes before an unknown)."""
-        return {"low": 0, "not_assessable": 1, "moderate": 2, "high": 3}[self.value]
-
-    @property
-    def label(self) -> str:
-        """Human-readable name (``"Not assessable"``)."""
-        return self.value.replace("_", " ").capitalize()
-
-    @classmethod
-    def from_rank(cls, rank: int) -> CollapseRisk:
-        """The risk of a :attr:`rank`, clipped to 0..3."""
-        return (cls.LOW, cls.NOT_ASSESSABLE, cls.MODERATE, cls.HIGH)[max(0, min(3, rank))]
 
 
 @dataclass(frozen=True)

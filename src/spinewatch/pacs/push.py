@@ -85,8 +85,10 @@ def build_result_objects(study: ImagingStudy) -> tuple[list[Any], bool]:
     series_uid = job.series_uid or received.chosen_series_uid
     ct = load_ct(directory / job.ct_file, series_uid=series_uid or None)
     labels = align_labels(load_labels(directory / job.labels_file), ct.grid)
-    report = study.report or {}
-    convention = str((report.get("scan") or {}).get("labels_convention") or "")
+    report = study.spine_report()
+    if report is None:
+        raise ValueError(f"imaging study {study.pk}: not analysed")
+    convention = str(report.scan.labels_convention or "")
     headers = read_headers(directory / job.ct_file, series_uid=series_uid or None)
     check = LevelCheck.objects.filter(study=study).first()
     confirmed = check is not None and not check.pending

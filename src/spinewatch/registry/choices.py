@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from django.db import models
 from django.db.models import Q
 
+from spinewatch.core.collapse_risk import CollapseRisk as ImagingCollapseRisk
+from spinewatch.core.collapse_risk import ConfidenceClass
 from spinewatch.core.levels import ALL_LEVELS
-from spinewatch.imaging.confidence import ConfidenceClass
-from spinewatch.imaging.risk import CollapseRisk as ImagingCollapseRisk
 
 __all__ = [
     "LEVEL_CHOICES",

@@ -34,6 +34,7 @@ from spinewatch.core.procedures import (
     PedicleAccess,
     ProcedureType,
 )
+from spinewatch.imaging.report import SpineReport
 from spinewatch.registry.choices import (
     LEVEL_CHOICES,
     AnalgesicUse,
@@ -266,6 +267,16 @@ class ImagingStudy(Voidable):
 
     def __str__(self) -> str:
         return f"{self.get_modality_display()} {self.study_date:%Y-%m-%d}"
+
+    def spine_report(self) -> SpineReport | None:
+        """The stored report read through its contract (None: not analysed). Every reader of
+        a stored report -- pages, API, exports, comparison -- goes through this, never through
+        the JSON's keys. Raises :class:`~spinewatch.imaging.report.ReportFormatError` naming the
+        study for a stored document the contract refuses (only a raw database edit makes one:
+        the services store nothing else)."""
+        if self.report is None:
+            return None
+        return SpineReport.from_json_dict(self.report, source=f"imaging study {self.pk} report")
 
 
 class VertebraFinding(models.Model):

@@ -13,16 +13,15 @@ report, in cranio-caudal order:
 
 The document's evidence is the CT series (every image header given), so the SR lands in the
 CT's study and its CurrentRequestedProcedureEvidenceSequence references the series. The report
-is read defensively: missing or null values are left out, unknown new values are skipped (a
-newer report may carry fields or values this module does not know).
+is a :class:`~spinewatch.imaging.report.SpineReport` (its reader checked every value); null
+values are left out, and a value with no code here (a risk added later) is skipped with a
+warning.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import highdicom as hd
 from pydicom import Dataset
@@ -30,9 +29,9 @@ from pydicom.sr.codedict import codes
 
 from spinewatch import __version__
 from spinewatch.core.errors import InputError
-from spinewatch.core.levels import VertebralLevel
 from spinewatch.imaging.dicom_export import codes as sw
 from spinewatch.imaging.dicom_export.seg import MANUFACTURER
+from spinewatch.imaging.report import SpineReport, VertebraReport
 
 __all__ = ["ReportContentError", "build_measurement_report"]
 
@@ -47,22 +46,14 @@ class ReportContentError(InputError):
     """A report that cannot become an SR (no vertebra, not the JSON contract)."""
 
 
-def _number(entry: Mapping[str, Any], key: str) -> float | None:
-    value = entry.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _measurements(entry: Mapping[str, Any], site: hd.sr.FindingSite) -> list[hd.sr.Measurement]:
+def _measurements(v: VertebraReport, site: hd.sr.FindingSite) -> list[hd.sr.Measurement]:
     out: list[hd.sr.Measurement] = []
     anatomic = site.value  # the level's code (the anatomic location of the group's site)
-    for where, key in (
-        ("anterior", "height_anterior_mm"),
-        ("middle", "height_middle_mm"),
-        ("posterior", "height_posterior_mm"),
+    for where, value in (
+        ("anterior", v.heights.anterior_mm),
+        ("middle", v.heights.middle_mm),
+        ("posterior", v.heights.posterior_mm),
     ):
-        value = _number(entry, key)
         if value is not None:
             out.append(
                 hd.sr.Measurement(
@@ -77,54 +68,51 @@ def _measurements(entry: Mapping[str, Any], site: hd.sr.FindingSite) -> list[hd.
                     ],
                 )
             )
-    loss = _number(entry, "height_loss_pct")
+    loss = v.genant.height_loss_pct
     if loss is not None:
         out.append(hd.sr.Measurement(name=sw.HEIGHT_LOSS, value=loss, unit=sw.UNIT_PERCENT))
-    hu = _number(entry, "trabecular_hu_median")
+    hu = v.density.median_hu
     if hu is not None:
         out.append(
             hd.sr.Measurement(name=sw.ATTENUATION, value=hu, unit=sw.UNIT_HU, derivation=sw.MEDIAN)
         )
-    lytic = _number(entry, "lytic_volume_ml")
+    lytic = v.lesions.volume_ml
     if lytic is not None:
         out.append(hd.sr.Measurement(name=sw.LYTIC_VOLUME, value=lytic, unit=sw.UNIT_ML))
     return out
 
 
-def _evaluations(entry: Mapping[str, Any], level: str) -> list[hd.sr.QualitativeEvaluation]:
+def _evaluations(v: VertebraReport) -> list[hd.sr.QualitativeEvaluation]:
     out: list[hd.sr.QualitativeEvaluation] = []
-    grade = entry.get("genant_grade")
-    if isinstance(grade, int) and not isinstance(grade, bool) and grade in sw.GENANT_GRADE_VALUES:
-        out.append(hd.sr.QualitativeEvaluation(sw.GENANT_GRADE, sw.GENANT_GRADE_VALUES[grade]))
-    deformity = entry.get("deformity")
-    if isinstance(deformity, str) and deformity in sw.DEFORMITY_VALUES:
-        out.append(hd.sr.QualitativeEvaluation(sw.GENANT_DEFORMITY, sw.DEFORMITY_VALUES[deformity]))
-    risk = entry.get("collapse_risk")
-    if isinstance(risk, str) and risk in sw.COLLAPSE_RISK_VALUES:
-        out.append(hd.sr.QualitativeEvaluation(sw.COLLAPSE_RISK, sw.COLLAPSE_RISK_VALUES[risk]))
+    grade = v.genant.grade
+    if grade is not None and int(grade) in sw.GENANT_GRADE_VALUES:
+        out.append(hd.sr.QualitativeEvaluation(sw.GENANT_GRADE, sw.GENANT_GRADE_VALUES[int(grade)]))
+    deformity = v.genant.deformity
+    if deformity is not None and deformity.value in sw.DEFORMITY_VALUES:
+        out.append(
+            hd.sr.QualitativeEvaluation(sw.GENANT_DEFORMITY, sw.DEFORMITY_VALUES[deformity.value])
+        )
+    risk = v.collapse_risk
+    if risk is not None and risk.value in sw.COLLAPSE_RISK_VALUES:
+        out.append(
+            hd.sr.QualitativeEvaluation(sw.COLLAPSE_RISK, sw.COLLAPSE_RISK_VALUES[risk.value])
+        )
     elif risk is not None:
-        log.warning("%s: collapse risk %r has no code; left out of the SR", level, risk)
+        log.warning("%s: collapse risk %r has no code; left out of the SR", v.level, risk.value)
     return out
 
 
-def _group(entry: Mapping[str, Any], index: int) -> hd.sr.MeasurementsAndQualitativeEvaluations:
-    raw = entry.get("level")
-    try:
-        level = VertebralLevel.parse(raw)  # type: ignore[arg-type]
-    except (InputError, TypeError):
-        raise ReportContentError(
-            f"report vertebrae[{index}].level {raw!r}: expected a vertebral level"
-        ) from None
-    site = hd.sr.FindingSite(anatomic_location=sw.level_code(level).code)
+def _group(v: VertebraReport) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    site = hd.sr.FindingSite(anatomic_location=sw.level_code(v.level).code)
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(
-            uid=hd.UID(), identifier=f"SpineWatch {level}"
+            uid=hd.UID(), identifier=f"SpineWatch {v.level}"
         ),
         finding_type=sw.VERTEBRA,
         finding_sites=[site],
         algorithm_id=hd.sr.AlgorithmIdentification(name="SpineWatch", version=__version__),
-        measurements=_measurements(entry, site) or None,
-        qualitative_evaluations=_evaluations(entry, str(level)) or None,
+        measurements=_measurements(v, site) or None,
+        qualitative_evaluations=_evaluations(v) or None,
     )
 
 
@@ -137,7 +125,7 @@ def _private_scheme() -> Dataset:
 
 
 def build_measurement_report(
-    report: Mapping[str, Any],
+    report: SpineReport,
     datasets: Sequence[Dataset],
     *,
     series_uid: str,
@@ -146,19 +134,17 @@ def build_measurement_report(
     verified_by: str | None = None,
     verifying_organization: str = "SpineWatch level check",
 ) -> hd.sr.Comprehensive3DSR:
-    """A TID 1500 Measurement Report of ``report`` (``SpineReport.to_json_dict()``) about the
-    CT images ``datasets`` (headers, one series). Raises :class:`ReportContentError` for a
-    report without vertebrae or with an unreadable level.
+    """A TID 1500 Measurement Report of ``report`` about the CT images ``datasets`` (headers,
+    one series). Raises :class:`ReportContentError` for a report without vertebrae.
 
     ``verified_by`` (a person's name, DICOM PN ``Family^Given``): the document is FINAL and
     VERIFIED by them (the radiologist who confirmed the levels); without it, PRELIMINARY and
     UNVERIFIED."""
-    vertebrae = report.get("vertebrae") if isinstance(report, Mapping) else None
-    if not isinstance(vertebrae, list) or not vertebrae:
+    if not report.vertebrae:
         raise ReportContentError("report vertebrae: expected a non-empty list of vertebrae")
     if not datasets:
         raise ReportContentError("no CT image to refer to: the SR needs the CT series' headers")
-    groups = [_group(entry, i) for i, entry in enumerate(vertebrae) if isinstance(entry, Mapping)]
+    groups = [_group(v) for v in report.vertebrae]
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(

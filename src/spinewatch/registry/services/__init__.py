@@ -27,6 +27,7 @@ from spinewatch.registry.services.follow_ups import (
 from spinewatch.registry.services.imaging import (
     add_imaging_study,
     findings_from_report,
+    read_report,
     set_finding_decision,
     store_analysis,
 )
@@ -114,6 +115,7 @@ __all__ = [
     "plan_procedure",
     "procedure_protocol",
     "procedure_warnings",
+    "read_report",
     "record_follow_up",
     "record_level_shift",
     "record_procedure",

@@ -80,7 +80,9 @@ def get(model: type[M], ref: M | int, what: str) -> M:
 def check_version(value: object) -> int:
     """``expected_version`` must be a positive int (the version the caller read)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RegistryError(f"expected_version {value!r}: expected a positive integer")
+        raise RegistryError(
+            f"expected_version {value!r}: expected a positive integer", field="expected_version"
+        )
     return value
 
 
@@ -91,9 +93,11 @@ def check_date(
     if value is None and allow_none:
         return None
     if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
-        raise RegistryError(f"{field} {value!r}: expected a date (datetime.date)")
+        raise RegistryError(f"{field} {value!r}: expected a date (datetime.date)", field=field)
     if not_future and value > today():
-        raise RegistryError(f"{field} {value.isoformat()} is in the future (today is {today()})")
+        raise RegistryError(
+            f"{field} {value.isoformat()} is in the future (today is {today()})", field=field
+        )
     return value
 
 
@@ -102,7 +106,8 @@ def parse_field(field: str, parse: Callable[[Any], T], value: object) -> T:
     try:
         return parse(value)
     except InputError as exc:
-        raise RegistryError(f"{field}: {exc}") from exc
+        inner = f"{field}.{exc.field}" if exc.field else field
+        raise RegistryError(f"{field}: {exc}", field=inner) from exc
 
 
 def _validation_message(obj: models.Model, exc: ValidationError) -> str:
@@ -126,7 +131,10 @@ def _full_clean(obj: models.Model) -> None:
     try:
         obj.full_clean(exclude=relations, validate_constraints=False)
     except ValidationError as exc:
-        raise RegistryError(_validation_message(obj, exc)) from exc
+        fields = [f for f in exc.message_dict if f != "__all__"]
+        raise RegistryError(
+            _validation_message(obj, exc), field=fields[0] if fields else None
+        ) from exc
 
 
 @contextmanager

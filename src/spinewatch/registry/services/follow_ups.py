@@ -65,7 +65,8 @@ def record_follow_up(
     if analgesic_use is not None and analgesic_use not in AnalgesicUse.values:
         raise RegistryError(
             f"analgesic_use {analgesic_use!r}: expected one of {', '.join(AnalgesicUse.values)} "
-            "or None"
+            "or None",
+            field="analgesic_use",
         )
     if entered_via not in EnteredVia.values:
         raise RegistryError(
@@ -84,7 +85,8 @@ def record_follow_up(
         if not is_baseline and when < procedure.performed_on:
             raise RegistryError(
                 f"completed_on {when.isoformat()}: the {row.timepoint} visit cannot precede the "
-                f"procedure ({procedure.performed_on.isoformat()})"
+                f"procedure ({procedure.performed_on.isoformat()})",
+                field="completed_on",
             )
         warnings = []
         if not row.window_start <= when <= row.window_end:

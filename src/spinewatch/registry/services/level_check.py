@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from django.db import transaction
 from django.utils import timezone
 
-from spinewatch.core.errors import InputError
 from spinewatch.core.level_check import LevelCheckError, renamed_levels
 from spinewatch.core.levels import VertebralLevel
 from spinewatch.registry import models as m
@@ -39,14 +38,8 @@ def _save(
 
 
 def _levels_of(study: m.ImagingStudy) -> list[VertebralLevel]:
-    report = study.report or {}
-    levels = []
-    for entry in report.get("vertebrae") or []:
-        try:
-            levels.append(VertebralLevel.parse(entry.get("level")))
-        except InputError:  # a level the report cannot name is skipped
-            continue
-    return levels
+    report = study.spine_report()
+    return [] if report is None else [v.level for v in report.vertebrae]
 
 
 def confirm_levels(

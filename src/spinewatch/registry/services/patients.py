@@ -62,7 +62,9 @@ def validate_study_id(value: object) -> str:
     """A study id as given (stripped) or RegistryError naming it and the accepted form."""
     if not isinstance(value, str) or not STUDY_ID_PATTERN.fullmatch(value.strip()):
         raise RegistryError(
-            f"study_id {value!r}: expected 1-64 letters, digits, '.', '_' or '-' (e.g. 'SW-000123')"
+            f"study_id {value!r}: expected 1-64 letters, digits, '.', '_' or '-' "
+            "(e.g. 'SW-000123')",
+            field="study_id",
         )
     return value.strip()
 
@@ -83,7 +85,9 @@ def _check_user(field: str, user: object) -> Any:
     if user is None:
         return None
     if not isinstance(user, user_model) or user.pk is None:
-        raise RegistryError(f"{field} {user!r}: expected a saved {user_model.__name__} or None")
+        raise RegistryError(
+            f"{field} {user!r}: expected a saved {user_model.__name__} or None", field=field
+        )
     return user
 
 
@@ -91,26 +95,31 @@ def _identity_values(data: IdentityData) -> dict[str, Any]:
     values = {f.name: getattr(data, f.name) for f in fields(data)}
     for name in ("family_name", "given_name", "hospital_number", "phone", "email"):
         if not isinstance(values[name], str):
-            raise RegistryError(f"{name} {values[name]!r}: expected text")
+            raise RegistryError(f"{name} {values[name]!r}: expected text", field=name)
         values[name] = values[name].strip()
     for name in ("family_name", "given_name", "hospital_number"):
         if not values[name]:
-            raise RegistryError(f"{name} {getattr(data, name)!r}: must not be empty")
+            raise RegistryError(f"{name} {getattr(data, name)!r}: must not be empty", field=name)
     values["hospital_number"] = parse_field(
         "hospital_number", tidy_hospital_number, values["hospital_number"]
     )
     values["hospital_number_key"] = hospital_number_key(values["hospital_number"])
     check_date("birth_date", values["birth_date"], allow_none=True, not_future=True)
     if values["sex"] not in Sex.values:
-        raise RegistryError(f"sex {values['sex']!r}: expected one of {', '.join(Sex.values)}")
+        raise RegistryError(
+            f"sex {values['sex']!r}: expected one of {', '.join(Sex.values)}", field="sex"
+        )
     if values["contact_by"] not in ContactBy.values:
         raise RegistryError(
-            f"contact_by {values['contact_by']!r}: expected one of {', '.join(ContactBy.values)}"
+            f"contact_by {values['contact_by']!r}: expected one of {', '.join(ContactBy.values)}",
+            field="contact_by",
         )
     if values["contact_by"] == ContactBy.EMAIL and not values["email"]:
-        raise RegistryError("contact_by 'email': the patient has no e-mail address")
+        raise RegistryError(
+            "contact_by 'email': the patient has no e-mail address", field="contact_by"
+        )
     if values["contact_by"] == ContactBy.SMS and not values["phone"]:
-        raise RegistryError("contact_by 'sms': the patient has no phone number")
+        raise RegistryError("contact_by 'sms': the patient has no phone number", field="contact_by")
     return values
 
 
@@ -133,7 +142,8 @@ def _check_number_free(values: dict[str, Any], patient_pk: int | None) -> None:
         state = " (voided)" if taken.voided_at is not None else ""
         raise RegistryError(
             f"hospital_number {values['hospital_number']!r} is already the number of patient "
-            f"{taken.study_id}{state} ({taken.identity.hospital_number}): one number, one patient"
+            f"{taken.study_id}{state} ({taken.identity.hospital_number}): one number, one patient",
+            field="hospital_number",
         )
 
 
@@ -282,7 +292,7 @@ def add_diagnosis(
     )
     check_date("diagnosed_on", diagnosed_on, allow_none=True, not_future=True)
     if not isinstance(notes, str):
-        raise RegistryError(f"notes {notes!r}: expected text")
+        raise RegistryError(f"notes {notes!r}: expected text", field="notes")
     with transaction.atomic():
         row = get(m.Patient, patient, "patient")
         return created(

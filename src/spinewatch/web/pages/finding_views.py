@@ -24,7 +24,7 @@ from spinewatch.web.pages.models import SinsAssessment
 from spinewatch.web.pages.sins import imaging_part_of, imaging_points_of, record_sins_assessment
 from spinewatch.web.pages.stale import handle_stale_edits
 from spinewatch.web.pages.timeline import FindingRow
-from spinewatch.web.pages.views import attach_registry_error, audit_view
+from spinewatch.web.pages.views import attach_input_error, audit_view
 
 __all__ = ["finding_decision", "finding_sins"]
 
@@ -83,7 +83,7 @@ def finding_decision(request: HttpRequest, pk: int) -> HttpResponse:
             except StaleEditError:
                 raise
             except RegistryError as exc:
-                attach_registry_error(form, str(exc), {"note": "note"})
+                attach_input_error(form, exc, {"note": "note"})
             else:
                 finding = _get_finding(request, pk)
                 if htmx:

@@ -29,7 +29,7 @@ from spinewatch.web.pages.record_forms import (
     VoidForm,
 )
 from spinewatch.web.pages.stale import handle_stale_edits
-from spinewatch.web.pages.views import attach_registry_error, audit_view, get_patient
+from spinewatch.web.pages.views import attach_input_error, audit_view, get_patient
 from spinewatch.web.plain_errors import plain_message
 
 __all__ = [
@@ -88,7 +88,7 @@ def plan_edit(request: HttpRequest, study_id: str) -> HttpResponse:
             except StaleEditError:
                 raise
             except RegistryError as exc:
-                attach_registry_error(form, str(exc))
+                attach_input_error(form, exc)
             else:
                 messages.success(request, "Surveillance plan saved.")
                 return redirect(_back(patient, "#surveillance"))
@@ -140,7 +140,7 @@ def diagnosis_new(request: HttpRequest, study_id: str) -> HttpResponse:
                     notes=data["notes"],
                 )
             except RegistryError as exc:
-                attach_registry_error(form, str(exc), {"primary": "primary_tumour"})
+                attach_input_error(form, exc)
             else:
                 services.advance_plan(patient)
                 messages.success(request, "Diagnosis added.")
@@ -310,7 +310,7 @@ def procedure_plan(request: HttpRequest, study_id: str) -> HttpResponse:
                     notes=data["notes"],
                 )
             except RegistryError as exc:
-                attach_registry_error(form, str(exc))
+                attach_input_error(form, exc)
             else:
                 messages.success(
                     request,

@@ -47,28 +47,21 @@ class SinsResult:
     score: SinsScore | None  # None when the report had the imaging points only
 
 
-def _report_entry(finding: rm.VertebraFinding) -> dict[str, Any] | None:
-    report = finding.study.report or {}
-    for entry in report.get("vertebrae") or ():
-        if isinstance(entry, dict) and entry.get("level") == finding.level:
-            return entry
-    return None
-
-
 def imaging_part_of(finding: rm.VertebraFinding) -> SinsImagingPart | None:
     """The four imaging components of ``finding`` from its study's report (None if absent)."""
-    entry = _report_entry(finding)
-    sins = entry.get("sins_imaging") if entry else None
-    if not isinstance(sins, dict):
-        return None
     try:
-        return SinsImagingPart(
-            location=sins["location"],
-            bone_lesion=sins["bone_lesion"],
-            collapse=sins["collapse"],
-            posterolateral=sins["posterolateral"],
-        )
+        report = finding.study.spine_report()
+        sins = None if report is None else report.vertebra(finding.level).risk.sins_imaging
     except (KeyError, InputError):
+        return None
+    if sins is None:
+        return None
+    parts = (sins.location, sins.bone_lesion, sins.collapse, sins.posterolateral)
+    if any(p is None for p in parts):
+        return None  # a report with the imaging points only
+    try:
+        return SinsImagingPart(*parts)  # type: ignore[arg-type]
+    except InputError:
         return None
 
 

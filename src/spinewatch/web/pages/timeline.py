@@ -234,10 +234,24 @@ def latest_analysis(patient: rm.Patient) -> Analysis | None:
     prior = studies[-2] if len(studies) > 1 else None
     findings = list(study.findings.all())
     sins = _latest_sins([f.pk for f in findings])
+    changes = None
+    error = None
+    try:
+        report = study.spine_report()
+        if prior is not None:
+            from spinewatch.imaging.compare import compare_reports
+
+            prior_report = prior.spine_report()
+            if prior_report is not None and report is not None:
+                changes = compare_reports(prior_report, report)["levels"]
+    except InputError as exc:
+        report = None
+        error = str(exc)
+        log.warning(
+            "cannot compare studies %s and %s: %s", getattr(prior, "pk", None), study.pk, exc
+        )
     report_sins = {
-        e.get("level")
-        for e in (study.report or {}).get("vertebrae") or ()
-        if isinstance(e, dict) and isinstance(e.get("sins_imaging"), dict)
+        str(v.level) for v in (report.vertebrae if report else ()) if v.risk.sins_imaging
     }
     rows = [
         FindingRow(
@@ -248,16 +262,6 @@ def latest_analysis(patient: rm.Patient) -> Analysis | None:
         )
         for f in findings
     ]
-    changes = None
-    error = None
-    if prior is not None:
-        from spinewatch.imaging.compare import compare_reports
-
-        try:
-            changes = compare_reports(prior.report, study.report)["levels"]
-        except InputError as exc:
-            error = str(exc)
-            log.warning("cannot compare studies %s and %s: %s", prior.pk, study.pk, exc)
     return Analysis(study=study, rows=rows, prior=prior, changes=changes, changes_error=error)
 
 

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_http_methods
 
 from spinewatch.accounts.permissions import Action, can, require, requires
 from spinewatch.audit.trail import record
+from spinewatch.core.errors import InputError
 from spinewatch.registry import models as rm
 from spinewatch.registry import services
 from spinewatch.registry.errors import RegistryError
@@ -37,8 +38,9 @@ from spinewatch.web.pages.timeline import (
 from spinewatch.web.plain_errors import plain_message
 
 __all__ = [
-    "attach_registry_error",
+    "attach_input_error",
     "audit_view",
+    "field_name",
     "get_patient",
     "home",
     "patient_edit",
@@ -68,19 +70,28 @@ def audit_view(patient: rm.Patient, page: str, **detail: Any) -> None:
     )
 
 
-def attach_registry_error(form: Any, message: str, aliases: dict[str, str] | None = None) -> None:
+def attach_input_error(form: Any, exc: InputError, aliases: dict[str, str] | None = None) -> None:
     """Put a service error, in plain words (:func:`~spinewatch.web.plain_errors.
-    plain_message`), next to the field its message names (else above the form)."""
-    text = plain_message(message)
-    for word, name in (aliases or {}).items():
-        if word in message and name in form.fields:
-            form.add_error(name, text)
-            return
-    for name in form.fields:
-        if re.search(rf"\b{re.escape(name)}\b", message):
-            form.add_error(name, text)
-            return
-    form.add_error(None, text)
+    plain_message`), next to the form field its ``field`` path names -- the path's first name,
+    or the form field ``aliases`` maps it to (``{"primary": "primary_tumour"}``) -- else above
+    the form. The one place a service error meets a form: no message text is parsed."""
+    text = plain_message(str(exc))
+    name = field_name(exc.field)
+    if name is not None:
+        name = (aliases or {}).get(name, name)
+    form.add_error(name if name in form.fields else None, text)
+
+
+def field_name(path: str | None) -> str | None:
+    """The form field of an error's field path: ``"follow_ups[2].vas"`` -> ``"vas"``,
+    ``"vas"`` -> ``"vas"``, None -> None (the last name: a form edits one record).
+
+    >>> field_name("follow_ups[2].vas"), field_name("completed_on"), field_name(None)
+    ('vas', 'completed_on', None)
+    """
+    if not path:
+        return None
+    return re.sub(r"\[\d+\]", "", path).rsplit(".", 1)[-1] or None
 
 
 def _identity(patient: rm.Patient) -> rm.PatientIdentity | None:
@@ -233,11 +244,7 @@ def patient_new(request: HttpRequest) -> HttpResponse:
                         diagnosed_on=data["diagnosed_on"],
                     )
             except RegistryError as exc:
-                attach_registry_error(
-                    form,
-                    str(exc),
-                    {"primary": "primary_tumour", "diagnosis": "diagnosis_kind"},
-                )
+                attach_input_error(form, exc, {"diagnosis": "diagnosis_kind"})
             else:
                 messages.success(request, f"Patient {patient.study_id} registered.")
                 return redirect("pages:patient", study_id=patient.study_id)
@@ -312,7 +319,7 @@ def patient_edit(request: HttpRequest, study_id: str) -> HttpResponse:
             except RegistryError as exc:
                 if isinstance(exc, services.StaleEditError):
                     raise
-                attach_registry_error(form, str(exc))
+                attach_input_error(form, exc)
             else:
                 messages.success(request, "Patient details saved.")
                 return redirect("pages:patient", study_id=patient.study_id)

@@ -72,7 +72,9 @@ def _analysis(study: rm.ImagingStudy) -> dict[str, Any]:
         from spinewatch.imaging.compare import compare_reports
 
         try:
-            changes = compare_reports(prior.report, study.report)["levels"]
+            prior_report, report = prior.spine_report(), study.spine_report()
+            if prior_report is not None and report is not None:
+                changes = compare_reports(prior_report, report)["levels"]
         except InputError:
             changes = None
     return {

@@ -6,14 +6,14 @@ simple and a missing value is always an em dash, never ``None``.
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db.models import Q
 
+from spinewatch.core.acquisition import Modality
+from spinewatch.imaging.report import SpineReport, VertebraReport
 from spinewatch.registry.models import ImagingStudy
 from spinewatch.web.scans.models import AnalysisJob, JobStatus
 
@@ -81,23 +81,23 @@ class AcquisitionLine:
     density_offset_hu: float | None
 
 
-def acquisition_line(report: Mapping[str, Any] | None) -> AcquisitionLine | None:
+def acquisition_line(report: SpineReport | None) -> AcquisitionLine | None:
     """The acquisition of an analysed study (None before the analysis, or for a version 1
     report, which does not record it)."""
     from spinewatch.imaging.report import acquisition_summary
 
-    scan = (report or {}).get("scan")
-    if not isinstance(scan, Mapping):
+    if report is None or report.scan.acquisition is None:
         return None
-    text = acquisition_summary(scan)
+    text = acquisition_summary(report.scan)
     if not text:
         return None
-    offset = scan.get("density_offset_hu")
+    acquisition = report.scan.acquisition
+    offset = report.scan.to_json_dict().get("density_offset_hu")
     return AcquisitionLine(
         text=text,
-        modality_evidence=str(scan.get("modality_evidence") or ""),
-        geometry_only=scan.get("modality") == "MR",
-        density_offset_hu=float(offset) if isinstance(offset, (int, float)) and offset else None,
+        modality_evidence=acquisition.modality_evidence,
+        geometry_only=acquisition.modality is Modality.MR,
+        density_offset_hu=float(offset) if offset else None,
     )
 
 
@@ -127,9 +127,8 @@ def _pedicles(left: Any, right: Any) -> str:
     return ("Involved: " + ", ".join(sides)) if sides else "Intact"
 
 
-def _cement(entry: Mapping[str, Any]) -> str:
-    present = entry.get("cement_present")
-    volume = entry.get("cement_volume_ml")
+def _cement(v: VertebraReport) -> str:
+    present, volume = v.cement.present, v.cement.volume_ml
     if present is None and volume is None:
         return DASH
     if present:
@@ -137,18 +136,18 @@ def _cement(entry: Mapping[str, Any]) -> str:
     return "None"
 
 
-def _infiltration(entry: Mapping[str, Any]) -> str:
+def _infiltration(v: VertebraReport) -> str:
     """ "diffuse infiltration, N HU below own spine" when the report finds it, else ""."""
-    if entry.get("diffuse_infiltration") is not True:
+    if v.infiltration.infiltrated is not True:
         return ""
-    below = entry.get("diffuse_infiltration_hu_below_own")
-    if isinstance(below, (int, float)) and not isinstance(below, bool):
+    below = v.infiltration.hu_below_own
+    if below is not None:
         return f"diffuse infiltration, {below:.0f} HU below own spine"
     return "diffuse infiltration"
 
 
 def level_rows(
-    report: Mapping[str, Any] | None, decisions: Mapping[str, str] | None = None
+    report: SpineReport | None, decisions: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
     """One row per vertebra of a SpineWatch report (cranio-caudal, as stored).
 
@@ -157,48 +156,45 @@ def level_rows(
     False for reports written before those keys existed; a level with the signal is highlighted
     like a high-risk one.
     """
-    if not report:
+    if report is None:
         return []
     rows = []
     decisions = decisions or {}
-    for entry in report.get("vertebrae") or []:
-        if not isinstance(entry, Mapping):
-            continue
-        fraction = entry.get("lytic_fraction")
-        flags = [str(f).replace("_", " ") for f in entry.get("quality_flags") or []]
-        if entry.get("truncated") and "truncated" not in flags:
+    for v in report.vertebrae:
+        fraction = v.lesions.fraction
+        flags = [str(f).replace("_", " ") for f in v.quality_flags]
+        if v.truncated and "truncated" not in flags:
             flags.insert(0, "truncated")
-        grade = entry.get("genant_grade")
+        g = v.genant
+        risk = None if v.collapse_risk is None else v.collapse_risk.value
+        confidence = v.confidence.confidence
         rows.append(
             {
-                "level": str(entry.get("level", DASH)),
-                "anterior": _num(entry.get("height_anterior_mm"), 1),
-                "middle": _num(entry.get("height_middle_mm"), 1),
-                "posterior": _num(entry.get("height_posterior_mm"), 1),
-                "grade": DASH if grade is None else str(grade),
-                "deformity": str(entry.get("deformity") or DASH),
-                "height_loss": _num(entry.get("height_loss_pct"), 0),
-                "hu": _num(entry.get("trabecular_hu_median"), 0),
-                "infiltration": _infiltration(entry),
-                "lytic_ml": _num(entry.get("lytic_volume_ml"), 2),
-                "lytic_pct": DASH
-                if not isinstance(fraction, (int, float))
-                else f"{100.0 * fraction:.0f}",
-                "posterior_wall": _involved(entry.get("posterior_wall_involved")),
+                "level": str(v.level),
+                "anterior": _num(v.heights.anterior_mm, 1),
+                "middle": _num(v.heights.middle_mm, 1),
+                "posterior": _num(v.heights.posterior_mm, 1),
+                "grade": DASH if g.grade is None else str(int(g.grade)),
+                "deformity": DASH if g.deformity is None else g.deformity.value,
+                "height_loss": _num(g.height_loss_pct, 0),
+                "hu": _num(v.density.median_hu, 0),
+                "infiltration": _infiltration(v),
+                "lytic_ml": _num(v.lesions.volume_ml, 2),
+                "lytic_pct": DASH if fraction is None else f"{100.0 * fraction:.0f}",
+                "posterior_wall": _involved(v.lesions.posterior_wall_involved),
                 "pedicles": _pedicles(
-                    entry.get("pedicle_left_involved"), entry.get("pedicle_right_involved")
+                    v.lesions.pedicle_left_involved, v.lesions.pedicle_right_involved
                 ),
-                "cement": _cement(entry),
-                "risk": entry.get("collapse_risk"),
-                "is_high": entry.get("collapse_risk") == "high"
-                or entry.get("treat_signal") is True,
-                "reasons": [str(r) for r in entry.get("reasons") or []],
+                "cement": _cement(v),
+                "risk": risk,
+                "is_high": risk == "high" or v.change.treat_signal is True,
+                "reasons": list(v.risk.reasons),
                 "flags": flags,
-                "decision": decisions.get(str(entry.get("level"))),
-                "confidence": entry.get("confidence"),
-                "confidence_reasons": [str(r) for r in entry.get("confidence_reasons") or []],
-                "signal": entry.get("treat_signal") is True,
-                "signal_reasons": [str(r) for r in entry.get("treat_signal_reasons") or []],
+                "decision": decisions.get(str(v.level)),
+                "confidence": None if confidence is None else confidence.value,
+                "confidence_reasons": list(v.confidence.reasons),
+                "signal": v.change.treat_signal is True,
+                "signal_reasons": list(v.change.reasons),
             }
         )
     return rows
@@ -217,13 +213,16 @@ def prior_study(study: ImagingStudy) -> ImagingStudy | None:
     )
 
 
-def dated_report(report: Mapping[str, Any], date: dt.date) -> dict[str, Any]:
-    """A copy of a stored report with ``scan.study_date`` set (to ``date``) when it lacks one."""
-    out = copy.deepcopy(dict(report))
-    scan = dict(out.get("scan") or {})
-    scan.setdefault("study_date", date.isoformat())
-    out["scan"] = scan
-    return out
+def dated_report(study: ImagingStudy) -> SpineReport:
+    """The study's stored report with ``scan.study_date`` set (to the study's date) when it
+    lacks one. Raises :class:`~spinewatch.imaging.report.ReportFormatError` for a stored report
+    the contract refuses, ValueError for a study not analysed."""
+    report = study.spine_report()
+    if report is None:
+        raise ValueError(f"imaging study {study.pk}: not analysed")
+    if report.scan.study_date:
+        return report
+    return replace(report, scan=report.scan.with_fields(study_date=study.study_date.isoformat()))
 
 
 def compare_with_prior(
@@ -237,8 +236,8 @@ def compare_with_prior(
 
     try:
         result = compare_reports(
-            dated_report(prior.report, prior.study_date),
-            dated_report(study.report, study.study_date),
+            dated_report(prior),
+            dated_report(study),
             prior_source=f"the study of {prior.study_date.isoformat()}",
             current_source=f"the study of {study.study_date.isoformat()}",
         )

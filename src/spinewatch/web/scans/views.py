@@ -225,6 +225,7 @@ def _detail_context(request: HttpRequest, study: ImagingStudy) -> dict[str, Any]
         .exclude(picture_file="")
         .exists()
     )
+    report = study.spine_report()
     return {
         "study": study,
         "patient": study.patient,
@@ -232,10 +233,10 @@ def _detail_context(request: HttpRequest, study: ImagingStudy) -> dict[str, Any]
         "patient_url": patient_url(study.patient),
         "job": job,
         "status": display.scan_status(study, job),
-        "rows": display.level_rows(study.report, display.decisions_of(study)),
-        "scan": (study.report or {}).get("scan") or {},
-        "acquisition": display.acquisition_line(study.report),
-        "segmentation": (study.report or {}).get("segmentation"),
+        "rows": display.level_rows(report, display.decisions_of(study)),
+        "scan": {} if report is None else report.scan.to_json_dict(),
+        "acquisition": display.acquisition_line(report),
+        "segmentation": None if report is None else report.extra.get("segmentation"),
         "prior": prior,
         "comparison": comparison,
         "comparison_error": comparison_error,

@@ -42,12 +42,14 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from django.db import DatabaseError, close_old_connections, connection, transaction
 
 from spinewatch.core.errors import InputError, user_message
+from spinewatch.imaging.report import SpineReport
 from spinewatch.web.scans import jobs
 from spinewatch.web.scans.models import AnalysisJob, JobStatus
 from spinewatch.web.scans.uploads import upload_dir
@@ -93,7 +95,7 @@ def _acting_for(job: AnalysisJob) -> Iterator[None]:
         yield
 
 
-def _store(job: AnalysisJob, report: dict[str, Any], picture: str, note: str) -> None:
+def _store(job: AnalysisJob, report: SpineReport, picture: str, note: str) -> None:
     from spinewatch.registry import services
     from spinewatch.registry.models import ImagingStudy, LevelCheck
     from spinewatch.web.notify.alerts import alert_new_high_risk, high_levels
@@ -122,7 +124,7 @@ def _store(job: AnalysisJob, report: dict[str, Any], picture: str, note: str) ->
             raise _ClaimLost
 
 
-def _with_prior(study: Any, report: dict[str, Any]) -> tuple[dict[str, Any], str]:
+def _with_prior(study: Any, report: SpineReport) -> tuple[SpineReport, str]:
     """``report`` compared with the patient's latest earlier analysed study, and a note (empty,
     or why the comparison could not be made)."""
     from spinewatch.imaging.compare import apply_comparison, compare_reports
@@ -134,7 +136,7 @@ def _with_prior(study: Any, report: dict[str, Any]) -> tuple[dict[str, Any], str
     when = prior.study_date.isoformat()
     try:
         comparison = compare_reports(
-            dated_report(prior.report, prior.study_date),
+            dated_report(prior),
             report,
             prior_source=f"the study of {when}",
             current_source=f"the study of {study.study_date.isoformat()}",
@@ -209,11 +211,12 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
         )
     except GeometryError as exc:
         raise GridMismatchError(str(exc)) from exc
-    report = result.to_json_dict()
-    if segmentation is not None:
-        report["segmentation"] = segmentation
     study = ImagingStudy.objects.get(pk=job.study_id)
-    report["scan"]["study_date"] = study.study_date.isoformat()
+    report = replace(
+        result,
+        scan=result.scan.with_fields(study_date=study.study_date.isoformat()),
+        extra={} if segmentation is None else {"segmentation": segmentation},
+    )
     report, compare_note = _with_prior(study, report)
 
     step(85, "Drawing the sagittal picture")
@@ -221,7 +224,7 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
     temporary = directory / f"sagittal-{job.pk}.tmp.png"
     try:
         render_sagittal(
-            ct, labels, report, temporary, convention=report["scan"].get("labels_convention")
+            ct, labels, report.to_json_dict(), temporary, convention=report.scan.labels_convention
         )
         os.replace(temporary, directory / picture)
     except Exception:

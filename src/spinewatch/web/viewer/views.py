@@ -58,20 +58,21 @@ def _audit(study: ImagingStudy, page: str) -> None:
 
 
 def _levels(study: ImagingStudy) -> list[dict[str, Any]]:
+    report = study.spine_report()
     rows = []
-    for entry in (study.report or {}).get("vertebrae") or []:
-        centre = entry.get("body_centroid_mm")
-        if not isinstance(centre, list) or len(centre) != 3:
+    for v in report.vertebrae if report is not None else ():
+        if v.body_centroid_mm is None:
             continue
+        x, y, z = v.body_centroid_mm
         rows.append(
             {
-                "level": str(entry.get("level")),
-                "x": centre[0],
-                "y": centre[1],
-                "z": centre[2],
-                "risk": entry.get("collapse_risk"),
-                "grade": entry.get("genant_grade"),
-                "lytic_ml": entry.get("lytic_volume_ml"),
+                "level": str(v.level),
+                "x": x,
+                "y": y,
+                "z": z,
+                "risk": None if v.collapse_risk is None else v.collapse_risk.value,
+                "grade": None if v.genant.grade is None else int(v.genant.grade),
+                "lytic_ml": v.lesions.volume_ml,
             }
         )
     return rows
@@ -85,18 +86,17 @@ VERTEBRA_PALETTE = ((255, 215, 0), (0, 190, 255), (140, 240, 80), (190, 120, 255
 
 def _label_colours(study: ImagingStudy) -> list[dict[str, Any]]:
     """Label value -> level and overlay colour, for the vertebrae of the report."""
-    scan = (study.report or {}).get("scan") or {}
-    convention = str(scan.get("labels_convention") or "")
+    report = study.spine_report()
+    convention = "" if report is None else str(report.scan.labels_convention or "")
     out = []
-    for entry in (study.report or {}).get("vertebrae") or []:
-        value = entry.get("label")
-        if not isinstance(value, int) or not convention:
+    for v in report.vertebrae if report is not None and convention else ():
+        if v.label is None:
             continue
-        level = level_for_label(value, convention)
+        level = level_for_label(v.label, convention)
         if level is None:
             continue
         rgb = VERTEBRA_PALETTE[level.rank % len(VERTEBRA_PALETTE)]
-        out.append({"value": value, "level": str(level), "rgb": list(rgb)})
+        out.append({"value": v.label, "level": str(level), "rgb": list(rgb)})
     return out
 
 
@@ -154,7 +154,7 @@ def _level_check_context(
         "patient": study.patient,
         "identity": getattr(study.patient, "identity", None),
         "patient_url": patient_url(study.patient),
-        "rows": level_rows(study.report),
+        "rows": level_rows(study.spine_report()),
         "check": _check_state(study),
         "form": form,
         "has_picture": latest_done_job(study) is not None,

@@ -28,6 +28,7 @@ from spinewatch.web.followup_status import visit_label
 from spinewatch.web.pages.forms import case_manager_queryset
 from spinewatch.web.pages.links import patient_url
 from spinewatch.web.pages.stale import handle_stale_edits
+from spinewatch.web.pages.views import attach_input_error
 from spinewatch.web.plain_errors import plain_message
 from spinewatch.web.worklists.forms import RecordFollowUpForm, VisitOutcomeForm
 from spinewatch.web.worklists.queries import (
@@ -214,7 +215,7 @@ def record_follow_up_view(request: HttpRequest, pk: int) -> HttpResponse:
             except StaleEditError:
                 raise
             except RegistryError as exc:
-                form.add_error(_field_of(str(exc)), plain_message(str(exc)))
+                attach_input_error(form, exc)
             else:
                 messages.success(
                     request, f"Follow-up {visit_label(follow_up)} of {patient.study_id} recorded."
@@ -283,10 +284,3 @@ def visit_outcome_view(request: HttpRequest, pk: int) -> HttpResponse:
         "patient_url": patient_url(patient),
     }
     return render(request, "web/worklists/record_follow_up.html", context, status=400)
-
-
-def _field_of(message: str) -> str | None:
-    for name in ("vas", "completed_on", "analgesic_use"):
-        if message.startswith(name):
-            return name
-    return None

@@ -56,6 +56,7 @@ __all__ = [
     "Complication",
     "Diagnosis",
     "FollowUp",
+    "IdCounter",
     "ImagingStudy",
     "LevelCheck",
     "Patient",
@@ -158,6 +159,19 @@ class Patient(Voidable):
 
     def __str__(self) -> str:
         return self.study_id
+
+
+class IdCounter(models.Model):
+    """The last number handed out by a series of generated identifiers (``name="study_id"``:
+    the ``SW-000123`` study ids), so that the next one is one atomic ``UPDATE ... RETURNING``
+    instead of a read of every id in use. Bookkeeping, not a clinical record: it is not audited
+    (the patient's create event names the study id it got)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}"
 
 
 class PatientIdentity(models.Model):

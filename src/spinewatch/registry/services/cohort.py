@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from django.db import transaction
 
 from spinewatch.core.diagnoses import DiagnosisKind
 from spinewatch.core.levels import VertebralLevel
@@ -24,9 +23,9 @@ from spinewatch.core.protocol import DEFAULT_PROTOCOL, FollowUpProtocol
 from spinewatch.registry import models as m
 from spinewatch.registry.choices import RecordedVia
 from spinewatch.registry.errors import RegistryError
-from spinewatch.registry.services._base import check_date, created, parse_field, today
+from spinewatch.registry.services._base import check_date, parse_field, today
+from spinewatch.registry.services.bulk import BulkPatient, BulkProcedure, import_patients
 from spinewatch.registry.services.patients import STUDY_ID_PATTERN
-from spinewatch.registry.services.procedures import create_procedure_row
 
 __all__ = [
     "ATTRITION_COLUMNS",
@@ -288,7 +287,9 @@ def import_cohort(
     patient_id, no identity), one vertebroplasty Procedure dated by the file's ``procedure_date``
     column, else the ``procedure_date`` argument, else today -- with no treated levels, since the
     file does not say which were treated (``recorded_via="import"``) -- and its follow-up schedule
-    from ``protocol``. Each VAS completes its visit, dated (nominally) on the visit's due date,
+    from ``protocol``, written by the bulk path (``services.bulk.import_patients``: a
+    multi-row INSERT per table, the same audit events). Each VAS completes its visit, dated
+    (nominally) on the visit's due date,
     ``entered_via="import"``. A patient_id already in the registry raises RegistryError naming
     the file, line and value, and nothing is written.
     """
@@ -323,39 +324,41 @@ def import_cohort(
             )
         entry["date"] = when or default_date or today()
 
-    summary_scheduled = 0
-    summary_completed = 0
-    with transaction.atomic():
-        existing = set(
-            m.Patient.objects.filter(study_id__in=list(patients)).values_list("study_id", flat=True)
+    unknown = {code for e in patients.values() for code, _ in e["vas"]} - set(protocol.codes)
+    if unknown:  # read_cohort_csv validated them; never silently drop a value
+        raise RegistryError(f"{path}: time points {sorted(unknown)} not in the protocol")
+    existing = (
+        m.Patient.objects.filter(study_id__in=list(patients))
+        .values_list("study_id", flat=True)
+        .first()
+    )
+    if existing is not None:
+        raise RegistryError(
+            f'{path}, line {patients[existing]["line"]}, column "patient_id": patient '
+            f"{existing!r} is already in the registry; nothing was imported"
         )
-        for pid, entry in patients.items():
-            if pid in existing:
-                raise RegistryError(
-                    f'{path}, line {entry["line"]}, column "patient_id": patient {pid!r} is '
-                    "already in the registry; nothing was imported"
-                )
-        for pid, entry in patients.items():
-            patient = created(m.Patient(study_id=pid))
-            vas_by_code = dict(entry["vas"])
-            unknown = set(vas_by_code) - set(protocol.codes)
-            if unknown:  # read_cohort_csv validated them; never silently drop a value
-                raise RegistryError(f"{path}: time points {sorted(unknown)} not in the protocol")
-            create_procedure_row(
-                patient=patient,
-                performed_on=entry["date"],
-                procedure_type=ProcedureType.VERTEBROPLASTY,
-                protocol=protocol,
-                recorded_via=RecordedVia.IMPORT.value,
-                imported_vas=vas_by_code,
-                notes=f"imported from {path.name}",
+    written = import_patients(
+        [
+            BulkPatient(
+                study_id=pid,
+                procedures=[
+                    BulkProcedure(
+                        performed_on=entry["date"],
+                        procedure_type=ProcedureType.VERTEBROPLASTY,
+                        vas=dict(entry["vas"]),
+                        protocol=protocol,
+                        recorded_via=RecordedVia.IMPORT.value,
+                        fields={"notes": f"imported from {path.name}"},
+                    )
+                ],
             )
-            summary_scheduled += len(protocol.codes)
-            summary_completed += len(vas_by_code)
+            for pid, entry in patients.items()
+        ]
+    )
     return ImportSummary(
         path=path,
-        patients=len(patients),
-        procedures=len(patients),
-        follow_ups=summary_completed,
-        scheduled=summary_scheduled,
+        patients=written.patients,
+        procedures=written.procedures,
+        follow_ups=written.completed,
+        scheduled=written.follow_ups,
     )

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
-from django.db.models import Min
+from django.db.models import Min, Prefetch
 
 from spinewatch.registry import models as m
 from spinewatch.registry.errors import RegistryError
@@ -40,6 +40,7 @@ __all__ = [
     "days_from",
     "deidentified_cohort_frame",
     "deidentified_patient",
+    "deidentified_patients",
     "index_date",
     "index_dates",
 ]
@@ -138,6 +139,43 @@ def _identity(patient: m.Patient) -> m.PatientIdentity | None:
         return None
 
 
+def _with_records(patients: Any) -> list[m.Patient]:
+    """The patients with everything :func:`deidentified_patient` reads prefetched: a fixed
+    number of queries for any number of patients (not one per patient and table)."""
+    return list(
+        patients.select_related("identity", "surveillance_plan").prefetch_related(
+            Prefetch(
+                "procedures",
+                queryset=m.Procedure.objects.order_by("performed_on", "pk").prefetch_related(
+                    "levels",
+                    Prefetch(
+                        "leakages",
+                        queryset=m.CementLeakage.objects.select_related("treated_level"),
+                    ),
+                    "complications",
+                    "follow_ups",
+                ),
+            ),
+            Prefetch(
+                "imaging_studies",
+                queryset=m.ImagingStudy.objects.order_by("study_date", "pk").prefetch_related(
+                    "findings"
+                ),
+            ),
+            Prefetch("diagnoses", queryset=m.Diagnosis.objects.order_by("diagnosed_on", "pk")),
+        )
+    )
+
+
+def deidentified_patients(patients: Iterable[m.Patient | int]) -> list[dict[str, Any]]:
+    """:func:`deidentified_patient` of each patient, in the order given, in a fixed number of
+    queries (for a page of an API list)."""
+    refs = list(patients)
+    ids = [p.pk if isinstance(p, m.Patient) else _patient(p).pk for p in refs]
+    rows = {row.pk: row for row in _with_records(m.Patient.objects.filter(pk__in=ids))}
+    return [_deidentified(rows[pk]) for pk in ids]
+
+
 def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
     """One patient without identifiers or calendar dates, as a JSON-safe dict.
 
@@ -159,19 +197,24 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
     Lists are in date order. Days are whole days from the index procedure.
     """
     row = _patient(patient)
-    index = index_date(row)
+    return _deidentified(_with_records(m.Patient.objects.filter(pk=row.pk))[0])
+
+
+def _deidentified(row: m.Patient) -> dict[str, Any]:
+    """:func:`deidentified_patient` of a row read by :func:`_with_records` (no query)."""
+    performed = [
+        p.performed_on
+        for p in row.procedures.all()
+        if p.voided_at is None and p.status == "performed"
+    ]
+    index = min(performed) if performed else None
     identity = _identity(row)
 
     def rel(when: dt.date | None) -> int | None:
         return days_from(index, when)
 
     procedures = []
-    for number, proc in enumerate(
-        row.procedures.order_by("performed_on", "pk").prefetch_related(
-            "levels", "leakages__treated_level", "complications", "follow_ups"
-        ),
-        start=1,
-    ):
+    for number, proc in enumerate(row.procedures.all(), start=1):
         procedures.append(
             {
                 "number": number,
@@ -226,7 +269,7 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
         )
 
     studies = []
-    for study in row.imaging_studies.order_by("study_date", "pk").prefetch_related("findings"):
+    for study in row.imaging_studies.all():
         studies.append(
             {
                 "days_from_index": rel(study.study_date),
@@ -256,7 +299,10 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
             }
         )
 
-    plan = m.SurveillancePlan.objects.filter(patient=row).first()
+    try:
+        plan: m.SurveillancePlan | None = row.surveillance_plan
+    except m.SurveillancePlan.DoesNotExist:
+        plan = None
     return {
         "study_id": row.study_id,
         "age_years": age_at(identity.birth_date if identity else None, index),
@@ -268,7 +314,7 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
                 "primary_tumour": d.primary_tumour,
                 "diagnosed_days_from_index": rel(d.diagnosed_on),
             }
-            for d in row.diagnoses.order_by("diagnosed_on", "pk")
+            for d in row.diagnoses.all()
         ],
         "procedures": procedures,
         "imaging_studies": studies,

@@ -163,6 +163,9 @@ def _identity_values(data: IdentityData) -> dict[str, Any]:
         "hospital_number", tidy_hospital_number, values["hospital_number"]
     )
     values["hospital_number_key"] = hospital_number_key(values["hospital_number"])
+    values["search_text"] = m.identity_search_text(
+        values["family_name"], values["given_name"], values["hospital_number"]
+    )
     check_date("birth_date", values["birth_date"], allow_none=True, not_future=True)
     if values["sex"] not in Sex.values:
         raise RegistryError(f"sex {values['sex']!r}: expected one of {', '.join(Sex.values)}")

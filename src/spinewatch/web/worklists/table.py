@@ -33,6 +33,7 @@ from django.urls import reverse
 
 from spinewatch.core.csv_cells import csv_text
 from spinewatch.registry.models import Diagnosis, ImagingStudy
+from spinewatch.registry.search import patient_search
 from spinewatch.web.followup_status import status_label, visit_label
 from spinewatch.web.pages.links import patient_url
 from spinewatch.web.worklists import queries
@@ -345,12 +346,8 @@ def filtered(
     spec = LISTS[name]
     rows = spec.queryset(today, manager)
     p = spec.patient
-    for word in q.split():
-        rows = rows.filter(
-            Q(**{f"{p}identity__family_name__icontains": word})
-            | Q(**{f"{p}identity__given_name__icontains": word})
-            | Q(**{f"{p}study_id__icontains": word})
-        )
+    if q.strip():
+        rows = rows.filter(patient_search(q, patient_path=p))
     if status:
         rows = spec.status_filter(rows, status, today)
     if diagnosis:

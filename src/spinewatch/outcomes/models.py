@@ -156,6 +156,61 @@ def _usable(attempt: _Attempt) -> bool:
     return bool(np.all(np.isfinite(cov)) and np.all(np.diag(cov) > 0))
 
 
+def _boundary_fit(
+    data: pd.DataFrame, present: list[str], ssr: float, n_patients: int
+) -> MixedModelResult:
+    """The REML fit when its optimum is the zero between-patient variance, in closed form.
+
+    At a random-intercept variance of 0 the model is ordinary least squares of the time point
+    means: each estimate is the time point's mean, its SE ``sqrt(s2 / n_t)`` with the REML
+    residual variance ``s2 = SSR / (N - p)``. Whether 0 is the optimum is read from the REML
+    score at 0, which for this design is ``sum_i (sum_j r_ij)^2 - SSR`` (up to a positive
+    factor; ``r`` the residuals from the time point means): not positive -> the likelihood
+    falls as the variance leaves 0. Computed in milliseconds where statsmodels' gradient
+    optimiser stops short of the boundary and the derivative-free fall-backs took 23 s at 500
+    patients (and loop over every patient in Python)."""
+    n_obs = len(data)
+    k_fe = len(present)
+    s2 = ssr / (n_obs - k_fe)
+    groups = data.groupby("timepoint", observed=True)["vas"]
+    means, counts = groups.mean(), groups.size()
+    z = float(sps.norm.ppf(0.5 + _CONFIDENCE / 2.0))
+    estimates = []
+    for code in present:
+        estimate = float(means[code])
+        se = math.sqrt(s2 / float(counts[code]))
+        estimates.append(
+            MixedModelEstimate(
+                timepoint=code,
+                estimate=estimate,
+                se=se,
+                ci95=(estimate - z * se, estimate + z * se),
+            )
+        )
+    dof = n_obs - k_fe
+    log_likelihood = -0.5 * (
+        dof * math.log(2.0 * math.pi * s2) + float(np.log(counts.to_numpy(dtype=float)).sum()) + dof
+    )
+    return MixedModelResult(
+        fitted=True,
+        formula=FORMULA,
+        method="REML",
+        n_obs=n_obs,
+        n_patients=n_patients,
+        estimates=tuple(estimates),
+        group_var=0.0,
+        residual_var=s2,
+        log_likelihood=log_likelihood,
+        converged=True,
+        optimizer="closed form",
+        note=(
+            "the between-patient variance is estimated at 0 (boundary: the REML score at 0 is "
+            "not positive, so no patient effect is found): the estimates equal ordinary least "
+            "squares, computed in closed form instead of by the iterative fit"
+        ),
+    )
+
+
 def fit_mixed_model(frame: pd.DataFrame, *, codes: tuple[str, ...]) -> MixedModelResult:
     """Fit ``vas ~ C(timepoint)`` + random intercept per patient (REML) to a long frame.
 
@@ -204,6 +259,12 @@ def fit_mixed_model(frame: pd.DataFrame, *, codes: tuple[str, ...]) -> MixedMode
             n_patients,
             "the values do not vary around the time point means; the variances cannot be estimated",
         )
+
+    residuals = data["vas"].to_numpy() - cell_means.to_numpy()
+    ssr = float(residuals @ residuals)
+    per_patient = pd.Series(residuals).groupby(data["patient_id"].to_numpy()).sum().to_numpy()
+    if float(per_patient @ per_patient) <= ssr * (1.0 + 1e-9):
+        return _boundary_fit(data, present, ssr, n_patients)
 
     attempts: list[_Attempt] = []
     failures: list[str] = []

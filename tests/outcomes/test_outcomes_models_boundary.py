@@ -55,3 +55,26 @@ def test_a_patient_effect_still_goes_through_statsmodels():
     result = fit_mixed_model(_cohort(40, patient_sd=2.0, seed=2), codes=CODES)
     assert result.fitted and result.optimizer != "closed form"
     assert result.group_var is not None and result.group_var > 1.0
+
+
+def test_the_profile_fit_of_a_large_cohort_equals_statsmodels():
+    import statsmodels.formula.api as smf
+
+    from spinewatch.outcomes.models import _profile_fit
+
+    frame = _cohort(150, patient_sd=1.5, seed=3)
+    data = frame.copy()
+    data["timepoint"] = pd.Categorical(data["timepoint"], categories=list(CODES), ordered=True)
+    data = data.sort_values(["patient_id", "timepoint"]).reset_index(drop=True)
+    ours = _profile_fit(data, list(CODES), 150)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = smf.mixedlm(FORMULA, data, groups=data["patient_id"]).fit(reml=True)
+    fe = theirs.fe_params.to_numpy()
+    means = np.concatenate([[fe[0]], fe[0] + fe[1:]])
+    assert [e.estimate for e in ours.estimates] == pytest.approx(means, abs=1e-3)
+    se = float(np.sqrt(theirs.cov_params().iloc[0, 0]))
+    assert ours.estimates[0].se == pytest.approx(se, rel=1e-3)
+    assert ours.group_var == pytest.approx(float(theirs.cov_re.iloc[0, 0]), rel=1e-3)
+    assert ours.residual_var == pytest.approx(theirs.scale, rel=1e-3)
+    assert ours.log_likelihood == pytest.approx(theirs.llf, abs=1e-3)

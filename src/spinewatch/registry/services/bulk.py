@@ -34,6 +34,7 @@ from spinewatch.registry.errors import RegistryError
 from spinewatch.registry.services._base import check_date, created_many, parse_field
 from spinewatch.registry.services.patients import (
     IdentityData,
+    _check_user,
     _identity_values,
     note_study_ids,
     take_study_ids,
@@ -70,13 +71,14 @@ class BulkProcedure:
 class BulkPatient:
     """Input schema of one patient of a bulk import: a study id (generated when None), an
     identity (None: pseudonymous), at most one diagnosis (``(kind, primary_tumour)``, dated
-    ``diagnosed_on``) and its procedures."""
+    ``diagnosed_on``), its procedures and its case manager (a saved user, or None)."""
 
     study_id: str | None = None
     identity: IdentityData | None = None
     diagnosis: tuple[str, str | None] | None = None
     diagnosed_on: dt.date | None = None
     procedures: Sequence[BulkProcedure] = ()
+    case_manager: Any = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,8 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
         if not isinstance(record, BulkPatient):
             raise RegistryError(f"{_where(i, None)}: {record!r} is not a BulkPatient")
         where = _where(i, record.study_id)
+        if record.case_manager is not None:
+            _check_user(f"{where}.case_manager", record.case_manager)
         if record.study_id is not None:
             study_id = validate_study_id(record.study_id)
             if study_id in given:
@@ -217,7 +221,10 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
         note_study_ids(given)
         generated = iter(take_study_ids(sum(r.study_id is None for r in patients)))
         patient_rows = created_many(
-            [m.Patient(study_id=r.study_id or next(generated)) for r in patients],
+            [
+                m.Patient(study_id=r.study_id or next(generated), case_manager=r.case_manager)
+                for r in patients
+            ],
             check_unique=False,
         )
         created_many(

@@ -201,6 +201,7 @@ def created_many(objs: Sequence[M], *, check_unique: bool = True) -> list[M]:
                 "object_id": obj.pk,
                 "changes": model_values(obj),
                 "patient_study_id": _study_id(obj),
+                "_changes_json_safe": True,
             }
             for obj in rows
         )

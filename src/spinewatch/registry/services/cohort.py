@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Min, Q
 from django.db.models.fields.json import KeyTextTransform
 
 from spinewatch.core.diagnoses import DiagnosisKind
@@ -82,39 +82,6 @@ ATTRITION_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _selected_procedures(
-    diagnosis: DiagnosisKind | str | None,
-    level: VertebralLevel | str | None,
-    approach: Approach | str | None,
-    procedure_type: ProcedureType | str | None,
-    date_from: dt.date | None,
-    date_to: dt.date | None,
-) -> dict[int, m.Procedure]:
-    """Performed, not voided procedures of not voided patients matching the filters."""
-    procedures = m.Procedure.objects.filter(
-        voided_at__isnull=True, patient__voided_at__isnull=True, status="performed"
-    )
-    if diagnosis is not None:
-        kind = parse_field("diagnosis", DiagnosisKind.parse, diagnosis)
-        procedures = procedures.filter(patient__diagnoses__kind=kind.value)
-    if level is not None:
-        lvl = parse_field("level", VertebralLevel.parse, level)
-        procedures = procedures.filter(levels__level=str(lvl))
-    if approach is not None:
-        appr = parse_field("approach", Approach.parse, approach)
-        procedures = procedures.filter(levels__approach=appr.value)
-    if procedure_type is not None:
-        ptype = parse_field("procedure_type", ProcedureType.parse, procedure_type)
-        procedures = procedures.filter(procedure_type=ptype.value)
-    if date_from is not None:
-        procedures = procedures.filter(performed_on__gte=check_date("date_from", date_from))
-    if date_to is not None:
-        procedures = procedures.filter(performed_on__lte=check_date("date_to", date_to))
-    return {
-        p.pk: p for p in procedures.distinct().select_related("patient").prefetch_related("levels")
-    }
-
-
 def cohort_attrition(
     *,
     today_: dt.date | None = None,
@@ -135,36 +102,48 @@ def cohort_attrition(
     add up to ``scheduled``.
     """
     day = today_ or today()
-    selected = _selected_procedures(diagnosis, level, approach, procedure_type, date_from, date_to)
+    chosen = _procedure_query(diagnosis, level, approach, procedure_type, date_from, date_to)
     rows: dict[str, dict[str, Any]] = {}
-    for proc in selected.values():
-        for tp in proc.protocol.get("timepoints", []):
+    protocols = (
+        m.Procedure.objects.filter(pk__in=chosen)
+        .annotate(codes=KeyTextTransform("timepoints", "protocol"))
+        .values("codes")
+        .annotate(first=Min("pk"))
+        .order_by("first")
+        .values_list("codes", flat=True)
+    )
+    for text in protocols:  # one per distinct protocol, in the order procedures first used it
+        for tp in json.loads(text) if isinstance(text, str) else text or []:
             rows.setdefault(
                 tp["code"],
                 {k: 0 for k in ATTRITION_COLUMNS}
-                | {
-                    "timepoint": tp["code"],
-                    "label": tp.get("label", tp["code"]),
-                },
+                | {"timepoint": tp["code"], "label": tp.get("label", tp["code"])},
             )
-    visits = m.FollowUp.objects.filter(procedure_id__in=list(selected), voided_at__isnull=True)
-    for fu in visits.only(
-        "timepoint", "completed_on", "vas", "window_start", "window_end", "outcome"
-    ):
+    valued = Q(completed_on__isnull=False, vas__isnull=False)
+    inside = Q(completed_on__gte=F("window_start"), completed_on__lte=F("window_end"))
+    open_ = ~valued & Q(outcome__isnull=True)
+    counts = {
+        "scheduled": Count("pk"),
+        "in_window": Count("pk", filter=valued & inside),
+        "out_of_window": Count("pk", filter=valued & ~inside),
+        "not_yet_due": Count("pk", filter=open_ & Q(window_end__gte=day)),
+        "missed": Count("pk", filter=open_ & Q(window_end__lt=day)),
+    }
+    for outcome in ("died", "lost_to_follow_up", "withdrew", "declined"):
+        counts[outcome] = Count("pk", filter=~valued & Q(outcome=outcome))
+    per_timepoint = (
+        m.FollowUp.objects.filter(procedure_id__in=chosen, voided_at__isnull=True)
+        .values("timepoint")
+        .annotate(**counts)
+        .order_by("timepoint")
+    )
+    for found in per_timepoint:  # counted in the database: one row per time point
+        code = found["timepoint"]
         row = rows.setdefault(
-            fu.timepoint,
-            {k: 0 for k in ATTRITION_COLUMNS} | {"timepoint": fu.timepoint, "label": fu.timepoint},
+            code, {k: 0 for k in ATTRITION_COLUMNS} | {"timepoint": code, "label": code}
         )
-        row["scheduled"] += 1
-        if fu.completed_on is not None and fu.vas is not None:
-            inside = fu.window_start <= fu.completed_on <= fu.window_end
-            row["in_window" if inside else "out_of_window"] += 1
-        elif fu.outcome:
-            row[fu.outcome] += 1
-        elif fu.window_end >= day:
-            row["not_yet_due"] += 1
-        else:
-            row["missed"] += 1
+        for key in counts:
+            row[key] += int(found[key])
     return list(rows.values())
 
 

@@ -179,6 +179,15 @@ def run(repeat: int) -> list[dict[str, object]]:
     }
     row["meets_target"] = row["median_ms"] <= 1000.0
     results.append(row)
+    # The results section's Kaplan-Meier plot: drawn alone on first request, then cached.
+    row = {
+        "page": "cohort KM plot (SVG)",
+        "path": "/cohort/results/survival.svg",
+        **_time(researcher, "/cohort/results/survival.svg", repeat),
+        "target_ms": 1000.0,
+    }
+    row["meets_target"] = row["median_ms"] <= 1000.0
+    results.append(row)
     return results
 
 

@@ -215,7 +215,14 @@ _PROBE = textwrap.dedent(
             "input_error": isinstance(exc, InputError),
             "message": str(exc),
         }
-    outcome["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM: this process image's own peak; ru_maxrss would carry the forking parent's peak
+    # (a pytest worker that already ran imaging tests) across exec
+    with open("/proc/self/status") as status:
+        hwm_kb = [int(line.split()[1]) for line in status if line.startswith("VmHWM:")]
+    if hwm_kb:
+        outcome["maxrss_mb"] = hwm_kb[0] / 1024
+    else:
+        outcome["maxrss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     outcome["seconds"] = time.monotonic() - started
     print(json.dumps(outcome))
     """

@@ -358,6 +358,15 @@ def test_detail_line_and_confidence_marker() -> None:
     assert [m.count("\u25cf") for m in CONFIDENCE_MARKERS.values()] == [3, 2, 1]
 
 
+def test_detail_line_names_diffuse_infiltration() -> None:
+    from spinewatch.imaging.render import _detail
+
+    v = {"collapse_risk": "moderate", "genant_grade": 0, "diffuse_infiltration": True}
+    assert _detail(v) == "diffuse infiltration  G0"
+    assert _detail({**v, "diffuse_infiltration": False}) == "G0"
+    assert _detail({**v, "diffuse_infiltration": None}) == "G0"
+
+
 def test_ellipsize_middle_keeps_both_ends() -> None:
     name = "2026-11-22_ACCESSION-00012345_CT_THORACOLUMBAR_SPINE_series-7.nii.gz"
     for n in (1, 2, 3, 10, 25, len(name) - 1):

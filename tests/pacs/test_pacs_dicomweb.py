@@ -207,8 +207,10 @@ def test_poll_pulls_the_new_ct_of_a_due_patient(
     assert "1 due patient(s) searched; 1 new study(ies) pulled" in out
     (received,) = ReceivedStudy.objects.all()
     assert received.study_instance_uid == mine.study_uid
-    # no label map anywhere: matched and stored, waiting for one -- said so, not analysed
-    assert received.status == "matched" and "no vertebra label map" in received.message
+    # no label map anywhere: queued, the worker segments the CT with the configured segmenter
+    assert received.status == "queued", received.message
+    assert "no vertebra SEG: the CT is segmented by builtin" in received.message
+    assert received.labels_source == "none received: segmented from the CT (builtin)"
     assert main(["pacs", "poll"]) == 0  # a second pass pulls nothing again
     assert "0 new study(ies) pulled" in capsys.readouterr().out
 

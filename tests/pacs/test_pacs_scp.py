@@ -91,10 +91,11 @@ def _vertebra_seg(series, shared_file, path: Path) -> Path:
     return path
 
 
-def test_ct_by_c_store_is_matched_and_analysed(scp, shared_file, tmp_path):
+def test_ct_by_c_store_is_matched_and_analysed(scp, shared_file, tmp_path, settings):
     from spinewatch.registry.models import ReceivedStudy
     from spinewatch.web.scans.worker import run_pending_jobs
 
+    settings.SPINEWATCH_PACS_WITHOUT_LABELS = "wait"  # a site whose segmentation node sends SEGs
     patient = _patient()
     series = example_series_with_uids(shared_file(EXAMPLE_DICOM), tmp_path / "ct", patient_id=HN)
     seg = _vertebra_seg(series, shared_file, tmp_path / "seg.dcm")
@@ -120,6 +121,30 @@ def test_ct_by_c_store_is_matched_and_analysed(scp, shared_file, tmp_path):
         str(ds.file_meta.TransferSyntaxUID) for ds in stored.values() if ds.Modality == "CT"
     }
     assert syntaxes == {"1.2.840.10008.1.2.4.90"}  # JPEG 2000 lossless, as the scanner sent it
+
+
+def test_ct_alone_by_c_store_is_segmented_and_analysed(scp, shared_file, tmp_path):
+    # the default: no SEG in the study, so the worker segments the CT (SPINEWATCH_SEGMENTER,
+    # builtin here) exactly as for a CT uploaded alone, and the report says who made the labels
+    from spinewatch.registry.models import ReceivedStudy
+    from spinewatch.web.scans.worker import run_pending_jobs
+
+    patient = _patient()
+    series = example_series_with_uids(shared_file(EXAMPLE_DICOM), tmp_path / "ct", patient_id=HN)
+    result = _send(scp, *series.files, extra=("-xv",))
+    assert result.returncode == 0, result.stderr
+    received = ReceivedStudy.objects.get(study_instance_uid=series.study_uid)
+    assert received.status == "queued" and received.patient == patient, received.message
+    assert "the CT is segmented by builtin" in received.message
+    assert received.labels_source == "none received: segmented from the CT (builtin)"
+    assert run_pending_jobs() == 1
+    study = received.imaging_study
+    study.refresh_from_db()
+    segmentation = study.report["segmentation"]
+    assert segmentation["segmenter"] == "spinewatch-classical"
+    assert segmentation["levels_confirmed"] is False  # 40 mm of the column: no landmark in view
+    assert len(study.report["vertebrae"]) >= 1
+    assert study.series_instance_uid == series.series_uid
 
 
 def scp_data(scp) -> str:
@@ -210,7 +235,8 @@ def test_dicom_listen_and_serve_dicom_answer_echo_and_stop(tmp_path, command):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
+        # serve migrates a fresh database before it starts the SCP: slow on a loaded machine
+        deadline = time.monotonic() + 240
         echoed = None
         while time.monotonic() < deadline:
             echoed = subprocess.run(

@@ -122,10 +122,11 @@ def test_dismiss_needs_a_reason_and_researchers_see_nothing(dicom_study):
     assert manager.post(f"/pacs/{received.pk}/assign/", {"patient": "x"}).status_code == 403
 
 
-def test_a_study_sent_twice_is_merged_before_analysis_and_refused_after(dicom_study):
+def test_a_study_sent_twice_is_merged_before_analysis_and_refused_after(dicom_study, settings):
     from spinewatch.pacs.errors import AlreadyReceivedError
     from spinewatch.pacs.receive import study_files
 
+    settings.SPINEWATCH_PACS_WITHOUT_LABELS = "wait"  # a site whose segmentation node sends SEGs
     make_patient("SW-9200", "H-LOST")
     first = _receive(dicom_study[:-1])  # the CT alone: matched, no label map yet
     assert first.status == "matched" and "no vertebra label map" in first.message
@@ -134,6 +135,33 @@ def test_a_study_sent_twice_is_merged_before_analysis_and_refused_after(dicom_st
     assert len(study_files(second.storage_dir)) == len(dicom_study)
     with pytest.raises(AlreadyReceivedError, match="received before"):
         _receive(dicom_study)
+
+
+def test_a_ct_received_alone_is_queued_for_the_configured_segmenter(dicom_study, settings):
+    from spinewatch.web.scans.models import AnalysisJob
+    from spinewatch.web.scans.worker import run_pending_jobs
+
+    make_patient("SW-9250", "H-LOST")
+    settings.SPINEWATCH_SEGMENTER = "builtin"
+    received = _receive(dicom_study[:-1])  # the CT without its SEG
+    assert received.status == "queued", received.message
+    assert "no vertebra SEG: the CT is segmented by builtin" in received.message
+    job = AnalysisJob.objects.get(study_id=received.imaging_study_id)
+    assert job.labels_file == "" and job.series_uid == received.chosen_series_uid
+    assert run_pending_jobs() == 1
+    received.imaging_study.refresh_from_db()
+    report = received.imaging_study.report
+    assert report["segmentation"]["segmenter"] == "spinewatch-classical"
+    assert len(report["vertebrae"]) == len(SMALL_SPEC.levels)  # one per drawn vertebra
+    assert report["segmentation"]["levels_confirmed"] is False
+
+
+def test_wait_setting_keeps_a_ct_alone_matched(dicom_study, settings):
+    settings.SPINEWATCH_PACS_WITHOUT_LABELS = "wait"
+    make_patient("SW-9260", "H-LOST")
+    received = _receive(dicom_study[:-1])
+    assert received.status == "matched" and "no vertebra label map" in received.message
+    assert received.imaging_study is None
 
 
 def test_pacs_import_of_a_folder(dicom_study, tmp_path, capsys):

@@ -603,3 +603,45 @@ def test_sins_components_the_imaging_did_not_assess_are_read_by_the_clinician(
 
     with pytest.raises(RegistryError, match="bone lesion, posterolateral not assessed"):
         score_for(finding, pain="none", alignment="normal")
+
+
+def test_diffuse_infiltration_reaches_stored_findings_pages_and_report(client, users):
+    """The report's diffuse-infiltration finding (the myeloma pattern) is stored with each
+    finding and shown beside the level's HU on the patient page and the scan's page."""
+    p = make_patient(23, family="Marrowfield")
+    why = "diffuse infiltration: trabecular bone 72 HU below the patient's own other vertebrae"
+    study = add_analysed_study(
+        p,
+        12,
+        vertebra("L2", diffuse_infiltration=False, diffuse_infiltration_hu_below_own=-12.0),
+        vertebra(
+            "L3",
+            trabecular_hu_median=38.0,
+            diffuse_infiltration=True,
+            diffuse_infiltration_hu_below_own=72.0,
+            collapse_risk="moderate",
+            reasons=[why],
+        ),
+        vertebra("L4"),  # an older report without the fields
+    )
+    stored = {f.level: f for f in study.findings.all()}
+    assert (stored["L3"].diffuse_infiltration, stored["L3"].diffuse_infiltration_hu_below_own) == (
+        True,
+        72.0,
+    )
+    assert stored["L2"].diffuse_infiltration is False
+    assert stored["L4"].diffuse_infiltration is None
+    as_(client, users, "clinician")
+    page = client.get(f"/patients/{p.study_id}/").content.decode()
+
+    def row(level: str) -> str:
+        cell = f'data-label="Level" class="primary-cell">{level}</th>'
+        return page.split(cell, 1)[1].split("</tr>")[0]
+
+    assert "Diffuse infiltration" in row("L3") and "72 HU below own spine" in row("L3")
+    assert "infiltration" not in row("L2").replace(why, "") and "Diffuse" not in row("L4")
+    scan = client.get(f"/scans/{study.pk}/").content.decode()
+    l3 = scan.split('<th scope="row">L3', 1)[1].split("</tr>")[0]
+    assert "diffuse infiltration, 72 HU below own spine" in l3
+    l2 = scan.split('<th scope="row">L2', 1)[1].split("</tr>")[0]
+    assert "diffuse infiltration" not in l2

@@ -241,3 +241,26 @@ def test_csv_exports_neutralise_spreadsheet_formulas(researcher):
     assert len(rows) == 2 and {r["study_id"] for r in rows} == {"'-A1"}
     assert sorted(float(r["vas"]) for r in rows) == [3.0, 7.0]  # numbers stay numbers
     assert all(int(r["days_from_index"]) in (-2, 30) for r in rows)
+
+
+def test_results_section_tables_and_figures(cohort, researcher):
+    from spinewatch.registry.results import results_report
+
+    html = _html(researcher, "?diagnosis=myeloma")
+    tables = results_report(None, diagnosis="myeloma")["tables"]
+    for name in ("table1_baseline", "leakage", "complications", "cement_volume", "survival"):
+        assert f'data-results="{name}"' in html
+    assert tables["table1_baseline"].title in html
+    myeloma = next(r for r in tables["table1_baseline"].records() if r["category"] == "myeloma")
+    assert f"<td>{myeloma['summary']}</td>" in html
+    assert "metastasis</td>" not in html  # the filter reached the results section
+    svg = researcher.get("/cohort/results/survival.svg?diagnosis=myeloma")
+    assert svg.status_code == 200 and svg["Content-Type"] == "image/svg+xml"
+    assert b'id="km:death"' in svg.content
+    png = researcher.get("/cohort/results/leakage.png")
+    assert png.status_code == 200 and png.content[:4] == b"\x89PNG"
+    assert researcher.get("/cohort/results/nothing.png").status_code == 404
+    assert researcher.get("/cohort/results/survival.gif").status_code == 404
+    assert researcher.get("/cohort/results/survival.svg?level=Q9").status_code == 400
+    for value in _forbidden():
+        assert value not in html

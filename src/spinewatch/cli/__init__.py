@@ -26,6 +26,7 @@ _COMMANDS: tuple[str, ...] = (
     "_validate",
     "_outcomes",
     "_importer",
+    "_export",
     "_demo",
     "_manage",
     "_user",

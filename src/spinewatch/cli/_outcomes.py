@@ -1,4 +1,5 @@
-"""``spinewatch outcomes table [COHORT.csv]``: the cohort's VAS results table (and plot).
+"""``spinewatch outcomes table [COHORT.csv]``: the cohort's VAS results table (and plot);
+``spinewatch outcomes results DIR``: the rest of the results section as files.
 
 With a file, the table is computed from that long-format CSV (``patient_id,timepoint,vas``);
 without one, from the registry's completed follow-ups. Output as an aligned text table (default),
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "run_results"]
 
 FORMATS = ("text", "csv", "json")
 TESTS = ("paired-t", "wilcoxon")
@@ -66,6 +67,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     for option, dest, metavar, help_text in _FILTERS:
         registry.add_argument(option, dest=dest, default=None, metavar=metavar, help=help_text)
     table.set_defaults(run=run)
+    results = nested.add_parser(
+        "results",
+        help="the results section: Table 1, leakage/complication rates, cement, analgesics, "
+        "Kaplan-Meier; CSV, text, PNG and SVG files",
+        description=(
+            "Write the registry's results section into DIR: Table 1 (baseline characteristics), "
+            "cement leakage (Yeom type, symptomatic) and SIR complication rates per region and "
+            "approach with Wilson 95% CIs, cement volume per level, analgesic use over time and "
+            "Kaplan-Meier estimates of freedom from new fracture, from re-treatment and of "
+            "overall survival with numbers at risk. Each table as .csv and .txt, each plot as "
+            ".png and .svg. De-identified (study ids, ages top-coded at 90, days)."
+        ),
+    )
+    results.add_argument("directory", type=Path, metavar="DIR")
+    selection = results.add_argument_group("registry filters", "select part of the registry")
+    for option, dest, metavar, help_text in _FILTERS:
+        selection.add_argument(option, dest=dest, default=None, metavar=metavar, help=help_text)
+    results.set_defaults(run=run_results)
 
 
 # (option, cohort_frame keyword, metavar, help)
@@ -151,4 +170,22 @@ def run(args: argparse.Namespace) -> int:
         print(table.to_csv(), end="")
     else:
         print(table.to_text(), end="")
+    return 0
+
+
+def run_results(args: argparse.Namespace) -> int:
+    from spinewatch.cli._django import setup_django
+
+    setup_django()
+    from spinewatch.core.errors import InputError
+    from spinewatch.registry.results import results_report
+
+    filters = _filters(args)
+    report = results_report(args.directory, **filters)
+    if not report["tables"]:
+        raise InputError(
+            "the registry holds no performed procedure matching the filters; expected at least one"
+        )
+    for path in report["files"]:
+        print(path)
     return 0

@@ -15,7 +15,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         description=(
             "Runs every validation section (real scans as a user would run them, modality and "
             "label maps, geometry, Genant, frames, risk and confidence; lesions in real bone: "
-            "pending the lesion work) and writes the Markdown document, its pictures and a JSON "
+            "pending the lesion work; the built-in segmenter: Dice, level names, time and "
+            "memory) and writes the Markdown document, its pictures and a JSON "
             "of the headline figures."
         ),
     )

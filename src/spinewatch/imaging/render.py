@@ -23,9 +23,9 @@ Method (all in world millimetres, RAS+):
    colour of its ``collapse_risk`` (low green, moderate amber, high red, light grey when not
    assessable -- never green --, dark grey when the report does not list it); level name with
    its confidence marker (:data:`CONFIDENCE_MARKERS`: three dots, filled for each step of
-   confidence), Genant grade, lytic %, "not assessable" and the comparison's "treat signal"
-   beside each body; a legend line for the colours and one for the markers; title with the scan
-   and its acquisition (modality, contrast phase and why:
+   confidence), Genant grade, lytic %, "not assessable", "diffuse infiltration" and the
+   comparison's "treat signal" beside each body; a legend line for the colours and one for the
+   markers; title with the scan and its acquisition (modality, contrast phase and why:
    :func:`~spinewatch.imaging.report.acquisition_summary`).
 
 Drawn with :class:`matplotlib.figure.Figure` on an Agg canvas (no pyplot global state).
@@ -455,13 +455,16 @@ def _wrap_bits(fig: Any, bits: Sequence[str], sep: str, max_px: float, **props: 
 
 
 def _detail(v: Mapping[str, Any]) -> str:
-    """The line(s) under a level name: the state (not assessable, treat signal) on a line of its
-    own, then grade, lytic % and cement -- short enough for the label column."""
+    """The line(s) under a level name: the state (not assessable, treat signal, diffuse
+    infiltration) on a line of its own, then grade, lytic % and cement -- short enough for the
+    label column."""
     state = []
     if v.get("collapse_risk") == "not_assessable":
         state.append("not assessable")
     if v.get("treat_signal") is True:
         state.append("treat signal")
+    if v.get("diffuse_infiltration") is True:
+        state.append("diffuse infiltration")
     parts: list[str] = []
     grade = v.get("genant_grade")
     if v.get("truncated"):

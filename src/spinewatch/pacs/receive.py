@@ -13,9 +13,16 @@ folder of an association or a pull) and, all or nothing:
 4. finds the vertebra label map: a label file given by the caller, else a vertebra SEG in the
    study that references the chosen series
    (:func:`~spinewatch.imaging.dicom_export.labels_from_seg`, written as ``labels.nii.gz`` in
-   the VerSe convention);
-5. for a matched study with a label map: registers the imaging study and queues its analysis
-   (the same persisted job as an upload) -- status ``queued``.
+   the VerSe convention), else -- when the setting ``SPINEWATCH_PACS_WITHOUT_LABELS`` is
+   ``segment`` (the default) -- none: the worker segments the CT with the segmenter
+   ``SPINEWATCH_SEGMENTER`` names, as for a CT uploaded alone (``wait``: the study stays
+   matched until a SEG arrives);
+5. for a matched study with a label map, or to be segmented: registers the imaging study and
+   queues its analysis (the same persisted job as an upload) -- status ``queued``.
+
+With ``segment``, a SEG that a segmentation node sends after the CT's analysis was queued is
+refused like any study received again (:class:`~.errors.AlreadyReceivedError`): a site whose
+segmentation node sends SEGs sets ``wait``.
 
 Any error undoes the database writes (one transaction) and removes the files this call added.
 """
@@ -168,6 +175,16 @@ def _labels_from_study_seg(
     return None
 
 
+def _segmenter_without_labels() -> str | None:
+    """The segmenter the worker runs on a study received without a label map, or None when
+    such a study waits for a SEG (``SPINEWATCH_PACS_WITHOUT_LABELS=wait``)."""
+    from django.conf import settings
+
+    if getattr(settings, "SPINEWATCH_PACS_WITHOUT_LABELS", "segment") == "wait":
+        return None
+    return str(settings.SPINEWATCH_SEGMENTER)
+
+
 def _copy_labels(storage: Path, labels: Path) -> tuple[str, str]:
     with labels.open("rb") as fh:
         suffix = check_labels_file(fh, labels.name)
@@ -285,6 +302,10 @@ def _register(
         found = _labels_from_study_seg(storage, all_headers, choice.uid)
         if found is not None:
             convention = "verse"
+    segmenter = _segmenter_without_labels() if found is None else None
+    if segmenter is not None:
+        # no label file: the worker segments the CT (StoredUpload with an empty labels_file)
+        found = ("", f"none received: segmented from the CT ({segmenter})")
     fields: dict[str, Any] = {
         "series": [s.to_json() for s in summaries],
         "chosen_series_uid": choice.uid,
@@ -303,6 +324,8 @@ def _register(
             )
             fields["imaging_study"] = imaging
             status, message = ReceivedStatus.QUEUED, f"{match.reason}; analysis queued"
+            if segmenter is not None:
+                message += f" (no vertebra SEG: the CT is segmented by {segmenter})"
         fields.update(status=status.value, message=message, patient=match.patient)
         row = _save_row(existing, first, fields, via=via, calling_ae=calling_ae)
     logger.info("received study %s via %s: %s", study_uid, via, message)

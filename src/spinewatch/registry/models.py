@@ -195,7 +195,7 @@ class PatientIdentity(models.Model):
         max_length=_ENUM, choices=ContactBy.choices, default=ContactBy.NONE
     )
     #: :func:`identity_search_text` of the names and number: what name and number searches
-    #: read (on PostgreSQL through a pg_trgm GIN index, migration 0006), kept by ``save()`` and
+    #: read (on PostgreSQL through a pg_trgm GIN index, migration 0007), kept by ``save()`` and
     #: by the services' identity updates.
     search_text = models.CharField(max_length=600, blank=True, editable=False)
 
@@ -306,6 +306,8 @@ class VertebraFinding(models.Model):
     collapse" (True), found no such change (False) or was not made (None: no prior, or the level
     was not on it); ``treat_signal_reasons`` says why. ``confidence`` (high / medium / low) and
     its reasons: how far the measurements of this vertebra can be trusted.
+    ``diffuse_infiltration``: the report's finding of the same name (the body far below the
+    patient's own other vertebrae; None: not assessable or an older report).
     """
 
     study = models.ForeignKey(ImagingStudy, on_delete=models.CASCADE, related_name="findings")
@@ -325,6 +327,10 @@ class VertebraFinding(models.Model):
     posterior_wall_involved = models.BooleanField(null=True, blank=True)
     pedicle_left_involved = models.BooleanField(null=True, blank=True)
     pedicle_right_involved = models.BooleanField(null=True, blank=True)
+    #: Diffuse infiltration (the myeloma pattern): the body lies far below the patient's own
+    #: other vertebrae (None: not assessable); ``..._hu_below_own``: by how much (HU).
+    diffuse_infiltration = models.BooleanField(null=True, blank=True)
+    diffuse_infiltration_hu_below_own = models.FloatField(null=True, blank=True)
     collapse_risk = models.CharField(
         max_length=_ENUM, choices=CollapseRisk.choices, null=True, blank=True
     )

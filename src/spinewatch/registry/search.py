@@ -3,7 +3,7 @@
 :func:`patient_search` turns what was typed into a filter: every word must occur in the
 patient's normalised identity text (:attr:`~spinewatch.registry.models.PatientIdentity.
 search_text`: names and hospital number, accents stripped, case folded) or in the study id. On
-PostgreSQL both are served by pg_trgm GIN indexes (migration 0006), so a search does not read
+PostgreSQL both are served by pg_trgm GIN indexes (migration 0007), so a search does not read
 every identity: at 100,000 patients the ``icontains`` over four joined columns it replaces
 scanned every row of both tables.
 """

@@ -2,9 +2,12 @@
 
 ``spinewatch validate`` (``make validate``) writes ``docs/validation.md`` from the sections in
 :mod:`spinewatch.validation.sections`; the tools here -- synthetic findings inserted into real
-scans with their ground truth -- are also used by the tests. Nothing here is used by the analysis
-itself. Imports only :mod:`spinewatch.core` and
-:mod:`spinewatch.imaging` (no Django).
+scans with their ground truth -- are also used by the tests: lesions
+(:mod:`~spinewatch.validation.lesion_insertion`, and the matrix of them in the real vertebrae,
+:mod:`~spinewatch.validation.lesion_matrix`), fractures
+(:mod:`~spinewatch.validation.fracture_insertion`) and the myeloma pattern
+(:mod:`~spinewatch.validation.myeloma`). Nothing here is used by the analysis itself. Imports
+only :mod:`spinewatch.core` and :mod:`spinewatch.imaging` (no Django).
 """
 
 from spinewatch.validation.lesion_insertion import (

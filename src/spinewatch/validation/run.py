@@ -31,6 +31,7 @@ def _sections() -> list[Callable[[ValidationContext], Section]]:
     from spinewatch.validation.sections.modality_labels import modality_labels_section
     from spinewatch.validation.sections.real_scans import real_scans_section
     from spinewatch.validation.sections.risk_confidence import risk_confidence_section
+    from spinewatch.validation.sections.segmentation import segmentation_section
 
     return [
         real_scans_section,
@@ -40,6 +41,7 @@ def _sections() -> list[Callable[[ValidationContext], Section]]:
         frames_section,
         risk_confidence_section,
         lesions_section,
+        segmentation_section,
     ]
 
 

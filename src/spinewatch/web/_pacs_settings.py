@@ -10,6 +10,11 @@
   ``SPINEWATCH_DICOMWEB_TOKEN`` (bearer) when the PACS asks for authentication;
 - ``SPINEWATCH_PATIENT_ID_ISSUER``: the issuer of our hospital numbers; a study whose
   IssuerOfPatientID names another issuer is not matched by its PatientID;
+- ``SPINEWATCH_PACS_WITHOUT_LABELS`` (default ``segment``): a matched CT study received without
+  a vertebra SEG of its series is ``segment``-ed -- its analysis queued at once, the worker
+  segmenting the CT with the segmenter ``SPINEWATCH_SEGMENTER`` names, as for a CT uploaded
+  alone -- or, with ``wait``, kept matched until a segmentation node sends its SEG (or a user
+  gives a label file);
 - ``SPINEWATCH_DICOMWEB_RETRIES`` (default 4) and ``SPINEWATCH_DICOMWEB_BACKOFF_S`` (default
   1.0): attempts and first wait (doubling) when the PACS is unreachable or answers 5xx.
 """
@@ -26,6 +31,7 @@ __all__ = [
     "SPINEWATCH_DICOM_AE_TITLE",
     "SPINEWATCH_DICOM_HOST",
     "SPINEWATCH_DICOM_PORT",
+    "SPINEWATCH_PACS_WITHOUT_LABELS",
     "SPINEWATCH_PATIENT_ID_ISSUER",
 ]
 
@@ -67,6 +73,14 @@ if not _AE.match(SPINEWATCH_DICOM_AE_TITLE):
 SPINEWATCH_DICOM_PORT = _int("SPINEWATCH_DICOM_PORT", 11112, 1, 65535)
 SPINEWATCH_DICOM_HOST = os.environ.get("SPINEWATCH_DICOM_HOST", "127.0.0.1")
 SPINEWATCH_PATIENT_ID_ISSUER = os.environ.get("SPINEWATCH_PATIENT_ID_ISSUER", "").strip()
+SPINEWATCH_PACS_WITHOUT_LABELS = (
+    os.environ.get("SPINEWATCH_PACS_WITHOUT_LABELS", "").strip().lower() or "segment"
+)
+if SPINEWATCH_PACS_WITHOUT_LABELS not in {"segment", "wait"}:
+    raise ImproperlyConfigured(
+        f"SPINEWATCH_PACS_WITHOUT_LABELS={SPINEWATCH_PACS_WITHOUT_LABELS!r}: expected segment "
+        "or wait"
+    )
 
 _url = os.environ.get("SPINEWATCH_DICOMWEB_URL", "").strip().rstrip("/")
 if _url and not _url.startswith(("http://", "https://")):

@@ -188,6 +188,8 @@ def findings_from_report(report: Mapping[str, Any]) -> list[dict[str, Any]]:
                 "posterior_wall_involved": f.flag("posterior_wall_involved"),
                 "pedicle_left_involved": f.flag("pedicle_left_involved"),
                 "pedicle_right_involved": f.flag("pedicle_right_involved"),
+                "diffuse_infiltration": f.flag("diffuse_infiltration"),
+                "diffuse_infiltration_hu_below_own": f.number("diffuse_infiltration_hu_below_own"),
                 "collapse_risk": risk,
                 "reasons": reasons,
                 "sins_imaging_points": sins_points,

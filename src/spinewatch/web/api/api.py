@@ -28,7 +28,7 @@ from ninja.errors import AuthenticationError
 
 from spinewatch.core.errors import InputError
 from spinewatch.registry.errors import NotFoundError, StaleEditError
-from spinewatch.web.api import follow_ups, imaging, outcomes, patients, procedures, research
+from spinewatch.web.api import fhir, follow_ups, imaging, outcomes, patients, procedures, research
 from spinewatch.web.api.auth import AUTH
 
 __all__ = ["api"]
@@ -97,3 +97,4 @@ api.add_router("", procedures.router)
 api.add_router("", follow_ups.router)
 api.add_router("/outcomes", outcomes.router)
 api.add_router("/deidentified", research.router)
+api.add_router("/fhir", fhir.router)

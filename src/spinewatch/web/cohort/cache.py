@@ -23,7 +23,15 @@ from django.db.models import Count, Max, Sum
 
 from spinewatch.registry import models as rm
 
-__all__ = ["TIMEOUT_S", "cache_key", "cached_table", "data_stamp", "warm"]
+__all__ = [
+    "TIMEOUT_S",
+    "cache_key",
+    "cached_figure",
+    "cached_results",
+    "cached_table",
+    "data_stamp",
+    "warm",
+]
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +108,63 @@ def _compute(filters: dict[str, Any], test: str) -> dict[str, Any] | str | None:
 
 
 def warm() -> bool:
-    """Compute the unfiltered table (paired t-test) if it is not cached; True when computed."""
+    """Compute the unfiltered table (paired t-test) and results section if they are not
+    cached; True when something was computed."""
+    computed = False
     key = cache_key({}, "paired-t")
-    if cache.get(key) is not None:
-        return False
-    cache.set(key, {"value": _compute({}, "paired-t")}, TIMEOUT_S)
-    return True
+    if cache.get(key) is None:
+        cache.set(key, {"value": _compute({}, "paired-t")}, TIMEOUT_S)
+        computed = True
+    results_key = cache_key({}, "results")
+    if cache.get(results_key) is None:
+        cache.set(results_key, {"value": _compute_results({})}, TIMEOUT_S)
+        computed = True
+    return computed
+
+
+#: Tables of the results section shown on the page, and their figures.
+RESULT_FIGURES = ("survival", "leakage", "complications", "cement_volume", "analgesics")
+FIGURE_TYPES = {"png": "image/png", "svg": "image/svg+xml"}
+
+
+def cached_results(selection: dict[str, Any]) -> dict[str, Any]:
+    """The results section's tables (:func:`spinewatch.registry.results.results_report`) of the
+    selected procedures as ``{name: ResultsTable.to_json_dict() + columns}``."""
+    key = cache_key(selection, "results")
+    found = cache.get(key)
+    if found is not None:
+        return found["value"]  # type: ignore[no-any-return]
+    value = _compute_results(selection)
+    cache.set(key, {"value": value}, TIMEOUT_S)
+    return value
+
+
+def _compute_results(selection: dict[str, Any]) -> dict[str, Any]:
+    from spinewatch.registry.results import results_report
+
+    report = results_report(None, figures=(), **selection)
+    return {
+        name: {**table.to_json_dict(), "columns": list(table.columns)}
+        for name, table in report["tables"].items()
+    }
+
+
+def cached_figure(selection: dict[str, Any], name: str, fmt: str) -> bytes | None:
+    """One results figure (PNG or SVG bytes), drawn alone when not cached (a figure takes about
+    a second); None when the selection has no such figure."""
+    import io
+
+    from spinewatch.registry.results import results_report
+
+    key = cache_key(selection, f"results:{name}:{fmt}")
+    found = cache.get(key)
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    fig = results_report(None, figures=(name,), **selection)["figures"].get(name)
+    if fig is None:
+        return None
+    buffer = io.BytesIO()
+    metadata = {"Software": "SpineWatch"} if fmt == "png" else {"Date": None}
+    fig.savefig(buffer, format=fmt, metadata=metadata)
+    cache.set(key, buffer.getvalue(), TIMEOUT_S)
+    return buffer.getvalue()

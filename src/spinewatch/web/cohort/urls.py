@@ -11,4 +11,5 @@ urlpatterns = [
     path("plot.png", views.plot_png, name="plot"),
     path("table.csv", views.table_csv, name="table_csv"),
     path("data.csv", views.data_csv, name="data_csv"),
+    path("results/<slug:name>.<str:fmt>", views.results_figure, name="results_figure"),
 ]

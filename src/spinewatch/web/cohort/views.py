@@ -24,7 +24,7 @@ from spinewatch.core.errors import InputError
 from spinewatch.registry.deid import deidentified_cohort_frame
 from spinewatch.web.cohort.forms import CohortFilterForm
 
-__all__ = ["DATA_COLUMNS", "data_csv", "index", "plot_png", "table_csv"]
+__all__ = ["DATA_COLUMNS", "data_csv", "index", "plot_png", "results_figure", "table_csv"]
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +158,78 @@ def index(request: HttpRequest) -> HttpResponse:
         context["rows"] = [display_row(r) for r in table["timepoints"]]
         context["sd_footnote"] = any(r["sd_missing"] for r in context["rows"])
         context["test_label"] = TEST_LABELS.get(table["test"], table["test"])
+    context["results"] = _results_display(form)
     return render(request, "web/cohort/index.html", context)
+
+
+#: Columns of each results table shown on the page (the CSV files have them all).
+_SHOWN: dict[str, tuple[str, ...]] = {
+    "table1_baseline": ("characteristic", "category", "summary", "statistic"),
+    "leakage": ("group_by", "group", "outcome", "events", "n", "pct", "ci95_lo", "ci95_hi"),
+    "complications": ("group_by", "group", "outcome", "events", "n", "pct", "ci95_lo", "ci95_hi"),
+    "cement_volume": ("group", "n", "mean_ml", "sd_ml", "median_ml", "q1_ml", "q3_ml"),
+    "analgesics": (
+        "label",
+        "n",
+        "none_pct",
+        "non_opioid_pct",
+        "weak_opioid_pct",
+        "strong_opioid_pct",
+        "opioid_pct",
+        "opioid_ci95_lo",
+        "opioid_ci95_hi",
+    ),
+    "survival": (
+        "endpoint",
+        "day",
+        "at_risk",
+        "events_so_far",
+        "estimate_pct",
+        "ci95_lo_pct",
+        "ci95_hi_pct",
+    ),
+}
+
+
+def _results_display(form: CohortFilterForm) -> list[dict[str, Any]]:
+    """The results tables as header + cells for the template (cached with the data's state)."""
+    from spinewatch.web.cohort.cache import RESULT_FIGURES, cached_results
+
+    out = []
+    for name, table in cached_results(form.selection()).items():
+        columns = [c for c in _SHOWN.get(name, tuple(table["columns"])) if c in table["columns"]]
+        out.append(
+            {
+                "name": name,
+                "title": table["title"],
+                "columns": [c.replace("_", " ") for c in columns],
+                "rows": [
+                    [_DASH if r.get(c) is None else r[c] for c in columns] for r in table["rows"]
+                ],
+                "notes": table["notes"],
+                "figure": name if name in RESULT_FIGURES else None,
+            }
+        )
+    return out
+
+
+@require_http_methods(["GET"])
+@requires(Action.VIEW_DEIDENTIFIED)
+def results_figure(request: HttpRequest, name: str, fmt: str) -> HttpResponse:
+    """A results plot of the filtered cohort as PNG or SVG."""
+    from spinewatch.web.cohort.cache import FIGURE_TYPES, RESULT_FIGURES, cached_figure
+
+    form = _form(request)
+    if not form.is_valid():
+        return _bad(form)
+    if name not in RESULT_FIGURES or fmt not in FIGURE_TYPES:
+        return HttpResponse("no such figure\n", status=404, content_type="text/plain")
+    data = cached_figure(form.selection(), name, fmt)
+    if data is None:
+        return HttpResponse(
+            "no data for this figure and these filters\n", status=404, content_type="text/plain"
+        )
+    return HttpResponse(data, content_type=FIGURE_TYPES[fmt])
 
 
 @require_http_methods(["GET"])

@@ -137,6 +137,16 @@ def _cement(entry: Mapping[str, Any]) -> str:
     return "None"
 
 
+def _infiltration(entry: Mapping[str, Any]) -> str:
+    """ "diffuse infiltration, N HU below own spine" when the report finds it, else ""."""
+    if entry.get("diffuse_infiltration") is not True:
+        return ""
+    below = entry.get("diffuse_infiltration_hu_below_own")
+    if isinstance(below, (int, float)) and not isinstance(below, bool):
+        return f"diffuse infiltration, {below:.0f} HU below own spine"
+    return "diffuse infiltration"
+
+
 def level_rows(
     report: Mapping[str, Any] | None, decisions: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
@@ -169,6 +179,7 @@ def level_rows(
                 "deformity": str(entry.get("deformity") or DASH),
                 "height_loss": _num(entry.get("height_loss_pct"), 0),
                 "hu": _num(entry.get("trabecular_hu_median"), 0),
+                "infiltration": _infiltration(entry),
                 "lytic_ml": _num(entry.get("lytic_volume_ml"), 2),
                 "lytic_pct": DASH
                 if not isinstance(fraction, (int, float))

@@ -52,7 +52,7 @@ def _drop_indexes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0005_study_id_counter"),
+        ("registry", "0006_study_id_counter"),
     ]
 
     operations = [

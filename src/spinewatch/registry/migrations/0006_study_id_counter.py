@@ -21,7 +21,7 @@ def _seed(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0004_unit_day_voids_plans_outcomes_procedure_details"),
+        ("registry", "0005_finding_diffuse_infiltration"),
     ]
 
     operations = [

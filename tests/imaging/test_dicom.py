@@ -264,6 +264,66 @@ def test_values_beyond_int16_widen_to_int32(tmp_path: Path) -> None:
     check_geometry(ct, hu=lambda p: 2 * hu_of_ras(p))
 
 
+def _pydicom_reference(directory: Path) -> np.ndarray:
+    """The series decoded by pydicom alone (full read, its Modality LUT in float64), stacked
+    ``[column, row, slice]`` by ascending position along the normal (axial: z)."""
+    from pydicom import dcmread
+    from pydicom.pixels.processing import apply_modality_lut
+
+    dss = [dcmread(f) for f in sorted(directory.iterdir())]
+    dss.sort(key=lambda ds: float(ds.ImagePositionPatient[2]))
+    return np.stack([apply_modality_lut(ds.pixel_array, ds).T for ds in dss], axis=-1)
+
+
+def test_each_file_is_parsed_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pydicom
+
+    write_series(tmp_path, n=7)
+    calls: list[object] = []
+    real = pydicom.dcmread
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(args[0])
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(pydicom, "dcmread", counting)
+    ct = load_ct(tmp_path)
+    assert len(calls) == 7  # the header pass; the pixel pass reads the pixel element alone
+    check_geometry(ct)
+
+
+@pytest.mark.parametrize(
+    ("signed", "bits_stored", "intercept", "slope"),
+    [
+        (True, 16, -1024.0, 1.0),  # the usual CT: read without pydicom's decoder
+        (False, 16, -1024.0, 1.0),
+        (False, 12, -1024.0, 1.0),  # 12 bits stored: pydicom's decoder
+        (True, 16, -1024.0, 3.0),  # a whole slope: integer arithmetic
+        (True, 16, -1024.5, 0.25),  # fractional: pydicom's Modality LUT in float64
+    ],
+)
+def test_values_are_what_pydicom_reads(
+    tmp_path: Path, signed: bool, bits_stored: int, intercept: float, slope: float
+) -> None:
+    def hu(p: np.ndarray) -> np.ndarray:
+        stored = np.mod(np.abs(hu_of_lps(p)), 2**bits_stored if not signed else 2**11)
+        return stored * slope + intercept
+
+    write_series(
+        tmp_path,
+        signed=signed,
+        intercept=intercept,
+        slope=slope,
+        hu=hu,
+        extra={"BitsStored": bits_stored, "HighBit": bits_stored - 1},
+    )
+    ct = load_ct(tmp_path)
+    expected = _pydicom_reference(tmp_path)
+    np.testing.assert_array_equal(ct.hu, expected)
+    exact = np.array_equal(expected, np.round(expected))
+    assert ct.hu.dtype == (np.int16 if exact else np.float32)
+
+
 # ---------------------------------------------------------------------------------- series
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from spinewatch.imaging import density
+from spinewatch.imaging import grid
 from spinewatch.imaging.anatomy import VertebraFrame, label_bounding_boxes, local_coordinates
 from spinewatch.imaging.density import distance_within_mm, mask_box
 from spinewatch.imaging.volume import Grid, LabelVolume
@@ -50,7 +50,7 @@ def test_distance_within_windowed_path_is_taken(monkeypatch: pytest.MonkeyPatch)
         calls.append(1)
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(density.ndimage, "distance_transform_edt", spy)
+    monkeypatch.setattr(grid.ndimage, "distance_transform_edt", spy)
     src = _blobs((30, 30, 30), 0.5, seed=3)
     got = distance_within_mm(src, (1.0, 1.0, 1.0), 2.0)
     assert calls == []
@@ -107,3 +107,65 @@ def test_label_bounding_boxes_match_find_objects(order: str) -> None:
     assert got == ndimage.find_objects(labels)
     empty = np.zeros((4, 4, 4), dtype=np.uint8)
     assert label_bounding_boxes(LabelVolume(empty, Grid(empty.shape, np.eye(4)), "t")) == []
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_largest_component_matches_scipy_label(order: str, seed: int) -> None:
+    from spinewatch.imaging.grid import largest_component
+
+    mask = np.asarray(_blobs((40, 30, 25), 0.53, seed=seed), order=order)
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    counts = np.bincount(lab.ravel())
+    counts[0] = 0
+    assert n > 2
+    got, share = largest_component(mask)
+    np.testing.assert_array_equal(got, lab == np.argmax(counts))
+    assert share == counts.max() / counts.sum()
+
+
+def test_largest_component_breaks_ties_as_scipy_does() -> None:
+    from spinewatch.imaging.grid import largest_component
+
+    mask = np.zeros((9, 9, 9), dtype=bool)
+    mask[6:8, 6:8, 6:8] = True  # met second in C order
+    mask[0:2, 0:2, 0:2] = True  # met first: scipy's label 1
+    got, share = largest_component(np.asfortranarray(mask))
+    assert got[0, 0, 0] and not got[7, 7, 7]
+    assert share == 0.5
+    one = np.zeros((4, 4, 4), dtype=bool)
+    one[1, 1, 1] = True
+    assert largest_component(one)[1] == 1.0
+
+
+def test_gaussian_within_is_scipys_filter_bit_for_bit() -> None:
+    from spinewatch.imaging.grid import gaussian_within
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        shape = tuple(int(s) for s in rng.integers(5, 30, 3))
+        lo = [int(rng.integers(0, s)) for s in shape]
+        hi = [int(rng.integers(a + 1, s + 1)) for a, s in zip(lo, shape, strict=True)]
+        arr = np.zeros(shape, np.float32)
+        size = [b - a for a, b in zip(lo, hi, strict=True)]
+        arr[lo[0] : hi[0], lo[1] : hi[1], lo[2] : hi[2]] = rng.normal(size=size)
+        sigma = rng.uniform(0.3, 6.0, 3)
+        sigma[trial % 3] *= trial % 2  # an axis left alone now and then
+        ref = ndimage.gaussian_filter(arr, sigma)
+        got, box = gaussian_within(arr, sigma, list(zip(lo, hi, strict=True)))
+        np.testing.assert_array_equal(got.view(np.uint32), ref.view(np.uint32))
+        outside = np.ones(shape, dtype=bool)
+        outside[tuple(slice(a, b) for a, b in box)] = False
+        assert not got[outside].any()
+        # a cascade from the grown box, as the lesion scales use it
+        again, _ = gaussian_within(got, 0.7 * sigma, box)
+        expected = ndimage.gaussian_filter(ref, 0.7 * sigma)
+        np.testing.assert_array_equal(again.view(np.uint32), expected.view(np.uint32))
+
+
+@pytest.mark.parametrize("dof", [2.0, 8.0, 26.0, 48.0, 120.0, 1000.0])
+def test_chi2_median_without_scipy_stats(dof: float) -> None:
+    from scipy import stats
+    from scipy.special import chdtri
+
+    assert chdtri(dof, 0.5) == stats.chi2.median(dof)

@@ -227,13 +227,15 @@ def test_dicom_listen_and_serve_dicom_answer_echo_and_stop(tmp_path, command):
         if command == "dicom-listen"
         else ["serve", "--port", str(free_port()), "--workers", "1", "--no-worker", "--dicom"]
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "spinewatch.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    log_path = tmp_path / "process.log"  # a file, not a pipe: nothing left unclosed, never full
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "spinewatch.cli", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         # serve migrates a fresh database before it starts the SCP: slow on a loaded machine
         deadline = time.monotonic() + 240
@@ -251,8 +253,9 @@ def test_dicom_listen_and_serve_dicom_answer_echo_and_stop(tmp_path, command):
             time.sleep(0.5)
         assert echoed is not None and echoed.returncode == 0, echoed.stderr if echoed else ""
         process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=30)
-        assert process.returncode == 0
+        process.wait(timeout=30)
+        out = log_path.read_bytes()
+        assert process.returncode == 0, out[-2000:]
         assert b"listening on 127.0.0.1:" in out
     finally:
         if process.poll() is None:

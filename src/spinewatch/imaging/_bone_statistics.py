@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from spinewatch.imaging.density import mask_box
+from spinewatch.imaging.grid import gaussian_within, mask_box
 
 FloatArray = npt.NDArray[np.float32]
 BoolArray = npt.NDArray[np.bool_]
@@ -54,12 +54,18 @@ def masked_smooth(
         for sl, sg, n in zip(found, sigma_vox, support.shape, strict=True)
     )
     weights = support[box].astype(np.float32)
-    num = ndimage.gaussian_filter(np.asarray(hu[box], dtype=np.float32) * weights, sigma_vox)
-    den = ndimage.gaussian_filter(weights, sigma_vox)
+    inside = _box_in(found, box)  # num and den are zero outside the support's own box
+    num, _ = gaussian_within(np.asarray(hu[box], dtype=np.float32) * weights, sigma_vox, inside)
+    den, _ = gaussian_within(weights, sigma_vox, inside)
     out_box = np.zeros(num.shape, dtype=np.float32)
     np.divide(num, den, out=out_box, where=den > 1e-3)
     out[box] = out_box
     return out
+
+
+def _box_in(found: tuple[slice, ...], box: tuple[slice, ...]) -> list[tuple[int, int]]:
+    """``found`` (slices of the crop) as (start, stop) pairs inside ``box``."""
+    return [(f.start - b.start, f.stop - b.start) for f, b in zip(found, box, strict=True)]
 
 
 def smooth_scales(
@@ -70,7 +76,9 @@ def smooth_scales(
 ) -> list[FloatArray]:
     """:func:`masked_smooth` at each of the increasing ``sigmas_mm``, as a cascade: a Gaussian of
     sigma ``s2`` is one of sigma ``s1`` followed by one of ``sqrt(s2^2 - s1^2)``, for the
-    numerator and the denominator alike (both linear), so each scale costs a short kernel."""
+    numerator and the denominator alike (both linear), so each scale costs a short kernel; each
+    pass filters only the lines that can be non-zero (:func:`~spinewatch.imaging.grid.
+    gaussian_within`, the same values bit for bit)."""
     out = [np.zeros(support.shape, dtype=np.float32) for _ in sigmas_mm]
     found = mask_box(support)
     if found is None:
@@ -82,12 +90,13 @@ def smooth_scales(
     )
     den = support[box].astype(np.float32)
     num = np.asarray(hu[box], dtype=np.float32) * den
+    inside = _box_in(found, box)  # where num and den may be non-zero, growing scale by scale
     previous = 0.0
     for i, sigma in enumerate(sigmas_mm):
         step = float(np.sqrt(sigma * sigma - previous * previous))
         step_vox = [step / s for s in spacing_mm]
-        num = ndimage.gaussian_filter(num, step_vox)
-        den = ndimage.gaussian_filter(den, step_vox)
+        num, _ = gaussian_within(num, step_vox, inside)
+        den, inside = gaussian_within(den, step_vox, inside)
         previous = sigma
         smooth = np.zeros(num.shape, dtype=np.float32)
         np.divide(num, den, out=smooth, where=den > 1e-3)

@@ -67,6 +67,7 @@ from spinewatch.imaging.report import (
     SpineReport,
     VertebraReport,
 )
+from spinewatch.imaging.threads import analysis_threads, ordered_imap
 from spinewatch.imaging.volume import CtVolume, GeometryError, LabelVolume, MrVolume
 
 __all__ = [
@@ -231,6 +232,7 @@ def analyze(
     acquisition: Acquisition | None = None,
     lowest_level: VertebralLevel | str | None = None,
     level: VertebralLevel | str | None = None,
+    threads: int | None = None,
 ) -> SpineReport:
     """Analyse every vertebra of ``labels`` (and the image ``ct`` when given; same grid).
 
@@ -253,6 +255,10 @@ def analyze(
     ``working_resolution_mm`` (None: every voxel as it is) trades exactness for speed on
     sub-millimetre scans; see :data:`FAST_WORKING_RESOLUTION_MM`.
 
+    ``threads``: vertebrae measured at once (:func:`~spinewatch.imaging.threads.analysis_threads`:
+    None reads ``SPINEWATCH_ANALYSIS_THREADS``, default the machine's cores); the report is the
+    same for any count.
+
     ``convention`` may be ``"auto"``. ``progress(done, total)`` is called after each vertebra.
     ``ct_path``/``labels_path`` only fill the report's ``scan`` record.
     """
@@ -268,11 +274,13 @@ def analyze(
     )
     labels = prepared.labels
     boxes = prepared.boxes if prepared.boxes is not None else label_bounding_boxes(labels)
+    n_threads = analysis_threads(threads)
     regions = find_vertebrae(
         labels,
         prepared.analysis_convention,
         boxes=boxes,
         working_resolution_mm=working_resolution_mm,
+        threads=n_threads,
     )
     acquisition = _with_contrast(acquisition, ct, labels, regions)
     offset_hu = acquisition.contrast_phase.density_offset_hu
@@ -280,18 +288,26 @@ def analyze(
     measured: dict[VertebralLevel, BodyHeights] = {}
     heights_of: dict[VertebralLevel, BodyHeights | None] = {}
     findings: dict[VertebralLevel, tuple[Any, Any, Any, float | None]] = {}
-    for done, region in enumerate(regions, start=1):
+    vertebra_labels = [r.label for r in regions]
+
+    def measure(
+        region: VertebraRegion,
+    ) -> tuple[BodyHeights | None, tuple[Any, Any, Any, float | None] | None]:
         # heights and the CT findings share the region's derived arrays (body voxels, their
         # local coordinates, the body depth): both run while they are cached, then they go
         h = body_heights(region)
+        found = None if ct is None else _ct_findings(ct, labels, region, offset_hu, vertebra_labels)
+        region.drop_cached()  # one vertebra's derived arrays per thread in memory at a time
+        return h, found
+
+    # vertebrae in parallel threads, results in cranio-caudal order (see imaging.threads)
+    results = ordered_imap(measure, regions, n_threads)
+    for done, (region, (h, found)) in enumerate(zip(regions, results, strict=True), start=1):
         heights_of[region.level] = h
         if h is not None:
             measured[region.level] = h
-        if ct is not None:
-            findings[region.level] = _ct_findings(
-                ct, labels, region, offset_hu, [r.label for r in regions]
-            )
-        region.drop_cached()  # one vertebra's derived arrays in memory at a time
+        if found is not None:
+            findings[region.level] = found
         if progress is not None:
             progress(done, total)
 

@@ -91,7 +91,14 @@ from spinewatch.imaging.column import (
     header_rotation_deg,
     orient_column,
 )
-from spinewatch.imaging.density import distance_within_mm, mask_box
+from spinewatch.imaging.grid import (
+    crop_grid,
+    depth_mm,
+    distance_within_mm,
+    largest_component,
+    within_mm,
+)
+from spinewatch.imaging.threads import analysis_threads, ordered_map
 from spinewatch.imaging.volume import Grid, LabelVolume
 
 __all__ = [
@@ -277,8 +284,6 @@ class VertebraRegion:
         """Distance (mm) from each body voxel to the nearest voxel outside the body (0 outside;
         the crop's border counts as outside), crop shape: one Euclidean distance transform
         shared by density and lesions (:func:`spinewatch.imaging.density.depth_mm`)."""
-        from spinewatch.imaging.density import depth_mm
-
         return depth_mm(self.body, self.grid.spacing_mm)
 
 
@@ -287,19 +292,6 @@ def _unit(vec: FloatArray) -> FloatArray:
     if not np.isfinite(norm) or norm < 1e-12:
         raise ValueError(f"cannot normalise the zero vector {vec.tolist()}")
     return np.asarray(vec / norm, dtype=np.float64)
-
-
-def crop_grid(grid: Grid, bbox: tuple[slice, slice, slice]) -> Grid:
-    """The grid of ``bbox`` (slices with explicit starts/stops) inside ``grid``."""
-    start = np.array([s.start for s in bbox], dtype=np.float64)
-    affine = grid.affine.copy()
-    affine[:3, 3] = grid.affine[:3, :3] @ start + grid.affine[:3, 3]
-    shape = (
-        bbox[0].stop - bbox[0].start,
-        bbox[1].stop - bbox[1].start,
-        bbox[2].stop - bbox[2].start,
-    )
-    return Grid(shape, affine)
 
 
 def local_coordinates(
@@ -341,47 +333,6 @@ def _mean_index(mask: BoolArray) -> FloatArray:
         others = tuple(a for a in range(3) if a != axis)
         counts = np.count_nonzero(mask, axis=others)
         out[axis] = float(np.dot(counts.astype(np.float64), np.arange(mask.shape[axis]))) / n
-    return out
-
-
-def _largest_component(mask: BoolArray) -> tuple[BoolArray, float]:
-    """The largest 26-connected component and its share of the True voxels."""
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
-    if n <= 1:
-        return mask, 1.0
-    counts = np.bincount(lab.ravel())
-    counts[0] = 0
-    best = int(np.argmax(counts))
-    return np.asarray(lab == best), float(counts[best] / counts.sum())
-
-
-def _padded_box(
-    mask: BoolArray, pad_mm: float, spacing_mm: tuple[float, float, float]
-) -> tuple[slice, ...]:
-    """Bounding box of the True voxels of ``mask`` (not empty) grown by ``pad_mm`` (+1 voxel)."""
-    found = mask_box(mask)
-    assert found is not None
-    out = []
-    for axis, sl in enumerate(found):
-        pad = int(np.ceil(pad_mm / spacing_mm[axis])) + 1
-        out.append(slice(max(sl.start - pad, 0), min(sl.stop + pad, mask.shape[axis])))
-    return tuple(out)
-
-
-def within_mm(
-    mask: BoolArray, spacing_mm: tuple[float, float, float], radius_mm: float
-) -> BoolArray:
-    """Voxels whose centre lies within ``radius_mm`` of a True voxel of ``mask`` (the mask
-    included): ``distance_transform_edt(~mask, sampling=spacing_mm) <= radius_mm``.
-
-    Exact, but the distance transform runs only in the bounding box of ``mask`` grown by the
-    radius (no voxel outside it can be that close), not over the whole array.
-    """
-    out = np.zeros(mask.shape, dtype=np.bool_)
-    if not mask.any():
-        return out
-    box = _padded_box(mask, radius_mm, spacing_mm)
-    out[box] = distance_within_mm(mask[box], spacing_mm, radius_mm) <= radius_mm
     return out
 
 
@@ -507,7 +458,7 @@ def separate_body(
         body = mask & _upsample(coarse, f, mask.shape)
         if not body.any():
             return np.zeros_like(mask)
-        return _largest_component(body)[0]
+        return largest_component(body)[0]
     return _open(mask, spacing_mm, radius_mm)
 
 
@@ -517,10 +468,10 @@ def _open(mask: BoolArray, spacing_mm: tuple[float, float, float], radius_mm: fl
     core = np.asarray(distance_within_mm(~padded, spacing_mm, radius_mm) > radius_mm)
     if not core.any():
         return np.zeros_like(mask)
-    core, _share = _largest_component(core)
+    core, _share = largest_component(core)
     diag = float(np.linalg.norm(spacing_mm))
     body = padded & within_mm(core, spacing_mm, radius_mm + 0.5 * diag)
-    body, _share = _largest_component(body)
+    body, _share = largest_component(body)
     return np.asarray(body[1:-1, 1:-1, 1:-1])
 
 
@@ -694,6 +645,7 @@ def find_vertebrae(
     *,
     boxes: Boxes | None = None,
     working_resolution_mm: float | None = None,
+    threads: int | None = None,
 ) -> list[VertebraRegion]:
     """All vertebrae of ``labels`` in cranio-caudal order (see the module docstring).
 
@@ -708,6 +660,9 @@ def find_vertebrae(
     its ``grid`` the block grid and ``block`` the block size; ``bbox`` still indexes the full
     grid and :func:`crop_hu` gives the matching CT crop (block means). Truncation is judged on
     the full-resolution label.
+
+    ``threads``: vertebrae worked on at once (:func:`spinewatch.imaging.threads.analysis_threads`);
+    the result does not depend on it.
     """
     conv = LabelConvention.parse(convention)
     arr = _as_integer_labels(labels)
@@ -743,7 +698,7 @@ def find_vertebrae(
             mask = np.asarray(block_fraction(mask, block) >= 0.5)
             cgrid = block_grid(cgrid, block)
         flags: list[str] = []
-        main, share = _largest_component(mask)
+        main, share = largest_component(mask)
         if share < _FRAGMENT_FRACTION:
             flags.append("fragmented_label")
             mask = main
@@ -764,10 +719,12 @@ def find_vertebrae(
             )
         )
 
-    for w in works:
-        _open_body(w)
+    # each vertebra's opening and final body in parallel threads, in order (imaging.threads);
+    # the column's frames need all of them at once
+    n_threads = analysis_threads(threads)
+    ordered_map(_open_body, works, n_threads)
     _column_frames(works)
-    return [_analyse_one(w, shape) for w in works]
+    return ordered_map(lambda w: _analyse_one(w, shape), works, n_threads)
 
 
 def orientation_note(regions: Sequence[VertebraRegion]) -> str | None:
@@ -939,7 +896,7 @@ def _analyse_one(w: _Work, shape: tuple[int, int, int]) -> VertebraRegion:
         else:
             # give back the rims the opening rounded off (the corners of the endplates)
             candidate = in_front & within_mm(body, w.grid.spacing_mm, RIM_REGROW_MM)
-        body, _share = _largest_component(candidate)
+        body, _share = largest_component(candidate)
     if not body.any():
         flags.append("body_not_separated")
         body = w.mask.copy()

@@ -47,9 +47,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from spinewatch.core.errors import InputError
+from spinewatch.imaging.grid import (
+    MAX_WINDOW_OFFSETS,
+    depth_mm,
+    distance_within_mm,
+    mask_box,
+)
 
 if TYPE_CHECKING:
     from spinewatch.imaging.anatomy import VertebraRegion
@@ -154,111 +159,6 @@ def check_crop(hu: npt.NDArray[Any], region: VertebraRegion) -> None:
             f"{region.level}: CT crop has shape {np.shape(hu)}, expected the vertebra crop shape "
             f"{region.mask.shape} (the CT cut to region.bbox)"
         )
-
-
-def mask_box(mask: npt.NDArray[np.bool_]) -> tuple[slice, ...] | None:
-    """The bounding box (slices) of the True voxels of ``mask``, None when there is none.
-
-    The same as ``scipy.ndimage.find_objects(mask.view(np.uint8))[0]``, from projections: one
-    ``any`` over the last axis of the whole array and one over the box it leaves (find_objects
-    walks every voxel with a generic iterator, tens of times slower on a Fortran-ordered crop).
-    """
-    m: npt.NDArray[np.bool_] = np.asarray(mask, dtype=np.bool_)
-    if m.ndim != 3:
-        found = ndimage.find_objects(m.view(np.uint8))
-        return found[0] if found else None
-    plane = np.any(m, axis=2)
-    rows = np.flatnonzero(plane.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(plane.any(axis=0))
-    b0 = slice(int(rows[0]), int(rows[-1]) + 1)
-    b1 = slice(int(cols[0]), int(cols[-1]) + 1)
-    slabs = np.flatnonzero(np.any(m[b0, b1], axis=(0, 1)))
-    return b0, b1, slice(int(slabs[0]), int(slabs[-1]) + 1)
-
-
-def depth_mm(
-    mask: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float]
-) -> npt.NDArray[np.float64]:
-    """Distance in mm from each voxel of ``mask`` to the nearest voxel outside it (0 outside).
-
-    The crop's border counts as outside, so a mask cut by the crop is not mistaken for a deep one.
-    A surface voxel has depth = one voxel spacing (distance between voxel centres).
-    """
-    mask = np.asarray(mask, dtype=np.bool_)
-    out = np.zeros(mask.shape, dtype=np.float64)
-    box = mask_box(mask)
-    if box is None:
-        return out
-    # Only the mask's bounding box (plus a ring of outside voxels) is transformed: the nearest
-    # outside voxel of any mask voxel is never farther than that ring, so this is exact.
-    padded = np.pad(mask[box], 1, constant_values=False)
-    dist = ndimage.distance_transform_edt(padded, sampling=spacing_mm)
-    out[box] = dist[1:-1, 1:-1, 1:-1]
-    return out
-
-
-#: :func:`distance_within_mm` runs its windowed passes when the windows along axes 1 and 2 hold
-#: at most this many offsets in all, and uses ``scipy.ndimage.distance_transform_edt`` beyond.
-MAX_WINDOW_OFFSETS = 16
-
-
-def distance_within_mm(
-    source: npt.NDArray[np.bool_], spacing_mm: tuple[float, float, float], radius_mm: float
-) -> npt.NDArray[np.float64]:
-    """Euclidean distance (mm) from each voxel to the nearest True voxel of ``source`` (0 on
-    it), exact wherever it is <= ``radius_mm``; larger (possibly ``inf``) beyond.
-
-    Equal to ``distance_transform_edt(~source, sampling=spacing_mm)`` up to the radius, for
-    thresholds at or below it. The squared distance is separable: the distance along axis 0 to
-    the nearest True voxel of the same line (two running extrema), then one pass per further
-    axis: the minimum over the offsets ``a`` with ``|a| * spacing <= radius`` of the previous
-    pass shifted by ``a`` plus ``(a * spacing)**2`` (summed in scipy's axis order, so the values
-    are the same to the last bit). For a small radius in voxels this is several times faster
-    than the full feature transform; for a large one the feature transform is used.
-    """
-    src = np.asarray(source, dtype=np.bool_)
-    if src.ndim != 3 or not np.isfinite(radius_mm) or src.size == 0:
-        return np.asarray(ndimage.distance_transform_edt(~src, sampling=spacing_mm))
-    reach = [
-        min(int(np.floor(radius_mm / s)) + 1, n - 1)
-        for s, n in zip(spacing_mm, src.shape, strict=True)
-    ]
-    if reach[1] + reach[2] > MAX_WINDOW_OFFSETS:
-        return np.asarray(ndimage.distance_transform_edt(~src, sampling=spacing_mm))
-    # axis 0: distance (voxels) to the nearest True voxel before / after along the line
-    pos = np.arange(src.shape[0], dtype=np.float64)[:, None, None]
-    before = np.where(src, pos, -np.inf)
-    np.maximum.accumulate(before, axis=0, out=before)
-    np.subtract(pos, before, out=before)
-    after = np.where(src, pos, np.inf)[::-1]
-    np.minimum.accumulate(after, axis=0, out=after)
-    after = after[::-1]
-    np.subtract(after, pos, out=after)
-    d2 = np.minimum(before, after, out=before)
-    del after
-    d2 *= spacing_mm[0]
-    np.multiply(d2, d2, out=d2)
-    tmp = np.empty_like(d2)
-    for axis in (1, 2):
-        n_off, sp = reach[axis], spacing_mm[axis]
-        if n_off <= 0:
-            continue
-        out = d2.copy()
-        for a in range(1, n_off + 1):
-            w = (a * sp) * (a * sp)
-            lo: list[slice] = [slice(None)] * 3
-            hi: list[slice] = [slice(None)] * 3
-            lo[axis], hi[axis] = slice(None, -a), slice(a, None)
-            lo_t, hi_t = tuple(lo), tuple(hi)
-            t = tmp[lo_t]
-            np.add(d2[hi_t], w, out=t)
-            np.minimum(out[lo_t], t, out=out[lo_t])
-            np.add(d2[lo_t], w, out=t)
-            np.minimum(out[hi_t], t, out=out[hi_t])
-        d2 = out
-    return np.asarray(np.sqrt(d2, out=d2), dtype=np.float64)
 
 
 def eroded_mask(

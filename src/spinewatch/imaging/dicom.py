@@ -48,21 +48,21 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 import numpy as np
 import numpy.typing as npt
 
 from spinewatch.core.acquisition import Acquisition, AcquisitionError, ContrastPhase, Modality
 from spinewatch.core.errors import InputError
-from spinewatch.imaging.io import (
+from spinewatch.imaging.alignment import (
     ImageReadError,
     LabelsArg,
     SeriesSelectionError,
-    _vertebrae_for_detection,
     check_alignable,
     orientation_code,
 )
+from spinewatch.imaging.alignment import vertebrae_for_detection as _vertebrae_for_detection
 from spinewatch.imaging.limits import (
     ZIP_RATIO_GRACE_BYTES,
     InputLimits,
@@ -94,6 +94,8 @@ MISSING_SLICE_FACTOR = 1.5
 #: Largest difference between two images' orientation cosines (or pixel spacings, relative).
 _ORIENTATION_TOL = 1e-4
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+#: Deflated Explicit VR Little Endian: the dataset after the file meta is zlib-compressed.
+_DEFLATED = "1.2.840.10008.1.2.1.99"
 #: Modality values an image series may have (an empty value is decided as for NIfTI).
 READABLE_MODALITIES = ("CT", "MR")
 
@@ -119,6 +121,10 @@ class _Image:
     open: Callable[[], IO[bytes]]
     ds: Any  # pydicom Dataset, header only
     size: int = 0  # bytes of the file (a zip member: its declared uncompressed size)
+    #: where the pixel data element starts in the file (the header pass stops there), so the
+    #: pixel pass reads that element alone instead of parsing the file again; None: re-read
+    #: the whole file (a deflated transfer syntax, whose offsets are not the file's)
+    pixel_offset: int | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,9 @@ class _BoundedReader(_io.RawIOBase):
         self._limit = limit
         self._name = name
         self._what = what
+        # the position is kept here: pydicom reads a header in many small pieces, and asking
+        # the wrapped stream each time cost as much as the reads
+        self._pos = int(raw.tell())
 
     def readable(self) -> bool:
         return True
@@ -155,17 +164,19 @@ class _BoundedReader(_io.RawIOBase):
         return True
 
     def tell(self) -> int:
-        return int(self._raw.tell())
+        return self._pos
 
     def seek(self, offset: int, whence: int = _io.SEEK_SET) -> int:
-        return int(self._raw.seek(offset, whence))
+        self._pos = int(self._raw.seek(offset, whence))
+        return self._pos
 
     def read(self, size: int | None = -1) -> bytes:
-        position = self.tell()
+        position = self._pos
         room = max(0, self._limit - position)
         wanted = room + 1 if size is None or size < 0 else min(size, room + 1)
         data = self._raw.read(wanted)
-        if position + len(data) > self._limit:
+        self._pos = position + len(data)
+        if self._pos > self._limit:
             raise InputTooLargeError(
                 f"{self._name}: {self._what} is larger than {format_bytes(self._limit)}; "
                 "expected at most that (SPINEWATCH_MAX_DICOM_FILE_BYTES)"
@@ -334,8 +345,9 @@ def _convert_header(name: str, ds: Any) -> None:
         ) from exc
 
 
-def _read_header(source: _Source) -> Any | None:
-    """The dataset without pixel data, or None for a file that is not DICOM."""
+def _read_header(source: _Source) -> tuple[Any, int | None] | None:
+    """The dataset without pixel data and the offset of its pixel data element (see
+    :attr:`_Image.pixel_offset`), or None for a file that is not DICOM."""
     from pydicom import dcmread
     from pydicom.errors import InvalidDicomError
 
@@ -343,8 +355,11 @@ def _read_header(source: _Source) -> Any | None:
     try:
         with _quiet(name), source.open() as fh:
             ds = dcmread(fh, stop_before_pixels=True)
+            # pydicom stops *before* the pixel data element: the file position is its start
+            offset = int(fh.tell())
             _convert_header(name, ds)
-            return ds
+            syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+            return ds, (None if syntax == _DEFLATED else offset)
     except InvalidDicomError:
         return None
     except InputError:  # ImageReadError, InputTooLargeError: already say what is wrong
@@ -386,9 +401,10 @@ def _scan(
     n_files = n_dicom = 0
     for source in sources:
         n_files += 1
-        ds = _read_header(source)
-        if ds is None:
+        header = _read_header(source)
+        if header is None:
             continue
+        ds, pixel_offset = header
         n_dicom += 1
         modality = _modality(ds)
         uid = str(ds.get("SeriesInstanceUID", ""))
@@ -397,7 +413,9 @@ def _scan(
             if _is_image(ds):
                 found.other[uid] = modality
             continue
-        found.series.setdefault(uid, []).append(_Image(source.name, source.open, ds, source.size))
+        found.series.setdefault(uid, []).append(
+            _Image(source.name, source.open, ds, source.size, pixel_offset)
+        )
     if not found.series:
         seen = found.other_modalities
         other = (
@@ -618,17 +636,88 @@ def _sort_and_step(
 # pixels
 
 
-def _hu_slice(img: _Image) -> npt.NDArray[np.float64]:
-    """One slice's values after the Modality LUT (HU for CT; signal units for MR), shape
-    (rows, columns), float64."""
+def _stored_pixels(img: _Image) -> tuple[npt.NDArray[Any], Any]:
+    """One slice's stored values (shape (rows, columns), as decoded by pydicom) and the dataset
+    they came with: the header parsed by the scan plus the pixel data element, read from its
+    offset without parsing the file again (the whole file only when no offset is known)."""
     from pydicom import dcmread
+    from pydicom.dataset import Dataset
+    from pydicom.filereader import read_dataset
+
+    with img.open() as fh:
+        if img.pixel_offset is None:
+            whole = dcmread(fh)
+            return whole.pixel_array, whole
+        fh.seek(img.pixel_offset)
+        implicit, little = img.ds.original_encoding
+        tail = read_dataset(cast(BinaryIO, fh), bool(implicit), bool(little))
+    native = _native_pixels(img, tail)
+    if native is not None:
+        return native, img.ds
+    ds = Dataset()
+    ds.file_meta = img.ds.file_meta
+    for group in (0x0028, 0x7FE0):  # the image pixel module and the offset tables
+        ds.update(img.ds.group_dataset(group))
+    ds.update(tail)
+    return ds.pixel_array, ds
+
+
+#: Implicit and Explicit VR Little Endian: pixel data stored as plain little-endian values.
+_NATIVE_LITTLE_ENDIAN = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1")
+
+
+def _native_pixels(img: _Image, tail: Any) -> npt.NDArray[Any] | None:
+    """The stored values of the one layout nearly every CT slice has -- uncompressed little
+    endian, one sample of 16 bits all stored, one frame -- viewed straight from the pixel data
+    bytes; None for anything else (pydicom's decoder then reads it).
+
+    Hand-written because pydicom's general decoder validates and converts per call, which
+    costs more than the read itself for a 512 KB slice; the layout checked here has exactly
+    one reading (what pydicom gives for it, byte for byte)."""
+    ds = img.ds
+    syntax = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if syntax not in _NATIVE_LITTLE_ENDIAN or 0x7FE00010 not in tail:
+        return None
+    if (
+        ds.get("BitsAllocated") != 16
+        or ds.get("BitsStored") != 16
+        or ds.get("SamplesPerPixel", 1) != 1
+        or ds.get("NumberOfFrames", 1) not in (1, "1", None, "")
+        or ds.get("PixelRepresentation") not in (0, 1)
+    ):
+        return None
+    rows, cols = _int_tag(img, "Rows", 1, 65535), _int_tag(img, "Columns", 1, 65535)
+    data = tail.get_item(0x7FE00010).value
+    if not isinstance(data, bytes) or len(data) != rows * cols * 2:
+        return None  # pydicom's decoder says what is wrong with it
+    dtype = "<i2" if ds.PixelRepresentation == 1 else "<u2"
+    return np.frombuffer(data, dtype=dtype).reshape(rows, cols)
+
+
+def _slice_values(img: _Image) -> npt.NDArray[Any]:
+    """One slice's values after the Modality LUT (HU for CT; signal units for MR), shape
+    (rows, columns): integers when the rescale is by whole numbers -- the usual CT,
+    never through floating point -- else float64 as pydicom's ``apply_modality_lut`` gives."""
     from pydicom.pixels.processing import apply_modality_lut
 
     try:
-        with _quiet(img.name), img.open() as fh:
-            ds = dcmread(fh)
-            px = ds.pixel_array
-            hu = np.asarray(apply_modality_lut(px, ds), dtype=np.float64)
+        with _quiet(img.name):
+            px, ds = _stored_pixels(img)
+            slope, inter = _whole_rescale(ds)
+            if slope is None or inter is None:  # a Modality LUT, or a fractional rescale
+                values: npt.NDArray[Any] = np.asarray(apply_modality_lut(px, ds), dtype=np.float64)
+            elif np.issubdtype(px.dtype, np.integer):
+                # int32 holds any 16-bit value rescaled by a moderate slope and intercept
+                small = px.dtype.itemsize <= 2 and abs(slope) <= 2**14 and abs(inter) <= 2**29
+                values = (
+                    px if (slope, inter) == (1, 0) else px.astype(np.int32 if small else np.int64)
+                )
+                if slope != 1:
+                    values *= slope
+                if inter:
+                    values += inter
+            else:  # pragma: no cover - pydicom decodes greyscale CT/MR to integers
+                values = np.asarray(px, dtype=np.float64) * slope + inter
     except (InputError, MemoryError):
         raise
     except Exception as exc:  # pydicom's decoders raise many types; all mean "cannot decode"
@@ -638,14 +727,30 @@ def _hu_slice(img: _Image) -> npt.NDArray[np.float64]:
             f"{type(exc).__name__}: {exc})"
         ) from exc
     rows, cols = _int_tag(img, "Rows", 1, 65535), _int_tag(img, "Columns", 1, 65535)
-    if hu.shape != (rows, cols):
-        raise ImageReadError(f"{img.name}: pixel data has shape {hu.shape}; expected {rows}x{cols}")
-    if not np.all(np.isfinite(hu)):
+    if values.shape != (rows, cols):
+        raise ImageReadError(
+            f"{img.name}: pixel data has shape {values.shape}; expected {rows}x{cols}"
+        )
+    if values.dtype.kind == "f" and not np.all(np.isfinite(values)):
         raise ImageReadError(
             f"{img.name}: pixel values are not finite after RescaleSlope/Intercept or the "
             "Modality LUT; expected finite numbers"
         )
-    return hu
+    return values
+
+
+def _whole_rescale(ds: Any) -> tuple[int | None, int | None]:
+    """(slope, intercept) as integers when the values are ``stored * slope + intercept`` with
+    whole numbers (no rescale: (1, 0)); (None, None) for a Modality LUT or a fractional
+    rescale (then pydicom's ``apply_modality_lut`` in float64 decides, as it always did)."""
+    if "ModalityLUTSequence" in ds and ds.get("ModalityLUTSequence"):
+        return None, None
+    if "RescaleSlope" not in ds or "RescaleIntercept" not in ds:
+        return 1, 0
+    slope, inter = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    if not (slope.is_integer() and inter.is_integer()) or max(abs(slope), abs(inter)) > 2**31:
+        return None, None
+    return int(slope), int(inter)
 
 
 def _widen(
@@ -667,19 +772,22 @@ def _widen(
 def _read_pixels(
     images: list[_Image], cols: int, rows: int, where: str, limits: InputLimits
 ) -> npt.NDArray[Any]:
-    """Value volume ``[column, row, slice]``: int16 while exact, widened only when needed."""
+    """Value volume ``[column, row, slice]``: int16 while exact, widened only when needed.
+
+    Each slice is decoded once and written straight into the volume; whole-number values (the
+    usual CT rescale) never pass through floating point, and only a fractional rescale or a
+    Modality LUT is checked for whole numbers."""
     out: npt.NDArray[Any] = np.empty((cols, rows, len(images)), dtype=np.int16, order="F")
     for k, img in enumerate(images):
-        hu = _hu_slice(img)
-        if np.issubdtype(out.dtype, np.integer):
-            if not np.array_equal(hu, np.round(hu)):
+        hu = _slice_values(img)
+        if hu.size and np.issubdtype(out.dtype, np.integer):
+            lo, hi = hu.min(), hu.max()
+            if hu.dtype.kind == "f" and not np.array_equal(hu, np.round(hu)):
                 out = _widen(out, np.float32, where, limits)
-            elif hu.size and (
-                hu.min() < np.iinfo(out.dtype).min or hu.max() > np.iinfo(out.dtype).max
-            ):
-                fits = hu.min() >= -(2**31) and hu.max() < 2**31
+            elif lo < np.iinfo(out.dtype).min or hi > np.iinfo(out.dtype).max:
+                fits = lo >= -(2**31) and hi < 2**31
                 out = _widen(out, np.int32 if fits else np.float32, where, limits)
-        if out.dtype == np.float32 and np.abs(hu).max() > float(np.finfo(np.float32).max):
+        if out.dtype == np.float32 and hu.size and np.abs(hu).max() > np.finfo(np.float32).max:
             raise ImageReadError(
                 f"{img.name}: pixel values reach {np.abs(hu).max():.3g}; expected values a "
                 "float32 can hold"

@@ -34,6 +34,7 @@ facts the report records (:meth:`PreparedLabels.scan_fields`).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -74,6 +75,7 @@ from spinewatch.imaging.volume import LabelVolume
 __all__ = [
     "LabelMapRefused",
     "PreparedLabels",
+    "label_table",
     "prepare_labels",
     "read_label_names",
 ]
@@ -138,9 +140,30 @@ def read_label_names(labels: LabelVolume) -> dict[int, str]:
     path = Path(labels.source) if labels.source else None
     if path is None or not path.is_file():
         return {}
-    from spinewatch.imaging.segmenters import label_table
-
     return label_table(path)
+
+
+#: One entry of TotalSegmentator's XML label table (``--ml`` output's NIfTI header extension).
+_LABEL_XML = re.compile(r'<Label Key="(\d+)"[^>]*>\s*<!\[CDATA\[([^\]]*)\]\]>')
+
+
+def label_table(path: Path | str) -> dict[int, str]:
+    """Label id -> class name from the XML label table TotalSegmentator stores in the header
+    extension of its multilabel file (``<Label Key="31" ...><![CDATA[vertebrae_L1]]></Label>``;
+    {} when absent or unreadable). Label-map detection uses it as evidence of the task."""
+    import nibabel as nib
+
+    try:
+        header = nib.load(str(path)).header
+    except Exception:  # already validated by load_labels; the table is optional
+        return {}
+    table: dict[int, str] = {}
+    for ext in getattr(header, "extensions", []):
+        content = ext.get_content()
+        text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
+        for key, name in _LABEL_XML.findall(text):
+            table[int(key)] = name.strip()
+    return table
 
 
 # -- detection ----------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from spinewatch.core.conventions import (
 from spinewatch.core.errors import InputError
 from spinewatch.core.levels import VertebralLevel
 from spinewatch.imaging.io import ImageReadError, align_labels, load_labels
+from spinewatch.imaging.label_reading import label_table
 from spinewatch.imaging.volume import LabelVolume
 
 __all__ = [
@@ -160,26 +161,6 @@ def run_totalsegmentator(
 
 #: Class names of TotalSegmentator tasks that hold all vertebrae in one label.
 _GROUP_NAMES = {"vertebrae": "total_mr", "vertebrae_body": "vertebrae_body"}
-_LABEL_XML = re.compile(r'<Label Key="(\d+)"[^>]*>\s*<!\[CDATA\[([^\]]*)\]\]>')
-
-
-def label_table(path: Path | str) -> dict[int, str]:
-    """Label id -> class name from the XML label table TotalSegmentator stores in the header
-    extension of its multilabel file (``<Label Key="31" ...><![CDATA[vertebrae_L1]]></Label>``;
-    {} when absent or unreadable). Label-map detection uses it as evidence of the task."""
-    import nibabel as nib
-
-    try:
-        header = nib.load(str(path)).header
-    except Exception:  # already validated by load_labels; the table is optional
-        return {}
-    table: dict[int, str] = {}
-    for ext in getattr(header, "extensions", []):
-        content = ext.get_content()
-        text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content)
-        for key, name in _LABEL_XML.findall(text):
-            table[int(key)] = name.strip()
-    return table
 
 
 def _renumber(volume: LabelVolume, table: dict[int, str]) -> LabelVolume:

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= spinewatch-demo
 
-.PHONY: install demo test test-sqlite test-postgres lint format bench validate clean lock
+.PHONY: install demo test test-sqlite test-postgres lint format bench bench-registry validate clean lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -42,6 +42,11 @@ test: lint test-sqlite test-postgres
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/pages.py
+
+# The registry at BENCH_PATIENTS (default 100,000) patients in its own PostgreSQL database
+# (sw_bench_registry, dropped and re-created): write rates, page/API latencies, cohort table.
+bench-registry: $(STAMP)
+	$(BIN)/python benchmarks/registry.py
 
 # The imaging methods on the real scans in ../shared/data and on phantoms -> docs/validation.md.
 validate: $(STAMP)

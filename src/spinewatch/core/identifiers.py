@@ -23,6 +23,7 @@ __all__ = [
     "HospitalNumberError",
     "hospital_number_key",
     "names_match",
+    "search_key",
     "tidy_hospital_number",
 ]
 
@@ -68,3 +69,16 @@ def names_match(a: str, b: str) -> bool:
     """Whether two names are the same when case, accents, spaces and hyphens are ignored
     (``"Müller-Smith"`` and ``"muller smith"``)."""
     return bool(_name_key(a)) and _name_key(a) == _name_key(b)
+
+
+def search_key(text: str) -> str:
+    """Text as it is searched: accents stripped, case folded, whitespace collapsed to one
+    space (``"  Müller-SMITH "`` -> ``"muller-smith"``). The registry stores it for each identity
+    (an indexed column) and searches it with the key of what was typed.
+
+    >>> search_key("Ørsted  Zoë")
+    'ørsted zoe'
+    """
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(stripped.split())

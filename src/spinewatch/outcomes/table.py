@@ -370,57 +370,78 @@ def validate_cohort_frame(
         return f"row {position}"
 
     codes = tuple(protocol.codes)
-    patients = frame["patient_id"]
-    timepoints = frame["timepoint"]
-    out_patient: list[str] = []
-    out_code: list[str] = []
-    out_vas: list[float] = []
-    seen: dict[tuple[str, str], int] = {}
-    for position in range(len(frame)):
-        pid = patients.iloc[position]
+    # Column-wise checks (no Python loop over the rows); the first offending row, in row order
+    # and in the order patient id -> time point -> VAS -> duplicate, is named as before.
+    raw_pid = frame["patient_id"]
+    pid_text = raw_pid.astype(str).str.strip()
+    bad_pid = (raw_pid.isna() | (pid_text == "")).to_numpy()
+    raw_code = frame["timepoint"]
+    code_text = raw_code.astype(str).str.strip().where(raw_code.notna(), "")
+    bad_code = (~code_text.isin(codes)).to_numpy()
+    raw_vas = frame["vas"]
+    vas = _numbers(raw_vas)
+    bad_vas = ~(np.isfinite(vas) & (vas >= 0.0) & (vas <= 10.0))
+    if pd.api.types.is_bool_dtype(raw_vas.dtype):
+        bad_vas[:] = True
+    elif not pd.api.types.is_numeric_dtype(raw_vas.dtype):
+        bad_vas |= np.fromiter(
+            (isinstance(v, (bool, np.bool_)) for v in raw_vas), dtype=bool, count=len(raw_vas)
+        )
+    keys = pd.DataFrame({"p": pid_text.to_numpy(), "c": code_text.to_numpy()})
+    dup = keys.duplicated(keep="first").to_numpy()
+    bad = bad_pid | bad_code | bad_vas | dup
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        pid = raw_pid.iloc[position]
         if isinstance(pid, np.generic):
             pid = pid.item()
-        if _missing(pid) or str(pid).strip() == "":
+        if bad_pid[position]:
             raise CohortFrameError(
                 f"{where(position)}, column patient_id: empty value {pid!r}; expected an identifier"
             )
         pid = str(pid).strip()
-        code = timepoints.iloc[position]
-        code = "" if _missing(code) else str(code).strip()
-        if code not in codes:
+        code = code_text.iloc[position]
+        if bad_code[position]:
             raise CohortFrameError(
                 f"{where(position)}, column timepoint: unknown time point {code!r}; "
                 f"expected one of {', '.join(codes)}"
             )
-        raw = frame["vas"].iloc[position]
-        if isinstance(raw, np.generic):
-            raw = raw.item()
-        try:
-            value = float(raw)
-        except (TypeError, ValueError):
-            value = math.nan
-        if isinstance(raw, bool) or not math.isfinite(value) or not 0.0 <= value <= 10.0:
+        if bad_vas[position]:
+            value = raw_vas.iloc[position]
+            if isinstance(value, np.generic):
+                value = value.item()
             raise CohortFrameError(
-                f"{where(position)}, column vas: VAS {raw!r} for patient {pid!r} at {code!r}; "
+                f"{where(position)}, column vas: VAS {value!r} for patient {pid!r} at {code!r}; "
                 "expected a number from 0 to 10"
             )
-        key = (pid, code)
-        if key in seen:
-            raise CohortFrameError(
-                f"{where(position)}: duplicate time point {code!r} for patient {pid!r} "
-                f"(also at {where(seen[key])}); expected one VAS per patient and time point"
-            )
-        seen[key] = position
-        out_patient.append(pid)
-        out_code.append(code)
-        out_vas.append(value)
+        same = np.flatnonzero((keys["p"].to_numpy() == pid) & (keys["c"].to_numpy() == code))
+        raise CohortFrameError(
+            f"{where(position)}: duplicate time point {code!r} for patient {pid!r} "
+            f"(also at {where(int(same[0]))}); expected one VAS per patient and time point"
+        )
     return pd.DataFrame(
         {
-            "patient_id": pd.Series(out_patient, dtype="str"),
-            "timepoint": pd.Series(out_code, dtype="str"),
-            "vas": pd.Series(out_vas, dtype="float64"),
+            "patient_id": pd.Series(pid_text.to_numpy(), dtype="str"),
+            "timepoint": pd.Series(code_text.to_numpy(), dtype="str"),
+            "vas": pd.Series(vas, dtype="float64"),
         }
     )
+
+
+def _numbers(values: pd.Series) -> np.ndarray:
+    """``float(value)`` of each value, NaN where it is not a number (vectorised; the few
+    values pandas cannot convert, e.g. ``" 5 "``, go through ``float`` one by one)."""
+    if pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
+        return np.array(values.to_numpy(dtype="float64", na_value=np.nan))
+    out = np.array(
+        pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    )
+    for i in np.flatnonzero(np.isnan(out) & values.notna().to_numpy()):
+        try:
+            out[i] = float(values.iloc[i])
+        except (TypeError, ValueError):
+            out[i] = math.nan
+    return out
 
 
 def _by_patient(data: pd.DataFrame, code: str) -> dict[str, float]:

@@ -27,8 +27,9 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from django.db.models import Min
+from django.db.models import Min, Prefetch
 
 from spinewatch.registry import models as m
 from spinewatch.registry.errors import RegistryError
@@ -40,6 +41,7 @@ __all__ = [
     "days_from",
     "deidentified_cohort_frame",
     "deidentified_patient",
+    "deidentified_patients",
     "index_date",
     "index_dates",
 ]
@@ -138,6 +140,43 @@ def _identity(patient: m.Patient) -> m.PatientIdentity | None:
         return None
 
 
+def _with_records(patients: Any) -> list[m.Patient]:
+    """The patients with everything :func:`deidentified_patient` reads prefetched: a fixed
+    number of queries for any number of patients (not one per patient and table)."""
+    return list(
+        patients.select_related("identity", "surveillance_plan").prefetch_related(
+            Prefetch(
+                "procedures",
+                queryset=m.Procedure.objects.order_by("performed_on", "pk").prefetch_related(
+                    "levels",
+                    Prefetch(
+                        "leakages",
+                        queryset=m.CementLeakage.objects.select_related("treated_level"),
+                    ),
+                    "complications",
+                    "follow_ups",
+                ),
+            ),
+            Prefetch(
+                "imaging_studies",
+                queryset=m.ImagingStudy.objects.order_by("study_date", "pk").prefetch_related(
+                    "findings"
+                ),
+            ),
+            Prefetch("diagnoses", queryset=m.Diagnosis.objects.order_by("diagnosed_on", "pk")),
+        )
+    )
+
+
+def deidentified_patients(patients: Iterable[m.Patient | int]) -> list[dict[str, Any]]:
+    """:func:`deidentified_patient` of each patient, in the order given, in a fixed number of
+    queries (for a page of an API list)."""
+    refs = list(patients)
+    ids = [p.pk if isinstance(p, m.Patient) else _patient(p).pk for p in refs]
+    rows = {row.pk: row for row in _with_records(m.Patient.objects.filter(pk__in=ids))}
+    return [_deidentified(rows[pk]) for pk in ids]
+
+
 def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
     """One patient without identifiers or calendar dates, as a JSON-safe dict.
 
@@ -159,19 +198,24 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
     Lists are in date order. Days are whole days from the index procedure.
     """
     row = _patient(patient)
-    index = index_date(row)
+    return _deidentified(_with_records(m.Patient.objects.filter(pk=row.pk))[0])
+
+
+def _deidentified(row: m.Patient) -> dict[str, Any]:
+    """:func:`deidentified_patient` of a row read by :func:`_with_records` (no query)."""
+    performed = [
+        p.performed_on
+        for p in row.procedures.all()
+        if p.voided_at is None and p.status == "performed"
+    ]
+    index = min(performed) if performed else None
     identity = _identity(row)
 
     def rel(when: dt.date | None) -> int | None:
         return days_from(index, when)
 
     procedures = []
-    for number, proc in enumerate(
-        row.procedures.order_by("performed_on", "pk").prefetch_related(
-            "levels", "leakages__treated_level", "complications", "follow_ups"
-        ),
-        start=1,
-    ):
+    for number, proc in enumerate(row.procedures.all(), start=1):
         procedures.append(
             {
                 "number": number,
@@ -226,7 +270,7 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
         )
 
     studies = []
-    for study in row.imaging_studies.order_by("study_date", "pk").prefetch_related("findings"):
+    for study in row.imaging_studies.all():
         studies.append(
             {
                 "days_from_index": rel(study.study_date),
@@ -256,7 +300,10 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
             }
         )
 
-    plan = m.SurveillancePlan.objects.filter(patient=row).first()
+    try:
+        plan: m.SurveillancePlan | None = row.surveillance_plan
+    except m.SurveillancePlan.DoesNotExist:
+        plan = None
     return {
         "study_id": row.study_id,
         "age_years": age_at(identity.birth_date if identity else None, index),
@@ -268,7 +315,7 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
                 "primary_tumour": d.primary_tumour,
                 "diagnosed_days_from_index": rel(d.diagnosed_on),
             }
-            for d in row.diagnoses.order_by("diagnosed_on", "pk")
+            for d in row.diagnoses.all()
         ],
         "procedures": procedures,
         "imaging_studies": studies,
@@ -280,6 +327,50 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
             "active": plan.active,
         },
     }
+
+
+_IN_LIMIT = 5000  # more study ids than this: read every patient rather than a huge IN list
+
+
+def _patient_facts(study_ids: list[str]) -> pd.DataFrame:
+    """Birth date, sex and index date of the patients ``study_ids``, indexed by study id
+    (a few column reads, no model instances)."""
+    patients = m.Patient.objects.all()
+    procedures = m.Procedure.objects.filter(voided_at__isnull=True, status="performed")
+    if len(study_ids) <= _IN_LIMIT:
+        patients = patients.filter(study_id__in=study_ids)
+        procedures = procedures.filter(patient__study_id__in=study_ids)
+    facts = pd.DataFrame.from_records(
+        list(patients.values_list("pk", "study_id", "identity__birth_date", "identity__sex")),
+        columns=["pk", "study_id", "birth_date", "sex"],
+    )
+    firsts = pd.DataFrame.from_records(
+        list(
+            procedures.values("patient_id")
+            .annotate(first=Min("performed_on"))
+            .order_by()
+            .values_list("patient_id", "first")
+        ),
+        columns=["pk", "index_date"],
+    )
+    return facts.merge(firsts, on="pk", how="left").set_index("study_id")
+
+
+def _ages(birth: pd.Series, index: pd.Series) -> pd.Series:
+    """:func:`age_at` of each (birth date, index date) pair, vectorised (``Int64``)."""
+    born = pd.to_datetime(birth.to_numpy())
+    on = pd.to_datetime(index.to_numpy())
+    known = ~(pd.isna(born) | pd.isna(on))
+    late = known & (born > on)
+    if late.any():
+        first = int(np.flatnonzero(late)[0])
+        raise RegistryError(
+            f"birth date {born[first].date().isoformat()} is after "
+            f"{on[first].date().isoformat()}: expected a birth date before the index procedure"
+        )
+    years = on.year - born.year - ((on.month * 100 + on.day) < (born.month * 100 + born.day))
+    values = np.minimum(np.where(known, years, 0), AGE_TOP_CODE).astype("int64")
+    return pd.Series(pd.array(values, dtype="Int64")).where(known, pd.NA).astype("Int64")
 
 
 def deidentified_cohort_frame(**filters: Any) -> pd.DataFrame:
@@ -297,30 +388,15 @@ def deidentified_cohort_frame(**filters: Any) -> pd.DataFrame:
     from spinewatch.registry.services import cohort_frame
 
     frame = cohort_frame(**filters)
-    study_ids = sorted(set(frame["study_id"]))
-    patients = {
-        p.study_id: p
-        for p in m.Patient.objects.filter(study_id__in=study_ids).select_related("identity")
-    }
-    firsts = index_dates(p.pk for p in patients.values())
-    index_by_study = {sid: firsts.get(p.pk) for sid, p in patients.items()}
-    age_by_study: dict[str, int | None] = {}
-    sex_by_study: dict[str, str | None] = {}
-    for sid, p in patients.items():
-        identity = _identity(p)
-        age_by_study[sid] = age_at(identity.birth_date if identity else None, index_by_study[sid])
-        sex_by_study[sid] = identity.sex if identity else None
-
-    days = [
-        days_from(index_by_study.get(sid), when)
-        for sid, when in zip(frame["study_id"], frame["completed_on"], strict=True)
-    ]
-    out = frame.drop(columns=["procedure_date", "completed_on"])
-    out["days_from_index"] = pd.Series(days, index=frame.index, dtype="int64")
-    out["age_years"] = pd.Series(
-        [age_by_study.get(sid) for sid in frame["study_id"]], index=frame.index, dtype="Int64"
+    by_row = _patient_facts(frame["study_id"].unique().tolist()).reindex(
+        frame["study_id"].to_numpy()
     )
-    out["sex"] = pd.Series(
-        [sex_by_study.get(sid) for sid in frame["study_id"]], index=frame.index, dtype="object"
+    index = pd.to_datetime(by_row["index_date"].to_numpy())
+    completed = pd.to_datetime(frame["completed_on"])
+    out = frame.drop(columns=["procedure_date", "completed_on"])
+    out["days_from_index"] = (completed.to_numpy() - index).days.astype("int64")
+    out["age_years"] = _ages(by_row["birth_date"], by_row["index_date"])
+    out["sex"] = pd.Series(by_row["sex"].to_numpy(), index=frame.index, dtype="object").where(
+        by_row["sex"].notna().to_numpy(), None
     )
     return out[list(DEIDENTIFIED_COHORT_COLUMNS)].reset_index(drop=True)

@@ -21,7 +21,7 @@ from spinewatch.core.complications import ComplicationClass
 from spinewatch.core.diagnoses import DiagnosisKind, PrimaryTumour
 from spinewatch.core.follow_up_outcome import VisitOutcome
 from spinewatch.core.genant import DeformityType, GenantGrade
-from spinewatch.core.identifiers import hospital_number_key
+from spinewatch.core.identifiers import hospital_number_key, search_key
 from spinewatch.core.leakage import LeakageSite, LeakageType
 from spinewatch.core.procedures import (
     AblationModality,
@@ -57,6 +57,7 @@ __all__ = [
     "Complication",
     "Diagnosis",
     "FollowUp",
+    "IdCounter",
     "ImagingStudy",
     "LevelCheck",
     "Patient",
@@ -161,6 +162,19 @@ class Patient(Voidable):
         return self.study_id
 
 
+class IdCounter(models.Model):
+    """The last number handed out by a series of generated identifiers (``name="study_id"``:
+    the ``SW-000123`` study ids), so that the next one is one atomic ``UPDATE ... RETURNING``
+    instead of a read of every id in use. Bookkeeping, not a clinical record: it is not audited
+    (the patient's create event names the study id it got)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}"
+
+
 class PatientIdentity(models.Model):
     """Who the patient is. Kept in its own table so research queries never need to read it."""
 
@@ -181,6 +195,10 @@ class PatientIdentity(models.Model):
     contact_by = models.CharField(
         max_length=_ENUM, choices=ContactBy.choices, default=ContactBy.NONE
     )
+    #: :func:`identity_search_text` of the names and number: what name and number searches
+    #: read (on PostgreSQL through a pg_trgm GIN index, migration 0007), kept by ``save()`` and
+    #: by the services' identity updates.
+    search_text = models.CharField(max_length=600, blank=True, editable=False)
 
     class Meta:
         verbose_name_plural = "patient identities"
@@ -199,9 +217,22 @@ class PatientIdentity(models.Model):
         return f"{self.family_name}, {self.given_name} ({self.hospital_number})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        """The key always follows the number (a raw save cannot store a stale or empty key)."""
+        """The key and the search text always follow the number and names (a raw save cannot
+        store a stale or empty key)."""
         self.hospital_number_key = hospital_number_key(self.hospital_number or "")
+        self.search_text = identity_search_text(
+            self.family_name, self.given_name, self.hospital_number
+        )
         super().save(*args, **kwargs)
+
+
+def identity_search_text(family_name: str, given_name: str, hospital_number: str) -> str:
+    """The normalised text a patient is found by: family and given names, hospital number as
+    written and as its key (``"demo 00002"`` is found by ``DEMO-00002`` and ``demo00002``)."""
+    number = hospital_number or ""
+    return search_key(
+        f"{family_name or ''} {given_name or ''} {number} {hospital_number_key(number)}"
+    )[:600]
 
 
 class Diagnosis(models.Model):

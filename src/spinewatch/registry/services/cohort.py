@@ -9,13 +9,14 @@ all of a cohort file, or nothing.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from django.db import transaction
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Min, Q
+from django.db.models.fields.json import KeyTextTransform
 
 from spinewatch.core.diagnoses import DiagnosisKind
 from spinewatch.core.levels import VertebralLevel
@@ -24,9 +25,9 @@ from spinewatch.core.protocol import DEFAULT_PROTOCOL, FollowUpProtocol
 from spinewatch.registry import models as m
 from spinewatch.registry.choices import RecordedVia
 from spinewatch.registry.errors import RegistryError
-from spinewatch.registry.services._base import check_date, created, parse_field, today
+from spinewatch.registry.services._base import check_date, parse_field, today
+from spinewatch.registry.services.bulk import BulkPatient, BulkProcedure, import_patients
 from spinewatch.registry.services.patients import STUDY_ID_PATTERN
-from spinewatch.registry.services.procedures import create_procedure_row
 
 __all__ = [
     "ATTRITION_COLUMNS",
@@ -56,6 +57,14 @@ COHORT_COLUMNS: tuple[str, ...] = (
     "procedure_number",
     "in_window",
 )
+
+_DTYPES = {
+    "vas": "float64",
+    "days_after_procedure": "int64",
+    "procedure_number": "int64",
+    "in_window": "bool",
+}
+_LEVEL_RANK = {str(level): level.rank for level in VertebralLevel}
 
 #: Keys of each row of :func:`cohort_attrition`, in order.
 ATTRITION_COLUMNS: tuple[str, ...] = (
@@ -126,36 +135,48 @@ def cohort_attrition(
     add up to ``scheduled``.
     """
     day = today_ or today()
-    selected = _selected_procedures(diagnosis, level, approach, procedure_type, date_from, date_to)
+    chosen = _procedure_query(diagnosis, level, approach, procedure_type, date_from, date_to)
     rows: dict[str, dict[str, Any]] = {}
-    for proc in selected.values():
-        for tp in proc.protocol.get("timepoints", []):
+    protocols = (
+        m.Procedure.objects.filter(pk__in=chosen)
+        .annotate(codes=KeyTextTransform("timepoints", "protocol"))
+        .values("codes")
+        .annotate(first=Min("pk"))
+        .order_by("first")
+        .values_list("codes", flat=True)
+    )
+    for text in protocols:  # one per distinct protocol, in the order procedures first used it
+        for tp in json.loads(text) if isinstance(text, str) else text or []:
             rows.setdefault(
                 tp["code"],
                 {k: 0 for k in ATTRITION_COLUMNS}
-                | {
-                    "timepoint": tp["code"],
-                    "label": tp.get("label", tp["code"]),
-                },
+                | {"timepoint": tp["code"], "label": tp.get("label", tp["code"])},
             )
-    visits = m.FollowUp.objects.filter(procedure_id__in=list(selected), voided_at__isnull=True)
-    for fu in visits.only(
-        "timepoint", "completed_on", "vas", "window_start", "window_end", "outcome"
-    ):
+    valued = Q(completed_on__isnull=False, vas__isnull=False)
+    inside = Q(completed_on__gte=F("window_start"), completed_on__lte=F("window_end"))
+    open_ = ~valued & Q(outcome__isnull=True)
+    counts = {
+        "scheduled": Count("pk"),
+        "in_window": Count("pk", filter=valued & inside),
+        "out_of_window": Count("pk", filter=valued & ~inside),
+        "not_yet_due": Count("pk", filter=open_ & Q(window_end__gte=day)),
+        "missed": Count("pk", filter=open_ & Q(window_end__lt=day)),
+    }
+    for outcome in ("died", "lost_to_follow_up", "withdrew", "declined"):
+        counts[outcome] = Count("pk", filter=~valued & Q(outcome=outcome))
+    per_timepoint = (
+        m.FollowUp.objects.filter(procedure_id__in=chosen, voided_at__isnull=True)
+        .values("timepoint")
+        .annotate(**counts)
+        .order_by("timepoint")
+    )
+    for found in per_timepoint:  # counted in the database: one row per time point
+        code = found["timepoint"]
         row = rows.setdefault(
-            fu.timepoint,
-            {k: 0 for k in ATTRITION_COLUMNS} | {"timepoint": fu.timepoint, "label": fu.timepoint},
+            code, {k: 0 for k in ATTRITION_COLUMNS} | {"timepoint": code, "label": code}
         )
-        row["scheduled"] += 1
-        if fu.completed_on is not None and fu.vas is not None:
-            inside = fu.window_start <= fu.completed_on <= fu.window_end
-            row["in_window" if inside else "out_of_window"] += 1
-        elif fu.outcome:
-            row[fu.outcome] += 1
-        elif fu.window_end >= day:
-            row["not_yet_due"] += 1
-        else:
-            row["missed"] += 1
+        for key in counts:
+            row[key] += int(found[key])
     return list(rows.values())
 
 
@@ -187,75 +208,161 @@ def cohort_frame(
     at 5 months is not a 3-month value); ``include_out_of_window=True`` adds the others.
     ``in_window`` (bool) says which is which.
     """
-    selected = _selected_procedures(diagnosis, level, approach, procedure_type, date_from, date_to)
-    patient_ids = {p.patient_id for p in selected.values()}
+    chosen = _procedure_query(diagnosis, level, approach, procedure_type, date_from, date_to)
+    return _frame(chosen, include_out_of_window)
 
-    number: dict[int, int] = {}
-    counter: dict[int, int] = defaultdict(int)
-    for pk, patient_pk in (
-        m.Procedure.objects.filter(
-            patient_id__in=patient_ids, voided_at__isnull=True, status="performed"
-        )
-        .order_by("patient_id", "performed_on", "pk")
-        .values_list("pk", "patient_id")
-    ):
-        counter[patient_pk] += 1
-        number[pk] = counter[patient_pk]
 
-    latest_diagnosis: dict[int, m.Diagnosis] = {}
-    for d in m.Diagnosis.objects.filter(patient_id__in=patient_ids).order_by(
-        "patient_id", "diagnosed_on", "pk"
-    ):
-        latest_diagnosis[d.patient_id] = d  # the last one wins (nulls sort first on both DBs)
+def _procedure_query(
+    diagnosis: DiagnosisKind | str | None,
+    level: VertebralLevel | str | None,
+    approach: Approach | str | None,
+    procedure_type: ProcedureType | str | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+) -> Any:
+    """The ids of the selected procedures, as a subquery (nothing read)."""
+    procedures = m.Procedure.objects.filter(
+        voided_at__isnull=True, patient__voided_at__isnull=True, status="performed"
+    )
+    if diagnosis is not None:
+        kind = parse_field("diagnosis", DiagnosisKind.parse, diagnosis)
+        procedures = procedures.filter(patient__diagnoses__kind=kind.value)
+    if level is not None:
+        lvl = parse_field("level", VertebralLevel.parse, level)
+        procedures = procedures.filter(levels__level=str(lvl))
+    if approach is not None:
+        appr = parse_field("approach", Approach.parse, approach)
+        procedures = procedures.filter(levels__approach=appr.value)
+    if procedure_type is not None:
+        ptype = parse_field("procedure_type", ProcedureType.parse, procedure_type)
+        procedures = procedures.filter(procedure_type=ptype.value)
+    if date_from is not None:
+        procedures = procedures.filter(performed_on__gte=check_date("date_from", date_from))
+    if date_to is not None:
+        procedures = procedures.filter(performed_on__lte=check_date("date_to", date_to))
+    return procedures.order_by().values("pk").distinct()
 
-    orders: dict[int, dict[str, int]] = {}
-    records: list[dict[str, Any]] = []
-    follow_ups = m.FollowUp.objects.filter(
-        procedure_id__in=list(selected),
+
+def _records(queryset: Any, columns: list[str]) -> pd.DataFrame:
+    """``values_list`` rows as a DataFrame (tuples, not model instances)."""
+    return pd.DataFrame.from_records(list(queryset.values_list(*columns)), columns=columns)
+
+
+def _frame(chosen: Any, include_out_of_window: bool) -> pd.DataFrame:
+    """The cohort frame of the procedures ``chosen`` (a subquery of ids), built column-wise:
+    a few ``values_list`` reads joined and sorted with pandas -- not a Python object and loop
+    per follow-up (100,000 procedures: 56 s before)."""
+    inside = ExpressionWrapper(
+        Q(completed_on__gte=F("window_start")) & Q(completed_on__lte=F("window_end")),
+        output_field=BooleanField(),
+    )
+    visits = m.FollowUp.objects.filter(
+        procedure_id__in=chosen,
         completed_on__isnull=False,
         vas__isnull=False,
         voided_at__isnull=True,
+    ).annotate(inside=inside)
+    if not include_out_of_window:
+        visits = visits.filter(inside=True)
+    fu = _records(
+        visits,
+        [
+            "procedure_id",
+            "timepoint",
+            "vas",
+            "completed_on",
+            "analgesic_use",
+            "entered_via",
+            "inside",
+        ],
     )
-    for fu in follow_ups:
-        inside = fu.window_start <= fu.completed_on <= fu.window_end
-        if not inside and not include_out_of_window:
-            continue
-        proc = selected[fu.procedure_id]
-        if proc.pk not in orders:
-            codes = [tp["code"] for tp in proc.protocol.get("timepoints", [])]
-            orders[proc.pk] = {code: i for i, code in enumerate(codes)}
-        treated = sorted(proc.levels.all(), key=lambda t: VertebralLevel.parse(t.level).rank)
-        diag = latest_diagnosis.get(proc.patient_id)
-        n = number[proc.pk]
-        study_id = proc.patient.study_id
-        records.append(
-            {
-                "patient_id": study_id if n == 1 else f"{study_id}/{n}",
-                "timepoint": fu.timepoint,
-                "vas": float(fu.vas),
-                "procedure_date": proc.performed_on,
-                "diagnosis": diag.kind if diag else None,
-                "primary_tumour": diag.primary_tumour if diag else None,
-                "procedure_type": proc.procedure_type,
-                "levels": ";".join(t.level for t in treated),
-                "approaches": ";".join(dict.fromkeys(t.approach for t in treated)),
-                "completed_on": fu.completed_on,
-                "days_after_procedure": (fu.completed_on - proc.performed_on).days,
-                "analgesic_use": fu.analgesic_use,
-                "entered_via": fu.entered_via,
-                "study_id": study_id,
-                "procedure_number": n,
-                "in_window": inside,
-                "_sort": (study_id, n, orders[proc.pk].get(fu.timepoint, 1_000)),
-            }
-        )
-    records.sort(key=lambda r: r.pop("_sort"))
-    frame = pd.DataFrame.from_records(records, columns=list(COHORT_COLUMNS))
-    frame["vas"] = frame["vas"].astype("float64")
-    frame["days_after_procedure"] = frame["days_after_procedure"].astype("int64")
-    frame["procedure_number"] = frame["procedure_number"].astype("int64")
-    frame["in_window"] = frame["in_window"].astype("bool")
-    return frame
+    if len(fu) == 0:
+        return pd.DataFrame({c: pd.Series(dtype=_DTYPES.get(c, "object")) for c in COHORT_COLUMNS})
+    procs = _records(
+        m.Procedure.objects.filter(pk__in=chosen).annotate(
+            codes=KeyTextTransform("timepoints", "protocol")
+        ),
+        ["pk", "patient_id", "performed_on", "procedure_type", "patient__study_id", "codes"],
+    )
+    # a patient's procedures are numbered by date among ALL of their performed ones
+    numbered = _records(
+        m.Procedure.objects.filter(
+            patient_id__in=m.Procedure.objects.filter(pk__in=chosen).values("patient_id"),
+            voided_at__isnull=True,
+            status="performed",
+        ).order_by("patient_id", "performed_on", "pk"),
+        ["pk", "patient_id"],
+    )
+    numbered["number"] = numbered.groupby("patient_id").cumcount() + 1
+    procs = procs.merge(numbered[["pk", "number"]], on="pk", how="left")
+
+    diagnoses = _records(
+        m.Diagnosis.objects.filter(
+            patient_id__in=m.Procedure.objects.filter(pk__in=chosen).values("patient_id")
+        ).order_by("patient_id", "diagnosed_on", "pk"),
+        ["patient_id", "kind", "primary_tumour"],
+    ).drop_duplicates("patient_id", keep="last")  # the latest diagnosis of each patient
+
+    levels = _records(
+        m.TreatedLevel.objects.filter(procedure_id__in=chosen),
+        ["procedure_id", "level", "approach"],
+    )
+    levels["rank"] = levels["level"].map(_LEVEL_RANK)
+    levels = levels.sort_values(["procedure_id", "rank"], kind="stable")
+    grouped = levels.groupby("procedure_id", sort=False)
+    joined = pd.DataFrame(
+        {
+            "levels": grouped["level"].agg(";".join),
+            "approaches": grouped["approach"].agg(lambda a: ";".join(dict.fromkeys(a))),
+        }
+    )
+
+    # the protocol's order of the time points, once per distinct protocol
+    orders: dict[str, dict[str, int]] = {}
+    for text in procs["codes"].dropna().unique():
+        timepoints = json.loads(text) if isinstance(text, str) else text
+        orders[str(text)] = {tp["code"]: i for i, tp in enumerate(timepoints)}
+
+    out = fu.merge(procs, left_on="procedure_id", right_on="pk", how="left")
+    out = out.merge(diagnoses, on="patient_id", how="left")
+    out = out.merge(joined, left_on="procedure_id", right_index=True, how="left")
+    out["order"] = [
+        orders.get(str(codes), {}).get(code, 1_000)
+        for codes, code in zip(out["codes"], out["timepoint"], strict=True)
+    ]
+    study = out["patient__study_id"].astype(str)
+    number = out["number"].astype("int64")
+    frame = pd.DataFrame(
+        {
+            "patient_id": study.where(number == 1, study + "/" + number.astype(str)),
+            "timepoint": out["timepoint"].astype(str),
+            "vas": out["vas"].astype("float64"),
+            "procedure_date": out["performed_on"],
+            "diagnosis": out["kind"].astype(object).where(out["kind"].notna(), None),
+            "primary_tumour": out["primary_tumour"]
+            .astype(object)
+            .where(out["primary_tumour"].notna(), None),
+            "procedure_type": out["procedure_type"],
+            "levels": out["levels"].fillna(""),
+            "approaches": out["approaches"].fillna(""),
+            "completed_on": out["completed_on"],
+            "days_after_procedure": (
+                pd.to_datetime(out["completed_on"]) - pd.to_datetime(out["performed_on"])
+            ).dt.days.astype("int64"),
+            "analgesic_use": out["analgesic_use"]
+            .astype(object)
+            .where(out["analgesic_use"].notna(), None),
+            "entered_via": out["entered_via"]
+            .astype(object)
+            .where(out["entered_via"].notna(), None),
+            "study_id": study,
+            "procedure_number": number,
+            "in_window": out["inside"].astype("bool"),
+            "_order": out["order"],
+        }
+    )
+    frame = frame.sort_values(["study_id", "procedure_number", "_order"], kind="stable")
+    return frame.drop(columns="_order").reset_index(drop=True)[list(COHORT_COLUMNS)]
 
 
 @dataclass(frozen=True)
@@ -288,7 +395,9 @@ def import_cohort(
     patient_id, no identity), one vertebroplasty Procedure dated by the file's ``procedure_date``
     column, else the ``procedure_date`` argument, else today -- with no treated levels, since the
     file does not say which were treated (``recorded_via="import"``) -- and its follow-up schedule
-    from ``protocol``. Each VAS completes its visit, dated (nominally) on the visit's due date,
+    from ``protocol``, written by the bulk path (``services.bulk.import_patients``: a
+    multi-row INSERT per table, the same audit events). Each VAS completes its visit, dated
+    (nominally) on the visit's due date,
     ``entered_via="import"``. A patient_id already in the registry raises RegistryError naming
     the file, line and value, and nothing is written.
     """
@@ -323,39 +432,41 @@ def import_cohort(
             )
         entry["date"] = when or default_date or today()
 
-    summary_scheduled = 0
-    summary_completed = 0
-    with transaction.atomic():
-        existing = set(
-            m.Patient.objects.filter(study_id__in=list(patients)).values_list("study_id", flat=True)
+    unknown = {code for e in patients.values() for code, _ in e["vas"]} - set(protocol.codes)
+    if unknown:  # read_cohort_csv validated them; never silently drop a value
+        raise RegistryError(f"{path}: time points {sorted(unknown)} not in the protocol")
+    existing = (
+        m.Patient.objects.filter(study_id__in=list(patients))
+        .values_list("study_id", flat=True)
+        .first()
+    )
+    if existing is not None:
+        raise RegistryError(
+            f'{path}, line {patients[existing]["line"]}, column "patient_id": patient '
+            f"{existing!r} is already in the registry; nothing was imported"
         )
-        for pid, entry in patients.items():
-            if pid in existing:
-                raise RegistryError(
-                    f'{path}, line {entry["line"]}, column "patient_id": patient {pid!r} is '
-                    "already in the registry; nothing was imported"
-                )
-        for pid, entry in patients.items():
-            patient = created(m.Patient(study_id=pid))
-            vas_by_code = dict(entry["vas"])
-            unknown = set(vas_by_code) - set(protocol.codes)
-            if unknown:  # read_cohort_csv validated them; never silently drop a value
-                raise RegistryError(f"{path}: time points {sorted(unknown)} not in the protocol")
-            create_procedure_row(
-                patient=patient,
-                performed_on=entry["date"],
-                procedure_type=ProcedureType.VERTEBROPLASTY,
-                protocol=protocol,
-                recorded_via=RecordedVia.IMPORT.value,
-                imported_vas=vas_by_code,
-                notes=f"imported from {path.name}",
+    written = import_patients(
+        [
+            BulkPatient(
+                study_id=pid,
+                procedures=[
+                    BulkProcedure(
+                        performed_on=entry["date"],
+                        procedure_type=ProcedureType.VERTEBROPLASTY,
+                        vas=dict(entry["vas"]),
+                        protocol=protocol,
+                        recorded_via=RecordedVia.IMPORT.value,
+                        fields={"notes": f"imported from {path.name}"},
+                    )
+                ],
             )
-            summary_scheduled += len(protocol.codes)
-            summary_completed += len(vas_by_code)
+            for pid, entry in patients.items()
+        ]
+    )
     return ImportSummary(
         path=path,
-        patients=len(patients),
-        procedures=len(patients),
-        follow_ups=summary_completed,
-        scheduled=summary_scheduled,
+        patients=written.patients,
+        procedures=written.procedures,
+        follow_ups=written.completed,
+        scheduled=written.follow_ups,
     )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 
 from spinewatch.core.diagnoses import Diagnosis as CoreDiagnosis
 from spinewatch.core.identifiers import hospital_number_key, names_match, tidy_hospital_number
@@ -33,6 +34,7 @@ __all__ = [
     "find_by_hospital_number",
     "near_duplicates",
     "next_study_id",
+    "take_study_ids",
     "update_patient",
     "update_patient_identity",
     "validate_study_id",
@@ -69,15 +71,76 @@ def validate_study_id(value: object) -> str:
     return value.strip()
 
 
-def next_study_id() -> str:
-    """The next generated study id: ``SW-`` and six digits, one above the highest in use."""
+_COUNTER = "study_id"
+
+
+def highest_generated_study_id() -> int:
+    """The highest number of a generated study id (``SW-`` and digits) in use, 0 when none.
+
+    Reads every such id: used once, to start the counter (:func:`next_study_id`)."""
     used = m.Patient.objects.filter(study_id__regex=r"^SW-[0-9]+$").values_list(
         "study_id", flat=True
     )
+    return max((int(match.group(1)) for s in used if (match := _GENERATED.fullmatch(s))), default=0)
+
+
+def _seed_counter() -> None:
+    try:
+        with transaction.atomic():
+            m.IdCounter.objects.get_or_create(
+                name=_COUNTER, defaults={"value": highest_generated_study_id()}
+            )
+    except IntegrityError:  # a concurrent writer seeded it first
+        pass
+
+
+def take_study_ids(n: int) -> list[str]:
+    """Take ``n`` consecutive generated study ids (``SW-`` and at least six digits) at once.
+
+    One atomic ``UPDATE ... RETURNING`` of the counter row (:class:`~spinewatch.registry.models.
+    IdCounter`; PostgreSQL locks the row to the end of the caller's transaction, SQLite
+    serialises writers), so two writers never get the same number and no study id is read. The
+    numbers are taken even if the caller's transaction later rolls back outside its own
+    (a gap, never a duplicate). A study id typed by hand that the counter later reaches is
+    refused by the unique column (:func:`create_patient` then takes the next number).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise RegistryError(f"n {n!r}: expected a number of study ids >= 0")
+    if n == 0:
+        return []
+    table = connection.ops.quote_name(m.IdCounter._meta.db_table)
+    sql = f"UPDATE {table} SET value = value + %s WHERE name = %s RETURNING value"
+    for _attempt in range(2):
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [n, _COUNTER])
+            row = cursor.fetchone()
+        if row is not None:
+            last = int(row[0])
+            return [f"SW-{k:06d}" for k in range(last - n + 1, last + 1)]
+        _seed_counter()
+    raise RegistryError("the study id counter could not be started; try again")
+
+
+def note_study_ids(study_ids: Iterable[str]) -> None:
+    """Study ids given by hand that look generated (``SW-000041``) move the counter up to
+    them, so generated ids stay one above the highest in use. One UPDATE (none when no id
+    looks generated)."""
     highest = max(
-        (int(match.group(1)) for s in used if (match := _GENERATED.fullmatch(s))), default=0
+        (int(match.group(1)) for s in study_ids if (match := _GENERATED.fullmatch(s))), default=0
     )
-    return f"SW-{highest + 1:06d}"
+    if highest == 0:
+        return
+    table = connection.ops.quote_name(m.IdCounter._meta.db_table)
+    sql = f"UPDATE {table} SET value = CASE WHEN value < %s THEN %s ELSE value END WHERE name = %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [highest, highest, _COUNTER])
+        if cursor.rowcount == 0:
+            _seed_counter()
+
+
+def next_study_id() -> str:
+    """Take the next generated study id (:func:`take_study_ids` of one)."""
+    return take_study_ids(1)[0]
 
 
 def _check_user(field: str, user: object) -> Any:
@@ -104,6 +167,9 @@ def _identity_values(data: IdentityData) -> dict[str, Any]:
         "hospital_number", tidy_hospital_number, values["hospital_number"]
     )
     values["hospital_number_key"] = hospital_number_key(values["hospital_number"])
+    values["search_text"] = m.identity_search_text(
+        values["family_name"], values["given_name"], values["hospital_number"]
+    )
     check_date("birth_date", values["birth_date"], allow_none=True, not_future=True)
     if values["sex"] not in Sex.values:
         raise RegistryError(
@@ -187,11 +253,13 @@ def create_patient(
     if values is not None:
         _check_number_free(values, None)
     given = validate_study_id(study_id) if study_id is not None else None
-    for _attempt in range(5):
+    for _attempt in range(20):
         candidate = given or next_study_id()
         try:
             with transaction.atomic():
                 patient = created(m.Patient(study_id=candidate, case_manager=case_manager))
+                if given is not None:
+                    note_study_ids([given])
                 if values is not None:
                     created(m.PatientIdentity(patient=patient, **values))
                 return patient

@@ -33,6 +33,7 @@ from spinewatch.registry.services._base import (
     changed,
     check_date,
     created,
+    created_many,
     deleted,
     get,
     parse_field,
@@ -175,9 +176,8 @@ def _write_children(
     levels: Sequence[TreatedLevel],
     leakages: Sequence[LeakageRecord],
 ) -> None:
-    rows: dict[VertebralLevel, m.TreatedLevel] = {}
-    for t in levels:
-        rows[t.level] = created(
+    rows = created_many(
+        [
             m.TreatedLevel(
                 procedure=procedure,
                 level=str(t.level),
@@ -191,28 +191,37 @@ def _write_children(
                 biopsy=t.biopsy,
                 biopsy_result=t.biopsy_result.value if t.biopsy_result is not None else None,
             )
-        )
-    for record in leakages:
-        created(
+            for t in levels
+        ]
+    )
+    by_level: dict[VertebralLevel, m.TreatedLevel] = {
+        t.level: row for t, row in zip(levels, rows, strict=True)
+    }
+    created_many(
+        [
             m.CementLeakage(
                 procedure=procedure,
-                treated_level=rows[record.level] if record.level is not None else None,  # type: ignore[index]
+                treated_level=by_level[record.level] if record.level is not None else None,  # type: ignore[index]
                 leakage_type=record.leakage.type.value,
                 site=record.leakage.site.value,
                 symptomatic=bool(record.leakage.symptomatic),
             )
-        )
+            for record in leakages
+        ]
+    )
 
 
 def _write_complications(
     procedure: m.Procedure, complications: Sequence[tuple[ComplicationClass, str, dt.date | None]]
 ) -> None:
-    for sir, description, when in complications:
-        created(
+    created_many(
+        [
             m.Complication(
                 procedure=procedure, sir_class=sir.value, description=description, occurred_on=when
             )
-        )
+            for sir, description, when in complications
+        ]
+    )
 
 
 def _check_text(field: str, value: object) -> str:
@@ -233,19 +242,21 @@ def _schedule(
     imported_vas: Mapping[str, float] | None = None,
     *,
     baseline_only: bool = False,
+    new: bool = False,
 ) -> int:
     """Create the visits of ``protocol`` not created yet (only the baseline for a planned
     procedure); those in ``imported_vas`` are created completed (nominally on their due date,
-    ``entered_via="import"``). Returns the number created."""
+    ``entered_via="import"``). ``new``: the procedure was just created (no visits to read).
+    Returns the number created."""
     imported_vas = imported_vas or {}
-    existing = set(procedure.follow_ups.values_list("timepoint", flat=True))
-    n = 0
+    existing = set() if new else set(procedure.follow_ups.values_list("timepoint", flat=True))
+    rows = []
     for visit in protocol.schedule(procedure.performed_on):
         code = _visit_code(visit)
         if code in existing or (baseline_only and not visit.timepoint.baseline):
             continue
         vas = imported_vas.get(code)
-        created(
+        rows.append(
             m.FollowUp(
                 procedure=procedure,
                 timepoint=code,
@@ -257,8 +268,7 @@ def _schedule(
                 entered_via=EnteredVia.IMPORT.value if vas is not None else None,
             )
         )
-        n += 1
-    return n
+    return len(created_many(rows))
 
 
 def create_procedure_row(
@@ -285,7 +295,7 @@ def create_procedure_row(
             **fields,
         )
     )
-    _schedule(procedure, protocol, imported_vas)
+    _schedule(procedure, protocol, imported_vas, new=True)
     return procedure
 
 
@@ -448,7 +458,7 @@ def plan_procedure(
                 notes=_check_text("notes", notes),
             )
         )
-        _schedule(procedure, protocol, baseline_only=True)
+        _schedule(procedure, protocol, baseline_only=True, new=True)
         return procedure
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 from django.http import HttpRequest
 from ninja import Path, Query, Router
 from ninja.responses import Status
@@ -18,6 +17,7 @@ from spinewatch.accounts.roles import Role, role_or_none
 from spinewatch.registry import models as m
 from spinewatch.registry import services
 from spinewatch.registry.errors import RegistryError
+from spinewatch.registry.search import patient_search
 from spinewatch.web.api import schemas as s
 from spinewatch.web.api._access import ID_DESCRIPTION, allow, load, plain, responses, viewed
 from spinewatch.web.api._present import patient_out, patient_summary_out
@@ -57,13 +57,8 @@ def list_patients(
     allow(request, Action.VIEW_IDENTIFIABLE)
     rows = _patients().order_by("study_id", "pk")
     term = (search or "").strip()
-    if term:
-        rows = rows.filter(
-            Q(study_id__icontains=term)
-            | Q(identity__family_name__icontains=term)
-            | Q(identity__given_name__icontains=term)
-            | Q(identity__hospital_number__icontains=term)
-        )
+    if term:  # every word, in the indexed search text or the study id
+        rows = rows.filter(patient_search(term))
     count = rows.count()
     page = list(rows[offset : offset + limit])
     viewed(

@@ -14,11 +14,12 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from spinewatch.imaging.risk import CollapseRisk
 from spinewatch.registry import models as rm
 from spinewatch.registry.choices import Decision
+from spinewatch.registry.search import patient_search
 from spinewatch.web.followup_status import VisitStatus, visit_status
 
 __all__ = ["RISK_RANK", "PatientRow", "age_years", "patient_rows", "search_patients"]
@@ -42,13 +43,7 @@ def search_patients(
         patients = patients.filter(diagnoses__kind=diagnosis).distinct()
     if risk:
         patients = patients.filter(pk__in=_patients_at_risk(risk))
-    for word in query.split():
-        patients = patients.filter(
-            Q(identity__family_name__icontains=word)
-            | Q(identity__given_name__icontains=word)
-            | Q(identity__hospital_number__icontains=word)
-            | Q(study_id__icontains=word)
-        )
+    patients = patients.filter(patient_search(query))
     return patients.order_by("identity__family_name", "identity__given_name", "study_id")
 
 

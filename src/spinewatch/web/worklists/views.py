@@ -2,9 +2,11 @@
 (high collapse risk or the signal to treat before collapse), then the vertebrae whose risk could
 not be assessed.
 
-``/worklists/`` shows the three lists (identifiable: names; recorded in the audit trail as one
-view event listing the study ids shown). ``/worklists/follow-ups/<id>/record/`` is the "record
-follow-up" form (VAS 0-10 with decimals, analgesic use, completed date), saved through
+``/worklists/`` shows the first rows of each list with its counts, and ``/worklists/<list>/`` one
+list a page at a time, filtered, sorted and paged in the database (identifiable: names; each
+recorded in the audit trail as one view event listing the study ids shown on that page).
+``/worklists/follow-ups/<id>/record/`` is the "record follow-up" form (VAS 0-10 with decimals,
+analgesic use, completed date), saved through
 :func:`spinewatch.registry.services.record_follow_up` with the version the form was read at.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import messages
+from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -32,12 +35,15 @@ from spinewatch.web.pages.views import attach_input_error
 from spinewatch.web.plain_errors import plain_message
 from spinewatch.web.worklists.forms import RecordFollowUpForm, VisitOutcomeForm
 from spinewatch.web.worklists.queries import (
-    follow_ups_due,
-    high_risk_undecided,
-    not_assessable_undecided,
-    surveillance_due,
+    HIGH_RISK,
+    NOT_ASSESSABLE,
+    follow_up_rows,
+    open_follow_ups,
+    scan_rows,
+    scans_due,
+    undecided_findings,
 )
-from spinewatch.web.worklists.table import LISTS, build, worklist_csv
+from spinewatch.web.worklists.table import LISTS, PAGE_SIZE, build, worklist_csv
 
 __all__ = ["index", "one_list", "record_follow_up_view", "visit_outcome_view"]
 
@@ -56,15 +62,40 @@ def _manager_filter(request: HttpRequest, managers: list[Any]) -> tuple[str, Any
     raise Http404(f"who {who!r}: expected mine, all, none or the id of a case manager")
 
 
+#: Rows of each list on the worklists page (each list links to its own paged page).
+INDEX_ROWS = 25
+
+
+def _int_param(request: HttpRequest, name: str, default: int) -> int:
+    text = request.GET.get(name, "")
+    try:
+        return int(text) if text else default
+    except ValueError:
+        raise Http404(f"{name} {text[:20]!r}: expected a whole number") from None
+
+
 @require_http_methods(["GET"])
 @requires(Action.VIEW_IDENTIFIABLE)
 def index(request: HttpRequest) -> HttpResponse:
+    """The first :data:`INDEX_ROWS` rows of each list with its counts (a fixed number of
+    queries whatever the registry's size); the audit event lists the study ids shown."""
     managers = list(case_manager_queryset())
     who, manager = _manager_filter(request, managers)
-    follow_ups = follow_ups_due(manager=manager)
-    scans = surveillance_due()
-    risks = high_risk_undecided()
-    unassessed = not_assessable_undecided()
+    day = timezone.localdate()
+    open_visits = open_follow_ups(manager=manager, today=day)
+    visit_counts = open_visits.aggregate(
+        total=Count("pk"), overdue=Count("pk", filter=Q(status_rank=0))
+    )
+    plans = scans_due(today=day)
+    scan_counts = plans.aggregate(
+        total=Count("pk"), overdue=Count("pk", filter=Q(next_scan_due__lt=day))
+    )
+    high = undecided_findings(HIGH_RISK)
+    unknown = undecided_findings(NOT_ASSESSABLE)
+    follow_ups = follow_up_rows(open_visits[:INDEX_ROWS], day)
+    scans = scan_rows(plans[:INDEX_ROWS], day)
+    risks = list(high[:INDEX_ROWS])
+    unassessed = list(unknown[:INDEX_ROWS])
     shown = sorted(
         {r.patient.study_id for r in follow_ups}
         | {r.patient.study_id for r in scans}
@@ -79,12 +110,14 @@ def index(request: HttpRequest) -> HttpResponse:
         detail={"page": "worklists", "who": who, "study_ids": shown},
     )
     user = request.user
+    can_record = can(user, Action.RECORD_FOLLOW_UP)
+    can_link = can(user, Action.MANAGE_PORTAL_LINKS)
     rows = [
         {
             "row": r,
             "patient_url": patient_url(r.patient),
-            "can_record": can(user, Action.RECORD_FOLLOW_UP, r.patient),
-            "can_link": can(user, Action.MANAGE_PORTAL_LINKS, r.patient),
+            "can_record": can_record and can(user, Action.RECORD_FOLLOW_UP, r.patient),
+            "can_link": can_link and can(user, Action.MANAGE_PORTAL_LINKS, r.patient),
         }
         for r in follow_ups
     ]
@@ -92,13 +125,18 @@ def index(request: HttpRequest) -> HttpResponse:
         "who": who,
         "managers": managers,
         "follow_ups": rows,
-        "overdue_count": sum(r.status == "overdue" for r in follow_ups),
+        "follow_ups_total": visit_counts["total"],
+        "overdue_count": visit_counts["overdue"],
         "scans": [{"row": r, "patient_url": patient_url(r.patient)} for r in scans],
-        "scans_overdue_count": sum(r.overdue for r in scans),
+        "scans_total": scan_counts["total"],
+        "scans_overdue_count": scan_counts["overdue"],
         "risks": [{"finding": f, "patient_url": patient_url(f.study.patient)} for f in risks],
+        "risks_total": high.count() if len(risks) == INDEX_ROWS else len(risks),
         "unassessed": [
             {"finding": f, "patient_url": patient_url(f.study.patient)} for f in unassessed
         ],
+        "unassessed_total": unknown.count() if len(unassessed) == INDEX_ROWS else len(unassessed),
+        "index_rows": INDEX_ROWS,
     }
     context["clinician_first"] = role_or_none(request.user) is Role.CLINICIAN
     return render(request, "web/worklists/index.html", context)
@@ -107,28 +145,27 @@ def index(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET"])
 @requires(Action.VIEW_IDENTIFIABLE)
 def one_list(request: HttpRequest, name: str, export: str = "") -> HttpResponse:
-    """One worklist: sort (``sort``), filter (``q``, ``status``, ``diagnosis``, ``who``) and
-    export (``.csv``: clinicians, whose role may export identifiable data; audited)."""
+    """One worklist, a page at a time (``page``, ``page_size`` up to
+    :data:`~spinewatch.web.worklists.table.MAX_PAGE_SIZE`): sort (``sort``), filter (``q``,
+    ``status``, ``diagnosis``, ``who``) and export (``.csv``, every row: clinicians, whose role
+    may export identifiable data; audited). The view's audit event lists the page's study ids."""
     if name not in LISTS:
         raise Http404(f"worklist {name!r}: expected one of {', '.join(LISTS)}")
     managers = list(case_manager_queryset())
     who, manager = _manager_filter(request, managers)
     get = request.GET
-    table = build(
-        name,
-        today=timezone.localdate(),
-        manager=manager,
-        sort=get.get("sort", ""),
-        q=get.get("q", "")[:100],
-        status=get.get("status", ""),
-        diagnosis=get.get("diagnosis", "")[:40],
-    )
-    study_ids = sorted({r.cells["study_id"] for r in table.rows})
+    filters = {
+        "sort": get.get("sort", ""),
+        "q": get.get("q", "")[:100],
+        "status": get.get("status", ""),
+        "diagnosis": get.get("diagnosis", "")[:40],
+    }
     can_export = can(request.user, Action.EXPORT_IDENTIFIABLE)
     if export:
         from spinewatch.accounts.permissions import require
 
         require(request.user, Action.EXPORT_IDENTIFIABLE)
+        table = build(name, today=timezone.localdate(), manager=manager, page_size=None, **filters)
         record(
             actor=None,
             action="export",
@@ -138,31 +175,46 @@ def one_list(request: HttpRequest, name: str, export: str = "") -> HttpResponse:
                 "export": f"worklist {name}",
                 "filters": dict(get.items()),
                 "rows": len(table.rows),
-                "study_ids": study_ids,
+                "study_ids": sorted({r.cells["study_id"] for r in table.rows}),
             },
         )
         return worklist_csv(table, f"spinewatch-worklist-{name}.csv")
+    table = build(
+        name,
+        today=timezone.localdate(),
+        manager=manager,
+        page=_int_param(request, "page", 1),
+        page_size=_int_param(request, "page_size", PAGE_SIZE),
+        **filters,
+    )
+    study_ids = sorted({r.cells["study_id"] for r in table.rows})
     record(
         actor=None,
         action="view",
         object_type="registry.patient",
         object_id=None,
-        detail={"page": f"worklist {name}", "who": who, "study_ids": study_ids},
+        detail={
+            "page": f"worklist {name}",
+            "who": who,
+            "page_number": table.page,
+            "study_ids": study_ids,
+        },
     )
     query = get.copy()
     query.pop("sort", None)
+    query.pop("page", None)
+    paging = get.copy()
+    paging.pop("page", None)
     context = {
         "table": table,
         "managers": managers,
         "who": who,
-        "sort": get.get("sort", ""),
-        "q": get.get("q", ""),
-        "status": get.get("status", ""),
-        "diagnosis": get.get("diagnosis", ""),
+        **filters,
         "base_query": query.urlencode(),
+        "page_query": paging.urlencode(),
         "export_query": get.urlencode(),
         "can_export": can_export,
-        "lists": [(key, LISTS[key]) for key in LISTS],
+        "lists": [(key, LISTS[key].title) for key in LISTS],
     }
     return render(request, "web/worklists/one_list.html", context)
 

@@ -183,6 +183,8 @@ def test_deidentified_patient_day_counts(rich_patient):
     assert data["diagnoses"][0]["diagnosed_days_from_index"] == (dt.date(2023, 11, 20) - FIRST).days
     assert data["imaging_studies"][0]["days_from_index"] == -29
     assert data["imaging_studies"][0]["findings"][0]["collapse_risk"] == "high"
+    # the report of the rich patient predates the infiltration finding: null, never "no"
+    assert data["imaging_studies"][0]["findings"][0]["diffuse_infiltration"] is None
     assert data["procedures"][0]["complications"] == [
         {"sir_class": "A", "occurred_days_from_index": 1}
     ]

@@ -371,6 +371,35 @@ def test_study_carries_not_assessable_signal_and_confidence(clinician, seeded):
     assert levels["T12"]["confidence_reasons"] == ["no quality concern"]
 
 
+def test_study_findings_carry_diffuse_infiltration(clinician, seeded):
+    patient = seeded["patient"]
+    report = {
+        "scan": {"labels": "synthetic"},
+        "vertebrae": [
+            {
+                "level": "L2",
+                "diffuse_infiltration": True,
+                "diffuse_infiltration_hu_below_own": 61.5,
+            },
+            {
+                "level": "L3",
+                "diffuse_infiltration": False,
+                "diffuse_infiltration_hu_below_own": 4.0,
+            },
+            {"level": "L4", "collapse_risk": "low"},
+        ],
+    }
+    study = services.add_imaging_study(patient=patient, study_date=TODAY, report=report)
+    detail = clinician.client.get(f"/api/studies/{study.pk}").json()
+    levels = {f["level"]: f for f in detail["findings"]}
+    assert levels["L2"]["diffuse_infiltration"] is True
+    assert levels["L2"]["diffuse_infiltration_hu_below_own"] == pytest.approx(61.5)
+    assert levels["L3"]["diffuse_infiltration"] is False
+    # not assessed (or a report from before the finding): null, never "no"
+    assert levels["L4"]["diffuse_infiltration"] is None
+    assert levels["L4"]["diffuse_infiltration_hu_below_own"] is None
+
+
 def test_finding_decision(clinician, manager, seeded):
     finding = m.VertebraFinding.objects.get(study=seeded["study"], level="L1")
     path = f"/api/findings/{finding.pk}"

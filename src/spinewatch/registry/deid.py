@@ -193,7 +193,8 @@ def deidentified_patient(patient: m.Patient | int) -> dict[str, Any]:
     [{days_from_index, modality, analysed, findings [{level, genant_grade, deformity,
     height_loss_pct, trabecular_hu_median, lytic_volume_ml, lytic_fraction,
     posterior_wall_involved, collapse_risk, reasons, sins_imaging_points, treat_signal,
-    treat_signal_reasons, confidence, confidence_reasons, decision}]}],
+    treat_signal_reasons, confidence, confidence_reasons, diffuse_infiltration,
+    diffuse_infiltration_hu_below_own, decision}]}],
     ``surveillance`` ({interval_days, next_scan_due_days_from_index, active} or ``None``).
     Lists are in date order. Days are whole days from the index procedure.
     """
@@ -293,6 +294,8 @@ def _deidentified(row: m.Patient) -> dict[str, Any]:
                         "treat_signal_reasons": list(f.treat_signal_reasons or []),
                         "confidence": f.confidence,
                         "confidence_reasons": list(f.confidence_reasons or []),
+                        "diffuse_infiltration": f.diffuse_infiltration,
+                        "diffuse_infiltration_hu_below_own": f.diffuse_infiltration_hu_below_own,
                         "decision": f.decision,
                     }
                     for f in study.findings.all()

@@ -107,6 +107,8 @@ def finding_out(f: m.VertebraFinding) -> s.FindingOut:
         treat_signal_reasons=list(f.treat_signal_reasons or []),
         confidence=f.confidence,
         confidence_reasons=list(f.confidence_reasons or []),
+        diffuse_infiltration=f.diffuse_infiltration,
+        diffuse_infiltration_hu_below_own=f.diffuse_infiltration_hu_below_own,
         decision=f.decision,
         decision_note=f.decision_note,
         version=f.version,

@@ -303,6 +303,14 @@ class FindingOut(Schema):
     treat_signal_reasons: list[str]
     confidence: str | None = Field(description="high, medium or low: trust in the findings")
     confidence_reasons: list[str]
+    diffuse_infiltration: bool | None = Field(
+        default=None,
+        description="the body far below the patient's own other vertebrae (the myeloma pattern); "
+        "null when not assessable or analysed before the finding existed",
+    )
+    diffuse_infiltration_hu_below_own: float | None = Field(
+        default=None, description="HU below the patient's own other vertebrae (median)"
+    )
     decision: str
     decision_note: str
     version: int

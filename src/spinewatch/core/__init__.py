@@ -52,6 +52,7 @@ from spinewatch.core.identifiers import (
     HospitalNumberError,
     hospital_number_key,
     names_match,
+    search_key,
     tidy_hospital_number,
 )
 from spinewatch.core.leakage import CementLeakage, LeakageError, LeakageSite, LeakageType
@@ -214,6 +215,7 @@ __all__ = [
     "renamed_levels",
     "safe_cell",
     "safe_row",
+    "search_key",
     "sins_collapse_from",
     "subregion_refusal",
     "tidy_hospital_number",

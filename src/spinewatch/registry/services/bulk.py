@@ -40,7 +40,7 @@ from spinewatch.registry.services.patients import (
     take_study_ids,
     validate_study_id,
 )
-from spinewatch.registry.services.procedures import _check_parts, _visit_code
+from spinewatch.registry.services.procedures import _check_parts, _visit_code, treated_level_row
 
 __all__ = ["BulkPatient", "BulkProcedure", "BulkSummary", "import_patients"]
 
@@ -261,19 +261,7 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
         flat = [item for procs in checked for item in procs]
         level_rows = created_many(
             [
-                m.TreatedLevel(
-                    procedure=row,
-                    level=str(t.level),
-                    approach=t.approach.value,
-                    needle_gauge=t.needle_gauge,
-                    cement_volume_ml=float(t.cement_volume_ml),
-                    ablation_modality=t.ablation.value if t.ablation is not None else None,
-                    ablation_power_w=t.ablation_power_w,
-                    ablation_duration_s=t.ablation_duration_s,
-                    access=t.access.value if t.access is not None else None,
-                    biopsy=t.biopsy,
-                    biopsy_result=t.biopsy_result.value if t.biopsy_result is not None else None,
-                )
+                treated_level_row(row, t)
                 for row, (_proc, _kind, levels) in zip(procedure_rows, flat, strict=True)
                 for t in levels
             ]

@@ -82,15 +82,16 @@ ATTRITION_COLUMNS: tuple[str, ...] = (
 )
 
 
-def _selected_procedures(
+def _filtered_procedures(
     diagnosis: DiagnosisKind | str | None,
     level: VertebralLevel | str | None,
     approach: Approach | str | None,
     procedure_type: ProcedureType | str | None,
     date_from: dt.date | None,
     date_to: dt.date | None,
-) -> dict[int, m.Procedure]:
-    """Performed, not voided procedures of not voided patients matching the filters."""
+) -> Any:
+    """Performed, not voided procedures of not voided patients matching the filters (a
+    queryset: nothing read yet)."""
     procedures = m.Procedure.objects.filter(
         voided_at__isnull=True, patient__voided_at__isnull=True, status="performed"
     )
@@ -110,6 +111,21 @@ def _selected_procedures(
         procedures = procedures.filter(performed_on__gte=check_date("date_from", date_from))
     if date_to is not None:
         procedures = procedures.filter(performed_on__lte=check_date("date_to", date_to))
+    return procedures
+
+
+def _selected_procedures(
+    diagnosis: DiagnosisKind | str | None,
+    level: VertebralLevel | str | None,
+    approach: Approach | str | None,
+    procedure_type: ProcedureType | str | None,
+    date_from: dt.date | None,
+    date_to: dt.date | None,
+) -> dict[int, m.Procedure]:
+    """Performed, not voided procedures of not voided patients matching the filters."""
+    procedures = _filtered_procedures(
+        diagnosis, level, approach, procedure_type, date_from, date_to
+    )
     return {
         p.pk: p for p in procedures.distinct().select_related("patient").prefetch_related("levels")
     }
@@ -221,25 +237,9 @@ def _procedure_query(
     date_to: dt.date | None,
 ) -> Any:
     """The ids of the selected procedures, as a subquery (nothing read)."""
-    procedures = m.Procedure.objects.filter(
-        voided_at__isnull=True, patient__voided_at__isnull=True, status="performed"
+    procedures = _filtered_procedures(
+        diagnosis, level, approach, procedure_type, date_from, date_to
     )
-    if diagnosis is not None:
-        kind = parse_field("diagnosis", DiagnosisKind.parse, diagnosis)
-        procedures = procedures.filter(patient__diagnoses__kind=kind.value)
-    if level is not None:
-        lvl = parse_field("level", VertebralLevel.parse, level)
-        procedures = procedures.filter(levels__level=str(lvl))
-    if approach is not None:
-        appr = parse_field("approach", Approach.parse, approach)
-        procedures = procedures.filter(levels__approach=appr.value)
-    if procedure_type is not None:
-        ptype = parse_field("procedure_type", ProcedureType.parse, procedure_type)
-        procedures = procedures.filter(procedure_type=ptype.value)
-    if date_from is not None:
-        procedures = procedures.filter(performed_on__gte=check_date("date_from", date_from))
-    if date_to is not None:
-        procedures = procedures.filter(performed_on__lte=check_date("date_to", date_to))
     return procedures.order_by().values("pk").distinct()
 
 

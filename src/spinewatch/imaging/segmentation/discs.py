@@ -15,7 +15,12 @@ is a *narrow* valley -- the endplates are a disc height apart, while in an osteo
 whose marrow reads near disc tissue, the dip between its own endplates is a body height wide:
 each minimum's prominence is weighted down as its width at half prominence grows from a
 quarter to three quarters of the pitch, and the regularly spaced subset with the largest
-weighted sum is kept.
+weighted sum is kept. Between two chosen discs lie whole vertebrae: a gap off a whole number of
+pitches costs prominence (:func:`_spacing_penalty`), so a lytic or destroyed body -- whose dark
+middle can read below disc tissue and lies half a pitch from the discs around it -- does not
+replace those discs (the spacing of neighbouring discs as a prior: Alomari et al., "Labeling of
+lumbar discs using both pixel- and object-level features with a two-level probabilistic model",
+IEEE TMI 30(1):1-10, 2011; Klinder et al. 2009; Glocker et al. 2012).
 
 The expected pitch (body + disc height along the column) comes from the body's own width: adult
 body height is roughly 0.7-0.8 times its width from C3 to L5 (Panjabi et al., Spine 1991/1992

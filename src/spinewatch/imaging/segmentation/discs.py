@@ -15,7 +15,12 @@ is a *narrow* valley -- the endplates are a disc height apart, while in an osteo
 whose marrow reads near disc tissue, the dip between its own endplates is a body height wide:
 each minimum's prominence is weighted down as its width at half prominence grows from a
 quarter to three quarters of the pitch, and the regularly spaced subset with the largest
-weighted sum is kept.
+weighted sum is kept. Between two chosen discs lie whole vertebrae: a gap off a whole number of
+pitches costs prominence (:func:`_spacing_penalty`), so a lytic or destroyed body -- whose dark
+middle can read below disc tissue and lies half a pitch from the discs around it -- does not
+replace those discs (the spacing of neighbouring discs as a prior: Alomari et al., "Labeling of
+lumbar discs using both pixel- and object-level features with a two-level probabilistic model",
+IEEE TMI 30(1):1-10, 2011; Klinder et al. 2009; Glocker et al. 2012).
 
 The expected pitch (body + disc height along the column) comes from the body's own width: adult
 body height is roughly 0.7-0.8 times its width from C3 to L5 (Panjabi et al., Spine 1991/1992
@@ -71,6 +76,10 @@ MIN_GAP_FRACTION = 0.5
 #: Neighbouring discs of the chosen set are at least this many pitches apart (a body is
 #: never shorter than ~2/3 of body + disc height). Engineering choice.
 MIN_DISC_GAP = 0.65
+#: A gap between two chosen discs within this many pitches of a whole number of vertebrae
+#: costs nothing (neighbouring pitches differ by well under a quarter; the expected pitch
+#: carries the width estimate's error too). Engineering choice.
+SPACING_TOLERANCE = 0.25
 #: The profile's period is searched within this range of the width-based pitch, and used when
 #: its autocorrelation reaches PERIOD_MIN_CORR there. Engineering choices.
 PERIOD_RANGE = (0.7, 1.5)
@@ -227,6 +236,17 @@ def _valley_width(profile: npt.NDArray[np.float64], z: int, level: float) -> int
     return right - left
 
 
+def _spacing_penalty(gap_pitches: float) -> float:
+    """What a gap of ``gap_pitches`` expected pitches between two chosen discs costs (HU of
+    prominence): nothing within ``SPACING_TOLERANCE`` of a whole number of vertebrae (one, or
+    two or more with a disc missed -- :func:`_fill_gaps` looks for it), rising linearly to
+    ``DISC_PROMINENCE_HU`` half-way between two whole numbers. Between two discs lie whole
+    vertebrae: a minimum half a pitch from a disc is inside a body (a lytic lesion, the marrow
+    between a body's own endplates), whatever its depth."""
+    off = abs(gap_pitches - max(1.0, round(gap_pitches)))
+    return DISC_PROMINENCE_HU * max(0.0, off - SPACING_TOLERANCE) / (0.5 - SPACING_TOLERANCE)
+
+
 def _regular_subset(
     prominent: list[tuple[int, float]], pitch_vox: npt.NDArray[np.float64]
 ) -> list[int]:
@@ -245,9 +265,12 @@ def _regular_subset(
         best[i] = pi
         for j in range(i):
             zj = prominent[j][0]
-            far = zi - zj >= MIN_DISC_GAP * 0.5 * (pitch_vox[zi] + pitch_vox[zj])
-            if far and best[j] + pi > best[i]:
-                best[i], prev[i] = best[j] + pi, j
+            pitch = 0.5 * (pitch_vox[zi] + pitch_vox[zj])
+            if zi - zj < MIN_DISC_GAP * pitch:
+                continue
+            score = best[j] + pi - _spacing_penalty((zi - zj) / pitch)
+            if score > best[i]:
+                best[i], prev[i] = score, j
     i = int(np.argmax(best))
     out = []
     while i >= 0:

@@ -39,9 +39,9 @@ Mask = npt.NDArray[np.bool_]
 
 #: (half-width a, half-depth b, height H, gap below) per level C1..C7, mm, used with ``atlas``.
 #: C1's "height" and "gap" only place its ring around the dens (no body, no C1/C2 disc): its
-#: centre lies ~10 mm above C2's body.
+#: centre lies ~9 mm above C2's body.
 CERVICAL_SIZES: dict[str, tuple[float, float, float, float]] = {
-    "C1": (7.5, 7.5, 16.0, 2.5),
+    "C1": (7.5, 7.5, 16.0, 1.0),
     "C2": (7.5, 7.5, 15.0, 4.5),
     "C3": (7.5, 7.5, 14.0, 4.5),
     "C4": (8.0, 7.6, 14.0, 4.5),

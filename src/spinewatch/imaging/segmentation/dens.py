@@ -50,7 +50,7 @@ DENS_MAX_WIDTH_MM = 16.0
 DENS_WIDTH_FRACTION = 0.8
 #: Shortest run of the slender process taken for a dens, mm (it is ~13-18 mm tall; a rounded
 #: endplate rim or an osteophyte narrows over a slice or two at most). Engineering choice.
-DENS_MIN_MM = 8.0
+DENS_MIN_MM = 6.0
 #: Bone of the ring must be seen in slices spanning at least this, mm (the anterior arch is
 #: ~10 mm tall, the lateral masses more).
 RING_MIN_MM = 4.0
@@ -156,7 +156,8 @@ def find_dens(
     reaching the scan's top edge is returned with ``cut`` (never confirmable)."""
     for index in range(len(discs) - 1, max(len(discs) - 3, -1), -1):
         found = _trace(view, factors, segments, column, discs[index].z, pitch_vox, spacing_mm)
-        if found is not None:
+        # a process must be dens-tall, unless the scan's edge cuts it (then never confirmable)
+        if found is not None and (found.cut or found.height_mm >= DENS_MIN_MM):
             return replace(found, disc_index=index)
     return None
 
@@ -211,8 +212,8 @@ def _trace(
     max_w = min(DENS_MAX_WIDTH_MM, DENS_WIDTH_FRACTION * body_w_mm)
     mask = np.zeros(solid.shape, dtype=bool)
     widths: list[float] = []
-    base = tip = -1
-    ring_slices = 0
+    base = -1
+    cx = cy = 0
     limit = int(np.ceil(BODY_PITCHES * pitch_vox * f[2]))
     n_k = solid.shape[2]
     for k in range(1, n_k):
@@ -224,22 +225,30 @@ def _trace(
         depth = (ys.max() - ys.min() + 1) * sp[1]
         if width > max_w or depth > DENS_MAX_WIDTH_MM:
             if base >= 0:
-                break  # widens again: the process ends in (or merges with) other bone
+                break  # widens again: the process touches other bone (the atlas, the skull)
             if k > limit:
                 return None  # still body-wide a pitch and a half above the disc
             cur = nxt
             continue
         if base < 0:
             base = k
-        tip = k
         widths.append(width)
         mask[:, :, k] = nxt
-        other = solid[:, :, k] & ~ndi.binary_dilation(nxt, iterations=1)
-        if _ring_around(other, float(xs.mean()), float(ys.mean()), width / 2.0, sp[:2]):
-            ring_slices += 1
+        cx, cy = round(float(xs.mean())), round(float(ys.mean()))
         cur = nxt
     if base < 0:
         return None
+    # the tip: where bone on the process's axis ends (followed past any contact with the ring);
+    # the ring: bone outside the body's footprint on both sides and behind, in the same slices
+    tip = base
+    ring_slices = 0
+    for k in range(base, n_k):
+        if not solid[max(cx - 1, 0) : cx + 2, max(cy - 1, 0) : cy + 2, k].any():
+            break
+        tip = k
+        other = solid[:, :, k] & ~footprint
+        if _ring_around(other, cx, cy, float(np.median(widths)) / 2.0, sp[:2]):
+            ring_slices += 1
     # back to the working grid: a working voxel holding any of the process's CT voxels
     full = np.zeros(segments.shape, dtype=bool)
     pad = [(-n) % k for n, k in zip(mask.shape, f, strict=True)]

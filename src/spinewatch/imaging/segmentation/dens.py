@@ -46,6 +46,9 @@ TRACE_HU = 150.0
 #: The dens is at most this wide (left-right and antero-posterior), mm: ~9-10 x 11-12 mm in
 #: adults (module docstring), with a voxel of partial volume on each side.
 DENS_MAX_WIDTH_MM = 16.0
+#: ...and at least this wide, mm: no adult dens is narrower than ~5.5 mm on CT (Kulkarni et al.
+#: 2013); thinner bone above a body is a spur, a cortex fragment or noise.
+DENS_MIN_WIDTH_MM = 5.0
 #: ...and narrower than this fraction of the body's width below it (the dens is ~0.6 of it).
 DENS_WIDTH_FRACTION = 0.8
 #: Shortest run of the slender process taken for a dens, mm (it is ~13-18 mm tall; a rounded
@@ -156,8 +159,9 @@ def find_dens(
     reaching the scan's top edge is returned with ``cut`` (never confirmable)."""
     for index in range(len(discs) - 1, max(len(discs) - 3, -1), -1):
         found = _trace(view, factors, segments, column, discs[index].z, pitch_vox, spacing_mm)
-        # a process must be dens-tall, unless the scan's edge cuts it (then never confirmable)
-        if found is not None and (found.cut or found.height_mm >= DENS_MIN_MM):
+        # a process must be dens-tall and ringed, unless the scan's edge cuts it (then it is
+        # never confirmable): an axis has an atlas
+        if found is not None and (found.cut or (found.height_mm >= DENS_MIN_MM and found.ring_mm)):
             return replace(found, disc_index=index)
     return None
 
@@ -223,6 +227,8 @@ def _trace(
         xs, ys = np.nonzero(nxt)
         width = (xs.max() - xs.min() + 1) * sp[0]
         depth = (ys.max() - ys.min() + 1) * sp[1]
+        if min(width, depth) < DENS_MIN_WIDTH_MM:
+            break  # a spur or a fragment, not a process of a dens's girth
         if width > max_w or depth > DENS_MAX_WIDTH_MM:
             if base >= 0:
                 break  # widens again: the process touches other bone (the atlas, the skull)

@@ -54,6 +54,9 @@ DENS_WIDTH_FRACTION = 0.8
 #: Shortest run of the slender process taken for a dens, mm (it is ~13-18 mm tall; a rounded
 #: endplate rim or an osteophyte narrows over a slice or two at most). Engineering choice.
 DENS_MIN_MM = 6.0
+#: ...and at most this tall, mm: bone on its axis running on further is not a free dens tip (a
+#: dens fused to the skull base, an os odontoideum joined to the clivus, or not a dens at all).
+DENS_MAX_MM = 30.0
 #: Bone of the ring must be seen in slices spanning at least this, mm (the anterior arch is
 #: ~10 mm tall, the lateral masses more).
 RING_MIN_MM = 4.0
@@ -94,7 +97,11 @@ class DensFinding:
     def confirmable(self) -> bool:
         """Whole and ringed: the process ends inside the scan, is tall enough, and the atlas
         ring is seen around it."""
-        return not self.cut and self.height_mm >= DENS_MIN_MM and self.ring_mm >= RING_MIN_MM
+        return (
+            not self.cut
+            and DENS_MIN_MM <= self.height_mm <= DENS_MAX_MM
+            and self.ring_mm >= RING_MIN_MM
+        )
 
     def describe(self) -> str:
         """One sentence of evidence."""
@@ -102,6 +109,8 @@ class DensFinding:
         if self.ring_mm < RING_MIN_MM:
             ring = f"atlas ring seen over only {self.ring_mm:.0f} mm"
         end = "its tip cut off by the scan's edge" if self.cut else "its tip inside the scan"
+        if self.height_mm > DENS_MAX_MM:
+            end = f"bone on its axis running on beyond {DENS_MAX_MM:.0f} mm (no free tip)"
         return (
             f"dens: a {self.width_mm:.0f} mm wide process rising {self.height_mm:.0f} mm from the "
             f"body above the most cranial disc without a disc between, {end}; {ring}"

@@ -289,17 +289,20 @@ def _trace(
 def split_atlas(
     segments: npt.NDArray[np.int16], dens: DensFinding, spacing_mm: tuple[float, float, float]
 ) -> tuple[npt.NDArray[np.int16], int]:
-    """Segments relabelled around the dens: the dens joins C2's segment; the bone of the segments
-    above C2 up to 5 mm above the dens's tip becomes one segment (C1: the ring around the dens),
-    bone higher up (the skull base) is dropped. Returns (segments, number of segments)."""
+    """Segments relabelled around the dens: the dens is C2's segment; the other bone of C2's
+    segment and the segments above it, from the slice above the dens's base up to 5 mm above
+    its tip, becomes one segment -- C1, the ring around the dens (the segmenter may have cut
+    between the ring and C2 or not, depending on where it saw the column narrow); bone higher
+    up (the skull base) is dropped. Returns (segments, number of segments)."""
     out = segments.copy()
     k = dens.segment
-    above = out > k
-    out[above & dens.mask] = k
-    top = dens.tip_z + int(np.ceil(5.0 / spacing_mm[2]))
     zi = np.arange(out.shape[2])[None, None, :]
-    ring = above & ~dens.mask & (zi <= top)
-    out[above & ~dens.mask] = 0
+    top = dens.tip_z + int(np.ceil(5.0 / spacing_mm[2]))
+    upper = (out >= k) & (zi > dens.base_z)
+    out[upper & dens.mask] = k
+    ring = upper & ~dens.mask & (zi <= top)
+    out[(out > k) & ~dens.mask] = 0
+    out[ring] = 0
     if ring.any():
         out[ring] = k + 1
         return out, k + 1

@@ -1,7 +1,7 @@
-"""Optional anatomy of the spine phantom: the atlas (C1) and the dens of C2, and ribs.
+"""Optional anatomy of the spine phantom: the atlas (C1) and the dens of C2, ribs, the sacrum.
 
-Drawn only when :class:`spinewatch.imaging.phantom.PhantomSpec` asks (``atlas``, ``ribs``), so the
-default phantom stays bit-identical. Each function takes local coordinates ``u`` (right), ``v``
+Drawn only when :class:`spinewatch.imaging.phantom.PhantomSpec` asks (``atlas``, ``ribs``,
+``sacrum``), so the default phantom stays bit-identical. Each function takes local coordinates ``u`` (right), ``v``
 (anterior), ``w`` (superior) in mm in one vertebra's frame and returns a mask of the same shape.
 
 Anatomy (Standring (ed.), Gray's Anatomy, 42nd ed., 2020, "Cervical spine"): the atlas has no body --
@@ -31,8 +31,11 @@ __all__ = [
     "RIB_LENGTH_MM",
     "atlas_ring",
     "dens",
+    "SACRUM_HEIGHT_MM",
     "rib_extent",
     "ribs",
+    "sacrum",
+    "sacrum_extent",
 ]
 
 Mask = npt.NDArray[np.bool_]
@@ -124,3 +127,48 @@ def ribs(
     t = np.clip((au - p0[0]) * d[0] + (v - p0[1]) * d[1] + (w - p0[2]) * d[2], 0.0, RIB_LENGTH_MM)
     dist2 = (au - p0[0] - t * d[0]) ** 2 + (v - p0[1] - t * d[1]) ** 2 + (w - p0[2] - t * d[2]) ** 2
     return np.asarray(dist2 <= RIB_RADIUS_MM**2, dtype=bool)
+
+
+#: The first sacral body's height below the lumbosacral disc (S1 with part of S2), mm.
+SACRUM_HEIGHT_MM = 30.0
+#: The alae reach this far from the midline; the ilia run from the sacroiliac joint, 1.5 mm
+#: beyond, out to ``_ILIUM_REACH_MM`` (the wings flare to ~100-130 mm from the midline).
+_ALA_MM = 52.0
+_ILIUM_REACH_MM = 110.0
+_ILIUM_THICK_MM = 8.0
+
+
+def sacrum_extent(h_mm: float, disc_mm: float) -> tuple[float, float, float]:
+    """(lateral reach, lowest w, highest w) of the sacrum and ilia drawn below a fifth lumbar
+    vertebra of height ``h_mm`` with its disc ``disc_mm``, in L5's frame, mm."""
+    top = -(h_mm / 2 + disc_mm)
+    return _ILIUM_REACH_MM + 2.0, top - 50.0 - 2.0, top + 25.0 + 2.0
+
+
+def sacrum(
+    u: npt.NDArray[Any],
+    v: npt.NDArray[Any],
+    w: npt.NDArray[Any],
+    a_mm: float,
+    b_mm: float,
+    h_mm: float,
+    disc_mm: float,
+) -> tuple[Mask, Mask, Mask, Mask]:
+    """(disc, sacral body, its cortex, alae and ilia) in L5's frame: the lumbosacral disc below
+    L5, the first sacral body (an elliptic cylinder like L5's), the alae carrying it laterally
+    to the sacroiliac joints (1.5 mm wide) and the iliac wings beyond them, plates of
+    ``_ILIUM_THICK_MM`` sloping forwards as they run laterally -- what the sacrum landmark
+    looks for: bone continuous from the body to >= 70 mm on both sides just below the disc."""
+    top = -(h_mm / 2 + disc_mm)
+    ell = (u / a_mm) ** 2 + (v / b_mm) ** 2
+    disc = (ell <= 1.0) & (w > top) & (w < -h_mm / 2 + 2.0)
+    body = (ell <= 1.0) & (w <= top) & (w >= top - SACRUM_HEIGHT_MM)
+    depth = np.minimum((1.0 - np.sqrt(ell)) * min(a_mm, b_mm), np.minimum(top - w, w - top + 30))
+    cortex = body & (depth < 1.0)
+    au = np.abs(u)
+    alae = (au <= _ALA_MM) & (v >= -b_mm) & (v <= 0.4 * b_mm)
+    alae &= (w <= top - 4.0) & (w >= top - SACRUM_HEIGHT_MM)
+    mid_v = -10.0 + 0.5 * (au - _ALA_MM - 1.5)
+    ilia = (au >= _ALA_MM + 1.5) & (au <= _ILIUM_REACH_MM)
+    ilia &= (np.abs(v - mid_v) <= _ILIUM_THICK_MM / 2) & (w >= top - 50.0) & (w <= top + 25.0)
+    return disc, body, cortex, np.asarray((alae | ilia) & ~body, dtype=bool)

@@ -159,12 +159,15 @@ class PhantomSpec:
     #: varying along it with a wavelength of ``_SCOLIOSIS_WAVELENGTH_MM`` (a Cobb angle of up
     #: to twice the amplitude); 0 draws today's straight coronal profile
     scoliosis_deg: float = 0.0
-    #: draw the upper cervical spine as it is (:mod:`._atlas`): C1 as a ring without a body
+    #: draw the upper cervical spine as it is (:mod:`._phantom_anatomy`): C1 as a ring without a body
     #: around C2's dens, no C1/C2 disc, and cervical sizes from C2 to C7; False (default)
     #: draws every level as a body with its arch, bit-identical to earlier phantoms
     atlas: bool = False
-    #: draw a pair of ribs on each thoracic vertebra (:mod:`._atlas`); default none
+    #: draw a pair of ribs on each thoracic vertebra (:mod:`._phantom_anatomy`); default none
     ribs: bool = False
+    #: draw the sacrum with the alae and the iliac wings below L5 (when L5 is drawn), labelled
+    #: as the convention's sacrum (no truth entry: it is not a level); default none
+    sacrum: bool = False
 
 
 @dataclass(frozen=True)
@@ -368,6 +371,9 @@ def _extra_extent(spec: PhantomSpec, g: _Geometry) -> tuple[FloatArray, FloatArr
     if spec.ribs and g.level.startswith("T"):
         reach, low = _anatomy.rib_extent(g.a, g.h)
         return np.array([-reach, lo[1], min(lo[2], low)]), np.array([reach, hi[1], hi[2]])
+    if spec.sacrum and g.level == "L5":
+        reach, low, high = _anatomy.sacrum_extent(g.h, g.disc)
+        return np.array([-reach, -50.0, low]), np.array([reach, 60.0, max(hi[2], high)])
     if spec.atlas and g.level == "C1":
         r = _anatomy.ATLAS_LATERAL_MM + 2.0
         return np.array([-r, -30.0, lo[2]]), np.array([r, 15.0, hi[2]])
@@ -565,6 +571,8 @@ def make_spine_phantom(spec: PhantomSpec) -> Phantom:
     _draw_torso(hu, grid, float(np.mean([g.centre[1] for g in geoms])))
     lab = np.zeros(shape, dtype=np.uint8)
     _draw_discs(hu, grid, all_geoms, geoms, drawing)
+    if spec.sacrum and by_name["L5"] in geoms:
+        _draw_sacrum(hu, lab, grid, by_name["L5"], drawing)
     drawn = {g.level: _draw_vertebra(hu, lab, grid, g, drawing) for g in geoms}
     _add_noise(hu, spec)
     hu_i16 = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
@@ -743,6 +751,32 @@ def _draw_vertebra(
         n_cement = int(np.count_nonzero(blob))
     region_lab[body | posterior] = label_value
     return _Drawn(bbox, body, n_lesion, pw_inv, pl_inv, pr_inv, n_cement)
+
+
+#: The sacrum's id per label convention (it is not a vertebral level of the truth).
+_SACRUM_LABEL = {LabelConvention.TOTALSEGMENTATOR: 25, LabelConvention.VERSE: 26}
+
+
+def _draw_sacrum(
+    hu: npt.NDArray[np.float32],
+    lab: npt.NDArray[np.uint8],
+    grid: Grid,
+    l5: _Geometry,
+    drawing: _Drawing,
+) -> None:
+    """The lumbosacral disc, the sacrum and the ilia below L5 (:func:`._phantom_anatomy.sacrum`),
+    drawn before the vertebrae (L5's body overwrites the disc where its endplate dips)."""
+    bbox = _bbox_for(grid, l5, extent=_extra_extent(drawing.spec, l5))
+    if bbox is None:
+        return
+    u, v, w = _local_coords(grid, l5, bbox)
+    disc, body, cortex, wings = _anatomy.sacrum(u, v, w, l5.a, l5.b, l5.h, l5.disc)
+    region_hu, region_lab = hu[bbox], lab[bbox]
+    region_hu[disc] = DISC_HU
+    region_hu[wings] = POSTERIOR_HU
+    region_hu[body] = drawing.spec.default_trabecular_hu
+    region_hu[cortex] = CORTEX_HU
+    region_lab[body | wings] = _SACRUM_LABEL[drawing.convention]
 
 
 def _draw_atlas(

@@ -282,7 +282,7 @@ def test_atlas_is_a_ring_around_the_dens_without_a_disc() -> None:
     # no disc tissue (80 HU) on the axis between the C2 body and the dens's tip
     column = hu[x, y, : int(ring_z.max())]
     top_c2_body = int(np.flatnonzero(lab[x, y, :] == c2).min())
-    assert (column[top_c2_body:int(np.flatnonzero(lab[x, y, :] == c2).max())] >= 150).all()
+    assert (column[top_c2_body : int(np.flatnonzero(lab[x, y, :] == c2).max())] >= 150).all()
 
 
 def test_ribs_are_drawn_unlabelled_on_thoracic_levels_only() -> None:

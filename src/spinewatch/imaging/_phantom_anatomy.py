@@ -1,19 +1,21 @@
 """Optional anatomy of the spine phantom: the atlas (C1) and the dens of C2, ribs, the sacrum.
 
 Drawn only when :class:`spinewatch.imaging.phantom.PhantomSpec` asks (``atlas``, ``ribs``,
-``sacrum``), so the default phantom stays bit-identical. Each function takes local coordinates ``u`` (right), ``v``
-(anterior), ``w`` (superior) in mm in one vertebra's frame and returns a mask of the same shape.
+``sacrum``), so the default phantom stays bit-identical. Each function takes local coordinates
+``u`` (right), ``v`` (anterior), ``w`` (superior) in mm in one vertebra's frame and returns a
+mask of the same shape.
 
-Anatomy (Standring (ed.), Gray's Anatomy, 42nd ed., 2020, "Cervical spine"): the atlas has no body --
-an anterior arch, two lateral masses and a posterior arch make a ring, with transverse processes
-pierced by the transverse foramina; the dens of the axis projects cranially from C2's body into
-the front of that ring (held against the anterior arch by the transverse ligament, the
-atlanto-dental interval ~1-3 mm in adults), and there is no intervertebral disc between C1 and
-C2: the first disc is C2/C3. Sizes: the dens is ~10 mm wide and ~15 mm tall above the body
+Anatomy (Standring (ed.), Gray's Anatomy, 42nd ed., 2020, "Cervical spine"): the atlas has no
+body -- an anterior arch, two lateral masses and a posterior arch make a ring, with transverse
+processes pierced by the transverse foramina; the dens of the axis projects cranially from C2's
+body into the front of that ring (held against the anterior arch by the transverse ligament,
+the atlanto-dental interval ~1-3 mm in adults), and there is no intervertebral disc between C1
+and C2: the first disc is C2/C3. Sizes: the dens ~10 mm wide and ~15 mm tall above the body
 (CT: transverse diameter 9.9 mm, antero-posterior 11.5 mm, Kulkarni et al., Indian J Orthop
-2013;47:250; height 12.7-17.6 mm on 167 CTs, Makhlouf et al., Sci J Univ Benghazi); the atlas
-~45 mm antero-posterior and ~75-80 mm across its transverse processes; cervical bodies ~15-18 mm wide, ~14 mm tall, with
-~4-5 mm discs (Panjabi et al., Spine 1991;16:861).
+2013;47:250; height 12.7-17.6 mm on 167 CTs, Makhlouf et al., Sci J Univ Benghazi); cervical
+bodies ~15-18 mm wide and ~14 mm tall with ~4-5 mm discs (Panjabi et al., Spine 1991;16:861).
+The ring's own dimensions here are engineering choices of that order (~72 mm across its
+transverse processes, ~47 mm antero-posterior).
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ __all__ = [
     "DENS_HEIGHT_MM",
     "DENS_RADIUS_MM",
     "RIB_LENGTH_MM",
+    "SACRUM_HEIGHT_MM",
     "atlas_ring",
     "dens",
-    "SACRUM_HEIGHT_MM",
     "rib_extent",
     "ribs",
     "sacrum",

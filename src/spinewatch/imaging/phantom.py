@@ -159,9 +159,9 @@ class PhantomSpec:
     #: varying along it with a wavelength of ``_SCOLIOSIS_WAVELENGTH_MM`` (a Cobb angle of up
     #: to twice the amplitude); 0 draws today's straight coronal profile
     scoliosis_deg: float = 0.0
-    #: draw the upper cervical spine as it is (:mod:`._phantom_anatomy`): C1 as a ring without a body
-    #: around C2's dens, no C1/C2 disc, and cervical sizes from C2 to C7; False (default)
-    #: draws every level as a body with its arch, bit-identical to earlier phantoms
+    #: draw the upper cervical spine as it is (:mod:`._phantom_anatomy`): C1 as a ring without
+    #: a body around C2's dens, no C1/C2 disc, and cervical sizes from C2 to C7; False
+    #: (default) draws every level as a body with its arch, bit-identical to earlier phantoms
     atlas: bool = False
     #: draw a pair of ribs on each thoracic vertebra (:mod:`._phantom_anatomy`); default none
     ribs: bool = False

@@ -2,9 +2,9 @@
 
 Steps (each in its own module): the working grid (:mod:`.working`), bone (:mod:`.bone`), the
 column and canal (:mod:`.column`), discs (:mod:`.discs`), whole vertebrae with their posterior
-elements (:mod:`.vertebrae`), landmarks (:mod:`.landmarks`) and level names (:mod:`.levels`);
-finally the labels are carried back to the CT's own grid, where the bone edge is re-drawn at
-the CT's resolution.
+elements (:mod:`.vertebrae`), landmarks (:mod:`.landmarks`, :mod:`.dens`) and level names
+(:mod:`.levels`); finally the labels are carried back to the CT's own grid, where the bone edge
+is re-drawn at the CT's resolution.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from spinewatch.imaging.segmentation.column import (
     Column,
     track_column,
 )
+from spinewatch.imaging.segmentation.dens import find_dens, split_atlas
 from spinewatch.imaging.segmentation.discs import (
     Disc,
     body_profile_smooth,
@@ -37,7 +38,6 @@ from spinewatch.imaging.segmentation.discs import (
     find_discs,
     spacing_problem,
 )
-from spinewatch.imaging.segmentation.dens import find_dens, split_atlas
 from spinewatch.imaging.segmentation.landmarks import rib_bearing, sacrum_segment
 from spinewatch.imaging.segmentation.levels import LevelNaming, name_levels
 from spinewatch.imaging.segmentation.noise import denoise, smoothing_sigma_vox

@@ -268,8 +268,9 @@ def _trace(
     full = np.zeros(segments.shape, dtype=bool)
     pad = [(-n) % k for n, k in zip(mask.shape, f, strict=True)]
     m = np.pad(mask, [(0, p) for p in pad])
-    blocks = m.reshape(m.shape[0] // f[0], f[0], m.shape[1] // f[1], f[1], -1, f[2]).any(
-        axis=(1, 3, 5)
+    blocks: npt.NDArray[np.bool_] = np.asarray(
+        m.reshape(m.shape[0] // f[0], f[0], m.shape[1] // f[1], f[1], -1, f[2]).any(axis=(1, 3, 5)),
+        dtype=bool,
     )
     full[bx[0] : bx[0] + blocks.shape[0], by[0] : by[0] + blocks.shape[1], zw:] = blocks[
         : bx[1] - bx[0], : by[1] - by[0], : nz - zw

@@ -790,8 +790,8 @@ def segmentation_section(ctx: ValidationContext) -> Section:
         "No real scan in `../shared/data` shows C2, so the C2 landmark (`segmentation/dens.py`) "
         "is measured on phantoms drawn with `PhantomSpec(atlas=True)`: C1 a ring without a "
         "body around C2's dens, no C1/C2 disc, cervical bodies 15-19 mm wide and 14-15 mm "
-        "tall with 4.5-5 mm discs, and ribs from T1 down (`ribs=True`). \"vertebrae named "
-        "right\": the predicted label covering most of each drawn vertebra has its id.\n\n"
+        'tall with 4.5-5 mm discs, and ribs from T1 down (`ribs=True`). "vertebrae named '
+        'right": the predicted label covering most of each drawn vertebra has its id.\n\n'
         + table(
             ["phantom", "dens whole in view", "method", "vertebrae named right", "confirmed wrong"],
             c2_rows,
@@ -803,8 +803,7 @@ def segmentation_section(ctx: ValidationContext) -> Section:
     n_landmark = len(landmark_results) + crop_landmark + c2_landmark
     headlines += [
         Headline(
-            "levels right and confirmed with the sacrum or C2 in view (scans, crops, C2 "
-            "phantoms)",
+            "levels right and confirmed with the sacrum or C2 in view (scans, crops, C2 phantoms)",
             f"{landmark_ok + crop_ok + c2_ok} of {n_landmark}",
             "all",
             landmark_ok + crop_ok + c2_ok == n_landmark,
@@ -822,7 +821,8 @@ def segmentation_section(ctx: ValidationContext) -> Section:
         "### Phantoms (known truth)\n\n"
         "Whole-vertebra matched Dice against the drawn truth (`imaging/phantom.py`); the "
         "phantoms of this matrix carry no sacrum, ribs or atlas, so their names are relative "
-        "and unconfirmed (those drawn with them are in the C2 table above). Rows marked *outside the target list* are stress cases reported for the "
+        "and unconfirmed (those drawn with them are in the C2 table above). Rows marked "
+        "*outside the target list* are stress cases reported for the "
         "known failure modes."
         + (" Quick run: a subset." if ctx.quick else "")
         + "\n\n"

@@ -8,15 +8,19 @@ mm antero-posterior (Kulkarni et al., Indian J Orthop 2013;47:250, 100 CTs) and 
 above the body (Makhlouf et al., Sci J Univ Benghazi, 167 CTs); cervical bodies are ~15-18 mm
 wide (Panjabi et al., Spine 1991;16:861).
 
-The rule (:func:`find_dens`): starting inside the body just above the most cranial disc found,
-bone is followed upward slice by slice without a break (so no disc lies above that body); it
-must narrow into a *slender process* (at most ``DENS_MAX_WIDTH_MM`` across and
-``DENS_WIDTH_FRACTION`` of the body's width) that continues for at least ``DENS_MIN_MM`` and
-ends inside the scan, and in its slices bone separate from it must lie on both sides of it and
-behind it (the lateral masses and the posterior arch of the ring). Then that body is C2, the
-bone around the dens is C1, and the levels are counted downward from C2. A vertebra cut by the
-scan's top edge, a lower cervical, thoracic or lumbar body has no such process (the next disc
-or the field of view stops the trace first).
+The rule (:func:`find_dens`), on the CT's own voxels (at the ~2 mm working grid the dens
+touches the atlas across the 1-3 mm atlanto-dental interval): starting inside the body just
+above one of the two most cranial discs found, bone within the body's footprint (in front of
+the canal) is followed upward slice by slice without a break -- so no disc lies above that
+body; it must narrow into a *slender process* (``DENS_MIN_WIDTH_MM`` to ``DENS_MAX_WIDTH_MM``
+across, under ``DENS_WIDTH_FRACTION`` of the body's width); bone on the process's axis must end
+inside the scan (its tip; ``DENS_MIN_MM`` to ``DENS_MAX_MM`` above the process's base), and in
+those slices bone outside the footprint must lie on both sides and behind (the lateral masses
+and the posterior arch of the ring) over ``RING_MIN_MM``. Then that body is C2, the bone beside
+the dens is C1 (:func:`split_atlas`), and the levels are counted downward from C2. A lower
+cervical, thoracic or lumbar body has no such process (the next disc stops the trace first,
+or the bone stays body-wide); a process cut by the scan's top edge is reported but never
+confirms a name.
 """
 
 from __future__ import annotations
@@ -39,9 +43,9 @@ __all__ = [
     "split_atlas",
 ]
 
-#: Bone for the trace, HU (denoised working grid): above disc, ligament and muscle (40-90 HU),
-#: below the dens's cancellous bone and cortex. Engineering choice; no closing, so the 1-3 mm
-#: atlanto-dental interval can keep the dens apart from the anterior arch.
+#: Bone for the trace, HU (the CT's voxels after a 3 x 3 in-plane median against noise): above
+#: disc, ligament and muscle (40-90 HU), below the dens's cancellous bone and cortex. Engineering
+#: choice; no closing, so the 1-3 mm atlanto-dental interval keeps the dens apart from the ring.
 TRACE_HU = 150.0
 #: The dens is at most this wide (left-right and antero-posterior), mm: ~9-10 x 11-12 mm in
 #: adults (module docstring), with a voxel of partial volume on each side.
@@ -76,10 +80,10 @@ BODY_PITCHES = 1.5
 
 @dataclass(frozen=True)
 class DensFinding:
-    """A dens found on the working grid. ``segment``: the C2 segment (1 = most caudal);
-    ``base_z``/``tip_z``: first and last slice of the slender process; ``width_mm``: its median
-    width; ``height_mm``: its length along S; ``cut``: it reaches the scan's top edge (its tip
-    is not seen); ``ring_mm``: the span of slices with the ring on both sides and behind;
+    """A dens found. ``segment``: the C2 segment (1 = most caudal); ``base_z``/``tip_z``: the
+    working-grid slices of the slender process's base and of its tip; ``width_mm``: its median
+    width; ``height_mm``: from its base to its tip along S; ``cut``: bone on its axis reaches
+    the scan's top edge (its tip is not seen); ``ring_mm``: the span of slices with the ring on both sides and behind;
     ``mask``: the process's voxels on the working grid, bool (nx, ny, nz); ``disc_index``: the
     disc below C2's body (C2/C3) in the list searched (discs above it lie within C2 or C1)."""
 
@@ -113,7 +117,7 @@ class DensFinding:
             end = f"bone on its axis running on beyond {DENS_MAX_MM:.0f} mm (no free tip)"
         return (
             f"dens: a {self.width_mm:.0f} mm wide process rising {self.height_mm:.0f} mm from the "
-            f"body above the most cranial disc without a disc between, {end}; {ring}"
+            f"body above the C2/C3 disc without a disc between, {end}; {ring}"
         )
 
 

@@ -83,9 +83,10 @@ class DensFinding:
     """A dens found. ``segment``: the C2 segment (1 = most caudal); ``base_z``/``tip_z``: the
     working-grid slices of the slender process's base and of its tip; ``width_mm``: its median
     width; ``height_mm``: from its base to its tip along S; ``cut``: bone on its axis reaches
-    the scan's top edge (its tip is not seen); ``ring_mm``: the span of slices with the ring on both sides and behind;
-    ``mask``: the process's voxels on the working grid, bool (nx, ny, nz); ``disc_index``: the
-    disc below C2's body (C2/C3) in the list searched (discs above it lie within C2 or C1)."""
+    the scan's top edge (its tip is not seen); ``ring_mm``: the span of slices with the ring on
+    both sides and behind; ``mask``: the process's voxels on the working grid, bool (nx, ny,
+    nz); ``disc_index``: the disc below C2's body (C2/C3) in the list searched (discs above it
+    lie within C2 or C1)."""
 
     segment: int
     base_z: int

@@ -173,9 +173,10 @@ def find_dens(
     reaching the scan's top edge is returned with ``cut`` (never confirmable)."""
     for index in range(len(discs) - 1, max(len(discs) - 3, -1), -1):
         found = _trace(view, factors, segments, column, discs[index].z, pitch_vox, spacing_mm)
-        # a process must be dens-tall and ringed, unless the scan's edge cuts it (then it is
-        # never confirmable): an axis has an atlas
-        if found is not None and (found.cut or (found.height_mm >= DENS_MIN_MM and found.ring_mm)):
+        # a process must be dens-tall and ringed (an axis has an atlas) even when the scan's
+        # edge cuts it (then it is never confirmable): the top of a body cut by the edge
+        # narrows over a slice or two, with no ring around it
+        if found is not None and found.height_mm >= DENS_MIN_MM and found.ring_mm >= RING_MIN_MM:
             return replace(found, disc_index=index)
     return None
 

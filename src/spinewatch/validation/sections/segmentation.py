@@ -317,7 +317,8 @@ def _c2_levels(ctx: ValidationContext) -> tuple[list[list[object]], int, int, in
             for v in result.vertebrae
         )
         wrong += bad
-        all_right = right == len(phantom.truth) and len(result.vertebrae) == len(phantom.truth)
+        named = [v for v in result.vertebrae if v.level != "sacrum"]  # not a level
+        all_right = right == len(phantom.truth) and len(named) == len(phantom.truth)
         if case.landmark:
             n_landmark += 1
             ok += all_right and result.levels_confirmed

@@ -11,28 +11,22 @@ from spinewatch.imaging.phantom import PHANTOM_LEVELS, PhantomSpec, make_spine_p
 from spinewatch.imaging.segmentation import segment_ct
 from spinewatch.imaging.segmentation.levels import name_levels
 from spinewatch.imaging.volume import CtVolume, Grid
+from spinewatch.validation.dice import vertebra_overlap
 from spinewatch.validation.sections.segmentation import c2_cases
 
 C1_TO_C6 = PHANTOM_LEVELS[:6]
 
 
-def _majority(pred: np.ndarray, truth: np.ndarray, label: int) -> int:
-    """The predicted label covering most of the drawn vertebra ``label`` (0 when none)."""
-    vals, counts = np.unique(pred[truth == label], return_counts=True)
-    keep = vals > 0
-    return int(vals[keep][np.argmax(counts[keep])]) if keep.any() else 0
-
-
 def _confirmed_wrong(result, pred: np.ndarray, truth: np.ndarray) -> list[tuple[int, int]]:
+    """(drawn, predicted) for each drawn structure whose majority label is another one that is
+    confirmed."""
     confirmed = {v.label: v.level_confirmed for v in result.vertebrae}
-    out = []
-    for lab in np.unique(truth):
-        if lab == 0:
-            continue
-        best = _majority(pred, truth, int(lab))
-        if best != lab and confirmed.get(best, False):
-            out.append((int(lab), best))
-    return out
+    overlaps = [vertebra_overlap(pred, truth, int(lab)) for lab in np.unique(truth) if lab]
+    return [
+        (o.reference_label, o.best_label)
+        for o in overlaps
+        if o.best_label != o.reference_label and confirmed.get(o.best_label, False)
+    ]
 
 
 # -- naming rules ------------------------------------------------------------------------------
@@ -102,7 +96,7 @@ def test_c2_phantoms_named_right_and_confirmed_only_with_the_whole_dens(case) ->
         )
         assert all(v.level_confirmed for v in result.vertebrae)
         for t in phantom.truth.values():
-            assert _majority(pred, truth, t.label) == t.label, t.level
+            assert vertebra_overlap(pred, truth, t.label).best_label == t.label, t.level
         named = [v for v in result.vertebrae if v.level != "sacrum"]  # not a level
         assert len(named) == len(phantom.truth)
     else:

@@ -260,3 +260,48 @@ def test_bad_specs_are_refused(kw: dict[str, object], needle: str) -> None:
     assert needle in str(exc.value)
     if "levels" not in kw or kw["levels"] != ("X9",):
         assert isinstance(exc.value, PhantomSpecError)
+
+
+def test_atlas_is_a_ring_around_the_dens_without_a_disc() -> None:
+    # C1 has no body: on the axis through C2's body the atlas label is absent (the dens is
+    # there, labelled C2), while the ring surrounds it on both sides and behind
+    p = make_spine_phantom(
+        PhantomSpec(levels=("C1", "C2", "C3"), atlas=True, spacing_mm=(0.8, 0.8, 0.8))
+    )
+    hu = np.asarray(p.ct.hu)
+    lab = np.asarray(p.labels.labels)
+    c1, c2 = (label_for_level(x, LabelConvention.TOTALSEGMENTATOR) for x in ("C1", "C2"))
+    ring_z = np.flatnonzero((lab == c1).any(axis=(0, 1)))
+    mid = int(np.median(ring_z))
+    centre = p.ct.grid.to_voxel(np.array([p.truth["C2"].body_centroid_mm]))[0]
+    x, y = round(centre[0]), round(centre[1])
+    assert lab[x, y, mid] == c2  # the dens on the axis, inside the ring
+    row = lab[:, y, mid]
+    assert (row[:x] == c1).any() and (row[x:] == c1).any()  # lateral masses on both sides
+    assert (lab[x, :y, mid] == c1).any()  # the posterior arch behind the cord's space
+    # no disc tissue (80 HU) on the axis between the C2 body and the dens's tip
+    column = hu[x, y, : int(ring_z.max())]
+    top_c2_body = int(np.flatnonzero(lab[x, y, :] == c2).min())
+    assert (column[top_c2_body : int(np.flatnonzero(lab[x, y, :] == c2).max())] >= 150).all()
+
+
+def test_ribs_are_drawn_unlabelled_on_thoracic_levels_only() -> None:
+    p = make_spine_phantom(
+        PhantomSpec(levels=("C6", "C7", "T1", "T2"), ribs=True, spacing_mm=(1.5, 1.5, 1.5))
+    )
+    hu = np.asarray(p.ct.hu)
+    lab = np.asarray(p.labels.labels)
+    for level, bears in (("C7", False), ("T1", True), ("T2", True)):
+        centre = p.ct.grid.to_voxel(np.array([p.truth[level].body_centroid_mm]))[0]
+        x, z = round(centre[0]), round(centre[2])
+        far = round(60.0 / 1.5)  # 60 mm lateral of the body's centre, within 6 mm of its level
+        band = hu[x + far, :, max(z - 4, 0) : z + 5]
+        band_l = hu[x - far, :, max(z - 4, 0) : z + 5]
+        assert bool((band >= 400).any() and (band_l >= 400).any()) is bears, level
+    assert not lab[hu >= 400].all()  # the ribs' bone carries no vertebra label
+
+
+def test_default_phantom_ignores_the_atlas_options_off() -> None:
+    a = make_spine_phantom(_spec())
+    b = make_spine_phantom(_spec(atlas=False, ribs=False))
+    assert np.array_equal(np.asarray(a.ct.hu), np.asarray(b.ct.hu))

@@ -60,6 +60,7 @@ from spinewatch.core.conventions import LabelConvention, label_for_level
 from spinewatch.core.errors import InputError
 from spinewatch.core.levels import VertebralLevel
 from spinewatch.core.vertebral_shape import normal_shape, posterior_step
+from spinewatch.imaging import _phantom_anatomy as _anatomy
 from spinewatch.imaging.volume import CtVolume, Grid, LabelVolume
 
 __all__ = [
@@ -158,6 +159,15 @@ class PhantomSpec:
     #: varying along it with a wavelength of ``_SCOLIOSIS_WAVELENGTH_MM`` (a Cobb angle of up
     #: to twice the amplitude); 0 draws today's straight coronal profile
     scoliosis_deg: float = 0.0
+    #: draw the upper cervical spine as it is (:mod:`._phantom_anatomy`): C1 as a ring without
+    #: a body around C2's dens, no C1/C2 disc, and cervical sizes from C2 to C7; False
+    #: (default) draws every level as a body with its arch, bit-identical to earlier phantoms
+    atlas: bool = False
+    #: draw a pair of ribs on each thoracic vertebra (:mod:`._phantom_anatomy`); default none
+    ribs: bool = False
+    #: draw the sacrum with the alae and the iliac wings below L5 (when L5 is drawn), labelled
+    #: as the convention's sacrum (no truth entry: it is not a level); default none
+    sacrum: bool = False
 
 
 @dataclass(frozen=True)
@@ -265,11 +275,12 @@ def _normal_mean_heights(anchor_h: FloatArray, ratio_a: FloatArray) -> FloatArra
     return out
 
 
-def _spine_geometry(scoliosis_deg: float = 0.0) -> list[_Geometry]:
+def _spine_geometry(scoliosis_deg: float = 0.0, atlas: bool = False) -> list[_Geometry]:
     """Centres and frames of all PHANTOM_LEVELS along the curve (C1 centre at the origin).
 
     ``scoliosis_deg``: amplitude of the lateral tilt ``phi`` of the column (0: none, and the
-    frames and centres are exactly those of the sagittal curve alone)."""
+    frames and centres are exactly those of the sagittal curve alone). ``atlas``: cervical sizes
+    of :data:`._phantom_anatomy.CERVICAL_SIZES` (C1 placed around C2's dens)."""
     n = len(PHANTOM_LEVELS)
     sizes = np.stack(
         [np.interp(np.arange(n), _ANCHORS[:, 0], _ANCHORS[:, c]) for c in range(1, 5)], axis=1
@@ -277,6 +288,9 @@ def _spine_geometry(scoliosis_deg: float = 0.0) -> list[_Geometry]:
     shapes = [normal_shape(name) for name in PHANTOM_LEVELS]
     ratio_a = np.array([sh.anterior_ratio.mean for sh in shapes])
     sizes[:, 2] = _normal_mean_heights(sizes[:, 2], ratio_a)
+    if atlas:
+        for name, dims in _anatomy.CERVICAL_SIZES.items():
+            sizes[PHANTOM_LEVELS.index(name)] = dims
     # arc length of each body centre, going caudally
     s_centres = np.zeros(n)
     for i in range(1, n):
@@ -350,8 +364,29 @@ def _corners(lo: npt.ArrayLike, hi: npt.ArrayLike) -> FloatArray:
     return np.where(pick, hi, lo)
 
 
-def _world_bbox(g: _Geometry) -> tuple[FloatArray, FloatArray]:
+def _extra_extent(spec: PhantomSpec, g: _Geometry) -> tuple[FloatArray, FloatArray] | None:
+    """The local box of what ``spec`` draws beyond a plain vertebra (ribs, the atlas and the
+    dens; see :mod:`._phantom_anatomy`), or None."""
     lo, hi = _local_extent(g)
+    if spec.ribs and g.level.startswith("T"):
+        reach, low = _anatomy.rib_extent(g.a, g.h)
+        return np.array([-reach, lo[1], min(lo[2], low)]), np.array([reach, hi[1], hi[2]])
+    if spec.sacrum and g.level == "L5":
+        reach, low, high = _anatomy.sacrum_extent(g.h, g.disc)
+        return np.array([-reach, -50.0, low]), np.array([reach, 60.0, max(hi[2], high)])
+    if spec.atlas and g.level == "C1":
+        r = _anatomy.ATLAS_LATERAL_MM + 2.0
+        return np.array([-r, -30.0, lo[2]]), np.array([r, 15.0, hi[2]])
+    if spec.atlas and g.level == "C2":
+        top = g.h / 2 + _anatomy.DENS_HEIGHT_MM + 2.0
+        return lo, np.array([hi[0], hi[1], max(hi[2], top)])
+    return None
+
+
+def _world_bbox(
+    g: _Geometry, extent: tuple[FloatArray, FloatArray] | None = None
+) -> tuple[FloatArray, FloatArray]:
+    lo, hi = _local_extent(g) if extent is None else extent
     corners = _corners(lo, hi)
     world = corners @ g.rot.T + g.centre
     return world.min(axis=0), world.max(axis=0)
@@ -403,7 +438,7 @@ def _canonical_grid(
     spacing = np.zeros(3)
     for out_axis, (world_axis, _flip) in enumerate(target):
         spacing[int(world_axis)] = spec.spacing_mm[out_axis]
-    lows, highs = zip(*(_world_bbox(g) for g in geoms), strict=True)
+    lows, highs = zip(*(_world_bbox(g, _extra_extent(spec, g)) for g in geoms), strict=True)
     world_lo, world_hi = np.min(lows, axis=0), np.max(highs, axis=0)
     corners = _corners(world_lo, world_hi)
     local = corners @ rot  # coordinates along the rotated axes
@@ -490,8 +525,13 @@ def _local_coords(
     return tuple(out)
 
 
-def _bbox_for(grid: Grid, g: _Geometry, extra_mm: float = 0.0) -> tuple[slice, slice, slice] | None:
-    lo, hi = _local_extent(g)
+def _bbox_for(
+    grid: Grid,
+    g: _Geometry,
+    extra_mm: float = 0.0,
+    extent: tuple[FloatArray, FloatArray] | None = None,
+) -> tuple[slice, slice, slice] | None:
+    lo, hi = _local_extent(g) if extent is None else extent
     lo, hi = lo - extra_mm, hi + extra_mm
     corners = _corners(lo, hi)
     ijk = grid.to_voxel(corners @ g.rot.T + g.centre)
@@ -521,7 +561,7 @@ def make_spine_phantom(spec: PhantomSpec) -> Phantom:
     """Draw the phantom described by ``spec`` (see the module docstring for the geometry)."""
     levels, target = _validate(spec)
     convention = LabelConvention(spec.convention)
-    all_geoms = _spine_geometry(spec.scoliosis_deg)
+    all_geoms = _spine_geometry(spec.scoliosis_deg, spec.atlas)
     by_name = {g.level: g for g in all_geoms}
     geoms = [by_name[x] for x in levels]
     grid, shape = _canonical_grid(spec, geoms, target)
@@ -531,6 +571,8 @@ def make_spine_phantom(spec: PhantomSpec) -> Phantom:
     _draw_torso(hu, grid, float(np.mean([g.centre[1] for g in geoms])))
     lab = np.zeros(shape, dtype=np.uint8)
     _draw_discs(hu, grid, all_geoms, geoms, drawing)
+    if spec.sacrum and by_name["L5"] in geoms:
+        _draw_sacrum(hu, lab, grid, by_name["L5"], drawing)
     drawn = {g.level: _draw_vertebra(hu, lab, grid, g, drawing) for g in geoms}
     _add_noise(hu, spec)
     hu_i16 = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
@@ -597,6 +639,8 @@ def _draw_discs(
     first, last = all_geoms.index(geoms[0]), all_geoms.index(geoms[-1])
     for up_i in range(max(first - 1, 0), min(last + 1, len(all_geoms) - 1)):
         up, lo_g = all_geoms[up_i], all_geoms[up_i + 1]
+        if drawing.spec.atlas and up.level == "C1":
+            continue  # no disc between the atlas and the axis
         bbox = _bbox_for(grid, up)
         if bbox is None:
             continue
@@ -622,10 +666,12 @@ def _draw_vertebra(
     spec, lesions, cement, trab = drawing.spec, drawing.lesions, drawing.cement, drawing.trab
     surfaces = drawing.surfaces
     shape = hu.shape
-    bbox = _bbox_for(grid, g)
+    bbox = _bbox_for(grid, g, extent=_extra_extent(spec, g))
     if bbox is None:
         raise PhantomSpecError(f"level {g.level} falls outside the phantom grid {shape}")
     u, v, w = _local_coords(grid, g, bbox)
+    if spec.atlas and g.level == "C1":
+        return _draw_atlas(hu, lab, bbox, (u, v, w), drawing.label_of(g))
     half = surfaces(g, u, v)
     rr = np.sqrt((u / g.a) ** 2 + (v / g.b) ** 2)
     d_end = half - np.abs(w)
@@ -669,9 +715,17 @@ def _draw_vertebra(
 
     region_hu = hu[bbox]
     region_lab = lab[bbox]
+    if spec.ribs and g.level.startswith("T"):  # ribs are not the vertebra: left unlabelled
+        region_hu[_anatomy.ribs(u, v, w, g.a, g.b, g.h) & ~body & ~posterior] = POSTERIOR_HU
     region_hu[posterior] = POSTERIOR_HU
     region_hu[body] = trab.get(g.level, spec.default_trabecular_hu)
     region_hu[shell] = CORTEX_HU
+    if spec.atlas and g.level == "C2":
+        dens, dens_cortex = _anatomy.dens(u, v, w, g.h / 2)
+        dens &= ~body
+        region_hu[dens] = trab.get(g.level, spec.default_trabecular_hu)
+        region_hu[dens_cortex & dens] = CORTEX_HU
+        posterior |= dens
     n_lesion = 0
     pw_inv = pl_inv = pr_inv = False
     for les in lesions.get(g.level, ()):
@@ -697,6 +751,47 @@ def _draw_vertebra(
         n_cement = int(np.count_nonzero(blob))
     region_lab[body | posterior] = label_value
     return _Drawn(bbox, body, n_lesion, pw_inv, pl_inv, pr_inv, n_cement)
+
+
+#: The sacrum's id per label convention (it is not a vertebral level of the truth).
+_SACRUM_LABEL = {LabelConvention.TOTALSEGMENTATOR: 25, LabelConvention.VERSE: 26}
+
+
+def _draw_sacrum(
+    hu: npt.NDArray[np.float32],
+    lab: npt.NDArray[np.uint8],
+    grid: Grid,
+    l5: _Geometry,
+    drawing: _Drawing,
+) -> None:
+    """The lumbosacral disc, the sacrum and the ilia below L5 (:func:`._phantom_anatomy.sacrum`),
+    drawn before the vertebrae (L5's body overwrites the disc where its endplate dips)."""
+    bbox = _bbox_for(grid, l5, extent=_extra_extent(drawing.spec, l5))
+    if bbox is None:
+        return
+    u, v, w = _local_coords(grid, l5, bbox)
+    disc, body, cortex, wings = _anatomy.sacrum(u, v, w, l5.a, l5.b, l5.h, l5.disc)
+    region_hu, region_lab = hu[bbox], lab[bbox]
+    region_hu[disc] = DISC_HU
+    region_hu[wings] = POSTERIOR_HU
+    region_hu[body] = drawing.spec.default_trabecular_hu
+    region_hu[cortex] = CORTEX_HU
+    region_lab[body | wings] = _SACRUM_LABEL[drawing.convention]
+
+
+def _draw_atlas(
+    hu: npt.NDArray[np.float32],
+    lab: npt.NDArray[np.uint8],
+    bbox: tuple[slice, slice, slice],
+    uvw: tuple[npt.NDArray[np.float32], ...],
+    label_value: int,
+) -> _Drawn:
+    """The atlas (C1) as a ring without a body (:func:`._phantom_anatomy.atlas_ring`); its
+    truth "body" is the ring (its centroid and volume)."""
+    ring = _anatomy.atlas_ring(*uvw)
+    hu[bbox][ring] = POSTERIOR_HU
+    lab[bbox][ring] = label_value
+    return _Drawn(bbox, ring, 0, False, False, False, 0)
 
 
 def _add_noise(hu: npt.NDArray[np.float32], spec: PhantomSpec) -> None:

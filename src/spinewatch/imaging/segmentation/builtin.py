@@ -2,9 +2,9 @@
 
 Steps (each in its own module): the working grid (:mod:`.working`), bone (:mod:`.bone`), the
 column and canal (:mod:`.column`), discs (:mod:`.discs`), whole vertebrae with their posterior
-elements (:mod:`.vertebrae`), landmarks (:mod:`.landmarks`) and level names (:mod:`.levels`);
-finally the labels are carried back to the CT's own grid, where the bone edge is re-drawn at
-the CT's resolution.
+elements (:mod:`.vertebrae`), landmarks (:mod:`.landmarks`, :mod:`.dens`) and level names
+(:mod:`.levels`); finally the labels are carried back to the CT's own grid, where the bone edge
+is re-drawn at the CT's resolution.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from spinewatch.imaging.segmentation.column import (
     Column,
     track_column,
 )
+from spinewatch.imaging.segmentation.dens import find_dens, split_atlas
 from spinewatch.imaging.segmentation.discs import (
     Disc,
     body_profile_smooth,
@@ -374,17 +375,34 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     n = int(segments.max())
     lowest = discs[0].z if discs else None
     sacrum_z = sacrum_segment(bone.filled, column, lowest, _at(pitch, lowest), sp)
-    sacrum = sacrum_z is not None and n >= 2
+    top_disc = discs[-1].z if discs else None
+    view, _ = canonical_view(ct.hu, ct.grid)
+    dens = find_dens(view, working.factors, segments, column, discs, _at(pitch, top_disc), sp)
+    if dens is not None:  # C1 = the ring around the dens; the skull base above is not a vertebra
+        segments, n = split_atlas(segments, dens, sp)
+        counts = np.bincount(segments.ravel(), minlength=n + 1)
+    sacrum = sacrum_z is not None and n >= 2 and (dens is None or dens.segment >= 2)
     ribs = rib_bearing(bone.bone, segments, column, sp)
     note = ""
     if sacrum and lowest is not None and sacrum_z is not None:
         note = f"bone joins both ilia {(lowest - sacrum_z) * sp[2]:.0f} mm below the lowest disc"
+    if dens is not None:  # discs found above C2/C3 lie within C2 or between the dens and C1
+        discs = discs[: dens.disc_index + 1]
     problem = spacing_problem(discs, pitch, sp)
     guessed = [d for d in discs if d.inferred]
     if problem is None and guessed:
         problem = "disc(s) at " + ", ".join(f"{d.point_mm[2]:.0f} mm" for d in guessed)
         problem += " placed from the spacing of their neighbours (not clearly seen)"
-    naming = name_levels(n, sacrum, ribs, spacing_problem=problem, sacrum_note=note)
+    naming = name_levels(
+        n,
+        sacrum,
+        ribs,
+        spacing_problem=problem,
+        sacrum_note=note,
+        c2=None if dens is None else dens.segment,
+        c2_confirmable=dens is not None and dens.confirmable,
+        c2_note="" if dens is None else dens.describe(),
+    )
     lut = np.zeros(n + 1, dtype=np.uint8)
     first = 2 if sacrum else 1
     if sacrum:
@@ -399,6 +417,8 @@ def segment_ct(ct: CtVolume) -> SegmentationResult:
     native, native_counts = _to_native(ct, working, seg_ts, canal | disc_tissue | blood, noise_hu)
     labels = LabelVolume(native, ct.grid, f"{BUILTIN_NAME} {BUILTIN_VERSION} of {ct.source}")
     doubtful = overlong_end_segments(discs, column, pitch, hu.shape[2], sacrum)
+    if dens is not None and dens.confirmable:  # the top ends at the dens's tip, in view
+        doubtful -= set(range(dens.segment, n + 1))
     vertebrae = _evidence(native, native_counts, naming, ribs, ct.grid.voxel_volume_ml, doubtful)
     evidence = naming.evidence
     for v in vertebrae:

@@ -12,6 +12,13 @@ Counting rules (clinical practice; see :mod:`.landmarks` for the variants and th
   name the lowest rib-bearing vertebra T12 but stay *unconfirmed*: at 2-3 mm a 12th rib's head
   often breaks up, so "no rib found" is not proof of a lumbar vertebra, and the count would
   silently shift by one;
+* **C2 in view** (:mod:`.dens`: the body above the most cranial disc rises without a disc into
+  a slender process surrounded by the atlas ring): that body is C2, the ring C1, and the levels
+  are counted downward (C3 ... C7, T1 ...). Confirmed only when the dens ends inside the scan and
+  its ring is seen, the disc spacing is plausible, and no rib contradicts the count: the first
+  rib-bearing vertebra is T1 and C7 has none -- a rib found on a vertebra counted as cervical (a
+  cervical rib, a variant, or a miscount) makes every name unconfirmed. With the
+  sacrum in view too, both counts must agree (C2..L5 = 23 vertebrae) or nothing is confirmed;
 * neither: the names are relative (the most caudal vertebra in view is assumed to be L5) and
   every level is unconfirmed.
 
@@ -34,7 +41,8 @@ _ORDER = [lv for lv in VertebralLevel if not lv.is_variant]  # C1 .. L5, S1 (cra
 class LevelNaming:
     """Names for segments 1..n (1 = most caudal): ``levels[i]`` names segment ``i + 1``;
     ``sacrum``: segment 1 is the sacrum (not in ``levels``); ``confirmed``; ``evidence``: one
-    line per fact used; ``method``: ``sacrum``, ``ribs``, ``sacrum+ribs`` or ``relative``."""
+    line per fact used; ``method``: ``sacrum``, ``ribs``, ``sacrum+ribs``, ``c2``, ``c2+ribs``,
+    ``c2+sacrum`` or ``relative``."""
 
     levels: tuple[VertebralLevel, ...]
     sacrum: bool
@@ -84,6 +92,82 @@ def _check_ribs(
     return True, False
 
 
+def _downward_from_c2(c2: int, first: int, n_segments: int) -> tuple[VertebralLevel, ...] | None:
+    """Names of segments ``first..n_segments`` with segment ``c2`` named C2 (None when the
+    count runs past L5 or above C1)."""
+    i2 = _ORDER.index(VertebralLevel.C2)
+    idx = [i2 + (c2 - k) for k in range(first, n_segments + 1)]
+    if min(idx) < 0 or max(idx) > _ORDER.index(VertebralLevel.L5):
+        return None
+    return tuple(_ORDER[i] for i in idx)
+
+
+def _check_ribs_from_c2(
+    lv: tuple[VertebralLevel, ...], rib_segments: list[int], first: int, evidence: list[str]
+) -> tuple[bool, bool]:
+    """(consistent, agree): no rib on a vertebra counted as cervical; the most cranial rib on
+    T1."""
+    cervical = [lv[k - first] for k in rib_segments if lv[k - first].region is Region.CERVICAL]
+    if cervical:
+        names = ", ".join(str(x) for x in cervical)
+        evidence.append(
+            f"ribs and C2 disagree: a rib articulates with the vertebra counted as {names} from "
+            "C2 (a cervical rib -- a variant -- or a miscount); unconfirmed"
+        )
+        return False, False
+    if not rib_segments:
+        return True, False
+    highest = lv[max(rib_segments) - first]
+    if highest is VertebralLevel.T1:
+        evidence.append(
+            "ribs agree: the most cranial rib-bearing vertebra found is T1 by the count "
+            "(C7 has none)"
+        )
+        return True, True
+    evidence.append(f"ribs found from {highest} downward (no contradiction; T1's rib not seen)")
+    return True, False
+
+
+def _from_c2(
+    n_segments: int,
+    sacrum: bool,
+    rib_segments: list[int],
+    c2: int,
+    c2_confirmable: bool,
+    c2_note: str,
+    spacing_problem: str | None,
+) -> LevelNaming | None:
+    first = 2 if sacrum else 1
+    lv = _downward_from_c2(c2, first, n_segments)
+    evidence: list[str] = []
+    if lv is None:
+        return None
+    evidence.append(
+        "C2 in view" + (f" ({c2_note})" if c2_note else "") + ": counted downward from C2"
+    )
+    confirmed = c2_confirmable
+    if not c2_confirmable:
+        evidence.append("the dens is not whole in view or its ring not seen: unconfirmed")
+    if spacing_problem:
+        evidence.append(f"{spacing_problem}: a disc may be missed; unconfirmed")
+        confirmed = False
+    consistent, agree = _check_ribs_from_c2(lv, rib_segments, first, evidence)
+    confirmed = confirmed and consistent
+    method = "c2+ribs" if agree else "c2"
+    if sacrum:
+        if lv[0] is VertebralLevel.L5:
+            evidence.append("sacrum in view too: the vertebra above it is L5 by the count from C2")
+            method = "c2+sacrum"
+        else:
+            evidence.append(
+                f"C2 and sacrum disagree: the vertebra above the sacrum is {lv[0]} counting from "
+                f"C2 ({c2 - first + 1} vertebrae from C2 down; C2..L5 are 23): a transitional "
+                "vertebra, 11 or 13 rib pairs, or a miscount; unconfirmed"
+            )
+            confirmed = False
+    return LevelNaming(lv, sacrum, confirmed, method, tuple(evidence))
+
+
 def name_levels(
     n_segments: int,
     sacrum: bool,
@@ -91,15 +175,29 @@ def name_levels(
     *,
     spacing_problem: str | None = None,
     sacrum_note: str = "",
+    c2: int | None = None,
+    c2_confirmable: bool = False,
+    c2_note: str = "",
 ) -> LevelNaming:
     """Name ``n_segments`` segments (1 = most caudal): ``sacrum`` (segment 1 is the sacrum),
     ``ribs`` (segment -> a rib was found articulating with it), ``spacing_problem`` (why the
     disc spacing is implausible, or None), ``sacrum_note`` (the sacrum finding, for the
-    evidence)."""
+    evidence); ``c2``: the segment found to be C2 (the segment above it, if any, is C1),
+    ``c2_confirmable``: its dens is whole in view and ringed, ``c2_note``: the finding."""
     first = 2 if sacrum else 1
     count = n_segments - first + 1
     evidence: list[str] = []
     rib_segments = sorted(k for k in range(first, n_segments + 1) if ribs.get(k, False))
+    if c2 is not None:
+        naming = _from_c2(
+            n_segments, sacrum, rib_segments, c2, c2_confirmable, c2_note, spacing_problem
+        )
+        if naming is not None:
+            return naming
+        evidence.append(
+            f"C2 found but the {n_segments - first + 1} vertebrae below it do not fit C1..L5; "
+            "not used"
+        )
     if sacrum:
         lv = _upward_from(VertebralLevel.L5, count)
         if lv is not None:

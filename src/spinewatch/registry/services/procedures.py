@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from spinewatch.core.complications import ComplicationClass
+from spinewatch.core.errors import InputError
 from spinewatch.core.leakage import CementLeakage
 from spinewatch.core.levels import VertebralLevel
 from spinewatch.core.procedures import (
@@ -103,42 +104,60 @@ def _check_parts(
     ``levels_required=False`` (an imported cohort) lets a vertebral procedure have no level.
     """
     if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence):
-        raise RegistryError(f"levels {levels!r}: expected a list of core TreatedLevel")
+        raise RegistryError(
+            f"levels {levels!r}: expected a list of core TreatedLevel", field="levels"
+        )
     for i, item in enumerate(levels):
         if not isinstance(item, TreatedLevel):
-            raise RegistryError(f"levels[{i}] {item!r}: expected a core TreatedLevel")
+            raise RegistryError(
+                f"levels[{i}] {item!r}: expected a core TreatedLevel", field=f"levels[{i}]"
+            )
     parsed_site = (
         None if site is None else parse_field("cementoplasty_site", CementoplastySite.parse, site)
     )
     parsed_disc = None if disc is None else parse_field("disc_level", DiscLevel.parse, disc)
     if levels or levels_required or not procedure_type.treats_vertebrae:
-        parse_field(
-            "procedure",
-            lambda _: validate_procedure(
+        try:
+            validate_procedure(
                 procedure_type, treated_levels=levels, site=parsed_site, disc=parsed_disc
-            ),
-            procedure_type,
-        )
+            )
+        except InputError as exc:
+            raise RegistryError(f"procedure: {exc}", field=_service_field(exc.field)) from exc
     return list(levels), parsed_site, parsed_disc
+
+
+def _service_field(core_field: str | None) -> str | None:
+    """The service's name of a ``validate_procedure`` argument path (``treated_levels[1].x``
+    -> ``levels[1].x``, ``site`` -> ``cementoplasty_site``, ``disc`` -> ``disc_level``)."""
+    if core_field is None:
+        return None
+    head, sep, tail = core_field.partition("[")
+    if head == "treated_levels":
+        return "levels" + sep + tail
+    names = {"site": "cementoplasty_site", "disc": "disc_level"}
+    return names.get(core_field, core_field)
 
 
 def _check_leakages(
     leakages: Sequence[CementLeakage | LeakageRecord], levels: Sequence[TreatedLevel]
 ) -> list[LeakageRecord]:
     if isinstance(leakages, (str, bytes)) or not isinstance(leakages, Sequence):
-        raise RegistryError(f"leakages {leakages!r}: expected a list")
+        raise RegistryError(f"leakages {leakages!r}: expected a list", field="leakages")
     treated = {t.level for t in levels}
     out = []
     for i, item in enumerate(leakages):
         record = LeakageRecord(item) if isinstance(item, CementLeakage) else item
         if not isinstance(record, LeakageRecord) or not isinstance(record.leakage, CementLeakage):
-            raise RegistryError(f"leakages[{i}] {item!r}: expected a core CementLeakage")
+            raise RegistryError(
+                f"leakages[{i}] {item!r}: expected a core CementLeakage", field=f"leakages[{i}]"
+            )
         if record.level is not None:
             level = parse_field(f"leakages[{i}].level", VertebralLevel.parse, record.level)
             if level not in treated:
                 raise RegistryError(
                     f"leakages[{i}].level {level}: not a treated level of this procedure "
-                    f"(treated: {', '.join(sorted(str(t) for t in treated)) or 'none'})"
+                    f"(treated: {', '.join(sorted(str(t) for t in treated)) or 'none'})",
+                    field=f"leakages[{i}].level",
                 )
             record = LeakageRecord(record.leakage, level)
         out.append(record)
@@ -149,11 +168,16 @@ def _check_complications(
     complications: Sequence[ComplicationRecord], performed_on: dt.date
 ) -> list[tuple[ComplicationClass, str, dt.date | None]]:
     if isinstance(complications, (str, bytes)) or not isinstance(complications, Sequence):
-        raise RegistryError(f"complications {complications!r}: expected a list")
+        raise RegistryError(
+            f"complications {complications!r}: expected a list", field="complications"
+        )
     out = []
     for i, item in enumerate(complications):
         if not isinstance(item, ComplicationRecord):
-            raise RegistryError(f"complications[{i}] {item!r}: expected a ComplicationRecord")
+            raise RegistryError(
+                f"complications[{i}] {item!r}: expected a ComplicationRecord",
+                field=f"complications[{i}]",
+            )
         sir = parse_field(f"complications[{i}].sir_class", ComplicationClass.parse, item.sir_class)
         when = check_date(
             f"complications[{i}].occurred_on", item.occurred_on, allow_none=True, not_future=True
@@ -161,11 +185,13 @@ def _check_complications(
         if when is not None and when < performed_on:
             raise RegistryError(
                 f"complications[{i}].occurred_on {when.isoformat()} is before the procedure "
-                f"({performed_on.isoformat()})"
+                f"({performed_on.isoformat()})",
+                field=f"complications[{i}].occurred_on",
             )
         if not isinstance(item.description, str):
             raise RegistryError(
-                f"complications[{i}].description {item.description!r}: expected text"
+                f"complications[{i}].description {item.description!r}: expected text",
+                field=f"complications[{i}].description",
             )
         out.append((sir, item.description.strip(), when))
     return out
@@ -226,13 +252,13 @@ def _write_complications(
 
 def _check_text(field: str, value: object) -> str:
     if not isinstance(value, str):
-        raise RegistryError(f"{field} {value!r}: expected text")
+        raise RegistryError(f"{field} {value!r}: expected text", field=field)
     return value.strip()
 
 
 def _check_day_case(value: object) -> bool:
     if not isinstance(value, bool):
-        raise RegistryError(f"day_case {value!r}: expected True or False")
+        raise RegistryError(f"day_case {value!r}: expected True or False", field="day_case")
     return value
 
 
@@ -303,7 +329,9 @@ def _check_optional_number(field: str, value: object, unit: str) -> float | None
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
-        raise RegistryError(f"{field} {value!r}: expected a number of {unit} >= 0, or nothing")
+        raise RegistryError(
+            f"{field} {value!r}: expected a number of {unit} >= 0, or nothing", field=field
+        )
     return float(value)
 
 
@@ -326,7 +354,9 @@ def _session_fields(
     if not name and user is not None:
         name = user.get_full_name() or user.get_username()
     if not name:
-        raise RegistryError("operator '': the operator's name (or operator_user) is required")
+        raise RegistryError(
+            "operator '': the operator's name (or operator_user) is required", field="operator"
+        )
     return {
         "guidance": parse_field("guidance", Guidance.parse, guidance).value,
         "anaesthesia": parse_field("anaesthesia", Anaesthesia.parse, anaesthesia).value,
@@ -716,7 +746,9 @@ def update_procedure(
         if not isinstance(operator, Unchanged):
             changes["operator"] = _check_text("operator", operator)
             if not changes["operator"]:
-                raise RegistryError("operator '': the operator's name is required")
+                raise RegistryError(
+                    "operator '': the operator's name is required", field="operator"
+                )
         if not isinstance(notes, Unchanged):
             changes["notes"] = _check_text("notes", notes)
         if not isinstance(cement_type, Unchanged):

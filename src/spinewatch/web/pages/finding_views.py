@@ -28,7 +28,8 @@ from spinewatch.registry.services import (
 from spinewatch.web.pages.forms import DecisionForm, SinsForm
 from spinewatch.web.pages.stale import handle_stale_edits
 from spinewatch.web.pages.timeline import FindingRow
-from spinewatch.web.pages.views import attach_input_error, audit_view
+from spinewatch.web.pages.views import audit_view
+from spinewatch.web.plain_errors import attach_input_error
 
 __all__ = ["finding_decision", "finding_sins"]
 
@@ -144,7 +145,7 @@ def finding_sins(request: HttpRequest, pk: int) -> HttpResponse:
                     readings={name: form.cleaned_data[name] for name in unassessed},
                 )
             except RegistryError as exc:
-                form.add_error(None, str(exc))
+                attach_input_error(form, exc)
             else:
                 messages.success(
                     request,

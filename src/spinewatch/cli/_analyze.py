@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         picture = args.out / ".spine.png.tmp.png"
         try:  # both files or neither: the picture first, then the report, then the rename
-            render_sagittal(ct, labels, result, picture, convention=prepared.analysis_convention)
+            render_sagittal(ct, labels, report, picture, convention=prepared.analysis_convention)
             write_text_atomic(args.out / "report.json", text + "\n")
             os.replace(picture, args.out / "spine.png")
         finally:

@@ -466,9 +466,7 @@ def _draw(ct: Any, labels: Any, report: SpineReport) -> bytes:
         arr = np.where(np.isin(labels.labels, drop), 0, labels.labels)
         labels = LabelVolume(arr, labels.grid, labels.source)
     with tempfile.TemporaryDirectory(prefix="spinewatch-") as tmp:
-        png = render_sagittal(
-            ct, labels, report.to_json_dict(), Path(tmp) / "spine.png", convention=convention
-        )
+        png = render_sagittal(ct, labels, report, Path(tmp) / "spine.png", convention=convention)
         return png.read_bytes()
 
 

@@ -28,7 +28,6 @@ ALLOWED: dict[str, str] = {
     "spinewatch/outcomes/models.py::fit_mixed_model": "not split in time",
     "spinewatch/outcomes/plot.py::trajectory_figure": "not split in time",
     "spinewatch/outcomes/redcap.py::_fields": "not split in time",
-    "spinewatch/registry/services/procedures.py::update_procedure": "not split in time",
 }
 
 

@@ -733,38 +733,19 @@ def update_procedure(
             "cementoplasty_site": site.value if site is not None else None,
             "disc_level": str(disc) if disc is not None else None,
         }
-        if not isinstance(guidance, Unchanged):
-            changes["guidance"] = parse_field("guidance", Guidance.parse, guidance).value
-        if not isinstance(anaesthesia, Unchanged):
-            changes["anaesthesia"] = parse_field(
-                "anaesthesia", Anaesthesia.parse, anaesthesia
-            ).value
-        if not isinstance(day_case, Unchanged):
-            changes["day_case"] = _check_day_case(day_case)
-        if not isinstance(operator_user, Unchanged):
-            changes["operator_user"] = _check_user("operator_user", operator_user)
-        if not isinstance(operator, Unchanged):
-            changes["operator"] = _check_text("operator", operator)
-            if not changes["operator"]:
-                raise RegistryError(
-                    "operator '': the operator's name is required", field="operator"
-                )
-        if not isinstance(notes, Unchanged):
-            changes["notes"] = _check_text("notes", notes)
-        if not isinstance(cement_type, Unchanged):
-            changes["cement_type"] = (
-                None
-                if cement_type in (None, "")
-                else parse_field("cement_type", CementType.parse, cement_type).value
+        changes.update(
+            _given_session_changes(
+                guidance=guidance,
+                anaesthesia=anaesthesia,
+                day_case=day_case,
+                operator_user=operator_user,
+                operator=operator,
+                notes=notes,
+                cement_type=cement_type,
+                fluoroscopy_time_s=fluoroscopy_time_s,
+                dose_area_product_gycm2=dose_area_product_gycm2,
             )
-        if not isinstance(fluoroscopy_time_s, Unchanged):
-            changes["fluoroscopy_time_s"] = _check_optional_number(
-                "fluoroscopy_time_s", fluoroscopy_time_s, "seconds"
-            )
-        if not isinstance(dose_area_product_gycm2, Unchanged):
-            changes["dose_area_product_gycm2"] = _check_optional_number(
-                "dose_area_product_gycm2", dose_area_product_gycm2, "Gy·cm²"
-            )
+        )
         new_complications = None
         if not isinstance(complications, Unchanged):
             new_complications = _check_complications(complications, when)
@@ -781,21 +762,59 @@ def update_procedure(
                 deleted(comp)
             _write_complications(row, new_complications)
         if when != old_date:
-            visits = {_visit_code(v): v for v in procedure_protocol(row).schedule(when)}
-            for fu in row.follow_ups.all():
-                visit = visits.get(fu.timepoint)
-                if visit is None:
-                    continue
-                changed(
-                    fu,
-                    what=f"follow-up {fu.timepoint} of {what}",
-                    changes={
-                        "due_date": visit.due,
-                        "window_start": visit.window_start,
-                        "window_end": visit.window_end,
-                    },
-                    expected_version=fu.version,
-                )
+            _move_schedule(row, when, what)
         _close_decisions(row)
         advance_plan(row.patient)
         return row
+
+
+def _given_session_changes(**given: Any) -> dict[str, Any]:
+    """The session fields given to :func:`update_procedure` (``UNCHANGED`` ones left out),
+    each checked as :func:`record_procedure` checks it."""
+    checks: dict[str, Any] = {
+        "guidance": lambda v: parse_field("guidance", Guidance.parse, v).value,
+        "anaesthesia": lambda v: parse_field("anaesthesia", Anaesthesia.parse, v).value,
+        "day_case": _check_day_case,
+        "operator_user": lambda v: _check_user("operator_user", v),
+        "operator": _check_operator,
+        "notes": lambda v: _check_text("notes", v),
+        "cement_type": lambda v: (
+            None if v in (None, "") else parse_field("cement_type", CementType.parse, v).value
+        ),
+        "fluoroscopy_time_s": lambda v: _check_optional_number("fluoroscopy_time_s", v, "seconds"),
+        "dose_area_product_gycm2": lambda v: _check_optional_number(
+            "dose_area_product_gycm2", v, "Gy·cm²"
+        ),
+    }
+    return {
+        name: checks[name](value)
+        for name, value in given.items()  # in the order given: the first bad one is reported
+        if not isinstance(value, Unchanged)
+    }
+
+
+def _check_operator(value: object) -> str:
+    name = _check_text("operator", value)
+    if not name:
+        raise RegistryError("operator '': the operator's name is required", field="operator")
+    return name
+
+
+def _move_schedule(row: m.Procedure, when: dt.date, what: str) -> None:
+    """Move the due dates and windows of ``row``'s visits to a new procedure date (the protocol
+    stored with the procedure); completed visits keep their date and value."""
+    visits = {_visit_code(v): v for v in procedure_protocol(row).schedule(when)}
+    for fu in row.follow_ups.all():
+        visit = visits.get(fu.timepoint)
+        if visit is None:
+            continue
+        changed(
+            fu,
+            what=f"follow-up {fu.timepoint} of {what}",
+            changes={
+                "due_date": visit.due,
+                "window_start": visit.window_start,
+                "window_end": visit.window_end,
+            },
+            expected_version=fu.version,
+        )

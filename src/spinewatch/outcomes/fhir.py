@@ -325,16 +325,7 @@ def _condition_resources(
                         }
                     ]
                 },
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                                "code": "problem-list-item",
-                            }
-                        ]
-                    }
-                ],
+                "category": _category("condition-category", "problem-list-item"),
                 "code": {"text": text},
                 "subject": subject,
             }
@@ -379,16 +370,7 @@ def _procedure_resources(
                 "resourceType": "Observation",
                 "id": f"{proc_id}-pain-{_fhir_id(pain.timepoint)}",
                 "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                "code": "survey",
-                            }
-                        ]
-                    }
-                ],
+                "category": _category("observation-category", "survey"),
                 "code": {"coding": [dict(LOINC_PAIN)], "text": "Pain (0-10)"},
                 "subject": subject,
                 "partOf": [{"reference": f"Procedure/{proc_id}"}],
@@ -464,16 +446,7 @@ def _imaging_resources(
                 "resourceType": "Observation",
                 "id": f"{study_id}-{_fhir_id(finding.level)}",
                 "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                "code": "imaging",
-                            }
-                        ]
-                    }
-                ],
+                "category": _category("observation-category", "imaging"),
                 "code": {"text": "Vertebral body findings on CT"},
                 "subject": subject,
                 "bodySite": _vertebra(finding.level),
@@ -484,6 +457,13 @@ def _imaging_resources(
             out.append(obs)
 
     return out
+
+
+def _category(system: str, code: str) -> list[dict[str, Any]]:
+    """A resource's ``category``: one coding of an HL7 terminology code system."""
+    return [
+        {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}", "code": code}]}
+    ]
 
 
 def _finding_components(finding: FhirFinding) -> list[dict[str, Any]]:

@@ -610,20 +610,7 @@ def _perform_planned(
         expected_version=row.version,
     )
     protocol = procedure_protocol(row)
-    visits = {_visit_code(v): v for v in protocol.schedule(when)}
-    for fu in row.follow_ups.all():
-        visit = visits.get(fu.timepoint)
-        if visit is not None and (fu.due_date, fu.window_start) != (visit.due, visit.window_start):
-            changed(
-                fu,
-                what=f"follow-up {fu.timepoint} of {what}",
-                changes={
-                    "due_date": visit.due,
-                    "window_start": visit.window_start,
-                    "window_end": visit.window_end,
-                },
-                expected_version=fu.version,
-            )
+    _move_schedule(row, when, what, protocol)
     _schedule(row, protocol)
     return row
 
@@ -800,13 +787,21 @@ def _check_operator(value: object) -> str:
     return name
 
 
-def _move_schedule(row: m.Procedure, when: dt.date, what: str) -> None:
-    """Move the due dates and windows of ``row``'s visits to a new procedure date (the protocol
-    stored with the procedure); completed visits keep their date and value."""
-    visits = {_visit_code(v): v for v in procedure_protocol(row).schedule(when)}
+def _move_schedule(
+    row: m.Procedure, when: dt.date, what: str, protocol: FollowUpProtocol | None = None
+) -> None:
+    """Move the due dates and windows of ``row``'s visits to the procedure date ``when``
+    (``protocol``: default the one stored with the procedure); completed visits keep their date
+    and value, visits already in place are not written."""
+    plan = protocol if protocol is not None else procedure_protocol(row)
+    visits = {_visit_code(v): v for v in plan.schedule(when)}
     for fu in row.follow_ups.all():
         visit = visits.get(fu.timepoint)
-        if visit is None:
+        if visit is None or (fu.due_date, fu.window_start, fu.window_end) == (
+            visit.due,
+            visit.window_start,
+            visit.window_end,
+        ):
             continue
         changed(
             fu,

@@ -24,7 +24,6 @@ ALLOWED: dict[str, str] = {
     "spinewatch/cli/_analyze.py::run": "not split in time",
     "spinewatch/imaging/batch.py::run_batch": "not split in time",
     "spinewatch/outcomes/models.py::fit_mixed_model": "not split in time",
-    "spinewatch/outcomes/redcap.py::_fields": "not split in time",
 }
 
 

@@ -264,7 +264,11 @@ def test_secondary_capture_of_the_picture(phantom_study, tmp_path) -> None:
 
     png = tmp_path / "spine.png"
     render_sagittal(
-        phantom_study["ct"], phantom_study["labels"], phantom_study["report"], png, convention=TS
+        phantom_study["ct"],
+        phantom_study["labels"],
+        SpineReport.from_json_dict(phantom_study["report"]),
+        png,
+        convention=TS,
     )
     sc = build_secondary_capture(png, phantom_study["headers"][0], series_uid=hd.UID())
     sc.save_as(tmp_path / "sc.dcm")

@@ -119,11 +119,11 @@ def test_labels_only_say_why_nothing_was_measured_and_keep_what_the_user_said() 
 def test_an_mri_is_drawn_as_the_picture_background(tmp_path: Path) -> None:
     phantom = _phantom()
     mri = _as_mri(phantom.ct)
-    report = analyze(mri, phantom.labels, convention="totalsegmentator").to_json_dict()
-    reformat = curved_sagittal(mri, phantom.labels, report)
+    analysis = analyze(mri, phantom.labels, convention="totalsegmentator")
+    reformat = curved_sagittal(mri, phantom.labels, analysis)
     assert reformat.hu is None and reformat.signal is not None
     assert np.nanmax(reformat.signal) > 500  # the bone is there, as signal
-    png = render_sagittal(mri, phantom.labels, report, tmp_path / "mri.png")
+    png = render_sagittal(mri, phantom.labels, analysis, tmp_path / "mri.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -162,7 +162,9 @@ def test_the_real_t2_mri_gives_no_hu_anywhere_and_says_why(tptbox_mri, tmp_path)
     assert format_text(SpineReport.from_json_dict(report)).startswith("MRI: ")
     image, aligned = load_study(mri, labels, convention="verse")
     assert isinstance(image, MrVolume)
-    png = render_sagittal(image, aligned, report, tmp_path / "spine.png")
+    png = render_sagittal(
+        image, aligned, SpineReport.from_json_dict(report), tmp_path / "spine.png"
+    )
     assert png.stat().st_size > 10_000
 
 

@@ -23,6 +23,7 @@ from spinewatch.imaging.render import (
     render_sagittal,
     spine_curve,
 )
+from spinewatch.imaging.report import ReportFormatError, SpineReport, VertebraReport
 from spinewatch.imaging.volume import CtVolume, Grid, LabelVolume
 
 # -- synthetic volumes with an analytic HU field -----------------------------------------------
@@ -79,6 +80,16 @@ def box_labels(grid: Grid) -> LabelVolume:
     inside &= np.abs(world_coordinate(grid, 1)) < 15
     inside &= np.abs(world_coordinate(grid, 2)) < 12
     return LabelVolume(np.where(inside, 31, 0).astype(np.uint8), grid, "box labels")
+
+
+def _read(report: dict[str, Any]) -> SpineReport:
+    """A hand-written report dict through the report's one reader (as every caller does)."""
+    return SpineReport.from_json_dict(report, source="test report")
+
+
+def _vertebra(fields: dict[str, Any]) -> VertebraReport:
+    """One vertebra (L1) of a hand-written report with ``fields``."""
+    return _read({"scan": {}, "vertebrae": [{"level": "L1", **fields}]}).vertebrae[0]
 
 
 def straight_report(risk: str = "low") -> dict[str, Any]:
@@ -162,7 +173,7 @@ def test_reformat_samples_the_world_not_the_voxel_order(
 ) -> None:
     grid = make_grid(orientation, spacing, tilt)
     ct, labels = linear_ct(grid), box_labels(grid)
-    ref = curved_sagittal(ct, labels, straight_report(), px_mm=1.0, extend_mm=10.0)
+    ref = curved_sagittal(ct, labels, _read(straight_report()), px_mm=1.0, extend_mm=10.0)
     assert ref.hu is not None
     np.testing.assert_allclose(
         ref.anterior, np.tile([0.0, 1.0, 0.0], (len(ref.anterior), 1)), atol=1e-9
@@ -189,7 +200,9 @@ def test_points_outside_the_ct_are_nan_and_unlabelled() -> None:
     ct, labels = linear_ct(grid), box_labels(grid)
     report = straight_report()
     report["vertebrae"][0]["body_centroid_mm"] = [0.0, 0.0, 85.0]  # the curve leaves the scan
-    ref = curved_sagittal(ct, labels, report, px_mm=1.0, anterior_mm=100.0, posterior_mm=10.0)
+    ref = curved_sagittal(
+        ct, labels, _read(report), px_mm=1.0, anterior_mm=100.0, posterior_mm=10.0
+    )
     assert ref.hu is not None
     world = ref.points_mm[:, None, :] + ref.offsets_mm[None, :, None] * ref.anterior[:, None, :]
     vox = grid.to_voxel(world)
@@ -211,7 +224,7 @@ def test_sampling_never_copies_the_volume() -> None:
     report = straight_report()
     tracemalloc.start()
     try:
-        curved_sagittal(ct, labels, report, px_mm=0.75)
+        curved_sagittal(ct, labels, _read(report), px_mm=0.75)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -223,17 +236,20 @@ def test_bad_reports_are_refused() -> None:
     grid = make_grid("RAS", (2.0, 2.0, 2.0))
     labels = box_labels(grid)
     with pytest.raises(RenderError, match="no vertebra with a body centroid"):
-        curved_sagittal(None, labels, {"scan": {}, "vertebrae": [{"level": "L1"}]})
+        curved_sagittal(None, labels, _read({"scan": {}, "vertebrae": [{"level": "L1"}]}))
+    # the JSON is read (and refused) by the report's one reader, not by the renderer
+    with pytest.raises(RenderError, match="expected a SpineReport"):
+        curved_sagittal(None, labels, straight_report())  # type: ignore[arg-type]
     bad = straight_report()
     bad["vertebrae"][1]["body_centroid_mm"] = [0.0, "y", 0.0]
-    with pytest.raises(InputError, match=r"vertebrae\[1\] \(L1\)\.body_centroid_mm"):
-        curved_sagittal(None, labels, bad)
-    with pytest.raises(RenderError, match="'vertebrae' missing"):
-        curved_sagittal(None, labels, {"scan": {}})
+    with pytest.raises(ReportFormatError, match=r"vertebrae\[1\]"):
+        _read(bad)
+    with pytest.raises(ReportFormatError, match="vertebrae"):
+        _read({"scan": {}})
     odd = straight_report()
     odd["vertebrae"][0]["level"] = "X9"
-    with pytest.raises(RenderError, match="'X9'"):
-        curved_sagittal(None, labels, odd)
+    with pytest.raises(ReportFormatError, match="'X9'"):
+        _read(odd)
 
 
 # -- phantoms and the picture ------------------------------------------------------------------
@@ -273,7 +289,7 @@ def test_phantom_body_is_anterior_and_head_up(orientation: str, tilt: float) -> 
             spacing_mm=(1.2, 1.2, 1.2),
         )
     )
-    ref = curved_sagittal(phantom.ct, phantom.labels, phantom_report(phantom, {}), px_mm=1.0)
+    ref = curved_sagittal(phantom.ct, phantom.labels, _read(phantom_report(phantom, {})), px_mm=1.0)
     assert ref.hu is not None
     col = {round(float(o)): i for i, o in enumerate(ref.offsets_mm)}
     rows = ref.level_rows
@@ -305,14 +321,14 @@ def test_render_png_is_coloured_by_risk(tmp_path: Path) -> None:
     all_low = render_sagittal(
         phantom.ct,
         phantom.labels,
-        phantom_report(phantom, {}),
+        _read(phantom_report(phantom, {})),
         tmp_path / "low.png",
         convention="totalsegmentator",
     )
     l1_high = render_sagittal(
         phantom.ct,
         phantom.labels,
-        phantom_report(phantom, {"L1": "high"}),
+        _read(phantom_report(phantom, {"L1": "high"})),
         tmp_path / "sub" / "high.png",
         convention="totalsegmentator",
     )
@@ -334,7 +350,7 @@ def test_not_assessable_is_grey_never_green_with_its_legend(tmp_path: Path) -> N
     pictures = {}
     for name, risks in (("low", {}), ("na", dict.fromkeys(("T12", "L1", "L2"), "not_assessable"))):
         out = render_sagittal(
-            None, phantom.labels, phantom_report(phantom, risks), tmp_path / f"{name}.png"
+            None, phantom.labels, _read(phantom_report(phantom, risks)), tmp_path / f"{name}.png"
         )
         pictures[name] = imread(out)
     # the not-assessable picture: the grey fill, outline and legend, and green only in the legend
@@ -351,10 +367,11 @@ def test_detail_line_and_confidence_marker() -> None:
         "lytic_fraction": 0.0,
         "treat_signal": True,
     }
-    assert _detail(v) == "not assessable  treat signal\ncut by scan edge  lytic 0%"
+    assert _detail(_vertebra(v)) == "not assessable  treat signal\ncut by scan edge  lytic 0%"
     # short enough: one line (an MRI or a label map alone: every vertebra not assessable)
-    assert _detail({"collapse_risk": "not_assessable", "genant_grade": 0}) == "not assessable  G0"
-    assert _detail({"collapse_risk": "low", "genant_grade": 0}) == "G0"
+    na = _vertebra({"collapse_risk": "not_assessable", "genant_grade": 0})
+    assert _detail(na) == "not assessable  G0"
+    assert _detail(_vertebra({"collapse_risk": "low", "genant_grade": 0})) == "G0"
     assert [m.count("\u25cf") for m in CONFIDENCE_MARKERS.values()] == [3, 2, 1]
 
 
@@ -362,9 +379,9 @@ def test_detail_line_names_diffuse_infiltration() -> None:
     from spinewatch.imaging.render import _detail
 
     v = {"collapse_risk": "moderate", "genant_grade": 0, "diffuse_infiltration": True}
-    assert _detail(v) == "diffuse infiltration  G0"
-    assert _detail({**v, "diffuse_infiltration": False}) == "G0"
-    assert _detail({**v, "diffuse_infiltration": None}) == "G0"
+    assert _detail(_vertebra(v)) == "diffuse infiltration  G0"
+    assert _detail(_vertebra({**v, "diffuse_infiltration": False})) == "G0"
+    assert _detail(_vertebra({**v, "diffuse_infiltration": None})) == "G0"
 
 
 def test_ellipsize_middle_keeps_both_ends() -> None:
@@ -392,7 +409,7 @@ def test_a_long_source_name_is_not_cut_off_at_the_edges(tmp_path: Path) -> None:
         analysed_at="2026-11-22T15:49:00",
         spinewatch_version="0.1.0-with-a-long-local-version-tag+g0123456789abcdef",
     )
-    img = imread(render_sagittal(phantom.ct, phantom.labels, report, tmp_path / "long.png"))
+    img = imread(render_sagittal(phantom.ct, phantom.labels, _read(report), tmp_path / "long.png"))
     background = np.asarray(to_rgb("#101418"))
     ink = np.any(np.abs(img[..., :3] - background) > 0.08, axis=-1)
     # the title and subtitle band (top 1.15 in at 150 dpi): text, but none in the outer margins
@@ -407,7 +424,7 @@ def test_render_without_ct_draws_the_mask(tmp_path: Path) -> None:
     phantom = make_spine_phantom(PhantomSpec(levels=("L1", "L2"), spacing_mm=(1.5, 1.5, 1.5)))
     report = phantom_report(phantom, {"L2": "moderate"})
     out = render_sagittal(
-        None, phantom.labels, report, tmp_path / "mask.png", convention="totalsegmentator"
+        None, phantom.labels, _read(report), tmp_path / "mask.png", convention="totalsegmentator"
     )
     img = imread(out)
     assert _count_colour(img, RISK_COLOURS["moderate"]) > 500
@@ -421,8 +438,9 @@ def test_labels_of_other_structures_are_not_overlaid() -> None:
     labels = LabelVolume(arr, grid, "with cord")
     from spinewatch.imaging.render import _label_levels
 
-    ref = curved_sagittal(None, labels, straight_report(), px_mm=1.0)
-    names = _label_levels(np.unique(ref.labels), straight_report()["vertebrae"], "totalsegmentator")
+    report = _read(straight_report())
+    ref = curved_sagittal(None, labels, report, px_mm=1.0)
+    names = _label_levels(np.unique(ref.labels), report.vertebrae, "totalsegmentator")
     assert 79 in np.unique(ref.labels)
     assert names == {31: "L1"}
 
@@ -451,7 +469,7 @@ def test_real_example_reformat_lands_on_bone(shared_file: Any, tmp_path: Path) -
                 "truncated": str(level) == "T11",
             }
         )
-    report = {"scan": {"ct": "example_ct_sm.nii.gz"}, "vertebrae": vertebrae}
+    report = _read({"scan": {"ct": "example_ct_sm.nii.gz"}, "vertebrae": vertebrae})
     ref = curved_sagittal(ct, labels, report)
     assert ref.hu is not None
     bone = ref.labels > 0

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from spinewatch.imaging.report import SpineReport
 from spinewatch.validation.datasets import RealDataset, by_name
 from spinewatch.validation.runs import RunOutcome
 from spinewatch.validation.sections.modality_labels import reading_verdict
@@ -16,7 +17,8 @@ from spinewatch.validation.sections.risk_confidence import unmeasured
 def _run(d: RealDataset, report: dict[str, Any] | None, *, user: bool = False) -> RunOutcome:
     refusal = None if report is not None else "refused: why"
     stage = None if report is not None else "labels"
-    return RunOutcome(d, user, report, refusal, stage, None, 0.1, None)
+    read = None if report is None else SpineReport.from_json_dict(report)
+    return RunOutcome(d, user, read, refusal, stage, None, 0.1, None)
 
 
 def _report(convention: str, levels: list[str], rejected=()) -> dict[str, Any]:
@@ -69,7 +71,8 @@ def test_user_runs_with_undocumented_levels_check_the_convention_only() -> None:
     ],
 )
 def test_unmeasured(vertebra: dict[str, Any], lacking: list[str]) -> None:
-    assert unmeasured(vertebra) == lacking
+    report = SpineReport.from_json_dict({"scan": {}, "vertebrae": [{"level": "L1", **vertebra}]})
+    assert unmeasured(report.vertebrae[0]) == lacking
 
 
 def test_every_dataset_says_what_a_right_reading_is() -> None:

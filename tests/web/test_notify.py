@@ -17,11 +17,16 @@ from django.utils import timezone
 from test_worklists_support import make_user, patient_with_procedure
 
 from spinewatch.registry import services
-from spinewatch.registry.services import find_follow_up, update_patient_identity
+from spinewatch.registry.services import (
+    LinkState,
+    create_link,
+    find_follow_up,
+    find_link,
+    update_patient_identity,
+)
 from spinewatch.web.notify import alerts
 from spinewatch.web.notify.models import MessageStatus, OutboundMessage
 from spinewatch.web.notify.outbox import STALE_SENDING_S, send_due
-from spinewatch.web.portal.links import LinkState, create_link, find_link
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ from spinewatch.core.sins import (
 )
 from spinewatch.registry import models as rm
 from spinewatch.registry import services
-from spinewatch.web.pages.models import SinsAssessment
+from spinewatch.registry.models import SinsAssessment
 
 pytestmark = pytest.mark.django_db
 
@@ -517,7 +517,7 @@ def test_sins_total_and_category(client, users, high_risk, pain, alignment, cate
     assert a.assessed_by == users["clinician"]
     assert AuditEvent.objects.filter(
         action="create",
-        object_type="web.sinsassessment",
+        object_type="registry.sinsassessment",
         patient_study_id=high_risk.study.patient.study_id,
     ).exists()
     html = client.get(f"/patients/{high_risk.study.patient.study_id}/").content.decode()
@@ -599,7 +599,7 @@ def test_sins_components_the_imaging_did_not_assess_are_read_by_the_clinician(
     assert a.total == _points("mobile", "lytic", "none_c", "unilateral", "mechanical", "normal")
     # the service refuses a completion without the reading, naming it
     from spinewatch.registry.errors import RegistryError
-    from spinewatch.web.pages.sins import score_for
+    from spinewatch.registry.services import score_for
 
     with pytest.raises(RegistryError, match="bone lesion, posterolateral not assessed"):
         score_for(finding, pain="none", alignment="normal")

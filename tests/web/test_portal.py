@@ -12,9 +12,15 @@ from test_worklists_support import IDENTITY_FIELDS, identity, make_user, patient
 
 from spinewatch.accounts.testing import signed_in
 from spinewatch.audit.models import AuditEvent
-from spinewatch.registry.services import find_follow_up, record_follow_up
-from spinewatch.web.portal.links import LinkState, create_link, find_link, hash_token
-from spinewatch.web.portal.models import PortalLink
+from spinewatch.registry.models import PortalLink
+from spinewatch.registry.services import (
+    LinkState,
+    create_link,
+    find_follow_up,
+    find_link,
+    hash_token,
+    record_follow_up,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +68,7 @@ def test_create_link_shows_once_and_stores_hash_only(cm, visit):
     assert link.created_by == cm and link.used_at is None
     days = (link.expires_at - link.created_at).total_seconds() / 86400
     assert days == pytest.approx(7, abs=1e-3)
-    created = AuditEvent.objects.get(action="create", object_type="web.portallink")
+    created = AuditEvent.objects.get(action="create", object_type="registry.portallink")
     assert created.patient_study_id == visit.procedure.patient.study_id
     assert created.actor_username == "cm1" and token not in str(created.changes)
 

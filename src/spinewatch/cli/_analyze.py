@@ -111,31 +111,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import os
     import sys
     import tempfile
 
-    from spinewatch.core.errors import InputError
-
-    class UsageError(InputError):
-        """Arguments that do not fit together."""
-
-    if args.labels is None and args.ct is None:
-        raise UsageError("give a CT (segmented first when --labels is absent) or --labels")
-    if args.labels is None and args.segment is None:
-        args.segment = "builtin"
-    if args.segment is not None and args.ct is None:
-        raise UsageError("--segment needs the CT to segment")
-    if args.labels is not None and args.segment is not None:
-        raise UsageError("give either --labels or --segment, not both")
-    if args.segment is not None and args.modality == "mr":
-        raise UsageError("--segment segments a CT; give --labels for an MRI")
+    _check_arguments(args)
     from spinewatch.cli._output import check_output_dir
 
     check_output_dir(args.out, "--out")
-
-    from spinewatch.imaging.analysis import FAST_WORKING_RESOLUTION_MM, analyze
-    from spinewatch.imaging.io import load_study, requested_acquisition
 
     prior = None
     if args.prior is not None:
@@ -143,51 +125,8 @@ def run(args: argparse.Namespace) -> int:
 
         prior = load_report(args.prior)
 
-    segmentation = None
     with tempfile.TemporaryDirectory(prefix="spinewatch-seg-") as work:
-        labels_path: Path = args.labels
-        convention = args.labels_convention
-        if args.segment is not None:
-            from spinewatch.imaging.io import load_ct
-            from spinewatch.imaging.segmentation import get_segmenter, write_label_map
-
-            ct = load_ct(args.ct, series_uid=args.series)
-            segmentation = get_segmenter(args.segment).segment(ct, ct_path=args.ct)
-            labels = segmentation.labels
-            labels_path = Path(work) / "labels.nii.gz"
-            if args.out is not None:
-                labels_path = write_label_map(labels, args.out / "labels.nii.gz")
-            convention = "totalsegmentator"
-        else:
-            ct, labels = load_study(
-                args.ct,
-                labels_path,
-                series_uid=args.series,
-                modality=args.modality,
-                contrast_phase=args.contrast_phase,
-                convention=convention,
-            )
-        from spinewatch.imaging.label_reading import prepare_labels
-
-        prepared = prepare_labels(
-            labels,
-            convention,
-            modality=None if ct is None else ct.acquisition.modality,
-            lowest_level=args.lowest_level,
-            level=args.level,
-        )
-        labels = prepared.labels
-        report = analyze(
-            ct,
-            prepared,
-            convention=convention,
-            ct_path=None if args.ct is None else str(args.ct),
-            labels_path=str(labels_path),
-            working_resolution_mm=FAST_WORKING_RESOLUTION_MM if args.fast else None,
-            acquisition=None
-            if ct is not None
-            else requested_acquisition(args.modality, args.contrast_phase),
-        )
+        ct, labels, prepared, report, segmentation = _analyse(args, Path(work))
     extra: dict[str, Any] = {}
     if segmentation is not None:
         extra["segmentation"] = segmentation.to_json_dict()
@@ -203,17 +142,7 @@ def run(args: argparse.Namespace) -> int:
     result = report.to_json_dict()
     text = json.dumps(result, indent=2, allow_nan=False)
     if args.out is not None:
-        from spinewatch.cli._output import write_text_atomic
-        from spinewatch.imaging.render import render_sagittal
-
-        args.out.mkdir(parents=True, exist_ok=True)
-        picture = args.out / ".spine.png.tmp.png"
-        try:  # both files or neither: the picture first, then the report, then the rename
-            render_sagittal(ct, labels, result, picture, convention=prepared.analysis_convention)
-            write_text_atomic(args.out / "report.json", text + "\n")
-            os.replace(picture, args.out / "spine.png")
-        finally:
-            picture.unlink(missing_ok=True)
+        _write_outputs(args.out, ct, labels, report, prepared.analysis_convention, text)
     if args.format == "json":
         print(text)
     else:
@@ -229,3 +158,96 @@ def run(args: argparse.Namespace) -> int:
             print(f"\nwritten: {args.out / 'report.json'}, {args.out / 'spine.png'}")
     sys.stdout.flush()
     return 0
+
+
+def _check_arguments(args: argparse.Namespace) -> None:
+    """Arguments that do not fit together: one clear error (exit 2). ``--segment`` defaults to
+    the built-in segmenter when no label map is given."""
+    from spinewatch.core.errors import InputError
+
+    class UsageError(InputError):
+        """Arguments that do not fit together."""
+
+    if args.labels is None and args.ct is None:
+        raise UsageError("give a CT (segmented first when --labels is absent) or --labels")
+    if args.labels is None and args.segment is None:
+        args.segment = "builtin"
+    if args.segment is not None and args.ct is None:
+        raise UsageError("--segment needs the CT to segment")
+    if args.labels is not None and args.segment is not None:
+        raise UsageError("give either --labels or --segment, not both")
+    if args.segment is not None and args.modality == "mr":
+        raise UsageError("--segment segments a CT; give --labels for an MRI")
+
+
+def _analyse(args: argparse.Namespace, work: Path) -> tuple[Any, Any, Any, Any, Any]:
+    """``(image, labels, prepared labels, report, segmentation or None)``: the label map read or
+    made (written under ``work``, or ``--out``), then the analysis."""
+    from spinewatch.imaging.analysis import FAST_WORKING_RESOLUTION_MM, analyze
+    from spinewatch.imaging.io import load_study, requested_acquisition
+
+    segmentation = None
+    labels_path: Path = args.labels
+    convention = args.labels_convention
+    if args.segment is not None:
+        from spinewatch.imaging.io import load_ct
+        from spinewatch.imaging.segmentation import get_segmenter, write_label_map
+
+        ct = load_ct(args.ct, series_uid=args.series)
+        segmentation = get_segmenter(args.segment).segment(ct, ct_path=args.ct)
+        labels = segmentation.labels
+        labels_path = work / "labels.nii.gz"
+        if args.out is not None:
+            labels_path = write_label_map(labels, args.out / "labels.nii.gz")
+        convention = "totalsegmentator"
+    else:
+        ct, labels = load_study(
+            args.ct,
+            labels_path,
+            series_uid=args.series,
+            modality=args.modality,
+            contrast_phase=args.contrast_phase,
+            convention=convention,
+        )
+    from spinewatch.imaging.label_reading import prepare_labels
+
+    prepared = prepare_labels(
+        labels,
+        convention,
+        modality=None if ct is None else ct.acquisition.modality,
+        lowest_level=args.lowest_level,
+        level=args.level,
+    )
+    labels = prepared.labels
+    report = analyze(
+        ct,
+        prepared,
+        convention=convention,
+        ct_path=None if args.ct is None else str(args.ct),
+        labels_path=str(labels_path),
+        working_resolution_mm=FAST_WORKING_RESOLUTION_MM if args.fast else None,
+        acquisition=None
+        if ct is not None
+        else requested_acquisition(args.modality, args.contrast_phase),
+    )
+    return ct, labels, prepared, report, segmentation
+
+
+def _write_outputs(
+    out: Path, ct: Any, labels: Any, report: Any, convention: Any, text: str
+) -> None:
+    """The picture and the report under ``out``: both files or neither (the picture first, then
+    the report, then the picture renamed into place)."""
+    import os
+
+    from spinewatch.cli._output import write_text_atomic
+    from spinewatch.imaging.render import render_sagittal
+
+    out.mkdir(parents=True, exist_ok=True)
+    picture = out / ".spine.png.tmp.png"
+    try:  # both files or neither: the picture first, then the report, then the rename
+        render_sagittal(ct, labels, report, picture, convention=convention)
+        write_text_atomic(out / "report.json", text + "\n")
+        os.replace(picture, out / "spine.png")
+    finally:
+        picture.unlink(missing_ok=True)

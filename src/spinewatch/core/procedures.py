@@ -21,8 +21,9 @@ import enum
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from spinewatch.core._enum import parse_enum
 from spinewatch.core.errors import InputError
@@ -48,6 +49,8 @@ __all__ = [
     "validate_procedure",
 ]
 
+T = TypeVar("T")
+
 MAX_CEMENT_VOLUME_ML = 15.0
 """Largest cement volume accepted for one vertebra (ml); see the module docstring."""
 NEEDLE_GAUGE_RANGE = (8, 22)
@@ -70,7 +73,12 @@ room for the large lytic bodies of myeloma. A value outside it is more often a t
 
 
 class ProcedureError(InputError):
-    """An unknown procedure vocabulary value or an invalid treated level."""
+    """An unknown procedure vocabulary value or an invalid treated level.
+
+    ``field`` names the offending argument: a :class:`TreatedLevel` field (``"approach"``), or
+    for :func:`validate_procedure` ``"site"``, ``"disc"``, ``"treated_levels"`` or
+    ``"treated_levels[1].ablation"``.
+    """
 
 
 class ProcedureType(enum.Enum):
@@ -337,10 +345,14 @@ def cement_volume_warning(level: VertebralLevel | str, volume_ml: float) -> str 
 
 def _positive(value: object, field: str, unit: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ProcedureError(f"{field} {value!r} is not a number; expected a positive {unit}")
+        raise ProcedureError(
+            f"{field} {value!r} is not a number; expected a positive {unit}", field=field
+        )
     result = float(value)
     if not math.isfinite(result) or result <= 0.0:
-        raise ProcedureError(f"{field} {value!r} is invalid; expected a positive {unit}")
+        raise ProcedureError(
+            f"{field} {value!r} is invalid; expected a positive {unit}", field=field
+        )
     return result
 
 
@@ -372,14 +384,15 @@ class TreatedLevel:
         try:
             level = VertebralLevel.parse(self.level)
         except LevelError as exc:
-            raise ProcedureError(f"level: {exc}") from None
+            raise ProcedureError(f"level: {exc}", field="level") from None
         object.__setattr__(self, "level", level)
-        approach = Approach.parse(self.approach)
+        approach = _named("approach", Approach.parse, self.approach)
         object.__setattr__(self, "approach", approach)
         if not approach.allowed_at(level):
             raise ProcedureError(
                 f"approach {approach.value!r} is not used at level {level}; expected one of "
-                + ", ".join(repr(a.value) for a in Approach if a.allowed_at(level))
+                + ", ".join(repr(a.value) for a in Approach if a.allowed_at(level)),
+                field="approach",
             )
         gauge = self.needle_gauge
         low, high = NEEDLE_GAUGE_RANGE
@@ -390,18 +403,22 @@ class TreatedLevel:
         ):
             raise ProcedureError(
                 f"needle_gauge {gauge!r} is invalid; expected an integer gauge from {low} to "
-                f"{high} G"
+                f"{high} G",
+                field="needle_gauge",
             )
         object.__setattr__(self, "needle_gauge", int(gauge))
         volume = _positive(self.cement_volume_ml, "cement_volume_ml", "volume in ml")
         if volume > MAX_CEMENT_VOLUME_ML:
             raise ProcedureError(
                 f"cement_volume_ml {self.cement_volume_ml!r} is invalid; expected at most "
-                f"{MAX_CEMENT_VOLUME_ML:g} ml for one vertebra"
+                f"{MAX_CEMENT_VOLUME_ML:g} ml for one vertebra",
+                field="cement_volume_ml",
             )
         object.__setattr__(self, "cement_volume_ml", volume)
         if self.ablation is not None:
-            object.__setattr__(self, "ablation", AblationModality.parse(self.ablation))
+            object.__setattr__(
+                self, "ablation", _named("ablation", AblationModality.parse, self.ablation)
+            )
         for field, unit in (
             ("ablation_power_w", "power in W"),
             ("ablation_duration_s", "time in s"),
@@ -412,29 +429,33 @@ class TreatedLevel:
             if self.ablation is None:
                 raise ProcedureError(
                     f"{field} {value!r} given without an ablation modality; expected "
-                    "ablation to be set"
+                    "ablation to be set",
+                    field=field,
                 )
             object.__setattr__(self, field, _positive(value, field, unit))
         self._check_access_and_biopsy()
 
     def _check_access_and_biopsy(self) -> None:
         if self.access is not None:
-            access = PedicleAccess.parse(self.access)
+            access = _named("access", PedicleAccess.parse, self.access)
             object.__setattr__(self, "access", access)
             if self.approach not in (Approach.TRANSPEDICULAR, Approach.PARAPEDICULAR):
                 raise ProcedureError(
                     f"access {access.value!r} given for the {self.approach.value} approach; "
                     "unipedicular/bipedicular is only expected for a transpedicular or "
-                    "parapedicular approach"
+                    "parapedicular approach",
+                    field="access",
                 )
         if not isinstance(self.biopsy, bool):
-            raise ProcedureError(f"biopsy {self.biopsy!r}: expected true or false")
+            raise ProcedureError(f"biopsy {self.biopsy!r}: expected true or false", field="biopsy")
         if self.biopsy_result is not None:
-            object.__setattr__(self, "biopsy_result", BiopsyResult.parse(self.biopsy_result))
+            result = _named("biopsy_result", BiopsyResult.parse, self.biopsy_result)
+            object.__setattr__(self, "biopsy_result", result)
             if not self.biopsy:
                 raise ProcedureError(
                     f"biopsy_result {self.biopsy_result.value!r} given without a biopsy; "
-                    "expected biopsy to be true"
+                    "expected biopsy to be true",
+                    field="biopsy_result",
                 )
 
 
@@ -511,53 +532,86 @@ def validate_procedure(
 
     Each treated level appears once. Raises :class:`ProcedureError` naming what is wrong.
     """
-    ptype = ProcedureType.parse(procedure_type)
+    ptype = _named("procedure_type", ProcedureType.parse, procedure_type)
     levels = list(treated_levels)
-    for tl in levels:
+    for i, tl in enumerate(levels):
         if not isinstance(tl, TreatedLevel):
-            raise ProcedureError(f"treated level {tl!r} is not a TreatedLevel")
+            raise ProcedureError(
+                f"treated level {tl!r} is not a TreatedLevel", field=f"treated_levels[{i}]"
+            )
     if site is not None:
-        site = CementoplastySite.parse(site)
+        site = _named("site", CementoplastySite.parse, site)
     if disc is not None:
-        disc = DiscLevel.parse(disc)
+        disc = _named("disc", DiscLevel.parse, disc)
     name = ptype.value
     if ptype.requires_site:
         if site is None:
-            raise ProcedureError(f"procedure {name!r} needs a cementoplasty site; got none")
+            raise ProcedureError(
+                f"procedure {name!r} needs a cementoplasty site; got none", field="site"
+            )
     elif site is not None:
         raise ProcedureError(
             f"cementoplasty site {site.value!r} given for procedure {name!r}; a site is only "
-            "expected for 'cementoplasty'"
+            "expected for 'cementoplasty'",
+            field="site",
         )
     if ptype.at_disc:
         if disc is None:
-            raise ProcedureError(f"procedure {name!r} needs a disc level (e.g. 'L4-L5'); got none")
+            raise ProcedureError(
+                f"procedure {name!r} needs a disc level (e.g. 'L4-L5'); got none", field="disc"
+            )
     elif disc is not None:
         raise ProcedureError(
             f"disc level {disc} given for procedure {name!r}; a disc is only expected for "
-            "'laser_disc_decompression'"
+            "'laser_disc_decompression'",
+            field="disc",
         )
     if ptype.treats_vertebrae:
         if not levels:
-            raise ProcedureError(f"procedure {name!r} needs at least one treated level; got none")
+            raise ProcedureError(
+                f"procedure {name!r} needs at least one treated level; got none",
+                field="treated_levels",
+            )
     elif levels:
         raise ProcedureError(
             f"treated levels {[str(tl.level) for tl in levels]} given for procedure {name!r}; "
-            "expected none"
+            "expected none",
+            field="treated_levels",
         )
+    _check_levels_of(ptype, levels)
+    return ptype
+
+
+def _check_levels_of(ptype: ProcedureType, levels: Sequence[TreatedLevel]) -> None:
+    """Each level once; an ablation modality exactly when the procedure type needs one."""
+    name = ptype.value
     seen: set[VertebralLevel] = set()
-    for tl in levels:
+    for i, tl in enumerate(levels):
         if tl.level in seen:
-            raise ProcedureError(f"level {tl.level} is treated twice in one procedure")
+            raise ProcedureError(
+                f"level {tl.level} is treated twice in one procedure",
+                field=f"treated_levels[{i}].level",
+            )
         seen.add(tl.level)
         if ptype.requires_ablation and tl.ablation is None:
             raise ProcedureError(
                 f"level {tl.level}: procedure {name!r} needs an ablation modality; expected one "
-                "of " + ", ".join(repr(m.value) for m in AblationModality)
+                "of " + ", ".join(repr(m.value) for m in AblationModality),
+                field=f"treated_levels[{i}].ablation",
             )
         if not ptype.requires_ablation and tl.ablation is not None:
             raise ProcedureError(
                 f"level {tl.level}: ablation {tl.ablation.value!r} given for procedure "
-                f"{name!r}; expected 'ablation_vertebroplasty'"
+                f"{name!r}; expected 'ablation_vertebroplasty'",
+                field=f"treated_levels[{i}].ablation",
             )
-    return ptype
+
+
+def _named(field: str, parse: Callable[[Any], T], value: object) -> T:
+    """``parse(value)``; its error (unknown vocabulary value) names ``field``."""
+    try:
+        return parse(value)
+    except InputError as exc:
+        if exc.field is not None:
+            raise
+        raise ProcedureError(str(exc), field=field) from exc

@@ -38,7 +38,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -466,9 +466,7 @@ def _draw(ct: Any, labels: Any, report: SpineReport) -> bytes:
         arr = np.where(np.isin(labels.labels, drop), 0, labels.labels)
         labels = LabelVolume(arr, labels.grid, labels.source)
     with tempfile.TemporaryDirectory(prefix="spinewatch-") as tmp:
-        png = render_sagittal(
-            ct, labels, report.to_json_dict(), Path(tmp) / "spine.png", convention=convention
-        )
+        png = render_sagittal(ct, labels, report, Path(tmp) / "spine.png", convention=convention)
         return png.read_bytes()
 
 
@@ -585,12 +583,43 @@ def run_batch(
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
 
-    from distributed import Client, LocalCluster, as_completed
+    client, cluster, where, workers = _connect(
+        scheduler, n_workers, len(entries), connect_timeout_s
+    )
+
+    try:
+        outcomes = _run_all(client, entries, out_dir, picture, progress, on_result)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+    summary = BatchSummary(
+        manifest=Path(manifest),
+        out_dir=out_dir,
+        scheduler=where,
+        n_workers=workers,
+        elapsed_s=time.perf_counter() - t0,
+        studies=tuple(outcomes[e.study_id] for e in entries),
+        summary_json=out_dir / "batch-summary.json",
+        summary_csv=out_dir / "batch-summary.csv",
+        started_at=started,
+    )
+    _write_summary(summary)
+    return summary
+
+
+def _connect(
+    scheduler: str | None, n_workers: int | None, n_studies: int, connect_timeout_s: float
+) -> tuple[Any, Any, str, int | None]:
+    """``(client, local cluster or None, where, n_workers)``: a local cluster of ``n_workers``
+    processes (default ``min(2, n_studies)``) when ``scheduler`` is None, else a client of it."""
+    from distributed import Client, LocalCluster
 
     cluster = None
     workers: int | None
     if scheduler is None:
-        workers = n_workers or min(2, len(entries))
+        workers = n_workers or min(2, n_studies)
         cluster = LocalCluster(  # type: ignore[no-untyped-call]
             processes=True,
             n_workers=workers,
@@ -618,61 +647,56 @@ def run_batch(
                 f"cannot reach the Dask scheduler {scheduler!r}: {exc}; expected an address "
                 "like tcp://host:8786 of a running `dask scheduler`"
             ) from None
+    return client, cluster, where, workers
+
+
+def _run_all(
+    client: Any,
+    entries: Sequence[ManifestEntry],
+    out_dir: Path,
+    picture: bool,
+    progress: bool,
+    on_result: Callable[[StudyOutcome, int, int], None] | None,
+) -> dict[str, StudyOutcome]:
+    """Submit every study, write each one's files as it finishes; the outcomes by study id."""
+    from distributed import as_completed
 
     outcomes: dict[str, StudyOutcome] = {}
-    try:
-        token = uuid.uuid4().hex[:8]
-        futures = {
-            client.submit(
-                analyse_study,
-                entry,
-                picture=picture,
-                key=f"spinewatch-{entry.study_id}-{token}",
-                pure=False,
-            ): entry
-            for entry in entries
-        }
-        completed = as_completed(futures, loop=client.loop)  # type: ignore[no-untyped-call]
-        for done, future in enumerate(completed, start=1):
-            entry = futures[future]
-            try:
-                result = future.result()
-            except Exception as exc:  # the task itself died (worker lost, killed...)
-                result = {
-                    "study_id": entry.study_id,
-                    "status": "failed",
-                    "elapsed_s": 0.0,
-                    "error": f"task lost on the cluster: {_error_message(exc)}",
-                }
-            outcome = _outcome(result, out_dir / entry.study_id)
-            outcomes[entry.study_id] = outcome
-            if progress:
-                logger.info(
-                    "[%d/%d] %s %s (%.1f s)%s",
-                    done,
-                    len(entries),
-                    entry.study_id,
-                    outcome.status,
-                    outcome.elapsed_s,
-                    f": {outcome.error}" if outcome.error else "",
-                )
-            if on_result is not None:
-                on_result(outcome, done, len(entries))
-    finally:
-        client.close()  # type: ignore[no-untyped-call]
-        if cluster is not None:
-            cluster.close()
-
-    summary = BatchSummary(
-        manifest=Path(manifest),
-        out_dir=out_dir,
-        scheduler=where,
-        n_workers=workers,
-        elapsed_s=time.perf_counter() - t0,
-        studies=tuple(outcomes[e.study_id] for e in entries),
-        summary_json=out_dir / "batch-summary.json",
-        summary_csv=out_dir / "batch-summary.csv",
-        started_at=started,
-    )
-    _write_summary(summary)
-    return summary
+    token = uuid.uuid4().hex[:8]
+    futures = {
+        client.submit(
+            analyse_study,
+            entry,
+            picture=picture,
+            key=f"spinewatch-{entry.study_id}-{token}",
+            pure=False,
+        ): entry
+        for entry in entries
+    }
+    completed = as_completed(futures, loop=client.loop)  # type: ignore[no-untyped-call]
+    for done, future in enumerate(completed, start=1):
+        entry = futures[future]
+        try:
+            result = future.result()
+        except Exception as exc:  # the task itself died (worker lost, killed...)
+            result = {
+                "study_id": entry.study_id,
+                "status": "failed",
+                "elapsed_s": 0.0,
+                "error": f"task lost on the cluster: {_error_message(exc)}",
+            }
+        outcome = _outcome(result, out_dir / entry.study_id)
+        outcomes[entry.study_id] = outcome
+        if progress:
+            logger.info(
+                "[%d/%d] %s %s (%.1f s)%s",
+                done,
+                len(entries),
+                entry.study_id,
+                outcome.status,
+                outcome.elapsed_s,
+                f": {outcome.error}" if outcome.error else "",
+            )
+        if on_result is not None:
+            on_result(outcome, done, len(entries))
+    return outcomes

@@ -34,7 +34,7 @@ Drawn with :class:`matplotlib.figure.Figure` on an Agg canvas (no pyplot global 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,9 @@ import numpy.typing as npt
 from scipy import ndimage
 from scipy.interpolate import make_interp_spline, make_splprep
 
+from spinewatch.core.collapse_risk import CollapseRisk
 from spinewatch.core.errors import InputError
+from spinewatch.imaging.report import ScanInfo, SpineReport, VertebraReport, acquisition_summary
 from spinewatch.imaging.volume import CtVolume, Grid, LabelVolume, MrVolume
 
 __all__ = [
@@ -184,55 +186,25 @@ def spine_curve(
 # -- report parsing ---------------------------------------------------------------------------
 
 
-def _level_sort_key(name: str) -> Any:
-    from spinewatch.core.levels import VertebralLevel
-
-    try:
-        return VertebralLevel.parse(name)
-    except (InputError, ValueError, KeyError) as exc:
+def _report_vertebrae(report: SpineReport) -> list[VertebraReport]:
+    """The report's vertebrae with a body centroid, in cranio-caudal order."""
+    if not isinstance(report, SpineReport):
         raise RenderError(
-            f"report vertebra level {name!r} is not a vertebral level ({exc})"
-        ) from None
+            f"report {type(report).__name__}: expected a SpineReport "
+            "(SpineReport.from_json_dict reads a report's JSON)"
+        )
+    out = [v for v in report.vertebrae if v.body_centroid_mm is not None]
+    return sorted(out, key=lambda v: v.level)
 
 
-def _report_vertebrae(report: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    vertebrae = report.get("vertebrae") if isinstance(report, Mapping) else None
-    if not isinstance(vertebrae, Sequence) or isinstance(vertebrae, str):
-        raise RenderError("report: key 'vertebrae' missing or not a list: not a SpineWatch report")
-    out = []
-    for i, v in enumerate(vertebrae):
-        if not isinstance(v, Mapping) or not isinstance(v.get("level"), str):
-            raise RenderError(f"report: vertebrae[{i}]: expected an object with a 'level' name")
-        c = v.get("body_centroid_mm")
-        if c is None:
-            continue
-        try:
-            arr = np.asarray(c, dtype=np.float64) if isinstance(c, Sequence) else np.array([])
-        except (TypeError, ValueError):
-            arr = np.array([])
-        if arr.shape != (3,) or not np.all(np.isfinite(arr)):
-            raise RenderError(
-                f"report: vertebrae[{i}] ({v['level']}).body_centroid_mm: expected [x, y, z] mm, "
-                f"got {c!r:.60}"
-            )
-        out.append(v)
-    return sorted(out, key=lambda v: _level_sort_key(str(v["level"])))
-
-
-def _frame_axis(vertebrae: Sequence[Mapping[str, Any]], which: str) -> FloatArray | None:
+def _frame_axis(vertebrae: Sequence[VertebraReport], which: str) -> FloatArray | None:
     """Mean of the vertebrae's frame axes ('superior', 'anterior' or 'right'), or None."""
     vectors = []
     for v in vertebrae:
-        frame = v.get("frame")
-        if not isinstance(frame, Mapping):
+        if v.frame is None:
             continue
-        try:
-            sup = np.asarray(frame["superior"], dtype=np.float64)
-            ant = np.asarray(frame["anterior"], dtype=np.float64)
-        except (KeyError, TypeError, ValueError):
-            continue
-        if sup.shape != (3,) or ant.shape != (3,) or not np.all(np.isfinite([sup, ant])):
-            continue
+        sup = np.asarray(v.frame.superior, dtype=np.float64)
+        ant = np.asarray(v.frame.anterior, dtype=np.float64)
         vec = {"superior": sup, "anterior": ant, "right": np.cross(ant, sup)}[which]
         if np.linalg.norm(vec) > 1e-6:
             vectors.append(_unit(vec))
@@ -274,7 +246,7 @@ def _sample(
 def curved_sagittal(
     ct: CtVolume | MrVolume | None,
     labels: LabelVolume,
-    report: Mapping[str, Any],
+    report: SpineReport,
     *,
     px_mm: float = 0.75,
     anterior_mm: float = 40.0,
@@ -294,9 +266,9 @@ def curved_sagittal(
             f"anterior_mm and posterior_mm must be >= 0 with a positive sum, got "
             f"{anterior_mm}, {posterior_mm}"
         )
-    centroids = np.array([v["body_centroid_mm"] for v in vertebrae], dtype=np.float64)
+    centroids = np.array([v.body_centroid_mm for v in vertebrae], dtype=np.float64)
     # A vertebra cut by the scan's edge has a displaced centroid: fit without it when we can.
-    whole = np.array([not v.get("truncated") for v in vertebrae])
+    whole = np.array([not v.truncated for v in vertebrae])
     fit = centroids[whole] if whole.sum() >= 2 or whole.sum() == whole.size else centroids
     superior = _frame_axis(vertebrae, "superior")
     points, tangents = spine_curve(fit, px_mm=px_mm, extend_mm=extend_mm, superior=superior)
@@ -320,7 +292,7 @@ def curved_sagittal(
 
     level_rows: dict[str, int] = {}
     for v, c in zip(vertebrae, centroids, strict=True):
-        level_rows[str(v["level"])] = int(np.argmin(np.linalg.norm(points - c, axis=1)))
+        level_rows[str(v.level)] = int(np.argmin(np.linalg.norm(points - c, axis=1)))
     return CurvedReformat(
         hu=hu,
         labels=lab,
@@ -338,7 +310,7 @@ def curved_sagittal(
 
 def _label_levels(
     values: npt.NDArray[np.int64],
-    vertebrae: Sequence[Mapping[str, Any]],
+    vertebrae: Sequence[VertebraReport],
     convention: Any,
 ) -> dict[int, str]:
     """Level name of each *vertebra* label value in the picture (other structures are left out).
@@ -348,9 +320,8 @@ def _label_levels(
     """
     names: dict[int, str] = {}
     for v in vertebrae:
-        lab = v.get("label")
-        if isinstance(lab, int) and not isinstance(lab, bool):
-            names[lab] = str(v["level"])
+        if v.label is not None:
+            names[v.label] = str(v.level)
     if convention is not None:
         from spinewatch.core.conventions import vertebra_labels
 
@@ -387,36 +358,27 @@ def _signal_grey(signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
     return np.asarray(np.clip(scaled, 0.0, 1.0), dtype=np.float64)
 
 
-def _scan_lines(report: Mapping[str, Any], has_ct: bool) -> tuple[str, list[str]]:
+def _scan_lines(scan: ScanInfo, has_ct: bool) -> tuple[str, list[str]]:
     """The source's file name (whole: fitted to the picture later) and the subtitle's facts,
     the acquisition (modality, contrast phase, why) first. ``has_ct``: an image (CT or MRI)
     was drawn."""
-    from spinewatch.imaging.report import acquisition_summary
-
-    scan = report.get("scan")
-    scan = scan if isinstance(scan, Mapping) else {}
-    ct = scan.get("ct")
-    if has_ct and ct:
-        name = Path(str(ct)).name
-    else:
-        name = Path(str(scan.get("labels") or "label map")).name
+    name = Path(scan.ct if has_ct and scan.ct else scan.labels or "label map").name
     summary = acquisition_summary(scan, evidence=False) if has_ct else ""
     bits = [summary] if summary else []
     if not has_ct:
         bits.append("label map only (no CT)")
-    if scan.get("study_date"):
-        bits.append(f"study {scan['study_date']}")
-    sp = scan.get("spacing_mm")
-    if isinstance(sp, Sequence) and len(sp) == 3 and all(isinstance(s, int | float) for s in sp):
-        bits.append("voxel " + " x ".join(f"{float(s):.2g}" for s in sp) + " mm")
-    if scan.get("orientation"):
-        bits.append(str(scan["orientation"]))
-    if scan.get("labels_convention"):
-        bits.append(f"labels: {scan['labels_convention']}")
-    if scan.get("analysed_at"):
-        bits.append(f"analysed {str(scan['analysed_at'])[:16].replace('T', ' ')}")
-    if scan.get("spinewatch_version"):
-        bits.append(f"SpineWatch {scan['spinewatch_version']}")
+    if scan.study_date:
+        bits.append(f"study {scan.study_date}")
+    if scan.spacing_mm is not None:
+        bits.append("voxel " + " x ".join(f"{float(s):.2g}" for s in scan.spacing_mm) + " mm")
+    if scan.orientation:
+        bits.append(scan.orientation)
+    if scan.labels_convention:
+        bits.append(f"labels: {scan.labels_convention}")
+    if scan.analysed_at:
+        bits.append(f"analysed {scan.analysed_at[:16].replace('T', ' ')}")
+    if scan.spinewatch_version:
+        bits.append(f"SpineWatch {scan.spinewatch_version}")
     return name, bits
 
 
@@ -454,29 +416,27 @@ def _wrap_bits(fig: Any, bits: Sequence[str], sep: str, max_px: float, **props: 
     return lines
 
 
-def _detail(v: Mapping[str, Any]) -> str:
+def _detail(v: VertebraReport) -> str:
     """The line(s) under a level name: the state (not assessable, treat signal, diffuse
     infiltration) on a line of its own, then grade, lytic % and cement -- short enough for the
     label column."""
     state = []
-    if v.get("collapse_risk") == "not_assessable":
+    if v.collapse_risk is CollapseRisk.NOT_ASSESSABLE:
         state.append("not assessable")
-    if v.get("treat_signal") is True:
+    if v.change.treat_signal is True:
         state.append("treat signal")
-    if v.get("diffuse_infiltration") is True:
+    if v.infiltration.infiltrated is True:
         state.append("diffuse infiltration")
     parts: list[str] = []
-    grade = v.get("genant_grade")
-    if v.get("truncated"):
+    grade, deformity = v.genant.grade, v.genant.deformity
+    if v.truncated:
         parts.append("cut by scan edge")
-    elif isinstance(grade, int):
-        deformity = v.get("deformity")
-        parts.append(f"G{grade}" + (f" {deformity}" if deformity and deformity != "none" else ""))
-    frac = v.get("lytic_fraction")
-    if isinstance(frac, int | float) and not isinstance(frac, bool):
-        parts.append(f"lytic {frac * 100:.0f}%")
-    cement = v.get("cement_volume_ml")
-    if isinstance(cement, int | float) and not isinstance(cement, bool) and cement > 0:
+    elif grade is not None:
+        shape = "" if deformity is None or deformity.value == "none" else f" {deformity.value}"
+        parts.append(f"G{int(grade)}{shape}")
+    if v.lesions.fraction is not None:
+        parts.append(f"lytic {v.lesions.fraction * 100:.0f}%")
+    if v.cement.volume_ml is not None and v.cement.volume_ml > 0:
         parts.append("cement")
     line = "  ".join(state + parts)
     if len(line) <= _DETAIL_MAX_CHARS:
@@ -492,7 +452,7 @@ _DETAIL_MAX_CHARS = 34
 def render_sagittal(
     ct: CtVolume | MrVolume | None,
     labels: LabelVolume,
-    report: Mapping[str, Any],
+    report: SpineReport,
     path: Path,
     *,
     convention: Any = None,
@@ -503,7 +463,8 @@ def render_sagittal(
 ) -> Path:
     """Draw the curved sagittal reformat to a PNG at ``path``; return ``path``.
 
-    ``report`` is the report dict (:meth:`SpineReport.to_json_dict`); ``convention`` (a
+    ``report``: the analysis (a JSON report is read by :meth:`SpineReport.from_json_dict`);
+    ``convention`` (a
     :class:`~spinewatch.core.conventions.LabelConvention` or its name) names label values the
     report does not list. ``ct`` may be an MRI (drawn in a percentile window) or None: then the
     label mask alone is drawn.
@@ -513,12 +474,11 @@ def render_sagittal(
         ct, labels, report, px_mm=px_mm, anterior_mm=anterior_mm, posterior_mm=posterior_mm
     )
     vertebrae = _report_vertebrae(report)
-    by_level = {str(v["level"]): v for v in vertebrae}
+    by_level = {str(v.level): v for v in vertebrae}
     present = np.unique(reformat.labels)
     present = present[present != 0]
     if convention is None:
-        scan = report.get("scan")
-        convention = scan.get("labels_convention") if isinstance(scan, Mapping) else None
+        convention = report.scan.labels_convention
     names = _label_levels(present, vertebrae, convention)
     has_image = reformat.hu is not None or reformat.signal is not None
     rgb, colour_of = _coloured_image(reformat, names, by_level, has_image)
@@ -553,15 +513,21 @@ def _outline() -> list[Any]:
     return [patheffects.withStroke(linewidth=2.5, foreground="black")]
 
 
-def _risk_colour(entry: Mapping[str, Any] | None) -> str:
-    risk = entry.get("collapse_risk") if entry is not None else None
-    return RISK_COLOURS.get(risk if isinstance(risk, str) else None, RISK_COLOURS[None])
+def _confidence(v: VertebraReport) -> str | None:
+    """The vertebra's confidence class name (None: not rated)."""
+    c = v.confidence.confidence
+    return None if c is None else c.value
+
+
+def _risk_colour(entry: VertebraReport | None) -> str:
+    risk = entry.collapse_risk if entry is not None else None
+    return RISK_COLOURS.get(risk.value if risk is not None else None, RISK_COLOURS[None])
 
 
 def _coloured_image(
     reformat: CurvedReformat,
     names: dict[int, str],
-    by_level: dict[str, Mapping[str, Any]],
+    by_level: dict[str, VertebraReport],
     has_image: bool,
 ) -> tuple[FloatArray, dict[int, str]]:
     """The grey base (bone window, an MRI's percentile window, or the mask in bone grey) with
@@ -679,7 +645,7 @@ def _draw_level_labels(
     ax: Any,
     reformat: CurvedReformat,
     names: dict[int, str],
-    by_level: dict[str, Mapping[str, Any]],
+    by_level: dict[str, VertebraReport],
     g: _Geometry,
     px_mm: float,
     anterior_mm: float,
@@ -713,7 +679,7 @@ def _draw_level_labels(
             else np.array([], dtype=np.intp)
         )
         x_edge = (hits[0] + 0.5) * px_mm if len(hits) else max(anterior_mm - 20.0, 0.0)
-        marker = CONFIDENCE_MARKERS.get(str(v.get("confidence")))
+        marker = CONFIDENCE_MARKERS.get(_confidence(v) or "")
         ax.annotate(
             level_name if marker is None else f"{level_name} {marker}",
             xy=(x_edge, y),
@@ -754,7 +720,7 @@ def _draw_level_labels(
 
 def _draw_titles(
     fig: Any,
-    report: Mapping[str, Any],
+    report: SpineReport,
     reformat: CurvedReformat,
     has_image: bool,
     g: _Geometry,
@@ -765,7 +731,7 @@ def _draw_titles(
     two lines; the footer (orientation, window, scale). Light grey on the dark background
     (contrast > 7:1), never smaller than 8 pt."""
     fig_w, fig_h = g.fig_w, g.fig_h
-    name, bits = _scan_lines(report, has_image)
+    name, bits = _scan_lines(report.scan, has_image)
     max_px = (fig_w - 0.3) * dpi
     title_props: dict[str, Any] = {"fontsize": 12.5, "fontweight": "bold"}
     title = _fit_middle(fig, "Curved sagittal reformat  ·  ", name, max_px, **title_props)
@@ -800,9 +766,9 @@ def _draw_titles(
 
 def _draw_legend(
     fig: Any,
-    vertebrae: list[Mapping[str, Any]],
+    vertebrae: list[VertebraReport],
     names: dict[int, str],
-    by_level: dict[str, Mapping[str, Any]],
+    by_level: dict[str, VertebraReport],
     g: _Geometry,
 ) -> None:
     """The risk colours (not assessable and "not in report" only when drawn) and the
@@ -818,7 +784,7 @@ def _draw_legend(
         )
         for k in ("low", "moderate", "high")
     ]
-    if any(v.get("collapse_risk") == "not_assessable" for v in vertebrae):
+    if any(v.collapse_risk is CollapseRisk.NOT_ASSESSABLE for v in vertebrae):
         handles.append(
             Patch(
                 facecolor=RISK_COLOURS["not_assessable"], edgecolor="none", label="not assessable"
@@ -838,7 +804,7 @@ def _draw_legend(
     )
     for legend_text in legend.get_texts():
         legend_text.set_color("white")
-    if any(str(v.get("confidence")) in CONFIDENCE_MARKERS for v in vertebrae):
+    if any(_confidence(v) in CONFIDENCE_MARKERS for v in vertebrae):
         key = "   ".join(f"{m} {k}" for k, m in CONFIDENCE_MARKERS.items())
         fig.text(
             0.5,

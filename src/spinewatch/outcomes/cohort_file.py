@@ -179,31 +179,13 @@ def read_cohort_csv(path: Path, *, protocol: FollowUpProtocol = DEFAULT_PROTOCOL
     point) and non-UTF-8 bytes; nothing is returned unless the whole file is valid.
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise CohortFileError(f"{path}: file not found; expected a cohort CSV file") from None
-    except IsADirectoryError:
-        raise CohortFileError(f"{path}: is a directory; expected a cohort CSV file") from None
-    except PermissionError:
-        raise CohortFileError(f"{path}: permission denied reading the cohort file") from None
-
-    text = _decode(path, raw)
-    if text.strip() == "":
-        raise _fail(
-            path,
-            None,
-            None,
-            f"the file is empty; expected a header line {','.join(REQUIRED_COLUMNS)} "
-            "followed by one line per patient and time point",
-        )
+    text = _read_text(path)
     rows = _read_rows(path, text)
     header_line, header = rows[0]
     names = _check_header(path, header)
     index = {name: i for i, name in enumerate(names)}
     extras = [n for n in names if n not in REQUIRED_COLUMNS]
     codes_by_key = {code.lower(): code for code in protocol.codes}
-    expected_codes = ", ".join(protocol.codes)
 
     records: dict[str, list[object]] = {name: [] for name in (*REQUIRED_COLUMNS, *extras)}
     lines: list[int] = []
@@ -223,32 +205,7 @@ def read_cohort_csv(path: Path, *, protocol: FollowUpProtocol = DEFAULT_PROTOCOL
             )
         values = [field.strip() for field in fields]
 
-        patient = values[index["patient_id"]]
-        if patient == "":
-            raise _fail(path, line, "patient_id", "empty patient_id; expected an identifier")
-
-        raw_code = values[index["timepoint"]]
-        code = codes_by_key.get(raw_code.lower())
-        if code is None:
-            raise _fail(
-                path,
-                line,
-                "timepoint",
-                f"unknown time point {raw_code!r}; expected one of {expected_codes}",
-            )
-
-        raw_vas = values[index["vas"]]
-        if raw_vas == "":
-            raise _fail(path, line, "vas", "empty VAS; expected a number from 0 to 10")
-        try:
-            vas = PainScore.parse(raw_vas).value
-        except PainScoreError:
-            raise _fail(
-                path,
-                line,
-                "vas",
-                f"VAS {raw_vas!r} is not a pain score; expected a number from 0 to 10",
-            ) from None
+        patient, code, vas = _required_values(path, line, values, index, codes_by_key, protocol)
 
         key = (patient, code)
         if key in first_seen:
@@ -263,25 +220,10 @@ def read_cohort_csv(path: Path, *, protocol: FollowUpProtocol = DEFAULT_PROTOCOL
 
         records["patient_id"].append(patient)
         records["timepoint"].append(code)
-        records["vas"].append(float(vas))
+        records["vas"].append(vas)
         for name in extras:
             value = values[index[name]]
-            if name == OPTIONAL_DATE_COLUMN:
-                date = _parse_date(path, line, value)
-                if date is not None:
-                    earlier = patient_dates.setdefault(patient, (date, line))
-                    if earlier[0] != date:
-                        raise _fail(
-                            path,
-                            line,
-                            OPTIONAL_DATE_COLUMN,
-                            f"procedure date {value!r} for patient {patient!r} disagrees with "
-                            f"{earlier[0].isoformat()!r} on line {earlier[1]}; expected one "
-                            "procedure date per patient",
-                        )
-                records[name].append(date)
-            else:
-                records[name].append(value if value != "" else None)
+            records[name].append(_extra_value(path, line, name, value, patient, patient_dates))
         lines.append(line)
 
     if not lines:
@@ -292,6 +234,111 @@ def read_cohort_csv(path: Path, *, protocol: FollowUpProtocol = DEFAULT_PROTOCOL
             "the file has a header but no data lines; expected one line per patient and time point",
         )
 
+    frame = _cohort_frame(records, extras, lines, protocol)
+    logger.debug(
+        "read %d VAS values of %d patients from %s",
+        len(frame),
+        frame["patient_id"].nunique(),
+        path,
+    )
+    return frame
+
+
+def _read_text(path: Path) -> str:
+    """The file's text; CohortFileError when it cannot be read, is not UTF-8 or is empty."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CohortFileError(f"{path}: file not found; expected a cohort CSV file") from None
+    except IsADirectoryError:
+        raise CohortFileError(f"{path}: is a directory; expected a cohort CSV file") from None
+    except PermissionError:
+        raise CohortFileError(f"{path}: permission denied reading the cohort file") from None
+
+    text = _decode(path, raw)
+    if text.strip() == "":
+        raise _fail(
+            path,
+            None,
+            None,
+            f"the file is empty; expected a header line {','.join(REQUIRED_COLUMNS)} "
+            "followed by one line per patient and time point",
+        )
+    return text
+
+
+def _required_values(
+    path: Path,
+    line: int,
+    values: list[str],
+    index: dict[str, int],
+    codes_by_key: dict[str, str],
+    protocol: FollowUpProtocol,
+) -> tuple[str, str, float]:
+    """``(patient_id, time point code, VAS)`` of one data line, each checked."""
+    patient = values[index["patient_id"]]
+    if patient == "":
+        raise _fail(path, line, "patient_id", "empty patient_id; expected an identifier")
+
+    raw_code = values[index["timepoint"]]
+    code = codes_by_key.get(raw_code.lower())
+    if code is None:
+        raise _fail(
+            path,
+            line,
+            "timepoint",
+            f"unknown time point {raw_code!r}; expected one of {', '.join(protocol.codes)}",
+        )
+
+    raw_vas = values[index["vas"]]
+    if raw_vas == "":
+        raise _fail(path, line, "vas", "empty VAS; expected a number from 0 to 10")
+    try:
+        vas = PainScore.parse(raw_vas).value
+    except PainScoreError:
+        raise _fail(
+            path,
+            line,
+            "vas",
+            f"VAS {raw_vas!r} is not a pain score; expected a number from 0 to 10",
+        ) from None
+    return patient, code, float(vas)
+
+
+def _extra_value(
+    path: Path,
+    line: int,
+    name: str,
+    value: str,
+    patient: str,
+    patient_dates: dict[str, tuple[dt.date, int]],
+) -> object:
+    """An extra column's value: text or None; the procedure date parsed, one per patient
+    (``patient_dates`` remembers each patient's first date and its line)."""
+    if name == OPTIONAL_DATE_COLUMN:
+        date = _parse_date(path, line, value)
+        if date is not None:
+            earlier = patient_dates.setdefault(patient, (date, line))
+            if earlier[0] != date:
+                raise _fail(
+                    path,
+                    line,
+                    OPTIONAL_DATE_COLUMN,
+                    f"procedure date {value!r} for patient {patient!r} disagrees with "
+                    f"{earlier[0].isoformat()!r} on line {earlier[1]}; expected one "
+                    "procedure date per patient",
+                )
+        return date
+    return value if value != "" else None
+
+
+def _cohort_frame(
+    records: dict[str, list[object]],
+    extras: list[str],
+    lines: list[int],
+    protocol: FollowUpProtocol,
+) -> pd.DataFrame:
+    """The validated records as the frame :func:`read_cohort_csv` returns."""
     frame = pd.DataFrame(
         {
             "patient_id": pd.Series(records["patient_id"], dtype="str"),
@@ -307,10 +354,4 @@ def read_cohort_csv(path: Path, *, protocol: FollowUpProtocol = DEFAULT_PROTOCOL
         else:
             frame[name] = pd.Series(records[name], dtype="str")
     frame["line"] = pd.Series(lines, dtype="int64")
-    logger.debug(
-        "read %d VAS values of %d patients from %s",
-        len(frame),
-        frame["patient_id"].nunique(),
-        path,
-    )
     return frame

@@ -246,19 +246,29 @@ def patient_bundle(
     patient: FhirPatient, *, protocol: FollowUpProtocol = DEFAULT_PROTOCOL
 ) -> dict[str, Any]:
     """The patient's Bundle (type ``collection``) as a JSON-able dict, validated."""
-    deid = patient.deidentified
     pid = _fhir_id(patient.study_id)
     subject = {"reference": f"Patient/{pid}"}
-    entries: list[dict[str, Any]] = []
+    resources = [
+        _patient_resource(patient, pid),
+        *_condition_resources(patient, pid, subject),
+        *_procedure_resources(patient, pid, subject, protocol),
+        *_imaging_resources(patient, pid, subject),
+    ]
+    entries = [
+        {
+            "fullUrl": f"urn:spinewatch:{resource['resourceType']}/{resource['id']}",
+            "resource": resource,
+        }
+        for resource in resources
+    ]
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
+    validate_bundle(bundle)
+    return bundle
 
-    def add(resource: dict[str, Any]) -> None:
-        entries.append(
-            {
-                "fullUrl": f"urn:spinewatch:{resource['resourceType']}/{resource['id']}",
-                "resource": resource,
-            }
-        )
 
+def _patient_resource(patient: FhirPatient, pid: str) -> dict[str, Any]:
+    """The Patient: study id always; name, hospital number, birth date unless de-identified."""
+    deid = patient.deidentified
     resource: dict[str, Any] = {
         "resourceType": "Patient",
         "id": pid,
@@ -284,8 +294,15 @@ def patient_bundle(
             resource["name"] = [name]
         if patient.birth_date:
             resource["birthDate"] = patient.birth_date
-    add(resource)
+    return resource
 
+
+def _condition_resources(
+    patient: FhirPatient, pid: str, subject: dict[str, str]
+) -> list[dict[str, Any]]:
+    """One Condition per diagnosis (two for a metastasis: the primary and the secondary)."""
+    deid = patient.deidentified
+    out: list[dict[str, Any]] = []
     for i, dx in enumerate(patient.diagnoses, start=1):
         conditions: list[tuple[str, str]] = []  # (mCODE profile or "", text)
         if dx.kind == "metastasis":
@@ -308,16 +325,7 @@ def patient_bundle(
                         }
                     ]
                 },
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/condition-category",
-                                "code": "problem-list-item",
-                            }
-                        ]
-                    }
-                ],
+                "category": _category("condition-category", "problem-list-item"),
                 "code": {"text": text},
                 "subject": subject,
             }
@@ -328,8 +336,17 @@ def patient_bundle(
             condition["extension"] = _ext_int(EXT_DAYS_FROM_INDEX, dx.onset_days_from_index)
             if not condition["extension"]:
                 del condition["extension"]
-            add(condition)
+            out.append(condition)
 
+    return out
+
+
+def _procedure_resources(
+    patient: FhirPatient, pid: str, subject: dict[str, str], protocol: FollowUpProtocol
+) -> list[dict[str, Any]]:
+    """Each Procedure followed by its pain-score Observations (one per visit)."""
+    deid = patient.deidentified
+    out: list[dict[str, Any]] = []
     labels = {tp.code: tp.label for tp in protocol.timepoints}
     for proc in patient.procedures:
         proc_id = f"{pid}-proc{_fhir_id(proc.key)}"
@@ -347,22 +364,13 @@ def patient_bundle(
         ext = _ext_int(EXT_DAYS_FROM_INDEX, proc.days_from_index)
         if ext:
             procedure["extension"] = ext
-        add(procedure)
+        out.append(procedure)
         for pain in proc.pains:
             obs: dict[str, Any] = {
                 "resourceType": "Observation",
                 "id": f"{proc_id}-pain-{_fhir_id(pain.timepoint)}",
                 "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                "code": "survey",
-                            }
-                        ]
-                    }
-                ],
+                "category": _category("observation-category", "survey"),
                 "code": {"coding": [dict(LOINC_PAIN)], "text": "Pain (0-10)"},
                 "subject": subject,
                 "partOf": [{"reference": f"Procedure/{proc_id}"}],
@@ -386,8 +394,17 @@ def patient_bundle(
             }
             if not deid and pain.date:
                 obs["effectiveDateTime"] = pain.date
-            add(obs)
+            out.append(obs)
 
+    return out
+
+
+def _imaging_resources(
+    patient: FhirPatient, pid: str, subject: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Each ImagingStudy followed by one Observation per vertebra with findings."""
+    deid = patient.deidentified
+    out: list[dict[str, Any]] = []
     for study in patient.imaging_studies:
         study_id = f"{pid}-img{_fhir_id(study.key)}"
         imaging: dict[str, Any] = {
@@ -422,63 +439,14 @@ def patient_bundle(
         ext = _ext_int(EXT_DAYS_FROM_INDEX, study.days_from_index)
         if ext:
             imaging["extension"] = ext
-        add(imaging)
+        out.append(imaging)
         for finding in study.findings:
-            components = []
-            if finding.genant_grade is not None:
-                components.append(
-                    {
-                        "code": {"text": "Genant semiquantitative grade"},
-                        "valueInteger": int(finding.genant_grade),
-                    }
-                )
-            if finding.height_loss_pct is not None and math.isfinite(finding.height_loss_pct):
-                components.append(
-                    {
-                        "code": {"text": "Vertebral body height loss"},
-                        "valueQuantity": {
-                            "value": _round(finding.height_loss_pct, 1),
-                            "unit": "%",
-                            "system": UCUM,
-                            "code": "%",
-                        },
-                    }
-                )
-            if finding.trabecular_hu_median is not None and math.isfinite(
-                finding.trabecular_hu_median
-            ):
-                components.append(
-                    {
-                        "code": {"text": "Trabecular bone attenuation (median)"},
-                        "valueQuantity": {
-                            "value": _round(finding.trabecular_hu_median, 1),
-                            "unit": "HU",
-                            "system": UCUM,
-                            "code": "[hnsf'U]",
-                        },
-                    }
-                )
-            if finding.collapse_risk:
-                components.append(
-                    {
-                        "code": {"text": "Risk of vertebral collapse"},
-                        "valueString": finding.collapse_risk.replace("_", " "),
-                    }
-                )
+            components = _finding_components(finding)
             obs = {
                 "resourceType": "Observation",
                 "id": f"{study_id}-{_fhir_id(finding.level)}",
                 "status": "final",
-                "category": [
-                    {
-                        "coding": [
-                            {
-                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                "code": "imaging",
-                            }
-                        ]
-                    }
-                ],
+                "category": _category("observation-category", "imaging"),
                 "code": {"text": "Vertebral body findings on CT"},
                 "subject": subject,
                 "bodySite": _vertebra(finding.level),
@@ -486,11 +454,60 @@ def patient_bundle(
             }
             if components:
                 obs["component"] = components
-            add(obs)
+            out.append(obs)
 
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": entries}
-    validate_bundle(bundle)
-    return bundle
+    return out
+
+
+def _category(system: str, code: str) -> list[dict[str, Any]]:
+    """A resource's ``category``: one coding of an HL7 terminology code system."""
+    return [
+        {"coding": [{"system": f"http://terminology.hl7.org/CodeSystem/{system}", "code": code}]}
+    ]
+
+
+def _finding_components(finding: FhirFinding) -> list[dict[str, Any]]:
+    """The measured parts of one vertebra's findings (grade, height loss, HU, risk)."""
+    components = []
+    if finding.genant_grade is not None:
+        components.append(
+            {
+                "code": {"text": "Genant semiquantitative grade"},
+                "valueInteger": int(finding.genant_grade),
+            }
+        )
+    if finding.height_loss_pct is not None and math.isfinite(finding.height_loss_pct):
+        components.append(
+            {
+                "code": {"text": "Vertebral body height loss"},
+                "valueQuantity": {
+                    "value": _round(finding.height_loss_pct, 1),
+                    "unit": "%",
+                    "system": UCUM,
+                    "code": "%",
+                },
+            }
+        )
+    if finding.trabecular_hu_median is not None and math.isfinite(finding.trabecular_hu_median):
+        components.append(
+            {
+                "code": {"text": "Trabecular bone attenuation (median)"},
+                "valueQuantity": {
+                    "value": _round(finding.trabecular_hu_median, 1),
+                    "unit": "HU",
+                    "system": UCUM,
+                    "code": "[hnsf'U]",
+                },
+            }
+        )
+    if finding.collapse_risk:
+        components.append(
+            {
+                "code": {"text": "Risk of vertebral collapse"},
+                "valueString": finding.collapse_risk.replace("_", " "),
+            }
+        )
+    return components
 
 
 def validate_bundle(bundle: Mapping[str, Any]) -> Any:

@@ -323,47 +323,16 @@ def fit_mixed_model(frame: pd.DataFrame, *, codes: tuple[str, ...]) -> MixedMode
     modelled in that order (the first present one is the reference level; the estimated means
     do not depend on that choice).
     """
-    data = pd.DataFrame(
-        {
-            "patient_id": frame["patient_id"].astype(str).to_numpy(),
-            "timepoint": frame["timepoint"].astype(str).to_numpy(),
-            "vas": frame["vas"].astype(float).to_numpy(),
-        }
-    )
-    present = [c for c in codes if (data["timepoint"] == c).any()]
-    data["timepoint"] = pd.Categorical(data["timepoint"], categories=present, ordered=True)
-    data = data.sort_values(["patient_id", "timepoint"], kind="stable").reset_index(drop=True)
+    data, present = _model_data(frame, codes)
     n_obs = len(data)
     sizes = data.groupby("patient_id").size()
     n_patients = int(sizes.size)
     k_fe = len(present)
 
-    if n_patients < 3:
-        return _refused(
-            n_obs, n_patients, f"too few patients for a random intercept ({n_patients}; need 3)"
-        )
-    if int((sizes >= 2).sum()) < 2:
-        return _refused(
-            n_obs,
-            n_patients,
-            "fewer than 2 patients have more than one value; the between- and within-patient "
-            "variances cannot be separated",
-        )
-    if n_obs <= k_fe + 1:
-        return _refused(
-            n_obs,
-            n_patients,
-            f"too few values ({n_obs}) for {k_fe} time point means and 2 variances",
-        )
-
+    why_not = _why_not_fittable(data, n_patients, k_fe)
+    if why_not is not None:
+        return _refused(n_obs, n_patients, why_not)
     cell_means = data.groupby("timepoint", observed=True)["vas"].transform("mean")
-    if float(np.max(np.abs(data["vas"].to_numpy() - cell_means.to_numpy()))) < 1e-9:
-        return _refused(
-            n_obs,
-            n_patients,
-            "the values do not vary around the time point means; the variances cannot be estimated",
-        )
-
     residuals = data["vas"].to_numpy() - cell_means.to_numpy()
     ssr = float(residuals @ residuals)
     per_patient = pd.Series(residuals).groupby(data["patient_id"].to_numpy()).sum().to_numpy()
@@ -401,6 +370,54 @@ def fit_mixed_model(frame: pd.DataFrame, *, codes: tuple[str, ...]) -> MixedMode
         and float(polished.result.llf) >= float(best.result.llf)
     ):
         best = _Attempt(best.optimizer, polished.result, best.warnings)
+    return _fitted_result(best, data, present, n_patients)
+
+
+def _model_data(frame: pd.DataFrame, codes: tuple[str, ...]) -> tuple[pd.DataFrame, list[str]]:
+    """The model's frame (time points categorical in protocol order, rows by patient) and the
+    codes present, in protocol order."""
+    data = pd.DataFrame(
+        {
+            "patient_id": frame["patient_id"].astype(str).to_numpy(),
+            "timepoint": frame["timepoint"].astype(str).to_numpy(),
+            "vas": frame["vas"].astype(float).to_numpy(),
+        }
+    )
+    present = [c for c in codes if (data["timepoint"] == c).any()]
+    data["timepoint"] = pd.Categorical(data["timepoint"], categories=present, ordered=True)
+    data = data.sort_values(["patient_id", "timepoint"], kind="stable").reset_index(drop=True)
+    return data, present
+
+
+def _why_not_fittable(data: pd.DataFrame, n_patients: int, k_fe: int) -> str | None:
+    """Why the random-intercept model cannot be fitted to ``data`` (None: it can)."""
+    n_obs = len(data)
+    sizes = data.groupby("patient_id").size()
+    if n_patients < 3:
+        return f"too few patients for a random intercept ({n_patients}; need 3)"
+    if int((sizes >= 2).sum()) < 2:
+        return (
+            "fewer than 2 patients have more than one value; the between- and within-patient "
+            "variances cannot be separated"
+        )
+    if n_obs <= k_fe + 1:
+        return f"too few values ({n_obs}) for {k_fe} time point means and 2 variances"
+
+    cell_means = data.groupby("timepoint", observed=True)["vas"].transform("mean")
+    if float(np.max(np.abs(data["vas"].to_numpy() - cell_means.to_numpy()))) < 1e-9:
+        return (
+            "the values do not vary around the time point means; the variances cannot be estimated"
+        )
+    return None
+
+
+def _fitted_result(
+    best: _Attempt, data: pd.DataFrame, present: list[str], n_patients: int
+) -> MixedModelResult:
+    """The estimated mean per time point (normal 95 % CI) and the variances of the best fit,
+    with notes on the optimizer used and on variances at the boundary."""
+    n_obs = len(data)
+    k_fe = len(present)
     result = best.result
     notes: list[str] = list(best.warnings)
     if best.optimizer != "default":

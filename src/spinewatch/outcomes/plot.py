@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -88,17 +88,7 @@ def trajectory_figure(
             gid=f"patient:{patient_id}",
         )
 
-    xs: list[float] = []
-    means: list[float] = []
-    sds: list[float] = []
-    counts: list[int] = []
-    for tp in points:
-        values = data.loc[data["timepoint"] == tp.code, "vas"].to_numpy(dtype=float)
-        counts.append(int(values.size))
-        if values.size:
-            xs.append(float(x_of[tp.code]))
-            means.append(float(values.mean()))
-            sds.append(float(values.std(ddof=1)) if values.size >= 2 else 0.0)
+    xs, means, sds, counts = _mean_sd_by_timepoint(data, points, x_of)
     mean_artist = ax.errorbar(
         xs,
         means,
@@ -127,6 +117,47 @@ def trajectory_figure(
         label="Individual patients" if one_per_patient else "Individual treatment series",
     )
 
+    _style_axes(ax, points, counts, means, sds, baseline_code)
+    ax.legend(frameon=False, loc="upper right", fontsize=9)
+    ax.set_title(
+        title
+        if title is not None
+        else f"Pain after vertebroplasty ({count_text(n_patients, n_series)})",
+        fontsize=12,
+        loc="left",
+    )
+    return fig
+
+
+def _mean_sd_by_timepoint(
+    data: pd.DataFrame, points: list[TimePoint], x_of: dict[str, int]
+) -> tuple[list[float], list[float], list[float], list[int]]:
+    """``(x, mean, SD, n)`` of the VAS per time point shown (x, mean and SD only where n > 0;
+    the SD of one value is 0)."""
+    xs: list[float] = []
+    means: list[float] = []
+    sds: list[float] = []
+    counts: list[int] = []
+    for tp in points:
+        values = data.loc[data["timepoint"] == tp.code, "vas"].to_numpy(dtype=float)
+        counts.append(int(values.size))
+        if values.size:
+            xs.append(float(x_of[tp.code]))
+            means.append(float(values.mean()))
+            sds.append(float(values.std(ddof=1)) if values.size >= 2 else 0.0)
+    return xs, means, sds, counts
+
+
+def _style_axes(
+    ax: Any,
+    points: list[TimePoint],
+    counts: list[int],
+    means: list[float],
+    sds: list[float],
+    baseline_code: str,
+) -> None:
+    """Ticks labelled with each time point and its n, the 0-10 VAS axis (room below for an
+    error bar), grid and spines."""
     ax.set_xticks(range(len(points)))
     ax.set_xticklabels(
         [
@@ -145,16 +176,6 @@ def trajectory_figure(
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     ax.tick_params(axis="x", length=0, pad=6)
-    ax.legend(frameon=False, loc="upper right", fontsize=9)
-    ax.set_title(
-        title
-        if title is not None
-        else f"Pain after vertebroplasty ({count_text(n_patients, n_series)})",
-        fontsize=12,
-        loc="left",
-    )
-
-    return fig
 
 
 def plot_trajectories(

@@ -142,6 +142,11 @@ def _choices(enum_type: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _fields() -> tuple[_Field, ...]:
+    """The instrument's fields in form order: patient, procedure, pain at the visit."""
+    return (*_patient_fields(), *_procedure_fields(), *_pain_fields())
+
+
+def _patient_fields() -> tuple[_Field, ...]:
     return (
         _Field(
             "record_id",
@@ -188,6 +193,11 @@ def _fields() -> tuple[_Field, ...]:
             choices=_choices(PrimaryTumour),
             branching="[diagnosis] = 'metastasis'",
         ),
+    )
+
+
+def _procedure_fields() -> tuple[_Field, ...]:
+    return (
         _Field(
             "procedure_date",
             "procedure",
@@ -243,6 +253,11 @@ def _fields() -> tuple[_Field, ...]:
             "Cement volume per level",
             note="ml, one per level, separated by ';'",
         ),
+    )
+
+
+def _pain_fields() -> tuple[_Field, ...]:
+    return (
         _Field(
             "visit_date",
             "pain",

@@ -62,8 +62,10 @@ __all__ = [
     "LevelCheck",
     "Patient",
     "PatientIdentity",
+    "PortalLink",
     "Procedure",
     "ReceivedStudy",
+    "SinsAssessment",
     "SurveillancePlan",
     "TreatedLevel",
     "VertebraFinding",
@@ -703,3 +705,5 @@ class SurveillancePlan(models.Model):
 
 
 from spinewatch.registry.models_pacs import LevelCheck, ReceivedStudy  # noqa: E402
+from spinewatch.registry.models_portal import PortalLink  # noqa: E402
+from spinewatch.registry.models_sins import SinsAssessment  # noqa: E402

@@ -15,14 +15,23 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from spinewatch.core.acquisition import Acquisition
 from spinewatch.core.errors import InputError
+from spinewatch.imaging.report import SpineReport, VertebraReport
 from spinewatch.validation.datasets import RealDataset
 from spinewatch.validation.section import ValidationContext
 
-__all__ = ["RunOutcome", "run_dataset", "runs"]
+__all__ = [
+    "RunOutcome",
+    "as_written",
+    "confidence_of",
+    "deformity_of",
+    "grade_of",
+    "risk_of",
+    "run_dataset",
+    "runs",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +40,18 @@ log = logging.getLogger(__name__)
 class RunOutcome:
     """One run of one dataset.
 
-    ``user``: run with the dataset's user option (else ``auto``); ``report``: the report JSON
-    dict (None when refused); ``refusal``: the message (data root stripped), ``refused_at``:
-    ``"input"`` (reading the files, the modality) or ``"labels"`` (reading the label map, the
-    analysis); ``acquisition``: the image's modality/contrast decision at input (None without
-    an image or when the input was refused); ``seconds``: wall time of the run;
+    ``user``: run with the dataset's user option (else ``auto``); ``report``: the report as
+    written (:func:`as_written`; None when refused); ``refusal``: the message (data root
+    stripped), ``refused_at``: ``"input"`` (reading the files, the modality) or ``"labels"``
+    (reading the label map, the analysis); ``acquisition``: the image's modality/contrast
+    decision at input (None without an image or when the input was refused); ``seconds``: wall
+    time of the run;
     ``picture``: the sagittal picture's link relative to the document (None when refused).
     """
 
     dataset: RealDataset
     user: bool
-    report: dict[str, Any] | None
+    report: SpineReport | None
     refusal: str | None
     refused_at: str | None
     acquisition: Acquisition | None
@@ -86,13 +96,15 @@ def _execute(ctx: ValidationContext, d: RealDataset, user: bool) -> RunOutcome:
             lowest_level=d.user_lowest_level if user else None,
             level=d.user_level if user else None,
         )
-        report = analyze(
-            image,
-            prepared,
-            convention=d.convention,
-            ct_path=None if ct_path is None else ct_path.name,
-            labels_path=labels_path.name,
-        ).to_json_dict()
+        report = as_written(
+            analyze(
+                image,
+                prepared,
+                convention=d.convention,
+                ct_path=None if ct_path is None else ct_path.name,
+                labels_path=labels_path.name,
+            )
+        )
     except InputError as exc:
         seconds = time.perf_counter() - t0
         return RunOutcome(d, user, None, _strip(ctx, str(exc)), stage, acquisition, seconds, None)
@@ -108,6 +120,33 @@ def _execute(ctx: ValidationContext, d: RealDataset, user: bool) -> RunOutcome:
     )
     _shrink_png(picture)
     return RunOutcome(d, user, report, None, None, acquisition, seconds, ctx.figure_link(picture))
+
+
+def as_written(report: SpineReport) -> SpineReport:
+    """``report`` as its JSON says it (values rounded as written): the validation judges what
+    a reader of the report gets, not the analysis' unrounded floats."""
+    return SpineReport.from_json_dict(report.to_json_dict(), source="analysis")
+
+
+def grade_of(v: VertebraReport) -> int | None:
+    """Genant's grade 0-3 as the report writes it (None: not graded)."""
+    return None if v.genant.grade is None else int(v.genant.grade)
+
+
+def deformity_of(v: VertebraReport) -> str | None:
+    """The deformity type's name (``"wedge"``; None: not graded)."""
+    return None if v.genant.deformity is None else str(v.genant.deformity.value)
+
+
+def risk_of(v: VertebraReport) -> str | None:
+    """The collapse risk's name (``"not_assessable"``; None: not rated)."""
+    return None if v.collapse_risk is None else str(v.collapse_risk.value)
+
+
+def confidence_of(v: VertebraReport) -> str | None:
+    """The confidence class' name (``"high"``; None: not rated)."""
+    c = v.confidence.confidence
+    return None if c is None else str(c.value)
 
 
 def _shrink_png(path: Path) -> None:

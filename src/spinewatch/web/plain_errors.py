@@ -13,8 +13,11 @@ sentence, and the message starts with a capital and ends with a full stop.
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["FIELD_WORDS", "plain_message"]
+from spinewatch.core.errors import InputError
+
+__all__ = ["FIELD_WORDS", "attach_input_error", "field_name", "plain_message"]
 
 #: Internal names -> the words a person sees on the forms.
 FIELD_WORDS: dict[str, str] = {
@@ -78,3 +81,27 @@ def plain_message(message: str) -> str:
     if text and not text.endswith((".", "?", "!")):
         text += "."
     return text
+
+
+def attach_input_error(form: Any, exc: InputError, aliases: dict[str, str] | None = None) -> None:
+    """Put a service error, in plain words (:func:`~spinewatch.web.plain_errors.
+    plain_message`), next to the form field its ``field`` path names -- the path's last name,
+    or the form field ``aliases`` maps it to (``{"primary": "primary_tumour"}``) -- else above
+    the form. The one place a service error meets a form: no message text is parsed."""
+    text = plain_message(str(exc))
+    name = field_name(exc.field)
+    if name is not None:
+        name = (aliases or {}).get(name, name)
+    form.add_error(name if name in form.fields else None, text)
+
+
+def field_name(path: str | None) -> str | None:
+    """The form field of an error's field path: ``"follow_ups[2].vas"`` -> ``"vas"``,
+    ``"vas"`` -> ``"vas"``, None -> None (the last name: a form edits one record).
+
+    >>> field_name("follow_ups[2].vas"), field_name("completed_on"), field_name(None)
+    ('vas', 'completed_on', None)
+    """
+    if not path:
+        return None
+    return re.sub(r"\[\d+\]", "", path).rsplit(".", 1)[-1] or None

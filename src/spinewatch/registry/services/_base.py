@@ -1,12 +1,12 @@
 """The one funnel every registry write goes through, and small shared helpers.
 
-:func:`created`, :func:`changed` and :func:`deleted` are the only functions in SpineWatch that
-write registry rows. They validate the row (``full_clean``: field choices, lengths and the
-model's constraints, turned into :class:`RegistryError` naming field and value) and implement
-optimistic locking: :func:`changed` issues ``UPDATE ... SET version = version + 1 WHERE pk = %s AND
-version = %s`` and refuses the edit (:class:`StaleEditError`) when no row matched, which is
-race-free on PostgreSQL as on SQLite. An audit trail is to be added here, in these three functions,
-and nowhere else.
+:func:`created`, :func:`changed`, :func:`changed_if` and :func:`deleted` are the only functions
+in SpineWatch that write registry rows. They validate the row (``full_clean``: field choices,
+lengths and the model's constraints, turned into :class:`RegistryError` naming field and value)
+and implement optimistic locking: :func:`changed` issues ``UPDATE ... SET version = version + 1
+WHERE pk = %s AND version = %s`` and refuses the edit (:class:`StaleEditError`) when no row
+matched, which is race-free on PostgreSQL as on SQLite. Each records its audit event in the same
+transaction; no other code does.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ __all__ = [
     "UNCHANGED",
     "Unchanged",
     "changed",
+    "changed_if",
     "check_date",
     "check_version",
     "created",
@@ -155,7 +156,7 @@ def _study_id(obj: models.Model) -> str | None:
         study_id = getattr(obj, "study_id", None)
         if isinstance(study_id, str):
             return study_id
-        for parent in ("patient", "procedure", "study"):
+        for parent in ("patient", "procedure", "study", "follow_up", "finding"):
             if getattr(obj, f"{parent}_id", None) is not None:
                 obj = getattr(obj, parent)
                 break
@@ -279,6 +280,42 @@ def _update_row(
     elif changes:
         with _integrity(current):
             rows.update(**changes)
+
+
+def changed_if(
+    obj: M,
+    *,
+    changes: Mapping[str, Any],
+    where: Mapping[str, Any],
+    detail: Mapping[str, Any] | None = None,
+) -> bool:
+    """Apply ``changes`` to ``obj``'s row only if the row still matches ``where`` (lookups of
+    ``QuerySet.filter``), in ONE conditional ``UPDATE``, with its audit event; False (nothing
+    written) when the row no longer matches.
+
+    For a claim that exactly one of several concurrent requests may win (using a single-use link,
+    revoking it), where :func:`changed`'s read-then-write would let two win. ``obj`` is updated
+    in place when the change is made.
+    """
+    model = type(obj)
+    old = {name: getattr(obj, name) for name in changes}
+    with transaction.atomic():
+        with _integrity(obj):
+            updated = model._default_manager.filter(pk=obj.pk, **where).update(**changes)
+        if updated:
+            for name, value in changes.items():
+                setattr(obj, name, value)
+            record(
+                actor=None,
+                action="update",
+                object_type=obj,
+                object_id=obj.pk,
+                changes=diff(old, changes),
+                detail=dict(detail) if detail is not None else None,
+                patient_study_id=_study_id(obj),
+            )
+    logger.debug("changed_if %s %s: %s", model._meta.label, obj.pk, bool(updated))
+    return bool(updated)
 
 
 def deleted(obj: models.Model) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from django.db import transaction
 
 from spinewatch.core.complications import ComplicationClass
+from spinewatch.core.errors import InputError
 from spinewatch.core.leakage import CementLeakage
 from spinewatch.core.levels import VertebralLevel
 from spinewatch.core.procedures import (
@@ -103,42 +104,60 @@ def _check_parts(
     ``levels_required=False`` (an imported cohort) lets a vertebral procedure have no level.
     """
     if isinstance(levels, (str, bytes)) or not isinstance(levels, Sequence):
-        raise RegistryError(f"levels {levels!r}: expected a list of core TreatedLevel")
+        raise RegistryError(
+            f"levels {levels!r}: expected a list of core TreatedLevel", field="levels"
+        )
     for i, item in enumerate(levels):
         if not isinstance(item, TreatedLevel):
-            raise RegistryError(f"levels[{i}] {item!r}: expected a core TreatedLevel")
+            raise RegistryError(
+                f"levels[{i}] {item!r}: expected a core TreatedLevel", field=f"levels[{i}]"
+            )
     parsed_site = (
         None if site is None else parse_field("cementoplasty_site", CementoplastySite.parse, site)
     )
     parsed_disc = None if disc is None else parse_field("disc_level", DiscLevel.parse, disc)
     if levels or levels_required or not procedure_type.treats_vertebrae:
-        parse_field(
-            "procedure",
-            lambda _: validate_procedure(
+        try:
+            validate_procedure(
                 procedure_type, treated_levels=levels, site=parsed_site, disc=parsed_disc
-            ),
-            procedure_type,
-        )
+            )
+        except InputError as exc:
+            raise RegistryError(f"procedure: {exc}", field=_service_field(exc.field)) from exc
     return list(levels), parsed_site, parsed_disc
+
+
+def _service_field(core_field: str | None) -> str | None:
+    """The service's name of a ``validate_procedure`` argument path (``treated_levels[1].x``
+    -> ``levels[1].x``, ``site`` -> ``cementoplasty_site``, ``disc`` -> ``disc_level``)."""
+    if core_field is None:
+        return None
+    head, sep, tail = core_field.partition("[")
+    if head == "treated_levels":
+        return "levels" + sep + tail
+    names = {"site": "cementoplasty_site", "disc": "disc_level"}
+    return names.get(core_field, core_field)
 
 
 def _check_leakages(
     leakages: Sequence[CementLeakage | LeakageRecord], levels: Sequence[TreatedLevel]
 ) -> list[LeakageRecord]:
     if isinstance(leakages, (str, bytes)) or not isinstance(leakages, Sequence):
-        raise RegistryError(f"leakages {leakages!r}: expected a list")
+        raise RegistryError(f"leakages {leakages!r}: expected a list", field="leakages")
     treated = {t.level for t in levels}
     out = []
     for i, item in enumerate(leakages):
         record = LeakageRecord(item) if isinstance(item, CementLeakage) else item
         if not isinstance(record, LeakageRecord) or not isinstance(record.leakage, CementLeakage):
-            raise RegistryError(f"leakages[{i}] {item!r}: expected a core CementLeakage")
+            raise RegistryError(
+                f"leakages[{i}] {item!r}: expected a core CementLeakage", field=f"leakages[{i}]"
+            )
         if record.level is not None:
             level = parse_field(f"leakages[{i}].level", VertebralLevel.parse, record.level)
             if level not in treated:
                 raise RegistryError(
                     f"leakages[{i}].level {level}: not a treated level of this procedure "
-                    f"(treated: {', '.join(sorted(str(t) for t in treated)) or 'none'})"
+                    f"(treated: {', '.join(sorted(str(t) for t in treated)) or 'none'})",
+                    field=f"leakages[{i}].level",
                 )
             record = LeakageRecord(record.leakage, level)
         out.append(record)
@@ -149,11 +168,16 @@ def _check_complications(
     complications: Sequence[ComplicationRecord], performed_on: dt.date
 ) -> list[tuple[ComplicationClass, str, dt.date | None]]:
     if isinstance(complications, (str, bytes)) or not isinstance(complications, Sequence):
-        raise RegistryError(f"complications {complications!r}: expected a list")
+        raise RegistryError(
+            f"complications {complications!r}: expected a list", field="complications"
+        )
     out = []
     for i, item in enumerate(complications):
         if not isinstance(item, ComplicationRecord):
-            raise RegistryError(f"complications[{i}] {item!r}: expected a ComplicationRecord")
+            raise RegistryError(
+                f"complications[{i}] {item!r}: expected a ComplicationRecord",
+                field=f"complications[{i}]",
+            )
         sir = parse_field(f"complications[{i}].sir_class", ComplicationClass.parse, item.sir_class)
         when = check_date(
             f"complications[{i}].occurred_on", item.occurred_on, allow_none=True, not_future=True
@@ -161,11 +185,13 @@ def _check_complications(
         if when is not None and when < performed_on:
             raise RegistryError(
                 f"complications[{i}].occurred_on {when.isoformat()} is before the procedure "
-                f"({performed_on.isoformat()})"
+                f"({performed_on.isoformat()})",
+                field=f"complications[{i}].occurred_on",
             )
         if not isinstance(item.description, str):
             raise RegistryError(
-                f"complications[{i}].description {item.description!r}: expected text"
+                f"complications[{i}].description {item.description!r}: expected text",
+                field=f"complications[{i}].description",
             )
         out.append((sir, item.description.strip(), when))
     return out
@@ -226,13 +252,13 @@ def _write_complications(
 
 def _check_text(field: str, value: object) -> str:
     if not isinstance(value, str):
-        raise RegistryError(f"{field} {value!r}: expected text")
+        raise RegistryError(f"{field} {value!r}: expected text", field=field)
     return value.strip()
 
 
 def _check_day_case(value: object) -> bool:
     if not isinstance(value, bool):
-        raise RegistryError(f"day_case {value!r}: expected True or False")
+        raise RegistryError(f"day_case {value!r}: expected True or False", field="day_case")
     return value
 
 
@@ -303,7 +329,9 @@ def _check_optional_number(field: str, value: object, unit: str) -> float | None
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
-        raise RegistryError(f"{field} {value!r}: expected a number of {unit} >= 0, or nothing")
+        raise RegistryError(
+            f"{field} {value!r}: expected a number of {unit} >= 0, or nothing", field=field
+        )
     return float(value)
 
 
@@ -326,7 +354,9 @@ def _session_fields(
     if not name and user is not None:
         name = user.get_full_name() or user.get_username()
     if not name:
-        raise RegistryError("operator '': the operator's name (or operator_user) is required")
+        raise RegistryError(
+            "operator '': the operator's name (or operator_user) is required", field="operator"
+        )
     return {
         "guidance": parse_field("guidance", Guidance.parse, guidance).value,
         "anaesthesia": parse_field("anaesthesia", Anaesthesia.parse, anaesthesia).value,
@@ -580,20 +610,7 @@ def _perform_planned(
         expected_version=row.version,
     )
     protocol = procedure_protocol(row)
-    visits = {_visit_code(v): v for v in protocol.schedule(when)}
-    for fu in row.follow_ups.all():
-        visit = visits.get(fu.timepoint)
-        if visit is not None and (fu.due_date, fu.window_start) != (visit.due, visit.window_start):
-            changed(
-                fu,
-                what=f"follow-up {fu.timepoint} of {what}",
-                changes={
-                    "due_date": visit.due,
-                    "window_start": visit.window_start,
-                    "window_end": visit.window_end,
-                },
-                expected_version=fu.version,
-            )
+    _move_schedule(row, when, what, protocol)
     _schedule(row, protocol)
     return row
 
@@ -703,36 +720,19 @@ def update_procedure(
             "cementoplasty_site": site.value if site is not None else None,
             "disc_level": str(disc) if disc is not None else None,
         }
-        if not isinstance(guidance, Unchanged):
-            changes["guidance"] = parse_field("guidance", Guidance.parse, guidance).value
-        if not isinstance(anaesthesia, Unchanged):
-            changes["anaesthesia"] = parse_field(
-                "anaesthesia", Anaesthesia.parse, anaesthesia
-            ).value
-        if not isinstance(day_case, Unchanged):
-            changes["day_case"] = _check_day_case(day_case)
-        if not isinstance(operator_user, Unchanged):
-            changes["operator_user"] = _check_user("operator_user", operator_user)
-        if not isinstance(operator, Unchanged):
-            changes["operator"] = _check_text("operator", operator)
-            if not changes["operator"]:
-                raise RegistryError("operator '': the operator's name is required")
-        if not isinstance(notes, Unchanged):
-            changes["notes"] = _check_text("notes", notes)
-        if not isinstance(cement_type, Unchanged):
-            changes["cement_type"] = (
-                None
-                if cement_type in (None, "")
-                else parse_field("cement_type", CementType.parse, cement_type).value
+        changes.update(
+            _given_session_changes(
+                guidance=guidance,
+                anaesthesia=anaesthesia,
+                day_case=day_case,
+                operator_user=operator_user,
+                operator=operator,
+                notes=notes,
+                cement_type=cement_type,
+                fluoroscopy_time_s=fluoroscopy_time_s,
+                dose_area_product_gycm2=dose_area_product_gycm2,
             )
-        if not isinstance(fluoroscopy_time_s, Unchanged):
-            changes["fluoroscopy_time_s"] = _check_optional_number(
-                "fluoroscopy_time_s", fluoroscopy_time_s, "seconds"
-            )
-        if not isinstance(dose_area_product_gycm2, Unchanged):
-            changes["dose_area_product_gycm2"] = _check_optional_number(
-                "dose_area_product_gycm2", dose_area_product_gycm2, "Gy·cm²"
-            )
+        )
         new_complications = None
         if not isinstance(complications, Unchanged):
             new_complications = _check_complications(complications, when)
@@ -749,21 +749,67 @@ def update_procedure(
                 deleted(comp)
             _write_complications(row, new_complications)
         if when != old_date:
-            visits = {_visit_code(v): v for v in procedure_protocol(row).schedule(when)}
-            for fu in row.follow_ups.all():
-                visit = visits.get(fu.timepoint)
-                if visit is None:
-                    continue
-                changed(
-                    fu,
-                    what=f"follow-up {fu.timepoint} of {what}",
-                    changes={
-                        "due_date": visit.due,
-                        "window_start": visit.window_start,
-                        "window_end": visit.window_end,
-                    },
-                    expected_version=fu.version,
-                )
+            _move_schedule(row, when, what)
         _close_decisions(row)
         advance_plan(row.patient)
         return row
+
+
+def _given_session_changes(**given: Any) -> dict[str, Any]:
+    """The session fields given to :func:`update_procedure` (``UNCHANGED`` ones left out),
+    each checked as :func:`record_procedure` checks it."""
+    checks: dict[str, Any] = {
+        "guidance": lambda v: parse_field("guidance", Guidance.parse, v).value,
+        "anaesthesia": lambda v: parse_field("anaesthesia", Anaesthesia.parse, v).value,
+        "day_case": _check_day_case,
+        "operator_user": lambda v: _check_user("operator_user", v),
+        "operator": _check_operator,
+        "notes": lambda v: _check_text("notes", v),
+        "cement_type": lambda v: (
+            None if v in (None, "") else parse_field("cement_type", CementType.parse, v).value
+        ),
+        "fluoroscopy_time_s": lambda v: _check_optional_number("fluoroscopy_time_s", v, "seconds"),
+        "dose_area_product_gycm2": lambda v: _check_optional_number(
+            "dose_area_product_gycm2", v, "Gy·cm²"
+        ),
+    }
+    return {
+        name: checks[name](value)
+        for name, value in given.items()  # in the order given: the first bad one is reported
+        if not isinstance(value, Unchanged)
+    }
+
+
+def _check_operator(value: object) -> str:
+    name = _check_text("operator", value)
+    if not name:
+        raise RegistryError("operator '': the operator's name is required", field="operator")
+    return name
+
+
+def _move_schedule(
+    row: m.Procedure, when: dt.date, what: str, protocol: FollowUpProtocol | None = None
+) -> None:
+    """Move the due dates and windows of ``row``'s visits to the procedure date ``when``
+    (``protocol``: default the one stored with the procedure); completed visits keep their date
+    and value, visits already in place are not written."""
+    plan = protocol if protocol is not None else procedure_protocol(row)
+    visits = {_visit_code(v): v for v in plan.schedule(when)}
+    for fu in row.follow_ups.all():
+        visit = visits.get(fu.timepoint)
+        if visit is None or (fu.due_date, fu.window_start, fu.window_end) == (
+            visit.due,
+            visit.window_start,
+            visit.window_end,
+        ):
+            continue
+        changed(
+            fu,
+            what=f"follow-up {fu.timepoint} of {what}",
+            changes={
+                "due_date": visit.due,
+                "window_start": visit.window_start,
+                "window_end": visit.window_end,
+            },
+            expected_version=fu.version,
+        )

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from spinewatch.validation.markdown import table
+from spinewatch.validation.runs import as_written, deformity_of, grade_of
 from spinewatch.validation.section import Headline, Section, ValidationContext
 
 if TYPE_CHECKING:
@@ -114,32 +115,33 @@ def _real_healthy(ctx: ValidationContext) -> tuple[str, list[Headline]]:
             run = run_dataset(ctx, d, user=True)
         if run.report is None:
             continue
-        by_level = {v["level"]: v for v in run.report["vertebrae"]}
+        by_level = {str(v.level): v for v in run.report.vertebrae}
         for level in d.healthy_levels + d.known_fractures:
             v = by_level.get(level)
             if v is None:
                 continue
-            row = [
+            row: list[object] = [
                 d.name,
                 level,
-                v.get("height_anterior_mm"),
-                v.get("height_middle_mm"),
-                v.get("height_posterior_mm"),
-                v.get("expected_anterior_mm"),
-                v.get("reference_height_mm"),
-                v.get("height_loss_pct"),
-                v.get("genant_grade"),
-                v.get("deformity"),
-                ", ".join(v.get("reference_levels") or []) or "-",
+                v.heights.anterior_mm,
+                v.heights.middle_mm,
+                v.heights.posterior_mm,
+                v.genant.expected_anterior_mm,
+                v.heights.reference_mm,
+                v.genant.height_loss_pct,
+                grade_of(v),
+                deformity_of(v),
+                ", ".join(v.heights.reference_levels) or "-",
             ]
             if level in d.known_fractures:
                 fracture_rows.append(row)
-                fracture_ok &= (v.get("genant_grade") or 0) >= 2
+                fracture_ok &= (grade_of(v) or 0) >= 2
                 continue
             rows.append(row)
-            if v.get("genant_grade") is not None:
+            grade = grade_of(v)
+            if grade is not None:
                 graded += 1
-                positives += v["genant_grade"] >= 1
+                positives += grade >= 1
     headers = [
         "dataset",
         "level",
@@ -301,16 +303,16 @@ def _run_case(ctx: ValidationContext, case: BuiltCase) -> tuple[list[dict[str, A
     befores = {}
     for level, kind, loss in case.deformities:
         labels, befores[level] = deform_body(labels, conv, level, kind, loss)
-    report = analyze(None, labels, convention=conv).to_json_dict()
-    got = {v["level"]: v for v in report["vertebrae"]}
+    report = as_written(analyze(None, labels, convention=conv))
+    got = {str(v.level): v for v in report.vertebrae}
     deformed = {lv for lv, _, _ in case.deformities}
     records = []
     for level, kind, loss in case.deformities:
         v = got[level]
         isolated = not any(
-            o["height_posterior_mm"] is not None for name, o in got.items() if name != level
+            o.heights.posterior_mm is not None for name, o in got.items() if name != level
         )
-        grade = v["genant_grade"] or 0
+        grade = grade_of(v) or 0
         records.append(
             {
                 "map": case.map_name,
@@ -322,17 +324,17 @@ def _run_case(ctx: ValidationContext, case: BuiltCase) -> tuple[list[dict[str, A
                 "true_grade": int(GenantGrade.from_height_loss_pct(100.0 * loss)),
                 "own_pct": _own_shape_pct(level, kind, befores[level]),
                 "grade": grade,
-                "type": v["deformity"],
-                "measured_pct": v["height_loss_pct"],
-                "reference": ", ".join(v["reference_levels"]) or "-",
+                "type": deformity_of(v),
+                "measured_pct": v.genant.height_loss_pct,
+                "reference": ", ".join(v.heights.reference_levels) or "-",
             }
         )
     healthy = [
         v
         for name, v in got.items()
-        if name not in deformed and name != "L1" and v["genant_grade"] is not None
+        if name not in deformed and name != "L1" and grade_of(v) is not None
     ]
-    false_pos = sum(v["genant_grade"] >= 1 for v in healthy)
+    false_pos = sum((grade_of(v) or 0) >= 1 for v in healthy)
     return records, false_pos, len(healthy)
 
 

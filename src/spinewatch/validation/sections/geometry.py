@@ -15,7 +15,9 @@ import json
 
 import numpy as np
 
+from spinewatch.imaging.report import VertebraReport
 from spinewatch.validation.markdown import table
+from spinewatch.validation.runs import as_written, deformity_of, grade_of
 from spinewatch.validation.section import Headline, Section, ValidationContext
 
 __all__ = ["GEOMETRIES", "geometry_section"]
@@ -32,6 +34,11 @@ _DEFORMITIES = [("none", 0.0)] + [
     (kind, loss) for kind in ("wedge", "biconcave", "crush") for loss in (22.0, 30.0, 45.0)
 ]
 _HEIGHTS = ("height_anterior_mm", "height_middle_mm", "height_posterior_mm")
+
+
+def _heights(v: VertebraReport) -> tuple[float | None, float | None, float | None]:
+    """The measured heights of ``v`` in the order of :data:`_HEIGHTS` (mm)."""
+    return (v.heights.anterior_mm, v.heights.middle_mm, v.heights.posterior_mm)
 
 
 def _verse_centroids(ctx: ValidationContext) -> tuple[str, list[Headline]]:
@@ -77,19 +84,19 @@ def _phantom_heights(ctx: ValidationContext) -> tuple[str, list[Headline]]:
                 **geometry,  # type: ignore[arg-type]
             )
             ph = make_spine_phantom(spec)
-            report = analyze(None, ph.labels, convention="totalsegmentator").to_json_dict()
-            got = {v["level"]: v for v in report["vertebrae"]}
+            report = as_written(analyze(None, ph.labels, convention="totalsegmentator"))
+            got = {str(v.level): v for v in report.vertebrae}
             err = max(
-                abs(float(got[name][key]) - float(getattr(t, key)))
+                abs(float(measured) - float(getattr(t, key)))  # type: ignore[arg-type]
                 for name, t in ph.truth.items()
-                for key in _HEIGHTS
+                for key, measured in zip(_HEIGHTS, _heights(got[name]), strict=True)
             )
             worst_mm = max(worst_mm, err)
             t = ph.truth["L1"]
-            ok = (got["L1"]["genant_grade"], got["L1"]["deformity"]) == (
+            ok = (grade_of(got["L1"]), deformity_of(got["L1"])) == (
                 t.genant_grade,
                 t.deformity,
-            ) and all(got[n]["genant_grade"] == 0 for n in ("T12", "L2"))
+            ) and all(grade_of(got[n]) == 0 for n in ("T12", "L2"))
             exact += ok
             total += 1
             rows.append(
@@ -98,7 +105,7 @@ def _phantom_heights(ctx: ValidationContext) -> tuple[str, list[Headline]]:
                     f"{kind} {loss:g} %",
                     err,
                     f"{t.genant_grade} {t.deformity}",
-                    f"{got['L1']['genant_grade']} {got['L1']['deformity']}",
+                    f"{grade_of(got['L1'])} {deformity_of(got['L1'])}",
                     "yes" if ok else "NO",
                 ]
             )

@@ -291,7 +291,7 @@ def _infiltration(ctx: ValidationContext) -> tuple[str, list[Headline]]:
             continue
         run = run_dataset(ctx, d)
         if run.report is not None:
-            reports.append((d.name, run.report))
+            reports.append((d.name, run.report.to_json_dict()))
     ct = load_ct(ctx.data_root / _WHOLE_CT)
     seg = segment_ct(ct)
     whole = analyze(ct, seg.labels, convention="totalsegmentator").to_json_dict()

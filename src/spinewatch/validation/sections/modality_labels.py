@@ -17,8 +17,7 @@ when it must be refused; a readable map that is refused is counted separately.
 
 from __future__ import annotations
 
-from typing import Any
-
+from spinewatch.imaging.report import SpineReport
 from spinewatch.validation.datasets import DATASETS, IMAGES_WITHOUT_LABELS, RealDataset
 from spinewatch.validation.markdown import table
 from spinewatch.validation.runs import RunOutcome, run_dataset
@@ -66,9 +65,9 @@ def _modality_rows(
     return rows, right
 
 
-def _levels_read(report: dict[str, Any]) -> set[str]:
-    levels = {v["level"] for v in report["vertebrae"]}
-    levels |= {r["level"] for r in report["scan"].get("rejected_labels", [])}
+def _levels_read(report: SpineReport) -> set[str | None]:
+    levels: set[str | None] = {str(v.level) for v in report.vertebrae}
+    levels |= {r.level for r in report.scan.rejected_labels}
     return levels
 
 
@@ -79,13 +78,13 @@ def reading_verdict(d: RealDataset, run: RunOutcome) -> str:
         if run.refused_at == "input":
             return "refused at input"
         return "right (refused)" if not accepted else "refused a readable map"
-    conv = run.report["scan"]["labels_convention"]
+    conv = run.report.scan.labels_convention
     if not accepted:
         return f"WRONG: read as {conv}, must be refused"
     if conv not in accepted:
         return f"WRONG: read as {conv}, expected {' or '.join(accepted)}"
     if d.levels and d.levels_documented and _levels_read(run.report) != set(d.levels):
-        got = ", ".join(sorted(_levels_read(run.report)))
+        got = ", ".join(sorted(str(lv) for lv in _levels_read(run.report)))
         return f"WRONG: levels {got}, expected {', '.join(d.levels)}"
     return "right"
 
@@ -104,20 +103,18 @@ def _label_row(d: RealDataset, run: RunOutcome) -> list[object]:
             "-",
             reading_verdict(d, run),
         ]
-    scan = run.report["scan"]
-    rejected = "; ".join(
-        f"{r['label']} ({r['level']}): {r['reason']}" for r in scan.get("rejected_labels", [])
-    )
-    levels = ", ".join(v["level"] for v in run.report["vertebrae"])
+    scan = run.report.scan
+    rejected = "; ".join(f"{r.label} ({r.level}): {r.reason}" for r in scan.rejected_labels)
+    levels = ", ".join(str(v.level) for v in run.report.vertebrae)
     if not d.levels_documented:
         levels += " (display only)"
     return [
         d.labels,
         run.label,
         expected,
-        f"{scan['labels_convention']}: {levels}",
-        scan.get("labels_convention_source"),
-        scan.get("labels_convention_evidence"),
+        f"{scan.labels_convention}: {levels}",
+        scan.labels_convention_source,
+        scan.labels_convention_evidence,
         rejected or "-",
         reading_verdict(d, run),
     ]

@@ -12,11 +12,18 @@ reformat coloured by risk) is drawn for each analysed run.
 
 from __future__ import annotations
 
-from typing import Any
-
+from spinewatch.core.acquisition import Acquisition
+from spinewatch.imaging.report import SpineReport
 from spinewatch.validation.datasets import DATASETS
 from spinewatch.validation.markdown import table
-from spinewatch.validation.runs import RunOutcome, run_dataset
+from spinewatch.validation.runs import (
+    RunOutcome,
+    confidence_of,
+    deformity_of,
+    grade_of,
+    risk_of,
+    run_dataset,
+)
 from spinewatch.validation.section import Headline, Section, ValidationContext
 
 __all__ = ["real_scans_section"]
@@ -36,22 +43,22 @@ _HEADERS = [
 ]
 
 
-def _rows(report: dict[str, Any]) -> list[list[object]]:
+def _rows(report: SpineReport) -> list[list[object]]:
     rows: list[list[object]] = []
-    for v in report["vertebrae"]:
+    for v in report.vertebrae:
         rows.append(
             [
-                v["level"],
-                v.get("height_anterior_mm"),
-                v.get("height_middle_mm"),
-                v.get("height_posterior_mm"),
-                v.get("genant_grade"),
-                v.get("deformity"),
-                v.get("trabecular_hu_median"),
-                v.get("lytic_volume_ml"),
-                v.get("collapse_risk"),
-                v.get("confidence"),
-                ", ".join(v.get("quality_flags") or []),
+                str(v.level),
+                v.heights.anterior_mm,
+                v.heights.middle_mm,
+                v.heights.posterior_mm,
+                grade_of(v),
+                deformity_of(v),
+                v.density.median_hu,
+                v.lesions.volume_ml,
+                risk_of(v),
+                confidence_of(v),
+                ", ".join(v.quality_flags),
             ]
         )
     return rows
@@ -60,14 +67,15 @@ def _rows(report: dict[str, Any]) -> list[list[object]]:
 def _outcome_md(run: RunOutcome) -> list[str]:
     if run.report is None:
         return [f"Refused ({run.refused_at}, {run.seconds:.1f} s): `{run.refusal}`"]
-    scan = run.report["scan"]
-    named = scan.get("levels_named_by")
+    scan = run.report.scan
+    named = scan.levels_named_by
+    a = scan.acquisition if scan.acquisition is not None else Acquisition()
     parts = [
-        f"Read as **{scan['labels_convention']}** ({scan.get('labels_convention_source')}"
+        f"Read as **{scan.labels_convention}** ({scan.labels_convention_source}"
         + (f"; levels named by {named}" if named else "")
-        + f"), modality **{scan['modality']}** ({scan['modality_source']}), contrast "
-        f"**{scan['contrast_phase']}** ({scan['contrast_source']}); "
-        f"{len(run.report['vertebrae'])} vertebrae in {run.seconds:.1f} s.",
+        + f"), modality **{a.modality.value}** ({a.modality_source}), contrast "
+        f"**{a.contrast_phase.value}** ({a.contrast_source}); "
+        f"{len(run.report.vertebrae)} vertebrae in {run.seconds:.1f} s.",
         table(_HEADERS, _rows(run.report)),
         f"![{run.dataset.title} ({run.label})]({run.picture})",
     ]

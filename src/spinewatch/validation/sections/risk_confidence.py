@@ -13,10 +13,9 @@ null; the check is that none of them is shown as "low".
 
 from __future__ import annotations
 
-from typing import Any
-
+from spinewatch.imaging.report import VertebraReport
 from spinewatch.validation.markdown import table
-from spinewatch.validation.runs import runs
+from spinewatch.validation.runs import confidence_of, risk_of, runs
 from spinewatch.validation.section import Headline, Section, ValidationContext
 
 __all__ = ["RISK_STATES", "risk_confidence_section", "unmeasured"]
@@ -25,12 +24,12 @@ RISK_STATES = ("low", "not_assessable", "moderate", "high")
 CONFIDENCE = ("high", "medium", "low")
 
 
-def unmeasured(v: dict[str, Any]) -> list[str]:
+def unmeasured(v: VertebraReport) -> list[str]:
     """What a report vertebra lacks of the measurements "low" needs: heights, density."""
     out = []
-    if v.get("height_posterior_mm") is None:
+    if v.heights.posterior_mm is None:
         out.append("heights")
-    if v.get("trabecular_hu_median") is None:
+    if v.density.median_hu is None:
         out.append("density")
     return out
 
@@ -44,14 +43,12 @@ def risk_confidence_section(ctx: ValidationContext) -> Section:
     for run in runs(ctx):
         if run.report is None:
             continue
-        vs = run.report["vertebrae"]
-        risk = [v.get("collapse_risk") for v in vs]
-        conf = [v.get("confidence") for v in vs]
+        vs = run.report.vertebrae
+        risk = [risk_of(v) for v in vs]
+        conf = [confidence_of(v) for v in vs]
         lacking = [v for v in vs if unmeasured(v)]
-        low = [v for v in lacking if v.get("collapse_risk") == "low"]
-        shown_low += [
-            f"{run.dataset.name} {v['level']} (no {', '.join(unmeasured(v))})" for v in low
-        ]
+        low = [v for v in lacking if risk_of(v) == "low"]
+        shown_low += [f"{run.dataset.name} {v.level} (no {', '.join(unmeasured(v))})" for v in low]
         total += len(vs)
         n_unmeasured += len(lacking)
         for s in RISK_STATES:

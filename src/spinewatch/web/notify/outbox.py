@@ -9,7 +9,7 @@
   adapter, and marks it sent -- or, on failure, schedules the next attempt after 1, 2, 4, 8 ...
   minutes, and marks it failed after ``max_attempts``. Delivery is at-least-once: a sender that
   dies after the SMTP server accepted a message but before marking it sent sends it again.
-- A portal-link message makes its link when it is sent (:func:`spinewatch.web.portal.links.
+- A portal-link message makes its link when it is sent (:func:`spinewatch.registry.services.portal.
   create_link`; the token is never stored in the outbox); a visit completed or voided in the
   meantime cancels the message.
 """
@@ -94,7 +94,7 @@ class _Cancel(Exception):
 
 def _portal_body(message: OutboundMessage) -> tuple[str, str]:
     """(body to send, body to keep) of a portal-link message: a fresh link in the first."""
-    from spinewatch.web.portal.links import create_link
+    from spinewatch.registry.services import create_link
 
     fu = message.follow_up
     if fu is None or fu.completed_on is not None or fu.voided_at is not None:

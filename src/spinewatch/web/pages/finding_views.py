@@ -19,12 +19,17 @@ from spinewatch.accounts.permissions import Action, can, requires
 from spinewatch.registry import models as rm
 from spinewatch.registry import services
 from spinewatch.registry.errors import RegistryError, StaleEditError
+from spinewatch.registry.models import SinsAssessment
+from spinewatch.registry.services import (
+    imaging_part_of,
+    imaging_points_of,
+    record_sins_assessment,
+)
 from spinewatch.web.pages.forms import DecisionForm, SinsForm
-from spinewatch.web.pages.models import SinsAssessment
-from spinewatch.web.pages.sins import imaging_part_of, imaging_points_of, record_sins_assessment
 from spinewatch.web.pages.stale import handle_stale_edits
 from spinewatch.web.pages.timeline import FindingRow
-from spinewatch.web.pages.views import attach_input_error, audit_view
+from spinewatch.web.pages.views import audit_view
+from spinewatch.web.plain_errors import attach_input_error
 
 __all__ = ["finding_decision", "finding_sins"]
 
@@ -140,7 +145,7 @@ def finding_sins(request: HttpRequest, pk: int) -> HttpResponse:
                     readings={name: form.cleaned_data[name] for name in unassessed},
                 )
             except RegistryError as exc:
-                form.add_error(None, str(exc))
+                attach_input_error(form, exc)
             else:
                 messages.success(
                     request,

@@ -17,7 +17,7 @@ from spinewatch.accounts.roles import Role
 from spinewatch.core.diagnoses import DiagnosisKind, PrimaryTumour
 from spinewatch.core.sins import SinsBoneLesion, SinsCollapse, SinsPosterolateral
 from spinewatch.registry.choices import ContactBy, Decision, Sex, enum_choices
-from spinewatch.web.pages.models import SINS_ALIGNMENT_CHOICES, SINS_PAIN_CHOICES
+from spinewatch.registry.models_sins import SINS_ALIGNMENT_CHOICES, SINS_PAIN_CHOICES
 
 __all__ = [
     "DecisionForm",

@@ -42,6 +42,7 @@ from spinewatch.core.procedures import (
 from spinewatch.registry import models as rm
 from spinewatch.registry.choices import LEVEL_CHOICES, enum_choices
 from spinewatch.registry.services import ComplicationRecord, LeakageRecord
+from spinewatch.web.plain_errors import attach_input_error, plain_message
 
 __all__ = [
     "ComplicationForm",
@@ -136,19 +137,10 @@ class ProcedureForm(forms.Form):
         }
 
 
-_FIELD_OF_MESSAGE = re.compile(r"^(?P<field>[a-z_]+)\b")
-
-
-def _add_core_error(form: forms.Form, exc: InputError, fields: Sequence[str]) -> None:
-    """Put a core error next to the field its message starts with (else the whole row)."""
-    message = str(exc)
-    match = _FIELD_OF_MESSAGE.match(message)
-    name = match.group("field") if match else ""
-    if name == "approach" and "level" in message:
-        name = "approach"
-    from spinewatch.web.plain_errors import plain_message
-
-    form.add_error(name if name in fields else None, plain_message(message))
+#: TreatedLevel's argument names that differ from the level row's form fields.
+_LEVEL_ALIASES = {"ablation": "ablation_modality"}
+#: CementLeakage's argument names that differ from the leakage row's form fields.
+_LEAKAGE_ALIASES = {"type": "leakage_type"}
 
 
 class LevelForm(forms.Form):
@@ -202,7 +194,7 @@ class LevelForm(forms.Form):
                 biopsy_result=data.get("biopsy_result") or None,
             )
         except InputError as exc:
-            _add_core_error(self, exc, list(self.fields))
+            attach_input_error(self, exc, _LEVEL_ALIASES)
         return data
 
 
@@ -225,7 +217,7 @@ class LeakageForm(forms.Form):
                 type=data["leakage_type"], site=data["site"], symptomatic=bool(data["symptomatic"])
             )
         except InputError as exc:
-            self.add_error(None, str(exc))
+            attach_input_error(self, exc, _LEAKAGE_ALIASES)
             return data
         self.record = LeakageRecord(leak, data.get("level") or None)
         return data
@@ -430,59 +422,24 @@ def procedure_initial(
     return initial, rows
 
 
-_INDEXED = re.compile(r"^(?P<set>leakages|complications|levels)\[(?P<i>\d+)\]\.(?P<field>[a-z_]+)")
-_LEVEL_NAMED = re.compile(r"\blevel (?P<level>[CTLS]\d{1,2})\b")
-_MAIN_FIELDS = (
-    "performed_on",
-    "procedure_type",
-    "guidance",
-    "anaesthesia",
-    "day_case",
-    "operator",
-    "cementoplasty_site",
-    "disc_level",
-    "notes",
-)
+_ROW = re.compile(r"(?P<set>levels|leakages|complications)\[(?P<i>\d+)\]")
 
 
-def attach_service_error(forms_: ProcedureForms, message: str) -> None:
-    """Put a service-layer error message, in plain words, next to the field it concerns (else
-    at the top)."""
-    from spinewatch.web.plain_errors import plain_message
-
-    _attach(forms_, message.removeprefix("procedure: "), plain_message)
-
-
-def _attach(forms_: ProcedureForms, text: str, plain: Any) -> None:
-    indexed = _INDEXED.match(text)
-    if indexed:
-        filled = forms_.filled(indexed.group("set"))
-        i = int(indexed.group("i"))
+def attach_service_error(forms_: ProcedureForms, exc: InputError) -> None:
+    """Put a service error, in plain words, where its field path points: ``levels[1].approach``
+    on the second filled level row, ``levels`` above the level rows, ``disc_level`` on the main
+    form's field, no path above the form. The path is read, never the message."""
+    path = exc.field or ""
+    row = _ROW.match(path)
+    if row is not None:
+        filled = forms_.filled(row["set"])
+        i = int(row["i"])
         if i < len(filled):
-            form = filled[i][1]
-            name = indexed.group("field")
-            form.add_error(name if name in form.fields else None, plain(text))
+            aliases = {"levels": _LEVEL_ALIASES, "leakages": _LEAKAGE_ALIASES}
+            attach_input_error(filled[i][1], exc, aliases.get(row["set"]))
             return
-    for name in _MAIN_FIELDS:
-        if text.startswith(name):
-            forms_.form.add_error(name, plain(text))
-            return
-    if "cementoplasty site" in text:
-        forms_.form.add_error("cementoplasty_site", plain(text))
+    head = re.split(r"[.\[]", path, maxsplit=1)[0]
+    if head in _FORMSETS:
+        getattr(forms_, head)._non_form_errors.append(plain_message(str(exc)))
         return
-    if "disc level" in text or "disc is only" in text:
-        forms_.form.add_error("disc_level", plain(text))
-        return
-    named = _LEVEL_NAMED.search(text)
-    if named:
-        rows = [
-            f for _, f in forms_.filled("levels") if f.cleaned_data.get("level") == named["level"]
-        ]
-        if rows:
-            target = "ablation_modality" if "ablation" in text else "level"
-            rows[-1].add_error(target, plain(text))
-            return
-    if "treated level" in text:
-        forms_.levels._non_form_errors.append(plain(text))
-        return
-    forms_.form.add_error(None, plain(text))
+    attach_input_error(forms_.form, exc)

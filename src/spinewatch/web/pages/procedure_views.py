@@ -122,7 +122,7 @@ def procedure_new(request: HttpRequest, study_id: str) -> HttpResponse:
         except services.ProcedureWarnings as exc:
             forms_.warnings = list(exc.warnings)
         except RegistryError as exc:
-            attach_service_error(forms_, str(exc))
+            attach_service_error(forms_, exc)
         else:
             n = procedure.follow_ups.count()
             messages.success(
@@ -200,7 +200,7 @@ def procedure_edit(request: HttpRequest, pk: int) -> HttpResponse:
         except services.ProcedureWarnings as exc:
             forms_.warnings = list(exc.warnings)
         except RegistryError as exc:
-            attach_service_error(forms_, str(exc))
+            attach_service_error(forms_, exc)
         else:
             messages.success(request, "Procedure saved.")
             return redirect(

@@ -29,8 +29,8 @@ from spinewatch.web.pages.record_forms import (
     VoidForm,
 )
 from spinewatch.web.pages.stale import handle_stale_edits
-from spinewatch.web.pages.views import attach_input_error, audit_view, get_patient
-from spinewatch.web.plain_errors import plain_message
+from spinewatch.web.pages.views import audit_view, get_patient
+from spinewatch.web.plain_errors import attach_input_error, plain_message
 
 __all__ = [
     "diagnosis_new",

@@ -14,8 +14,8 @@ from typing import Any
 
 from spinewatch.core.errors import InputError
 from spinewatch.registry import models as rm
+from spinewatch.registry.models import SinsAssessment
 from spinewatch.web.followup_status import VisitStatus, visit_label, visit_status
-from spinewatch.web.pages.models import SinsAssessment
 
 __all__ = [
     "Analysis",

@@ -6,7 +6,6 @@ page that shows identifiable data records an audit "view" event before it return
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.contrib import messages
@@ -21,7 +20,6 @@ from django.views.decorators.http import require_http_methods
 
 from spinewatch.accounts.permissions import Action, can, require, requires
 from spinewatch.audit.trail import record
-from spinewatch.core.errors import InputError
 from spinewatch.registry import models as rm
 from spinewatch.registry import services
 from spinewatch.registry.errors import RegistryError
@@ -35,12 +33,10 @@ from spinewatch.web.pages.timeline import (
     pain_series,
     patient_timeline,
 )
-from spinewatch.web.plain_errors import plain_message
+from spinewatch.web.plain_errors import attach_input_error
 
 __all__ = [
-    "attach_input_error",
     "audit_view",
-    "field_name",
     "get_patient",
     "home",
     "patient_edit",
@@ -68,30 +64,6 @@ def audit_view(patient: rm.Patient, page: str, **detail: Any) -> None:
         patient_study_id=patient.study_id,
         detail={"page": page, **detail},
     )
-
-
-def attach_input_error(form: Any, exc: InputError, aliases: dict[str, str] | None = None) -> None:
-    """Put a service error, in plain words (:func:`~spinewatch.web.plain_errors.
-    plain_message`), next to the form field its ``field`` path names -- the path's first name,
-    or the form field ``aliases`` maps it to (``{"primary": "primary_tumour"}``) -- else above
-    the form. The one place a service error meets a form: no message text is parsed."""
-    text = plain_message(str(exc))
-    name = field_name(exc.field)
-    if name is not None:
-        name = (aliases or {}).get(name, name)
-    form.add_error(name if name in form.fields else None, text)
-
-
-def field_name(path: str | None) -> str | None:
-    """The form field of an error's field path: ``"follow_ups[2].vas"`` -> ``"vas"``,
-    ``"vas"`` -> ``"vas"``, None -> None (the last name: a form edits one record).
-
-    >>> field_name("follow_ups[2].vas"), field_name("completed_on"), field_name(None)
-    ('vas', 'completed_on', None)
-    """
-    if not path:
-        return None
-    return re.sub(r"\[\d+\]", "", path).rsplit(".", 1)[-1] or None
 
 
 def _identity(patient: rm.Patient) -> rm.PatientIdentity | None:

@@ -24,15 +24,9 @@ from spinewatch.accounts.totp import qr_svg
 from spinewatch.audit.trail import record
 from spinewatch.registry import models as rm
 from spinewatch.registry.errors import RegistryError
+from spinewatch.registry.services import LinkState, create_link, find_link, link_days
 from spinewatch.web.portal.forms import PortalAnswerForm
-from spinewatch.web.portal.links import (
-    LinkState,
-    PortalLinkError,
-    create_link,
-    find_link,
-    link_days,
-    submit,
-)
+from spinewatch.web.portal.links import submit
 
 __all__ = ["answer", "new_link", "thanks"]
 
@@ -76,7 +70,7 @@ def new_link(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         try:
             made = create_link(follow_up=follow_up, created_by=request.user)
-        except (PortalLinkError, RegistryError) as exc:
+        except RegistryError as exc:
             context["error"] = str(exc)
             return render(request, "web/portal/new_link.html", context, status=400)
         url = request.build_absolute_uri(reverse("portal:answer", args=[made.token]))

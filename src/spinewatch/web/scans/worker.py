@@ -223,9 +223,7 @@ def _analyse(job: AnalysisJob, lost: threading.Event) -> None:
     picture, note = f"sagittal-{job.pk}.png", compare_note
     temporary = directory / f"sagittal-{job.pk}.tmp.png"
     try:
-        render_sagittal(
-            ct, labels, report.to_json_dict(), temporary, convention=report.scan.labels_convention
-        )
+        render_sagittal(ct, labels, report, temporary, convention=report.scan.labels_convention)
         os.replace(temporary, directory / picture)
     except Exception:
         logger.exception("job %s: the sagittal picture could not be drawn", job.pk)

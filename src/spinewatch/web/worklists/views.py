@@ -31,8 +31,7 @@ from spinewatch.web.followup_status import visit_label
 from spinewatch.web.pages.forms import case_manager_queryset
 from spinewatch.web.pages.links import patient_url
 from spinewatch.web.pages.stale import handle_stale_edits
-from spinewatch.web.pages.views import attach_input_error
-from spinewatch.web.plain_errors import plain_message
+from spinewatch.web.plain_errors import attach_input_error, plain_message
 from spinewatch.web.worklists.forms import RecordFollowUpForm, VisitOutcomeForm
 from spinewatch.web.worklists.queries import (
     HIGH_RISK,

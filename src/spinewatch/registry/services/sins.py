@@ -3,7 +3,7 @@
 :func:`imaging_part_of` reads the four imaging components of a finding from its study's report
 (``vertebrae[i].sins_imaging``); :func:`score_for` completes them (core
 :class:`~spinewatch.core.sins.SinsScore`); :func:`record_sins_assessment` stores the result (a new
-:class:`~spinewatch.web.pages.models.SinsAssessment` row, audited like every registry write).
+:class:`~spinewatch.registry.models.SinsAssessment` row, through the audited write funnel).
 When a report carries only the imaging points (no components), the total is points + pain +
 alignment and the category follows from the total. Components the analysis could not assess
 (``not_assessed``: an MRI or no CT for the bone lesion and posterolateral involvement, no heights
@@ -16,10 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from spinewatch.audit.trail import model_values, record
 from spinewatch.core.errors import InputError
 from spinewatch.core.sins import (
     SinsAlignment,
@@ -30,9 +28,17 @@ from spinewatch.core.sins import (
 )
 from spinewatch.registry import models as rm
 from spinewatch.registry.errors import RegistryError
-from spinewatch.web.pages.models import SinsAssessment
+from spinewatch.registry.models import SinsAssessment
+from spinewatch.registry.services._base import created, get, parse_field
+from spinewatch.registry.services.patients import _check_user
 
-__all__ = ["SinsResult", "imaging_part_of", "record_sins_assessment", "score_for"]
+__all__ = [
+    "SinsResult",
+    "imaging_part_of",
+    "imaging_points_of",
+    "record_sins_assessment",
+    "score_for",
+]
 
 
 @dataclass(frozen=True)
@@ -85,11 +91,8 @@ def score_for(
     ``readings``: the clinician's values of the imaging components the analysis did not assess
     (``{"bone_lesion": "lytic", ...}``); each such component must be given.
     """
-    try:
-        pain_value = SinsPain.parse(pain)  # type: ignore[arg-type]
-        alignment_value = SinsAlignment.parse(alignment)  # type: ignore[arg-type]
-    except InputError as exc:
-        raise RegistryError(str(exc)) from exc
+    pain_value = parse_field("pain", SinsPain.parse, pain)
+    alignment_value = parse_field("alignment", SinsAlignment.parse, alignment)
     part = imaging_part_of(finding)
     if part is not None:
         given = {k: v for k, v in (readings or {}).items() if v not in (None, "")}
@@ -98,14 +101,15 @@ def score_for(
             names = ", ".join(name.replace("_", " ") for name in missing)
             raise RegistryError(
                 f"SINS of {finding.level}: {names} not assessed by the imaging analysis (MRI, "
-                "no CT or no heights): read it from the images and enter it"
+                "no CT or no heights): read it from the images and enter it",
+                field=missing[0],
             )
         try:
             score = SinsScore.from_imaging(
                 part, pain=pain_value, alignment=alignment_value, **given
             )
         except InputError as exc:
-            raise RegistryError(str(exc)) from exc
+            raise RegistryError(str(exc), field=exc.field) from exc
         imaging = score.imaging_part.points
         return SinsResult(imaging, pain_value, alignment_value, score.total, score.category, score)
     points = finding.sins_imaging_points
@@ -130,39 +134,21 @@ def record_sins_assessment(
 ) -> SinsAssessment:
     """Store a completed SINS for ``finding`` (a new row; earlier ones are kept as history).
 
-    ``readings``: see :func:`score_for`."""
+    ``readings``: see :func:`score_for`. ``assessed_by``: a saved user or None. Raises
+    RegistryError (with the offending field) for bad input, NotFoundError for an unknown finding.
+    """
+    user = _check_user("assessed_by", assessed_by)
     with transaction.atomic():
-        if isinstance(finding, rm.VertebraFinding):
-            row = rm.VertebraFinding.objects.select_related("study__patient").get(pk=finding.pk)
-        else:
-            row = (
-                rm.VertebraFinding.objects.select_related("study__patient")
-                .filter(pk=finding)
-                .first()
-            )
-            if row is None:
-                raise RegistryError(f"finding {finding!r} does not exist")
+        row = get(rm.VertebraFinding, finding, "finding")
         result = score_for(row, pain=pain, alignment=alignment, readings=readings)
-        assessment = SinsAssessment(
-            finding=row,
-            pain=result.pain.value,
-            alignment=result.alignment.value,
-            imaging_points=result.imaging_points,
-            total=result.total,
-            category=result.category.value,
-            assessed_by=assessed_by,
+        return created(
+            SinsAssessment(
+                finding=row,
+                pain=result.pain.value,
+                alignment=result.alignment.value,
+                imaging_points=result.imaging_points,
+                total=result.total,
+                category=result.category.value,
+                assessed_by=user,
+            )
         )
-        try:
-            assessment.full_clean(exclude=["finding", "assessed_by"], validate_constraints=False)
-        except ValidationError as exc:
-            raise RegistryError(f"SINS assessment: {exc.messages}") from exc
-        assessment.save(force_insert=True)
-        record(
-            actor=None,
-            action="create",
-            object_type=assessment,
-            object_id=assessment.pk,
-            changes=model_values(assessment),
-            patient_study_id=row.study.patient.study_id,
-        )
-        return assessment

@@ -1,10 +1,11 @@
-"""The clinician's SINS assessment of one vertebra (app ``web``, imported by ``web/models.py``).
+"""The clinician's SINS assessment of one vertebra (app ``registry``, imported by its ``models``).
 
 The imaging analysis scores four of the six SINS components (location, bone lesion, collapse,
 posterolateral involvement: ``VertebraFinding.sins_imaging_points`` and the report's
 ``sins_imaging``); the clinician adds pain and radiographic alignment. Each completion is a new
 row (the history of assessments is kept); the latest one is shown. Rows are written only by
-:func:`spinewatch.web.pages.sins.record_sins_assessment`.
+:func:`spinewatch.registry.services.record_sins_assessment` (audited). The table keeps the name
+it had when the model lived in the ``web`` app (``web_sinsassessment``): moving it moved no data.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class SinsAssessment(models.Model):
     assessed_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "web_sinsassessment"
         ordering = ("finding_id", "-assessed_at", "-pk")
         get_latest_by = ("assessed_at", "pk")
         constraints = (

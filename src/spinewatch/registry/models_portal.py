@@ -1,9 +1,11 @@
 """The patient-portal link: one single-use, expiring link to one follow-up visit.
 
-Belongs to the ``web`` app (imported by ``spinewatch/web/models.py``). Only the SHA-256 hex digest
+Belongs to the ``registry`` app (imported by ``spinewatch/registry/models.py``; the table keeps the
+name it had in the ``web`` app, ``web_portallink``). Only the SHA-256 hex digest
 of the token is stored (the token has 256 bits of entropy: nothing to brute-force, so a fast hash
 suffices, as for API tokens); the token itself is shown once, to the case manager who made it.
-Rows are written by :mod:`spinewatch.web.portal.links` only, which records their audit events.
+Rows are written by :mod:`spinewatch.registry.services.portal` only, through the audited write
+funnel.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ class PortalLink(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        app_label = "web"
+        db_table = "web_portallink"
         ordering = ("-created_at", "pk")
 
     def __str__(self) -> str:

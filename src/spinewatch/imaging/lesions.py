@@ -357,6 +357,7 @@ class _Domain:
 def _scale_space(
     hu_f: FloatArray,
     inner: BoolArray,
+    used: BoolArray,
     core: BoolArray,
     seed_ok: BoolArray,
     spacing: tuple[float, float, float],
@@ -371,13 +372,14 @@ def _scale_space(
     :data:`PROBABLE_NOISE_FACTOR` spreads (and :data:`MIN_DROP_HU`) below the background at this
     or a finer scale; healthy texture rarely forms such a component. The seed threshold then
     uses the spread of the bone *below* its background in what is left
-    (:func:`bone_spread_below`).
+    (:func:`bone_spread_below`). The smoothed HU is read only on ``used`` (the support: the
+    seeds and the extents lie in it; the pedicle zone gets its own values).
     """
     out: list[_Scale] = []
     probable = np.zeros(inner.shape, dtype=np.bool_)
     min_core = max(_MIN_BACKGROUND_VOXELS, int(0.1 * np.count_nonzero(core)))
     min_vox = MIN_LESION_ML / voxel_ml
-    smoothed = smooth_scales(hu_f, inner, spacing, SCALES_MM)
+    smoothed = smooth_scales(hu_f, inner, spacing, SCALES_MM, used=used)
     for sigma, smooth in zip(SCALES_MM, smoothed, strict=True):
         bg_s = spread_s = 0.0
         # the bone statistics and the probable lesions refine each other: a lesion left in the
@@ -465,7 +467,9 @@ def _prepare(
     if np.count_nonzero(core_s) < _MIN_BACKGROUND_VOXELS:
         log.info("%s: no trabecular core for lesion detection", region.level)
         return None
-    scales = _scale_space(hu_f, inner, core_s, seed_ok, spacing, region.grid.voxel_volume_ml)
+    scales = _scale_space(
+        hu_f, inner, support, core_s, seed_ok, spacing, region.grid.voxel_volume_ml
+    )
     # the fine scale for the lesion's own HU: over the whole support (its edge voxels included)
     fine = masked_smooth(hu_f, support, spacing, SMOOTHING_SIGMA_MM)
     pedicle = zones.pedicle_zone(

@@ -11,8 +11,11 @@ convolution (:func:`~spinewatch.imaging._bone_statistics.smooth_scales`). The to
   :data:`VOLUME_TOL_REL` (or :data:`VOLUME_TOL_ML`), the background and the lesion's HU within
   :data:`HU_TOL`;
 
-on the drawn vertebra with lesions of the insertion toolkit (every shape and place, a small and
-a larger lesion, dense and faint) and with none. Coarser voxels (>= 0.5 mm not decimable to 1 mm
+on the drawn vertebra at 0.5 mm with the noise of a thin-slice CT (80 HU per voxel) and a
+lesion of the insertion toolkit in every shape and place (40 HU; 0.5 ml, 1 ml at a pedicle;
+found by both), and
+with none. On these the findings came out equal, lesion masks voxel for voxel: the tolerances
+are the bound the tests hold, not the differences seen. Coarser voxels (>= 0.5 mm not decimable to 1 mm
 steps, i.e. above 0.5 mm per axis) take the full-resolution path, value for value.
 """
 
@@ -35,7 +38,7 @@ HU_TOL = 1.0
 
 @pytest.fixture(scope="module")
 def vertebra():  # type: ignore[no-untyped-def]
-    return make_vertebra(spacing_mm=(0.5, 0.5, 0.5), noise_hu_sd=15.0, rot=rotation(10), seed=7)
+    return make_vertebra(spacing_mm=(0.5, 0.5, 0.5), noise_hu_sd=80.0, rot=rotation(10), seed=7)
 
 
 def _exact(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -102,21 +105,17 @@ def _assert_within_tolerance(fast, full) -> None:  # type: ignore[no-untyped-def
 
 @pytest.mark.parametrize("place", PLACES)
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize(("volume_ml", "lesion_hu"), [(0.4, 25.0), (2.0, 110.0)])
 def test_lesion_findings_within_tolerance(  # type: ignore[no-untyped-def]
-    vertebra,
-    monkeypatch: pytest.MonkeyPatch,
-    shape: str,
-    place: str,
-    volume_ml: float,
-    lesion_hu: float,
+    vertebra, monkeypatch: pytest.MonkeyPatch, shape: str, place: str
 ) -> None:
     region = vertebra.region
-    spec = LesionSpec(volume_ml=volume_ml, hu=lesion_hu, shape=shape, place=place)
+    volume_ml = 1.0 if place.startswith("pedicle") else 0.5  # most of it in the body
+    spec = LesionSpec(volume_ml=volume_ml, hu=40.0, shape=shape, place=place)
     hu = insert_lesion(vertebra.hu, region, spec, seed=5).hu
     fast = detect_lytic_lesions(hu, region, density=None)
     _exact(monkeypatch)
     full = detect_lytic_lesions(hu, region, density=None)
+    assert full.n_lesions >= 1  # the comparison is between two findings, not two empty ones
     _assert_within_tolerance(fast, full)
 
 

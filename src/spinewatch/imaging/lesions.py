@@ -14,7 +14,9 @@ Method (all distances in mm, honouring anisotropic spacing):
    :data:`DENSE_RISE_HU` above the raw background, or near cement). Detection smoothing leaves
    out the body's outermost voxel layer as well (its partial volume with disc, fat and cortex
    would leak inwards); smoothing is *normalised* over the support (``G(hu*s)/G(s)``,
-   :func:`masked_smooth`).
+   :func:`masked_smooth`). On sub-millimetre voxels the scales from 2 mm up are smoothed on a
+   grid of ~1 mm voxels (:data:`PYRAMID_STEP_MM`, :func:`smooth_scales`): the findings stay
+   within the tolerance ``tests/imaging/test_lesions_pyramid.py`` documents.
 2. *Bone statistics per scale* (:data:`SCALES_MM`) in the trabecular core (body eroded by
    :data:`BACKGROUND_EROSION_MM`): the background is the upper *mode* of the smoothed values
    (:func:`background_hu`: kernel-density mode reached from a high percentile; a lesion filling
@@ -108,6 +110,7 @@ from spinewatch.imaging import _lesion_zones as zones
 from spinewatch.imaging._bone_statistics import (
     BACKGROUND_MIN_BANDWIDTH_HU,
     BACKGROUND_START_PERCENTILE,
+    PYRAMID_STEP_MM,
     SMOOTHING_SIGMA_MM,
     background_hu,
     bone_spread_below,
@@ -154,6 +157,7 @@ __all__ = [
     "POSTERIOR_WALL_MM",
     "PROBABLE_NOISE_FACTOR",
     "PSF_MM",
+    "PYRAMID_STEP_MM",
     "SCALES_MM",
     "SEED_NOISE_FACTOR",
     "SHELL_MM",

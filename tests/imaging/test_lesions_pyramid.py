@@ -13,10 +13,9 @@ convolution (:func:`~spinewatch.imaging._bone_statistics.smooth_scales`). The to
 
 on the drawn vertebra at 0.5 mm with the noise of a thin-slice CT (80 HU per voxel) and a
 lesion of the insertion toolkit in every shape and place (40 HU; 0.5 ml, 1 ml at a pedicle;
-found by both), and
-with none. On these the findings came out equal, lesion masks voxel for voxel: the tolerances
-are the bound the tests hold, not the differences seen. Coarser voxels (>= 0.5 mm not decimable to 1 mm
-steps, i.e. above 0.5 mm per axis) take the full-resolution path, value for value.
+found by both), and with none. On these the findings came out equal, lesion masks voxel for
+voxel: the tolerances are the bound the tests hold, not the differences seen. Voxels larger
+than 0.5 mm along every axis take the full-resolution path, value for value.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ Method (all distances in mm, honouring anisotropic spacing):
    :data:`DENSE_RISE_HU` above the raw background, or near cement). Detection smoothing leaves
    out the body's outermost voxel layer as well (its partial volume with disc, fat and cortex
    would leak inwards); smoothing is *normalised* over the support (``G(hu*s)/G(s)``,
-   :func:`masked_smooth`).
+   :func:`masked_smooth`). On sub-millimetre voxels the scales from 2 mm up are smoothed on a
+   grid of ~1 mm voxels (:data:`PYRAMID_STEP_MM`, :func:`smooth_scales`): the findings stay
+   within the tolerance ``tests/imaging/test_lesions_pyramid.py`` documents.
 2. *Bone statistics per scale* (:data:`SCALES_MM`) in the trabecular core (body eroded by
    :data:`BACKGROUND_EROSION_MM`): the background is the upper *mode* of the smoothed values
    (:func:`background_hu`: kernel-density mode reached from a high percentile; a lesion filling
@@ -108,6 +110,7 @@ from spinewatch.imaging import _lesion_zones as zones
 from spinewatch.imaging._bone_statistics import (
     BACKGROUND_MIN_BANDWIDTH_HU,
     BACKGROUND_START_PERCENTILE,
+    PYRAMID_STEP_MM,
     SMOOTHING_SIGMA_MM,
     background_hu,
     bone_spread_below,
@@ -154,6 +157,7 @@ __all__ = [
     "POSTERIOR_WALL_MM",
     "PROBABLE_NOISE_FACTOR",
     "PSF_MM",
+    "PYRAMID_STEP_MM",
     "SCALES_MM",
     "SEED_NOISE_FACTOR",
     "SHELL_MM",
@@ -357,6 +361,7 @@ class _Domain:
 def _scale_space(
     hu_f: FloatArray,
     inner: BoolArray,
+    used: BoolArray,
     core: BoolArray,
     seed_ok: BoolArray,
     spacing: tuple[float, float, float],
@@ -371,13 +376,14 @@ def _scale_space(
     :data:`PROBABLE_NOISE_FACTOR` spreads (and :data:`MIN_DROP_HU`) below the background at this
     or a finer scale; healthy texture rarely forms such a component. The seed threshold then
     uses the spread of the bone *below* its background in what is left
-    (:func:`bone_spread_below`).
+    (:func:`bone_spread_below`). The smoothed HU is read only on ``used`` (the support: the
+    seeds and the extents lie in it; the pedicle zone gets its own values).
     """
     out: list[_Scale] = []
     probable = np.zeros(inner.shape, dtype=np.bool_)
     min_core = max(_MIN_BACKGROUND_VOXELS, int(0.1 * np.count_nonzero(core)))
     min_vox = MIN_LESION_ML / voxel_ml
-    smoothed = smooth_scales(hu_f, inner, spacing, SCALES_MM)
+    smoothed = smooth_scales(hu_f, inner, spacing, SCALES_MM, used=used)
     for sigma, smooth in zip(SCALES_MM, smoothed, strict=True):
         bg_s = spread_s = 0.0
         # the bone statistics and the probable lesions refine each other: a lesion left in the
@@ -465,7 +471,9 @@ def _prepare(
     if np.count_nonzero(core_s) < _MIN_BACKGROUND_VOXELS:
         log.info("%s: no trabecular core for lesion detection", region.level)
         return None
-    scales = _scale_space(hu_f, inner, core_s, seed_ok, spacing, region.grid.voxel_volume_ml)
+    scales = _scale_space(
+        hu_f, inner, support, core_s, seed_ok, spacing, region.grid.voxel_volume_ml
+    )
     # the fine scale for the lesion's own HU: over the whole support (its edge voxels included)
     fine = masked_smooth(hu_f, support, spacing, SMOOTHING_SIGMA_MM)
     pedicle = zones.pedicle_zone(

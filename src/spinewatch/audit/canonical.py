@@ -189,7 +189,10 @@ def canonical_object_texts(columns: Mapping[str, Sequence[str]]) -> list[str]:
     lengths = {len(columns[key]) for key in keys}
     if len(lengths) > 1:
         raise AuditError(f"canonical_object_texts: columns of different lengths {sorted(lengths)}")
-    prefixed = [[f"{_ENCODE(key)}:{text}" for text in columns[key]] for key in keys]
+    prefixed = []
+    for key in keys:
+        name = f"{_ENCODE(key)}:"
+        prefixed.append([name + text for text in columns[key]])
     if not prefixed:
         return []
     return ["{" + ",".join(members) + "}" for members in zip(*prefixed, strict=True)]

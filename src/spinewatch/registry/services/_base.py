@@ -92,17 +92,25 @@ def check_version(value: object) -> int:
 
 
 def check_date(
-    field: str, value: object, *, allow_none: bool = False, not_future: bool = False
+    field: str,
+    value: object,
+    *,
+    allow_none: bool = False,
+    not_future: bool = False,
+    today_is: dt.date | None = None,
 ) -> dt.date | None:
-    """A calendar date (not a datetime, not a string); optionally not after today."""
+    """A calendar date (not a datetime, not a string); optionally not after today
+    (``today_is``: today's date read once by a caller that checks many dates)."""
     if value is None and allow_none:
         return None
     if isinstance(value, dt.datetime) or not isinstance(value, dt.date):
         raise RegistryError(f"{field} {value!r}: expected a date (datetime.date)", field=field)
-    if not_future and value > today():
-        raise RegistryError(
-            f"{field} {value.isoformat()} is in the future (today is {today()})", field=field
-        )
+    if not_future:
+        now = today_is or today()
+        if value > now:
+            raise RegistryError(
+                f"{field} {value.isoformat()} is in the future (today is {now})", field=field
+            )
     return value
 
 
@@ -319,7 +327,8 @@ class _Column:
                 what = self.field.model._meta.verbose_name
                 text = "; ".join(exc.messages)
                 raise RegistryError(f"{what} {i}: {name} {raw!r}: {text}", field=name) from exc
-        text = canonical_text(json_safe(value, name))
+        # keys and foreign keys (most values of a bulk write) are plain ints
+        text = str(value) if type(value) is int else canonical_text(json_safe(value, name))
         if self.json:
             value = json.dumps(value, cls=self.field.encoder)  # type: ignore[attr-defined]
         return value, text

@@ -31,7 +31,7 @@ from spinewatch.core.protocol import DEFAULT_PROTOCOL, FollowUpProtocol
 from spinewatch.registry import models as m
 from spinewatch.registry.choices import EnteredVia, RecordedVia
 from spinewatch.registry.errors import RegistryError
-from spinewatch.registry.services._base import check_date, inserted_rows, parse_field
+from spinewatch.registry.services._base import check_date, inserted_rows, parse_field, today
 from spinewatch.registry.services.patients import (
     IdentityData,
     _check_user,
@@ -49,6 +49,7 @@ from spinewatch.registry.services.procedures import (
 __all__ = ["BulkPatient", "BulkProcedure", "BulkSummary", "import_patients"]
 
 _CHUNK = 1000
+_RECORDED_VIA = frozenset(RecordedVia.values)
 
 
 @dataclass(frozen=True)
@@ -102,12 +103,14 @@ def _where(i: int, label: str | None) -> str:
     return f"patients[{i}]" + (f" ({label})" if label else "")
 
 
-def _check_procedure(where: str, proc: BulkProcedure) -> tuple[ProcedureType, list[TreatedLevel]]:
+def _check_procedure(
+    where: str, proc: BulkProcedure, today_is: dt.date
+) -> tuple[ProcedureType, list[TreatedLevel]]:
     if not isinstance(proc, BulkProcedure):
         raise RegistryError(f"{where}: {proc!r} is not a BulkProcedure")
     kind = parse_field(f"{where}.procedure_type", ProcedureType.parse, proc.procedure_type)
-    check_date(f"{where}.performed_on", proc.performed_on, not_future=True)
-    if proc.recorded_via not in RecordedVia.values:
+    check_date(f"{where}.performed_on", proc.performed_on, not_future=True, today_is=today_is)
+    if proc.recorded_via not in _RECORDED_VIA:
         raise RegistryError(
             f"{where}.recorded_via {proc.recorded_via!r}: expected one of "
             f"{', '.join(RecordedVia.values)}"
@@ -180,6 +183,7 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
     nothing is written."""
     if isinstance(patients, (str, bytes)) or not isinstance(patients, Sequence):
         raise RegistryError(f"patients {patients!r}: expected a list of BulkPatient")
+    today_is = today()
     identities: list[tuple[int, dict[str, Any]]] = []
     given: dict[str, int] = {}
     checked: list[list[tuple[BulkProcedure, ProcedureType, list[TreatedLevel]]]] = []
@@ -199,7 +203,7 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
             given[study_id] = i
         if record.identity is not None:
             try:
-                identities.append((i, _identity_values(record.identity)))
+                identities.append((i, _identity_values(record.identity, today_is=today_is)))
             except RegistryError as exc:
                 raise RegistryError(f"{where}: {exc}") from exc
         diagnosis = None
@@ -209,12 +213,16 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
                 f"{where}.diagnosis", lambda pair: CoreDiagnosis.parse(*pair), (kind, primary)
             )
             check_date(
-                f"{where}.diagnosed_on", record.diagnosed_on, allow_none=True, not_future=True
+                f"{where}.diagnosed_on",
+                record.diagnosed_on,
+                allow_none=True,
+                not_future=True,
+                today_is=today_is,
             )
         diagnoses.append(diagnosis)
         checked.append(
             [
-                (proc, *_check_procedure(f"{where}.procedures[{j}]", proc))
+                (proc, *_check_procedure(f"{where}.procedures[{j}]", proc, today_is))
                 for j, proc in enumerate(record.procedures)
             ]
         )

@@ -119,3 +119,40 @@ def test_record_created_rows_refuses_a_bad_row_before_writing():
         record_created_rows("registry.followup", [(1, "{}", "")])
     assert record_created_rows("registry.followup", []) == 0
     assert AuditEvent.objects.count() == 0
+
+
+def _view(object_id: int) -> None:
+    record(actor="someone", action="view", object_type="registry.patient", object_id=object_id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_head_is_read_once_per_transaction_and_again_after_a_rollback():
+    from django.db import transaction
+    from django.test.utils import CaptureQueriesContext
+
+    _view(1)
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        _view(2)
+        _view(3)
+        _view(4)
+    head = 'FROM "audit_auditevent" ORDER BY'
+    reads = [q for q in queries.captured_queries if head in q["sql"]]
+    assert len(reads) == 1  # then the head is the event just written, under the held lock
+    with transaction.atomic():
+        _view(5)
+        try:
+            with transaction.atomic():  # a savepoint whose events roll back
+                _view(6)
+                _view(7)
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            pass
+        _view(8)  # links to event 5, not to the rolled-back 7
+    with pytest.raises(RuntimeError), transaction.atomic():
+        _view(9)
+        raise RuntimeError("the whole transaction")
+    _view(10)
+    ids = list(AuditEvent.objects.order_by("seq").values_list("object_id", flat=True))
+    assert ids == ["1", "2", "3", "4", "5", "8", "10"]
+    assert verify().ok
+    assert independent_verify(connection) == []

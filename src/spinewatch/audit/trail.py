@@ -278,13 +278,36 @@ def record_many(
 
 def _lock_head(alias: str) -> tuple[int, str, Any]:
     """Take the append lock (PostgreSQL; SQLite serialises writers) and read the chain's head:
-    ``(seq, hash, at)`` of the last event, ``(0, GENESIS_HASH, None)`` for an empty trail."""
+    ``(seq, hash, at)`` of the last event, ``(0, GENESIS_HASH, None)`` for an empty trail.
+
+    Once per transaction: the lock is held to its end, so after an append the head is the
+    event just written -- remembered on the connection (:func:`_remember_head`) for as long as
+    that append stands. Whether it stands is what Django's on-commit bookkeeping knows already:
+    a marker registered with ``on_commit`` at the append is dropped when the transaction, or a
+    savepoint the append was made in, rolls back (and the lock taken in a rolled-back savepoint
+    goes with it), and when the transaction commits. Marker gone: lock and read again.
+    """
     connection = connections[alias]
+    remembered = getattr(connection, "_spinewatch_audit_head", None)
+    if remembered is not None:
+        marker, head = remembered
+        if any(entry[1] is marker for entry in connection.run_on_commit):
+            return head  # type: ignore[no-any-return]
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
     head = AuditEvent.objects.using(alias).order_by("-seq").values_list("seq", "hash", "at").first()
     return (head[0], head[1], head[2]) if head is not None else (0, GENESIS_HASH, None)
+
+
+def _remember_head(alias: str, head: tuple[int, str, Any]) -> None:
+    """Note ``head`` (just appended, under the lock) for the next append of this transaction."""
+
+    def marker() -> None:  # runs at commit: nothing to do, the note is stale from then on
+        pass
+
+    transaction.on_commit(marker, using=alias)
+    connections[alias]._spinewatch_audit_head = (marker, head)
 
 
 def _anchor_first_of_day(
@@ -314,6 +337,7 @@ def _append(events: list[AuditEvent], using: str | None) -> list[AuditEvent]:
         else:  # the queryset refuses bulk writes from anyone else; this is the append path
             _insert_many(connection, events)
         _anchor_first_of_day(head_at, now, events[0].seq, events[0].hash, alias)
+        _remember_head(alias, (seq, prev_hash, now))
     for event in events:
         logger.debug(
             "audit #%d %s %s %s", event.seq, event.action, event.object_type, event.object_id
@@ -394,6 +418,7 @@ def record_created_rows(
             prev_hash = digest
         insert_rows(connection, AuditEvent, _COLUMNS, records, json_columns=("changes", "detail"))
         _anchor_first_of_day(head_at, now, head_seq + 1, hashes[0], alias)
+        _remember_head(alias, (head_seq + len(rows), hashes[-1], now))
     logger.debug(
         "audit #%d-#%d create %s", head_seq + 1, head_seq + len(rows), template.object_type
     )

@@ -7,6 +7,12 @@ optimistic locking: :func:`changed` issues ``UPDATE ... SET version = version + 
 version = %s`` and refuses the edit (:class:`StaleEditError`) when no row matched, which is
 race-free on PostgreSQL as on SQLite. An audit trail is to be added here, in these three functions,
 and nowhere else.
+
+Their transactions are ``atomic(savepoint=False)``: a write and its audit event are one unit
+inside the caller's transaction without a SAVEPOINT/RELEASE pair per row (two queries of each
+write). A refused write therefore fails the caller's whole atomic block -- the service, whose
+own ``transaction.atomic()`` rolls back to its savepoint -- and is never caught and continued
+inside it.
 """
 
 from __future__ import annotations
@@ -179,7 +185,7 @@ def _study_id(obj: models.Model) -> str | None:
 def created(obj: M) -> M:
     """Validate and INSERT a new row, with its audit event in the same transaction."""
     _full_clean(obj)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see the module docstring
         with _integrity(obj):
             obj.save(force_insert=True)
         record(
@@ -210,7 +216,7 @@ def created_many(objs: Sequence[M], *, check_unique: bool = True) -> list[M]:
         if type(obj) is not model:
             raise RegistryError(f"created_many: {obj!r} is not a {model.__name__}")
         _full_clean(obj, unique=check_unique)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see the module docstring
         with _integrity(rows[0]):
             model._default_manager.bulk_create(rows, batch_size=500)
         record_many(
@@ -282,7 +288,7 @@ def inserted_rows(
     changes = canonical_object_texts(texts)
     events = list(zip(ids, changes, study_ids, strict=True))
     json_columns = [f.attname for f in fields if isinstance(f, models.JSONField)]
-    with transaction.atomic(), _integrity(model):  # type: ignore[arg-type]
+    with transaction.atomic(savepoint=False), _integrity(model):  # type: ignore[arg-type]
         insert_rows(connection, model, names, records, json_columns=json_columns)
         record_created_rows(model, events)
     logger.debug("created %d %s (bulk)", len(rows), meta.label)
@@ -383,7 +389,7 @@ def changed(
     for name, value in changes.items():
         setattr(current, name, value)
     _full_clean(current)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see the module docstring
         _update_row(model, obj, current, what, changes, expected if versioned else None)
         if delta := diff(old, changes):
             record(
@@ -424,7 +430,7 @@ def _update_row(
 def deleted(obj: models.Model) -> None:
     """DELETE a row (and its cascade), with its audit event in the same transaction."""
     values, pk, study_id = model_values(obj), obj.pk, _study_id(obj)
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):  # see the module docstring
         _, cascade = obj.delete()
         record(
             actor=None,

@@ -35,7 +35,7 @@ test-sqlite: $(STAMP)
 # Every database test (marked django_db) again against a real PostgreSQL server
 # (the one on 127.0.0.1:5432, or a throwaway one started from the PostgreSQL binaries).
 test-postgres: $(STAMP)
-	$(BIN)/python scripts/with_postgres.py $(BIN)/pytest -q -m django_db
+	$(BIN)/python scripts/with_postgres.py $(BIN)/pytest -n 2 -q -m django_db
 
 test: lint test-sqlite test-postgres
 

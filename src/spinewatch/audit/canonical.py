@@ -47,7 +47,7 @@ import json
 import math
 import numbers
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -60,6 +60,9 @@ __all__ = [
     "CANONICAL_FIELDS",
     "GENESIS_HASH",
     "canonical_json",
+    "canonical_object_texts",
+    "canonical_text",
+    "chain_hashes",
     "event_document",
     "event_hash",
     "format_at",
@@ -164,6 +167,78 @@ def event_document(
 def event_hash(document: Mapping[str, Any]) -> str:
     """SHA-256 (64 lower-case hex digits) of the canonical JSON of an event document."""
     return hashlib.sha256(canonical_json(document)).hexdigest()
+
+
+def canonical_text(value: Any) -> str:
+    """The canonical JSON text (rule 3) of a value that is already :func:`json_safe` (rule 4
+    holds for it: json_safe writes integral floats as integers), without re-walking it."""
+    return _ENCODE(value)
+
+
+_ENCODE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+
+
+def canonical_object_texts(columns: Mapping[str, Sequence[str]]) -> list[str]:
+    """Column-wise :func:`canonical_text` of many objects with the same keys: ``columns`` maps
+    each key to the canonical texts of its value in each object (all the same length); returns
+    the canonical text of each object (keys sorted by code point, rule 3), without a dict or a
+    serialisation per object."""
+    keys = sorted(columns)
+    lengths = {len(columns[key]) for key in keys}
+    if len(lengths) > 1:
+        raise AuditError(f"canonical_object_texts: columns of different lengths {sorted(lengths)}")
+    prefixed = []
+    for key in keys:
+        name = f"{_ENCODE(key)}:"
+        prefixed.append([name + text for text in columns[key]])
+    if not prefixed:
+        return []
+    return ["{" + ",".join(members) + "}" for members in zip(*prefixed, strict=True)]
+
+
+def chain_hashes(
+    common: Mapping[str, Any],
+    varying: Iterable[tuple[str, str, str | None]],
+    *,
+    seq: int,
+    prev_hash: str,
+) -> list[str]:
+    """The linked hashes of consecutive events that share every member but ``changes``,
+    ``object_id`` and ``patient_study_id`` -- what :func:`event_hash` of each
+    :func:`event_document` gives, from one precomputed text per event instead of a document.
+
+    ``common``: the shared members (``action``, ``actor_id``, ``actor_role``, ``actor_username``,
+    ``at`` as written by :func:`format_at`, ``detail``, ``ip``, ``object_type``, ``via``) as
+    JSON-safe values; ``varying``: per event ``(changes_text, object_id, patient_study_id)`` with
+    ``changes_text`` the :func:`canonical_text` of the event's ``changes``. The first event is
+    number ``seq`` and links to ``prev_hash``. Keys sorted as rule 3 requires: ``changes``
+    follows ``at``, and ``object_id``/``patient_study_id`` surround ``object_type``.
+    """
+    text = _ENCODE
+    head = (
+        f'{{"action":{text(common["action"])},"actor_id":{text(common["actor_id"])},'
+        f'"actor_role":{text(common["actor_role"])},'
+        f'"actor_username":{text(common["actor_username"])},"at":{text(common["at"])},"changes":'
+    )
+    detail = f',"detail":{text(common["detail"])},"ip":{text(common["ip"])},"object_id":'
+    object_type = f',"object_type":{text(common["object_type"])},"patient_study_id":'
+    via = f',"via":{text(common["via"])}}}'
+    sha256 = hashlib.sha256
+    hashes: list[str] = []
+    for changes_text, object_id, study_id in varying:
+        document = (
+            f"{head}{changes_text}{detail}{text(object_id)}{object_type}{text(study_id)}"
+            f',"prev_hash":"{prev_hash}","seq":{seq}{via}'
+        )
+        try:
+            prev_hash = sha256(document.encode("utf-8")).hexdigest()
+        except UnicodeEncodeError:
+            raise AuditError(f"event {seq}: {document[:200]!r} is not valid Unicode") from None
+        hashes.append(prev_hash)
+        seq += 1
+    return hashes
 
 
 def _key(key: object, where: str) -> str:

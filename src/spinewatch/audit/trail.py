@@ -34,14 +34,20 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, router, transaction
 from django.utils import timezone
 
-from spinewatch.audit.canonical import GENESIS_HASH, json_safe
+from spinewatch.audit.canonical import (
+    GENESIS_HASH,
+    canonical_text,
+    chain_hashes,
+    format_at,
+    json_safe,
+)
 from spinewatch.audit.context import (
     ANONYMOUS,
     Actor,
@@ -52,6 +58,7 @@ from spinewatch.audit.context import (
 )
 from spinewatch.audit.errors import AuditError
 from spinewatch.audit.models import Action, AuditEvent
+from spinewatch.audit.rows import insert_rows
 
 __all__ = [
     "AUDIT_LOCK_KEY",
@@ -60,6 +67,7 @@ __all__ = [
     "model_values",
     "object_type_of",
     "record",
+    "record_created_rows",
     "record_many",
     "verify",
 ]
@@ -268,21 +276,57 @@ def record_many(
     return _append(events, using) if events else []
 
 
+def _lock_head(alias: str) -> tuple[int, str, Any]:
+    """Take the append lock (PostgreSQL; SQLite serialises writers) and read the chain's head:
+    ``(seq, hash, at)`` of the last event, ``(0, GENESIS_HASH, None)`` for an empty trail.
+
+    Once per transaction: the lock is held to its end, so after an append the head is the
+    event just written -- remembered on the connection (:func:`_remember_head`) for as long as
+    that append stands. Whether it stands is what Django's on-commit bookkeeping knows already:
+    a marker registered with ``on_commit`` at the append is dropped when the transaction, or a
+    savepoint the append was made in, rolls back (and the lock taken in a rolled-back savepoint
+    goes with it), and when the transaction commits. Marker gone: lock and read again.
+    """
+    connection = connections[alias]
+    remembered = getattr(connection, "_spinewatch_audit_head", None)
+    if remembered is not None:
+        marker, head = remembered
+        if any(entry[1] is marker for entry in connection.run_on_commit):
+            return head  # type: ignore[no-any-return]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
+    head = AuditEvent.objects.using(alias).order_by("-seq").values_list("seq", "hash", "at").first()
+    return (head[0], head[1], head[2]) if head is not None else (0, GENESIS_HASH, None)
+
+
+def _remember_head(alias: str, head: tuple[int, str, Any]) -> None:
+    """Note ``head`` (just appended, under the lock) for the next append of this transaction."""
+
+    def marker() -> None:  # runs at commit: nothing to do, the note is stale from then on
+        pass
+
+    transaction.on_commit(marker, using=alias)
+    connections[alias]._spinewatch_audit_head = (marker, head)
+
+
+def _anchor_first_of_day(
+    head_at: Any, now: Any, first_seq: int, first_hash: str, alias: str
+) -> None:
+    """The day's first event (or the trail's): write it to the anchor file once committed."""
+    if head_at is None or head_at.date() != now.date():
+        genesis = first_hash if first_seq == 1 else None
+        transaction.on_commit(
+            lambda: _anchor_after_commit(first_seq, first_hash, genesis, alias), using=alias
+        )
+
+
 def _append(events: list[AuditEvent], using: str | None) -> list[AuditEvent]:
     """Number, link, hash and INSERT prepared events under the append lock."""
     alias = using or router.db_for_write(AuditEvent)
     connection = connections[alias]
     with transaction.atomic(using=alias, savepoint=False):
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [AUDIT_LOCK_KEY])
-        head = (
-            AuditEvent.objects.using(alias)
-            .order_by("-seq")
-            .values_list("seq", "hash", "at")
-            .first()
-        )
-        seq, prev_hash = (head[0], head[1]) if head is not None else (0, GENESIS_HASH)
+        seq, prev_hash, head_at = _lock_head(alias)
         now = timezone.now()
         for event in events:
             seq += 1
@@ -292,17 +336,93 @@ def _append(events: list[AuditEvent], using: str | None) -> list[AuditEvent]:
             events[0].save(using=alias)
         else:  # the queryset refuses bulk writes from anyone else; this is the append path
             _insert_many(connection, events)
-        if head is None or head[2].date() != now.date():  # the day's first event: anchor it
-            first_seq, first_hash = events[0].seq, events[0].hash
-            genesis = first_hash if first_seq == 1 else None
-            transaction.on_commit(
-                lambda: _anchor_after_commit(first_seq, first_hash, genesis, alias), using=alias
-            )
+        _anchor_first_of_day(head_at, now, events[0].seq, events[0].hash, alias)
+        _remember_head(alias, (seq, prev_hash, now))
     for event in events:
         logger.debug(
             "audit #%d %s %s %s", event.seq, event.action, event.object_type, event.object_id
         )
     return events
+
+
+def record_created_rows(
+    object_type: object,
+    rows: Sequence[tuple[object, str, str | None]],
+    *,
+    using: str | None = None,
+) -> int:
+    """Append one ``create`` event per new row of one table, for a bulk write; return how many.
+
+    ``rows``: ``(object_id, changes_text, patient_study_id)`` per row, ``changes_text`` the
+    :func:`~spinewatch.audit.canonical.canonical_text` of the row's JSON-safe values (what
+    :func:`model_values` gives; :func:`~spinewatch.audit.canonical.canonical_object_texts`
+    builds them column by column). The events are those of :func:`record_many` with
+    ``actor=None, action="create"`` -- same members, same chain, checked by :func:`verify` like
+    any other -- but built as plain rows: the one text per event is both stored and hashed
+    (:func:`~spinewatch.audit.canonical.chain_hashes`), and on PostgreSQL written with ``COPY``
+    (no model instance, no per-value adaptation in Python).
+    """
+    if not rows:
+        return 0
+    template = _prepare(actor=None, action="create", object_type=object_type, object_id=None)
+    varying = []
+    for object_id, changes_text, study_id in rows:
+        if not (isinstance(changes_text, str) and changes_text.startswith("{")):
+            raise AuditError(f"changes {changes_text!r}: expected the canonical text of a dict")
+        varying.append((changes_text, _parse_object_id(object_id), _parse_study_id(study_id)))
+    alias = using or router.db_for_write(AuditEvent)
+    connection = connections[alias]
+    with transaction.atomic(using=alias, savepoint=False):
+        head_seq, prev_hash, head_at = _lock_head(alias)
+        now = timezone.now()
+        common = {
+            "action": template.action,
+            "actor_id": template.actor_id,
+            "actor_role": template.actor_role,
+            "actor_username": template.actor_username,
+            "at": format_at(now),
+            "detail": template.detail,
+            "ip": template.ip,
+            "object_type": template.object_type,
+            "via": template.via,
+        }
+        hashes = chain_hashes(common, varying, seq=head_seq + 1, prev_hash=prev_hash)
+        detail = canonical_text(template.detail)
+        constant = (
+            template.actor_id,
+            template.actor_username,
+            template.actor_role,
+            template.via,
+            template.action,
+            template.object_type,
+        )
+        records = []
+        for k, ((changes_text, object_id, study_id), digest) in enumerate(
+            zip(varying, hashes, strict=True)
+        ):
+            seq = head_seq + 1 + k
+            records.append(
+                (
+                    seq,
+                    now,
+                    *constant,
+                    object_id,
+                    study_id,
+                    changes_text,
+                    detail,
+                    template.ip,
+                    prev_hash,
+                    digest,
+                )
+            )
+            prev_hash = digest
+        insert_rows(connection, AuditEvent, _COLUMNS, records, json_columns=("changes", "detail"))
+        _anchor_first_of_day(head_at, now, head_seq + 1, hashes[0], alias)
+        _remember_head(alias, (head_seq + len(rows), hashes[-1], now))
+    logger.debug(
+        "audit #%d-#%d create %s", head_seq + 1, head_seq + len(rows), template.object_type
+    )
+    return len(rows)
 
 
 _COLUMNS = (

@@ -31,7 +31,7 @@ from spinewatch.core.protocol import DEFAULT_PROTOCOL, FollowUpProtocol
 from spinewatch.registry import models as m
 from spinewatch.registry.choices import EnteredVia, RecordedVia
 from spinewatch.registry.errors import RegistryError
-from spinewatch.registry.services._base import check_date, created_many, parse_field
+from spinewatch.registry.services._base import check_date, inserted_rows, parse_field, today
 from spinewatch.registry.services.patients import (
     IdentityData,
     _check_user,
@@ -40,11 +40,16 @@ from spinewatch.registry.services.patients import (
     take_study_ids,
     validate_study_id,
 )
-from spinewatch.registry.services.procedures import _check_parts, _visit_code, treated_level_row
+from spinewatch.registry.services.procedures import (
+    _check_parts,
+    _visit_code,
+    treated_level_values,
+)
 
 __all__ = ["BulkPatient", "BulkProcedure", "BulkSummary", "import_patients"]
 
 _CHUNK = 1000
+_RECORDED_VIA = frozenset(RecordedVia.values)
 
 
 @dataclass(frozen=True)
@@ -98,12 +103,14 @@ def _where(i: int, label: str | None) -> str:
     return f"patients[{i}]" + (f" ({label})" if label else "")
 
 
-def _check_procedure(where: str, proc: BulkProcedure) -> tuple[ProcedureType, list[TreatedLevel]]:
+def _check_procedure(
+    where: str, proc: BulkProcedure, today_is: dt.date
+) -> tuple[ProcedureType, list[TreatedLevel]]:
     if not isinstance(proc, BulkProcedure):
         raise RegistryError(f"{where}: {proc!r} is not a BulkProcedure")
     kind = parse_field(f"{where}.procedure_type", ProcedureType.parse, proc.procedure_type)
-    check_date(f"{where}.performed_on", proc.performed_on, not_future=True)
-    if proc.recorded_via not in RecordedVia.values:
+    check_date(f"{where}.performed_on", proc.performed_on, not_future=True, today_is=today_is)
+    if proc.recorded_via not in _RECORDED_VIA:
         raise RegistryError(
             f"{where}.recorded_via {proc.recorded_via!r}: expected one of "
             f"{', '.join(RecordedVia.values)}"
@@ -176,6 +183,7 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
     nothing is written."""
     if isinstance(patients, (str, bytes)) or not isinstance(patients, Sequence):
         raise RegistryError(f"patients {patients!r}: expected a list of BulkPatient")
+    today_is = today()
     identities: list[tuple[int, dict[str, Any]]] = []
     given: dict[str, int] = {}
     checked: list[list[tuple[BulkProcedure, ProcedureType, list[TreatedLevel]]]] = []
@@ -195,7 +203,7 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
             given[study_id] = i
         if record.identity is not None:
             try:
-                identities.append((i, _identity_values(record.identity)))
+                identities.append((i, _identity_values(record.identity, today_is=today_is)))
             except RegistryError as exc:
                 raise RegistryError(f"{where}: {exc}") from exc
         diagnosis = None
@@ -205,12 +213,16 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
                 f"{where}.diagnosis", lambda pair: CoreDiagnosis.parse(*pair), (kind, primary)
             )
             check_date(
-                f"{where}.diagnosed_on", record.diagnosed_on, allow_none=True, not_future=True
+                f"{where}.diagnosed_on",
+                record.diagnosed_on,
+                allow_none=True,
+                not_future=True,
+                today_is=today_is,
             )
         diagnoses.append(diagnosis)
         checked.append(
             [
-                (proc, *_check_procedure(f"{where}.procedures[{j}]", proc))
+                (proc, *_check_procedure(f"{where}.procedures[{j}]", proc, today_is))
                 for j, proc in enumerate(record.procedures)
             ]
         )
@@ -220,75 +232,86 @@ def import_patients(patients: Sequence[BulkPatient]) -> BulkSummary:
         _check_numbers_free(identities)
         note_study_ids(given)
         generated = iter(take_study_ids(sum(r.study_id is None for r in patients)))
-        patient_rows = created_many(
+        study_ids = [r.study_id or next(generated) for r in patients]
+        patient_ids = inserted_rows(
+            m.Patient,
             [
-                m.Patient(study_id=r.study_id or next(generated), case_manager=r.case_manager)
-                for r in patients
+                {"study_id": study_id, "case_manager_id": getattr(r.case_manager, "pk", None)}
+                for study_id, r in zip(study_ids, patients, strict=True)
             ],
-            check_unique=False,
+            study_ids,
         )
-        created_many(
-            [m.PatientIdentity(patient=patient_rows[i], **values) for i, values in identities],
-            check_unique=False,
+        inserted_rows(
+            m.PatientIdentity,
+            [{"patient_id": patient_ids[i], **values} for i, values in identities],
+            [study_ids[i] for i, _values in identities],
         )
-        diagnosis_rows = created_many(
+        diagnosed = [(i, d) for i, d in enumerate(diagnoses) if d is not None]
+        inserted_rows(
+            m.Diagnosis,
             [
-                m.Diagnosis(
-                    patient=patient_rows[i],
-                    kind=d.kind.value,
-                    primary_tumour=d.primary.value if d.primary else None,
-                    diagnosed_on=patients[i].diagnosed_on,
-                )
-                for i, d in enumerate(diagnoses)
-                if d is not None
-            ]
+                {
+                    "patient_id": patient_ids[i],
+                    "kind": d.kind.value,
+                    "primary_tumour": d.primary.value if d.primary else None,
+                    "diagnosed_on": patients[i].diagnosed_on,
+                }
+                for i, d in diagnosed
+            ],
+            [study_ids[i] for i, _d in diagnosed],
         )
         protocols: dict[int, dict[str, Any]] = {}
-        procedure_rows = created_many(
-            [
-                m.Procedure(
-                    patient=patient_rows[i],
-                    performed_on=proc.performed_on,
-                    procedure_type=kind.value,
-                    protocol=protocols.setdefault(id(proc.protocol), proc.protocol.to_dict()),
-                    recorded_via=proc.recorded_via,
-                    **proc.fields,
-                )
-                for i, procs in enumerate(checked)
-                for proc, kind, _levels in procs
-            ]
-        )
+        owners = [i for i, procs in enumerate(checked) for _ in procs]
         flat = [item for procs in checked for item in procs]
-        level_rows = created_many(
+        procedure_ids = inserted_rows(
+            m.Procedure,
             [
-                treated_level_row(row, t)
-                for row, (_proc, _kind, levels) in zip(procedure_rows, flat, strict=True)
-                for t in levels
-            ]
+                {
+                    "patient_id": patient_ids[i],
+                    "performed_on": proc.performed_on,
+                    "procedure_type": kind.value,
+                    "protocol": protocols.setdefault(id(proc.protocol), proc.protocol.to_dict()),
+                    "recorded_via": proc.recorded_via,
+                    **proc.fields,
+                }
+                for i, (proc, kind, _levels) in zip(owners, flat, strict=True)
+            ],
+            [study_ids[i] for i in owners],
         )
-        visits = []
-        for row, (proc, _kind, _levels) in zip(procedure_rows, flat, strict=True):
+        levels = [
+            (i, {"procedure_id": pk, **treated_level_values(t)})
+            for i, pk, (_proc, _kind, treated) in zip(owners, procedure_ids, flat, strict=True)
+            for t in treated
+        ]
+        inserted_rows(
+            m.TreatedLevel, [row for _i, row in levels], [study_ids[i] for i, _row in levels]
+        )
+        visits: list[dict[str, Any]] = []
+        visit_owners: list[str] = []
+        for i, pk, (proc, _kind, _levels) in zip(owners, procedure_ids, flat, strict=True):
             for visit in proc.protocol.schedule(proc.performed_on):
-                vas = proc.vas.get(_visit_code(visit))
+                code = _visit_code(visit)
+                vas = proc.vas.get(code)
                 visits.append(
-                    m.FollowUp(
-                        procedure=row,
-                        timepoint=_visit_code(visit),
-                        due_date=visit.due,
-                        window_start=visit.window_start,
-                        window_end=visit.window_end,
-                        completed_on=visit.due if vas is not None else None,
-                        vas=None if vas is None else float(vas),
-                        entered_via=EnteredVia.IMPORT.value if vas is not None else None,
-                    )
+                    {
+                        "procedure_id": pk,
+                        "timepoint": code,
+                        "due_date": visit.due,
+                        "window_start": visit.window_start,
+                        "window_end": visit.window_end,
+                        "completed_on": visit.due if vas is not None else None,
+                        "vas": None if vas is None else float(vas),
+                        "entered_via": EnteredVia.IMPORT.value if vas is not None else None,
+                    }
                 )
-        created_many(visits)
+                visit_owners.append(study_ids[i])
+        inserted_rows(m.FollowUp, visits, visit_owners)
     return BulkSummary(
-        patients=len(patient_rows),
+        patients=len(patient_ids),
         identities=len(identities),
-        diagnoses=len(diagnosis_rows),
-        procedures=len(procedure_rows),
-        treated_levels=len(level_rows),
+        diagnoses=len(diagnosed),
+        procedures=len(procedure_ids),
+        treated_levels=len(levels),
         follow_ups=len(visits),
-        completed=sum(v.vas is not None for v in visits),
+        completed=sum(v["vas"] is not None for v in visits),
     )

@@ -154,7 +154,11 @@ def _check_user(field: str, user: object) -> Any:
     return user
 
 
-def _identity_values(data: IdentityData) -> dict[str, Any]:
+_SEXES = frozenset(Sex.values)
+_CONTACTS = frozenset(ContactBy.values)
+
+
+def _identity_values(data: IdentityData, *, today_is: dt.date | None = None) -> dict[str, Any]:
     values = {f.name: getattr(data, f.name) for f in fields(data)}
     for name in ("family_name", "given_name", "hospital_number", "phone", "email"):
         if not isinstance(values[name], str):
@@ -170,12 +174,14 @@ def _identity_values(data: IdentityData) -> dict[str, Any]:
     values["search_text"] = m.identity_search_text(
         values["family_name"], values["given_name"], values["hospital_number"]
     )
-    check_date("birth_date", values["birth_date"], allow_none=True, not_future=True)
-    if values["sex"] not in Sex.values:
+    check_date(
+        "birth_date", values["birth_date"], allow_none=True, not_future=True, today_is=today_is
+    )
+    if values["sex"] not in _SEXES:
         raise RegistryError(
             f"sex {values['sex']!r}: expected one of {', '.join(Sex.values)}", field="sex"
         )
-    if values["contact_by"] not in ContactBy.values:
+    if values["contact_by"] not in _CONTACTS:
         raise RegistryError(
             f"contact_by {values['contact_by']!r}: expected one of {', '.join(ContactBy.values)}",
             field="contact_by",

@@ -197,21 +197,25 @@ def _check_complications(
     return out
 
 
+def treated_level_values(t: TreatedLevel) -> dict[str, Any]:
+    """The column values of one checked treated level (but its procedure)."""
+    return {
+        "level": str(t.level),
+        "approach": t.approach.value,
+        "needle_gauge": t.needle_gauge,
+        "cement_volume_ml": float(t.cement_volume_ml),
+        "ablation_modality": t.ablation.value if t.ablation is not None else None,
+        "ablation_power_w": t.ablation_power_w,
+        "ablation_duration_s": t.ablation_duration_s,
+        "access": t.access.value if t.access is not None else None,
+        "biopsy": t.biopsy,
+        "biopsy_result": t.biopsy_result.value if t.biopsy_result is not None else None,
+    }
+
+
 def treated_level_row(procedure: m.Procedure, t: TreatedLevel) -> m.TreatedLevel:
     """The (unsaved) row of one checked treated level of ``procedure``."""
-    return m.TreatedLevel(
-        procedure=procedure,
-        level=str(t.level),
-        approach=t.approach.value,
-        needle_gauge=t.needle_gauge,
-        cement_volume_ml=float(t.cement_volume_ml),
-        ablation_modality=t.ablation.value if t.ablation is not None else None,
-        ablation_power_w=t.ablation_power_w,
-        ablation_duration_s=t.ablation_duration_s,
-        access=t.access.value if t.access is not None else None,
-        biopsy=t.biopsy,
-        biopsy_result=t.biopsy_result.value if t.biopsy_result is not None else None,
-    )
+    return m.TreatedLevel(procedure=procedure, **treated_level_values(t))
 
 
 def _write_children(

@@ -48,9 +48,13 @@ ARCH_SLOPE = 0.3
 #: twice as high in front as behind) or a concave endplate reaches beyond the mean half
 #: height; where an endplate is missing the growth stops there. Engineering choice.
 ENDPLATE_REACH = 2.0
-#: Posterior-element bone farther than this from every disc plane is labelled by the planes
-#: directly; nearer, by the flood. About a quarter of a lumbar pitch. Engineering choice.
-ARCH_MARGIN_MM = 8.0
+#: Posterior-element bone farther than this from every disc plane is labelled by the (sloped)
+#: planes directly; nearer, by the flood. About two working voxels: at 1.5-3 mm the facet
+#: joint's gap is bridged by bone, so the flood's split there is only the distance to the
+#: nearest seed; wider bands (8 mm was used) handed whole laminae and articular processes to
+#: the neighbour. Chosen by a measured sweep (0-16 mm) on the real references and phantoms,
+#: docs/segmentation.md: 0-4 mm help the real scans alike, below 4 mm the phantoms lose.
+ARCH_MARGIN_MM = 4.0
 
 
 def _per_slice(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

@@ -99,19 +99,23 @@ def _between_endplates(
     barrier: npt.NDArray[np.bool_],
     reach_mm: float,
     spacing_z_mm: float,
+    half_height_mm: float,
 ) -> npt.NDArray[np.bool_]:
     """The disc between its endplates: from the voxels nearest the disc plane (``s``: signed
     distance to it, mm, per voxel), grown up and down along S through ``region`` (in front of
     the posterior wall) without entering ``barrier`` (bone: the endplates) and no farther than
     ``reach_mm`` from the plane. Follows a concave or wedged endplate wherever it is, which a
-    slab of fixed thickness does not; where an endplate is missing (noise, a fracture) it stops
-    at ``reach_mm``."""
+    slab of fixed thickness does not. A column (fixed R, A) whose growth runs the whole reach
+    without meeting an endplate has shown no endplate to follow -- on a noisy CT the growth
+    then runs through gaps in the endplate into marrow that reads like disc tissue -- so there
+    it keeps only the disc's own half height (``half_height_mm``)."""
     open_ = region & ~barrier
     seed = open_ & (np.abs(s) <= 0.5 * spacing_z_mm + 1e-3)
     out = seed.copy()
     steps = int(np.ceil(reach_mm / spacing_z_mm))
     for sign in (1, -1):
         allowed = open_ & (sign * s > 0) & (sign * s <= reach_mm)
+        grown = np.zeros_like(seed)
         cur = seed
         for _ in range(steps):
             nxt = np.zeros_like(cur)
@@ -122,7 +126,11 @@ def _between_endplates(
             cur = nxt & allowed
             if not cur.any():
                 break
-            out |= cur
+            grown |= cur
+        # where the growth is still going at the reach (no endplate met), keep the half height
+        unbounded = (grown & (sign * s > reach_mm - spacing_z_mm)).any(axis=2, keepdims=True)
+        grown &= ~(unbounded & (sign * s > half_height_mm))
+        out |= grown
     return out
 
 
@@ -160,7 +168,7 @@ def _segment_index(
         idx += (s > 0).astype(np.int16)
         if region is not None and barrier is not None:
             reach = max(ENDPLATE_REACH * d.half_height_mm, d.half_height_mm + spacing_mm[2])
-            slab |= _between_endplates(s, region, barrier, reach, spacing_mm[2])
+            slab |= _between_endplates(s, region, barrier, reach, spacing_mm[2], d.half_height_mm)
         np.abs(s, out=s)
         np.minimum(near, s, out=near)
         slab |= s < np.float32(d.half_height_mm)

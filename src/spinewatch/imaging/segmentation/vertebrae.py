@@ -105,10 +105,12 @@ def _between_endplates(
     distance to it, mm, per voxel), grown up and down along S through ``region`` (in front of
     the posterior wall) without entering ``barrier`` (bone: the endplates) and no farther than
     ``reach_mm`` from the plane. Follows a concave or wedged endplate wherever it is, which a
-    slab of fixed thickness does not. A column (fixed R, A) whose growth runs the whole reach
-    without meeting an endplate has shown no endplate to follow -- on a noisy CT the growth
-    then runs through gaps in the endplate into marrow that reads like disc tissue -- so there
-    it keeps only the disc's own half height (``half_height_mm``)."""
+    slab of fixed thickness does not, on either side: where the endplate is nearer than the
+    disc's mean half height (``half_height_mm``, from the profile), the disc ends at it. A column
+    (fixed R, A) whose growth runs the whole reach without meeting an endplate, or that has no
+    disc voxel at the plane to start from, has shown no endplate to follow -- on a noisy CT the
+    growth then runs through gaps in the endplate into marrow that reads like disc tissue -- so
+    there the disc is its half height on that side."""
     open_ = region & ~barrier
     seed = open_ & (np.abs(s) <= 0.5 * spacing_z_mm + 1e-3)
     out = seed.copy()
@@ -127,10 +129,12 @@ def _between_endplates(
             if not cur.any():
                 break
             grown |= cur
-        # where the growth is still going at the reach (no endplate met), keep the half height
+        # an endplate met: the disc ends there; none (the growth still going at the reach, or
+        # no disc voxel at the plane to start from): the disc's half height
         unbounded = (grown & (sign * s > reach_mm - spacing_z_mm)).any(axis=2, keepdims=True)
-        grown &= ~(unbounded & (sign * s > half_height_mm))
-        out |= grown
+        stopped = seed.any(axis=2, keepdims=True) & ~unbounded
+        half = region & (sign * s > 0) & (sign * s < half_height_mm)
+        out |= np.where(stopped, grown, half)
     return out
 
 
@@ -145,8 +149,8 @@ def _segment_index(
     """Per voxel: how many disc planes lie below it (0 = below the lowest disc), int16; its
     distance to the nearest disc plane in mm, float32 (inf without discs); and whether it lies
     within a disc's half height of that disc's plane, or (given ``region`` and ``barrier``)
-    between the disc's endplates (:func:`_between_endplates`, up to ``ENDPLATE_REACH`` half
-    heights), bool. ``lift_mm`` (broadcastable to ``shape``) moves each voxel up by so many mm
+    between the disc's endplates (:func:`_between_endplates`: up to ``ENDPLATE_REACH`` half
+    heights, the half height where no endplate is met), bool. ``lift_mm`` (broadcastable to ``shape``) moves each voxel up by so many mm
     against every plane (the neural arch of a vertebra reaches below its disc plane, see
     ``ARCH_SLOPE``); it must be 0 in ``region``."""
     nx, ny, nz = shape
@@ -171,7 +175,8 @@ def _segment_index(
             slab |= _between_endplates(s, region, barrier, reach, spacing_mm[2], d.half_height_mm)
         np.abs(s, out=s)
         np.minimum(near, s, out=near)
-        slab |= s < np.float32(d.half_height_mm)
+        if region is None or barrier is None:
+            slab |= s < np.float32(d.half_height_mm)
     return idx, near, slab
 
 

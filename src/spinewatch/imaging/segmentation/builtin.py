@@ -38,6 +38,7 @@ from spinewatch.imaging.segmentation.discs import (
     find_discs,
     spacing_problem,
 )
+from spinewatch.imaging.segmentation.edge import refine_edge
 from spinewatch.imaging.segmentation.landmarks import rib_bearing, sacrum_segment
 from spinewatch.imaging.segmentation.levels import LevelNaming, name_levels
 from spinewatch.imaging.segmentation.noise import denoise, smoothing_sigma_vox
@@ -202,9 +203,9 @@ def _to_native(
     core = ndi.binary_erosion(seg > 0, structure=in_plane_structure())
     f = working.factors
     sp = working.canonical_spacing_mm
-    noisy = smoothing_sigma_vox(noise_hu * float(np.sqrt(np.prod(f))), sp) is not None
+    ct_sigma = smoothing_sigma_vox(noise_hu * float(np.sqrt(np.prod(f))), sp)
+    noisy = ct_sigma is not None
     margin = 1 if noisy else 0
-    counts = np.zeros(256, dtype=np.float64)
     # slab by slab along S (the slow axis of a Fortran-ordered CT): the float32 crop and its
     # smoothing stay a few slices deep instead of the whole column's box
     for k0 in range(0, grown.shape[2], _RIM_SLAB):
@@ -222,15 +223,13 @@ def _to_native(
         keep = _rim(wide, sp, f, labels_w, blocked[part], core[part], sl_n[2].start - a, noisy)
         up = _upsample(labels_w, f, keep.shape)
         out[sl_n] = np.where(keep, up, 0)
-        padded = np.zeros(tuple(n * k for n, k in zip(labels_w.shape, f, strict=True)), dtype=bool)
-        padded[: keep.shape[0], : keep.shape[1], : keep.shape[2]] = keep
-        per_block = np.zeros(labels_w.shape, dtype=np.int32)
-        for i in range(f[0]):
-            for j in range(f[1]):
-                for k in range(f[2]):
-                    per_block += padded[i :: f[0], j :: f[1], k :: f[2]]
-        counts += np.bincount(labels_w.ravel(), weights=per_block.ravel(), minlength=256)[:256]
-    return to_ct_grid(out, working), np.round(counts[:256]).astype(np.int64)
+    # the outer surface re-drawn at the half-maximum of its cortex, on the CT's own voxels
+    refine_edge(view, out, sp, ct_sigma)
+    box_n = tuple(
+        slice(a * k, min(b * k, n)) for a, b, k, n in zip(lo, hi, f, out.shape, strict=True)
+    )
+    counts = np.bincount(out[box_n].ravel(), minlength=256)[:256]
+    return to_ct_grid(out, working), counts.astype(np.int64)
 
 
 def _upsample(

@@ -48,9 +48,13 @@ ARCH_SLOPE = 0.3
 #: twice as high in front as behind) or a concave endplate reaches beyond the mean half
 #: height; where an endplate is missing the growth stops there. Engineering choice.
 ENDPLATE_REACH = 2.0
-#: Posterior-element bone farther than this from every disc plane is labelled by the planes
-#: directly; nearer, by the flood. About a quarter of a lumbar pitch. Engineering choice.
-ARCH_MARGIN_MM = 8.0
+#: Posterior-element bone farther than this from every disc plane is labelled by the (sloped)
+#: planes directly; nearer, by the flood. About two working voxels: at 1.5-3 mm the facet
+#: joint's gap is bridged by bone, so the flood's split there is only the distance to the
+#: nearest seed; wider bands (8 mm was used) handed whole laminae and articular processes to
+#: the neighbour. Chosen by a measured sweep (0-16 mm) on the real references and phantoms,
+#: docs/segmentation.md: 0-4 mm help the real scans alike, below 4 mm the phantoms lose.
+ARCH_MARGIN_MM = 4.0
 
 
 def _per_slice(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -95,19 +99,25 @@ def _between_endplates(
     barrier: npt.NDArray[np.bool_],
     reach_mm: float,
     spacing_z_mm: float,
+    half_height_mm: float,
 ) -> npt.NDArray[np.bool_]:
     """The disc between its endplates: from the voxels nearest the disc plane (``s``: signed
     distance to it, mm, per voxel), grown up and down along S through ``region`` (in front of
     the posterior wall) without entering ``barrier`` (bone: the endplates) and no farther than
     ``reach_mm`` from the plane. Follows a concave or wedged endplate wherever it is, which a
-    slab of fixed thickness does not; where an endplate is missing (noise, a fracture) it stops
-    at ``reach_mm``."""
+    slab of fixed thickness does not, on either side: where the endplate is nearer than the
+    disc's mean half height (``half_height_mm``, from the profile), the disc ends at it. A column
+    (fixed R, A) whose growth runs the whole reach without meeting an endplate, or that has no
+    disc voxel at the plane to start from, has shown no endplate to follow -- on a noisy CT the
+    growth then runs through gaps in the endplate into marrow that reads like disc tissue -- so
+    there the disc is its half height on that side."""
     open_ = region & ~barrier
     seed = open_ & (np.abs(s) <= 0.5 * spacing_z_mm + 1e-3)
     out = seed.copy()
     steps = int(np.ceil(reach_mm / spacing_z_mm))
     for sign in (1, -1):
         allowed = open_ & (sign * s > 0) & (sign * s <= reach_mm)
+        grown = np.zeros_like(seed)
         cur = seed
         for _ in range(steps):
             nxt = np.zeros_like(cur)
@@ -118,7 +128,13 @@ def _between_endplates(
             cur = nxt & allowed
             if not cur.any():
                 break
-            out |= cur
+            grown |= cur
+        # an endplate met: the disc ends there; none (the growth still going at the reach, or
+        # no disc voxel at the plane to start from): the disc's half height
+        unbounded = (grown & (sign * s > reach_mm - spacing_z_mm)).any(axis=2, keepdims=True)
+        stopped = seed.any(axis=2, keepdims=True) & ~unbounded
+        half = region & (sign * s > 0) & (sign * s < half_height_mm)
+        out |= np.where(stopped, grown, half)
     return out
 
 
@@ -133,8 +149,8 @@ def _segment_index(
     """Per voxel: how many disc planes lie below it (0 = below the lowest disc), int16; its
     distance to the nearest disc plane in mm, float32 (inf without discs); and whether it lies
     within a disc's half height of that disc's plane, or (given ``region`` and ``barrier``)
-    between the disc's endplates (:func:`_between_endplates`, up to ``ENDPLATE_REACH`` half
-    heights), bool. ``lift_mm`` (broadcastable to ``shape``) moves each voxel up by so many mm
+    between the disc's endplates (:func:`_between_endplates`: up to ``ENDPLATE_REACH`` half
+    heights, the half height where no endplate is met), bool. ``lift_mm`` (broadcastable to ``shape``) moves each voxel up by so many mm
     against every plane (the neural arch of a vertebra reaches below its disc plane, see
     ``ARCH_SLOPE``); it must be 0 in ``region``."""
     nx, ny, nz = shape
@@ -156,10 +172,11 @@ def _segment_index(
         idx += (s > 0).astype(np.int16)
         if region is not None and barrier is not None:
             reach = max(ENDPLATE_REACH * d.half_height_mm, d.half_height_mm + spacing_mm[2])
-            slab |= _between_endplates(s, region, barrier, reach, spacing_mm[2])
+            slab |= _between_endplates(s, region, barrier, reach, spacing_mm[2], d.half_height_mm)
         np.abs(s, out=s)
         np.minimum(near, s, out=near)
-        slab |= s < np.float32(d.half_height_mm)
+        if region is None or barrier is None:
+            slab |= s < np.float32(d.half_height_mm)
     return idx, near, slab
 
 

@@ -150,9 +150,9 @@ def _segment_index(
     distance to the nearest disc plane in mm, float32 (inf without discs); and whether it lies
     within a disc's half height of that disc's plane, or (given ``region`` and ``barrier``)
     between the disc's endplates (:func:`_between_endplates`: up to ``ENDPLATE_REACH`` half
-    heights, the half height where no endplate is met), bool. ``lift_mm`` (broadcastable to ``shape``) moves each voxel up by so many mm
-    against every plane (the neural arch of a vertebra reaches below its disc plane, see
-    ``ARCH_SLOPE``); it must be 0 in ``region``."""
+    heights, the half height where no endplate is met), bool. ``lift_mm`` (broadcastable to
+    ``shape``) moves each voxel up by so many mm against every plane (the neural arch of a
+    vertebra reaches below its disc plane, see ``ARCH_SLOPE``); it must be 0 in ``region``."""
     nx, ny, nz = shape
     idx = np.zeros(shape, dtype=np.int16)
     near = np.full(shape, np.inf, dtype=np.float32)

@@ -224,12 +224,21 @@ def _to_native(
         up = _upsample(labels_w, f, keep.shape)
         out[sl_n] = np.where(keep, up, 0)
     # the outer surface re-drawn at the half-maximum of its cortex, on the CT's own voxels
-    refine_edge(view, out, sp, ct_sigma)
     box_n = tuple(
         slice(a * k, min(b * k, n)) for a, b, k, n in zip(lo, hi, f, out.shape, strict=True)
     )
-    counts = np.bincount(out[box_n].ravel(), minlength=256)[:256]
-    return to_ct_grid(out, working), counts.astype(np.int64)
+    refine_edge(view, out, sp, ct_sigma, (box_n[0], box_n[1], box_n[2]))
+    return to_ct_grid(out, working), _label_counts(out, box_n)
+
+
+def _label_counts(labels: npt.NDArray[np.uint8], box: tuple[slice, ...]) -> npt.NDArray[np.int64]:
+    """Voxels per label (256,) inside ``box`` (it holds every label), counted a few slices at
+    a time (a bincount widens each voxel to 8 bytes)."""
+    counts = np.zeros(256, dtype=np.int64)
+    for k0 in range(box[2].start, box[2].stop, _RIM_SLAB):
+        part = labels[box[0], box[1], k0 : min(k0 + _RIM_SLAB, box[2].stop)]
+        counts += np.bincount(part.ravel(), minlength=256)[:256]
+    return counts
 
 
 def _upsample(

@@ -183,9 +183,12 @@ def _study_id(obj: models.Model) -> str | None:
     return None
 
 
-def created(obj: M) -> M:
-    """Validate and INSERT a new row, with its audit event in the same transaction."""
-    _full_clean(obj)
+def created(obj: M, *, check_unique: bool = True) -> M:
+    """Validate and INSERT a new row, with its audit event in the same transaction.
+
+    ``check_unique=False``: the caller checked the unique fields already (one query each saved);
+    the database's unique constraints still refuse a clash (RegistryError)."""
+    _full_clean(obj, unique=check_unique)
     with transaction.atomic(savepoint=False):  # see the module docstring
         with _integrity(obj):
             obj.save(force_insert=True)

@@ -263,11 +263,16 @@ def create_patient(
         candidate = given or next_study_id()
         try:
             with transaction.atomic():
-                patient = created(m.Patient(study_id=candidate, case_manager=case_manager))
+                # a generated id is unique by the counter (a clash with an id typed by hand is
+                # refused by the database and retried below); the number was checked above
+                patient = created(
+                    m.Patient(study_id=candidate, case_manager=case_manager),
+                    check_unique=given is not None,
+                )
                 if given is not None:
                     note_study_ids([given])
                 if values is not None:
-                    created(m.PatientIdentity(patient=patient, **values))
+                    created(m.PatientIdentity(patient=patient, **values), check_unique=False)
                 return patient
         except RegistryError:
             clash = m.Patient.objects.filter(study_id=candidate).exists()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from spinewatch.audit.models import AuditEvent
@@ -101,7 +101,9 @@ def test_a_field_refused_by_the_model_fails_the_whole_import():
 def test_a_row_refused_by_the_database_fails_the_whole_batch():
     import_patients(_patients(1))
     procedure = m.Procedure.objects.get()
-    with pytest.raises(RegistryError, match="refused by the database"):
+    # A write joins its caller's transaction (no savepoint of its own, see the funnel's
+    # docstring): the caller's atomic block is what the refusal rolls back.
+    with pytest.raises(RegistryError, match="refused by the database"), transaction.atomic():
         inserted_rows(
             m.TreatedLevel,
             [

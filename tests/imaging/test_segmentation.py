@@ -261,8 +261,9 @@ def test_tptbox_crop_three_vertebrae(shared_file) -> None:
     assert not result.levels_confirmed
     dice = matched_dice(pred, ref)
     assert len({v.label for v in result.vertebrae}) == 3
-    # below the 0.85 target: figures and diagnosis in docs/validation.md (Built-in segmentation)
-    assert min(dice.values()) >= 0.70, dice
+    # below the 0.85 target (0.823-0.836 with the edge drawn at the cortex's half maximum, was
+    # 0.779-0.810): figures and diagnosis in docs/validation.md (Built-in segmentation)
+    assert min(dice.values()) >= 0.81, dice
 
 
 @pytest.mark.shared_data
